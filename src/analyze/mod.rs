@@ -1,0 +1,1018 @@
+//! USE rules: from the report's sections to ranked findings.
+//!
+//! Thresholds are data ([`THRESHOLDS`]), so every finding's evidence quotes the exact value it
+//! crossed. Where the seed documents disagree, the choice and the reason are in `why`. A healthy
+//! idle machine must produce no warning: every rule needs real evidence of a fault, not the
+//! mere presence of activity.
+
+use crate::model::build::r2;
+use crate::model::report::{Evidence, Finding, Host, Severity};
+use crate::model::sections::*;
+
+/// One threshold: warn at `warn`, critical at `crit` (compared with `>=` unless said).
+#[derive(Debug, Clone, Copy)]
+pub struct Threshold {
+    pub id: &'static str,
+    pub warn: f64,
+    pub crit: f64,
+    pub unit: &'static str,
+    /// Where the number comes from (seed line, or our reasoning).
+    pub why: &'static str,
+}
+
+pub const THRESHOLDS: &[Threshold] = &[
+    Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
+    Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
+    Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
+    Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
+    Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
+    Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
+    Threshold { id: "cpu.steal_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "not in the seeds; 10% steal is the common cloud alerting level" },
+    Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
+    Threshold { id: "memory.used_pct", warn: 85.0, crit: 95.0, unit: "pct", why: "seeds alert at 70% and 85% (S0:816) as early warnings for dashboards; a one-shot diagnosis warns at 85% used (MemAvailable < 15%) so a busy but healthy box is quiet" },
+    Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
+    Threshold { id: "memory.swap_kb_per_s", warn: 1.0, crit: 10240.0, unit: "kb_per_s", why: "any non-zero swap-out means memory pressure (S0:433); 10 MB/s and more is critical" },
+    Threshold { id: "memory.major_faults_per_s", warn: 100.0, crit: 1000.0, unit: "per_s", why: "major faults cost 1-10 ms each (S0:126): 100/s is ~0.1-1 s of stall per second" },
+    Threshold { id: "memory.oom_kills", warn: 1.0, crit: 1.0, unit: "count", why: "any OOM kill is an error (S0:131)" },
+    Threshold { id: "disk.aqu_sz", warn: 1.0, crit: 4.0, unit: "requests", why: "avgqu-sz > 1 means requests are queuing (S0:436); needs the device busy too" },
+    Threshold { id: "disk.util_pct", warn: 60.0, crit: 90.0, unit: "pct", why: "%util near 100% = saturated (S0:847); with the queue above 1" },
+    Threshold { id: "disk.await_ms", warn: 10.0, crit: 50.0, unit: "ms", why: "SSD await > 5 ms worth a look, > 10 ms wrong (S0:436, S0:847); warn at 10 ms so rotating disks (5-15 ms) are not flagged, critical at 50 ms" },
+    Threshold { id: "filesystem.used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "not in the seeds; df-based alerting commonly uses 90/95%" },
+    Threshold { id: "filesystem.inodes_used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "inodes exhausted = ENOSPC with free space (S3:303)" },
+    Threshold { id: "network.errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "non-zero drops/errors indicate saturation or misconfiguration (S0:438)" },
+    Threshold { id: "tcp.retrans_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "retrans non-zero = network problem (S0:1327); below 1% of segments is background noise on real links" },
+    Threshold { id: "tcp.retrans_segs_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "a share needs volume to mean something: at least 10 retransmits/s" },
+    Threshold { id: "tcp.listen_overflows_per_s", warn: 0.1, crit: 10.0, unit: "per_s", why: "any listen overflow drops a connection attempt (S0:299)" },
+    Threshold { id: "tcp.time_wait", warn: 20000.0, crit: 28000.0, unit: "count", why: "> 20,000 TIME_WAIT = near ephemeral port exhaustion (S0:1330); 28k = the default port range" },
+    Threshold { id: "conntrack.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "count at or near max (S0:1039)" },
+    Threshold { id: "file_descriptors.process_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "approaching ulimit -n causes EMFILE (S0:213)" },
+    Threshold { id: "file_descriptors.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "system-wide file-max (S0:212)" },
+    Threshold { id: "tasks.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "PID exhaustion makes fork fail (S0:104)" },
+    Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
+    Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
+    Threshold { id: "cpu.busy_pct_low", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the D-state rule: CPUs mostly idle" },
+];
+
+pub fn threshold(id: &str) -> Threshold {
+    THRESHOLDS
+        .iter()
+        .find(|t| t.id == id)
+        .copied()
+        .unwrap_or_else(|| panic!("no threshold named {id}: THRESHOLDS and the rules disagree"))
+}
+
+fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
+    Evidence {
+        metric: metric.to_string(),
+        value: r2(value),
+        comparison: cmp.to_string(),
+        threshold: t,
+        unit: unit.to_string(),
+    }
+}
+
+/// Severity for `value` against threshold `id`, if it crosses the warning level.
+fn level(id: &str, value: f64) -> Option<(Severity, Threshold)> {
+    let t = threshold(id);
+    if value >= t.crit {
+        Some((Severity::Critical, t))
+    } else if value >= t.warn {
+        Some((Severity::Warning, t))
+    } else {
+        None
+    }
+}
+
+fn finding(
+    id: &str,
+    sev: Severity,
+    resource: &str,
+    summary: String,
+    evidence: Vec<Evidence>,
+    next: Vec<String>,
+) -> Finding {
+    let score = evidence
+        .first()
+        .map(|e| {
+            if e.threshold > 0.0 {
+                e.value / e.threshold
+            } else {
+                1.0
+            }
+        })
+        .unwrap_or(1.0);
+    Finding {
+        id: id.to_string(),
+        severity: sev,
+        resource: resource.to_string(),
+        summary,
+        evidence,
+        next,
+        score: r2(score),
+    }
+}
+
+fn fmt_cpus(n: f64) -> String {
+    if (n - n.round()).abs() < 0.01 {
+        format!("{}", n.round() as i64)
+    } else {
+        format!("{n:.2}")
+    }
+}
+
+fn top_procs(s: &Sections, n: usize) -> String {
+    let Some(p) = &s.processes else {
+        return String::new();
+    };
+    p.top_cpu
+        .iter()
+        .take(n)
+        .map(|p| format!("{} (pid {}) {:.0}%", p.comm, p.pid, p.cpu_pct))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 0 {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    })
+}
+
+/// Everything the rules look at besides the sections.
+pub struct Context<'a> {
+    pub host: &'a Host,
+    pub elapsed_s: f64,
+    /// Runnable-task samples, for "consistently above" (excluding the reader itself).
+    pub runnable_samples: &'a [u32],
+}
+
+pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    cpu_rules(s, cx, &mut out);
+    memory_rules(s, &mut out);
+    disk_rules(s, &mut out);
+    net_rules(s, &mut out);
+    software_rules(s, &mut out);
+    kernel_log_rules(s, cx, &mut out);
+    rank(&mut out);
+    out
+}
+
+/// Most severe first; within a severity, furthest past its threshold; then by id for stability.
+pub fn rank(f: &mut [Finding]) {
+    f.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.score.total_cmp(&a.score))
+            .then(a.id.cmp(&b.id))
+    });
+}
+
+fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
+    let eff = cx.host.effective_cpus.max(0.01);
+    let all = s.cpus.first();
+    let vm = s.vmstat.as_ref();
+
+    // Run queue: consistently more runnable tasks than CPUs.
+    if let Some(avg) = vm.and_then(|v| v.runnable_avg) {
+        let per_cpu = avg / eff;
+        let above = cx
+            .runnable_samples
+            .iter()
+            .filter(|&&r| r as f64 > eff)
+            .count();
+        let consistent = !cx.runnable_samples.is_empty() && above * 2 >= cx.runnable_samples.len();
+        if let (Some((sev, t)), true) = (level("cpu.runnable_per_cpu", per_cpu), consistent) {
+            let load = s
+                .load
+                .as_ref()
+                .map(|l| format!(", load1 {:.2}", l.load1))
+                .unwrap_or_default();
+            let top = top_procs(s, 3);
+            let summary = format!(
+                "CPU saturated: {avg:.1} runnable tasks on {} CPUs (run queue {:.1} per CPU{load}){}",
+                fmt_cpus(eff),
+                per_cpu,
+                if top.is_empty() { String::new() } else { format!("; top: {top}") }
+            );
+            let mut e = vec![ev("cpu.runnable_per_cpu", per_cpu, ">=", t.warn, "ratio")];
+            if let Some(b) = all {
+                e.push(ev("cpu.busy_pct", b.busy_pct, ">=", 0.0, "pct"));
+            }
+            let pid = s
+                .processes
+                .as_ref()
+                .and_then(|p| p.top_cpu.first())
+                .map(|p| p.pid);
+            let mut next = vec!["triage cpu".to_string()];
+            if let Some(pid) = pid {
+                next.push(format!("pidstat -t -p {pid} 1"));
+            }
+            next.push("triage offcpu".into());
+            out.push(finding(
+                "cpu.saturation.runqueue",
+                sev,
+                "cpu",
+                summary,
+                e,
+                next,
+            ));
+        }
+    }
+
+    // One CPU pegged while the others idle.
+    if s.cpus.len() > 2 {
+        let per: Vec<&CpuRow> = s.cpus.iter().skip(1).collect();
+        if let Some(hot) = per.iter().max_by(|a, b| a.busy_pct.total_cmp(&b.busy_pct)) {
+            let others: Vec<f64> = per
+                .iter()
+                .filter(|c| c.cpu != hot.cpu)
+                .map(|c| c.busy_pct)
+                .collect();
+            let med = median(others).unwrap_or(100.0);
+            let lim = threshold("cpu.others_median_busy_pct").warn;
+            if let (Some((sev, t)), true) =
+                (level("cpu.hottest_cpu_busy_pct", hot.busy_pct), med <= lim)
+            {
+                let what = if hot.soft_pct > 50.0 {
+                    " in softirq: interrupt/network processing pinned to one CPU (check RSS/RPS)"
+                        .to_string()
+                } else {
+                    let top = s.processes.as_ref().and_then(|p| p.top_cpu.first());
+                    top.map(|p| {
+                        format!(
+                            ": single-threaded bottleneck? top: {} (pid {}) {:.0}%",
+                            p.comm, p.pid, p.cpu_pct
+                        )
+                    })
+                    .unwrap_or_default()
+                };
+                out.push(finding(
+                    "cpu.utilization.single_cpu",
+                    sev,
+                    "cpu",
+                    format!(
+                        "CPU{} at {:.0}% while the others' median is {med:.0}%{what}",
+                        hot.cpu, hot.busy_pct
+                    ),
+                    vec![
+                        ev(
+                            "cpu.hottest_cpu_busy_pct",
+                            hot.busy_pct,
+                            ">=",
+                            t.warn,
+                            "pct",
+                        ),
+                        ev("cpu.others_median_busy_pct", med, "<=", lim, "pct"),
+                    ],
+                    vec!["triage cpu".into(), "mpstat -P ALL 1".into()],
+                ));
+            }
+        }
+    }
+
+    if let Some(a) = all {
+        if let Some((sev, t)) = level("cpu.iowait_pct", a.iowait_pct) {
+            let busiest = s.disks.iter().find(|d| {
+                d.caveat
+                    .as_deref()
+                    .map(|c| !c.starts_with("memory"))
+                    .unwrap_or(true)
+            });
+            let disk = busiest
+                .map(|d| {
+                    format!(
+                        "; busiest disk {} {:.0}% busy, aqu-sz {:.1}",
+                        d.device, d.util_pct, d.aqu_sz
+                    )
+                })
+                .unwrap_or_default();
+            out.push(finding(
+                "cpu.iowait.high",
+                sev,
+                "cpu",
+                format!(
+                    "CPUs {:.0}% in iowait: the wait is on I/O, not CPU{disk}",
+                    a.iowait_pct
+                ),
+                vec![ev("cpu.iowait_pct", a.iowait_pct, ">=", t.warn, "pct")],
+                vec!["triage disk".into(), "iostat -xz 1".into()],
+            ));
+        }
+        let sys = a.sys_pct + a.irq_pct + a.soft_pct;
+        if let Some((sev, t)) = level("cpu.system_pct", sys) {
+            let top = s
+                .processes
+                .as_ref()
+                .and_then(|p| {
+                    p.top_cpu
+                        .iter()
+                        .max_by(|x, y| x.sys_pct.total_cmp(&y.sys_pct))
+                })
+                .filter(|p| p.sys_pct > 0.0);
+            let who = top
+                .map(|p| {
+                    format!(
+                        "; most system time: {} (pid {}) {:.0}% sys",
+                        p.comm, p.pid, p.sys_pct
+                    )
+                })
+                .unwrap_or_default();
+            let mut next = vec!["triage syscalls".to_string()];
+            if let Some(p) = top {
+                next[0] = format!("triage syscalls --pid {}", p.pid);
+            }
+            out.push(finding(
+                "cpu.utilization.system_time",
+                sev,
+                "cpu",
+                format!("High kernel time: {sys:.0}% of CPU in system/irq/softirq{who}"),
+                vec![ev("cpu.system_pct", sys, ">=", t.warn, "pct")],
+                next,
+            ));
+        }
+        if let Some((sev, t)) = level("cpu.steal_pct", a.steal_pct) {
+            out.push(finding(
+                "cpu.errors.steal",
+                sev,
+                "cpu",
+                format!(
+                    "Hypervisor steal {:.0}%: this VM waits for physical CPUs held by other guests",
+                    a.steal_pct
+                ),
+                vec![ev("cpu.steal_pct", a.steal_pct, ">=", t.warn, "pct")],
+                vec![
+                    "mpstat -P ALL 1".into(),
+                    "ask the provider / move to a less contended host".into(),
+                ],
+            ));
+        }
+    }
+
+    // cgroup CPU throttling.
+    let host_idle = all.map(|a| a.idle_pct).unwrap_or(0.0);
+    for c in &s.cgroups {
+        let Some(p) = c.throttled_periods_pct else {
+            continue;
+        };
+        if let Some((sev, t)) = level("cgroup.throttled_periods_pct", p) {
+            let quota = c
+                .cpu_limit_cpus
+                .map(|q| format!(" at a {}-CPU quota", fmt_cpus(q)))
+                .unwrap_or_default();
+            let used = c
+                .cpu_used_cpus
+                .map(|u| format!(", using {u:.2} CPUs"))
+                .unwrap_or_default();
+            let ms = c
+                .throttled_ms_per_s
+                .map(|m| format!(" ({m:.0} ms/s throttled)"))
+                .unwrap_or_default();
+            let cap = if host_idle >= 20.0 {
+                format!(" while the host is {host_idle:.0}% idle: the limit, not the machine, is the cap")
+            } else {
+                String::new()
+            };
+            let mut e = vec![ev("cgroup.throttled_periods_pct", p, ">=", t.warn, "pct")];
+            if let Some(q) = c.cpu_limit_cpus {
+                e.push(ev("cgroup.cpu_limit_cpus", q, "=", q, "cpus"));
+            }
+            out.push(finding(
+                "cgroup.cpu.throttled",
+                sev,
+                "cgroup",
+                format!(
+                    "cgroup {} CPU-throttled in {p:.0}% of periods{quota}{used}{ms}{cap}",
+                    c.path
+                ),
+                e,
+                vec![
+                    format!("triage cpu --cgroup {}", c.path),
+                    "raise or remove the CPU limit (cpu.max / cfs_quota_us), or reduce parallelism"
+                        .into(),
+                ],
+            ));
+        }
+    }
+
+    // High load with idle CPUs and D-state tasks: I/O or NFS stall.
+    if let (Some(l), Some(a), Some(v)) = (&s.load, all, vm) {
+        let blocked = v.blocked_avg.unwrap_or(0.0);
+        let low = threshold("cpu.busy_pct_low").warn;
+        if l.load1_per_cpu >= threshold("cpu.load1_per_cpu").warn && a.busy_pct < low {
+            if let Some((sev, t)) = level("tasks.blocked_avg", blocked) {
+                let d = s.processes.as_ref().and_then(|p| p.d_state.first());
+                let who = d
+                    .map(|d| {
+                        format!(
+                            "; e.g. {} (pid {}) in {}",
+                            d.comm,
+                            d.tid,
+                            d.wchan.as_deref().unwrap_or("?")
+                        )
+                    })
+                    .unwrap_or_default();
+                out.push(finding(
+                    "cpu.saturation.dstate_load",
+                    sev,
+                    "tasks",
+                    format!(
+                        "Load {:.1} on {} CPUs but CPUs {:.0}% busy: {blocked:.1} tasks blocked in D state (I/O or NFS stall){who}",
+                        l.load1,
+                        fmt_cpus(l.effective_cpus),
+                        a.busy_pct
+                    ),
+                    vec![
+                        ev("tasks.blocked_avg", blocked, ">=", t.warn, "count"),
+                        ev("cpu.load1_per_cpu", l.load1_per_cpu, ">=", threshold("cpu.load1_per_cpu").warn, "ratio"),
+                        ev("cpu.busy_pct", a.busy_pct, "<", low, "pct"),
+                    ],
+                    vec!["triage disk".into(), "triage offcpu".into(), "cat /proc/PID/stack".into()],
+                ));
+            }
+        }
+    }
+}
+
+fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
+    let vm = s.vmstat.as_ref();
+    if let Some(m) = &s.memory {
+        if let Some(avail) = m.available_pct {
+            let used = 100.0 - avail;
+            if let Some((sev, t)) = level("memory.used_pct", used) {
+                let top = s.processes.as_ref().and_then(|p| p.top_rss.first());
+                let who = top
+                    .map(|p| {
+                        format!(
+                            "; largest: {} (pid {}) {}",
+                            p.comm,
+                            p.pid,
+                            human_bytes(p.rss_bytes)
+                        )
+                    })
+                    .unwrap_or_default();
+                out.push(finding(
+                    "memory.utilization.available_low",
+                    sev,
+                    "memory",
+                    format!(
+                        "Low memory: only {} available of {} ({avail:.0}%){who}",
+                        human_bytes(m.available_bytes.unwrap_or(0)),
+                        human_bytes(m.total_bytes)
+                    ),
+                    vec![ev("memory.used_pct", used, ">=", t.warn, "pct")],
+                    vec!["triage mem".into(), "ps aux --sort=-rss | head".into()],
+                ));
+            }
+        }
+    }
+    if let Some(v) = vm {
+        let si = v.swap_in_kb_per_s.unwrap_or(0.0);
+        let so = v.swap_out_kb_per_s.unwrap_or(0.0);
+        if let Some((sev, t)) = level("memory.swap_kb_per_s", si + so) {
+            let cg = s
+                .cgroups
+                .iter()
+                .filter(|c| {
+                    c.memory_used_pct.unwrap_or(0.0) >= 80.0 || c.swap_bytes.unwrap_or(0) > 0
+                })
+                .max_by(|a, b| {
+                    a.memory_used_pct
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.memory_used_pct.unwrap_or(0.0))
+                });
+            let cgs = cg
+                .map(|c| {
+                    format!(
+                        "; cgroup {} at {} of its {} limit",
+                        c.path,
+                        human_bytes(c.memory_bytes.unwrap_or(0)),
+                        human_bytes(c.memory_limit_bytes.unwrap_or(0))
+                    )
+                })
+                .unwrap_or_default();
+            let majf = v
+                .major_faults_per_s
+                .map(|m| format!(", {m:.0} major faults/s"))
+                .unwrap_or_default();
+            let top = s
+                .processes
+                .as_ref()
+                .and_then(|p| p.top_cpu.iter().find(|p| p.major_faults_per_s > 0.0));
+            let who = top
+                .map(|p| format!("; faulting: {} (pid {})", p.comm, p.pid))
+                .unwrap_or_default();
+            out.push(finding(
+                "memory.saturation.swapping",
+                sev,
+                "memory",
+                format!(
+                    "Memory pressure: swapping in {si:.0} kB/s, out {so:.0} kB/s{majf}{cgs}{who}"
+                ),
+                vec![
+                    ev("memory.swap_kb_per_s", si + so, ">=", t.warn, "kb_per_s"),
+                    ev("memory.swap_in_kb_per_s", si, ">=", 0.0, "kb_per_s"),
+                    ev("memory.swap_out_kb_per_s", so, ">=", 0.0, "kb_per_s"),
+                ],
+                vec!["triage mem".into(), "vmstat 1".into()],
+            ));
+        } else if let Some(mf) = v.major_faults_per_s {
+            if let Some((sev, t)) = level("memory.major_faults_per_s", mf) {
+                let top =
+                    s.processes
+                        .as_ref()
+                        .and_then(|p| {
+                            p.top_cpu.iter().chain(p.top_rss.iter()).max_by(|a, b| {
+                                a.major_faults_per_s.total_cmp(&b.major_faults_per_s)
+                            })
+                        })
+                        .filter(|p| p.major_faults_per_s > 0.0);
+                let who = top
+                    .map(|p| {
+                        format!(
+                            "; top: {} (pid {}) {:.0}/s",
+                            p.comm, p.pid, p.major_faults_per_s
+                        )
+                    })
+                    .unwrap_or_default();
+                out.push(finding(
+                    "memory.saturation.major_faults",
+                    sev,
+                    "memory",
+                    format!("Major-fault storm: {mf:.0} page faults/s needing disk reads (working set does not fit in RAM?){who}"),
+                    vec![ev("memory.major_faults_per_s", mf, ">=", t.warn, "per_s")],
+                    vec!["triage mem".into(), "sar -B 1".into()],
+                ));
+            }
+        }
+    }
+    // OOM kills: counter, cgroup events, or kernel log in the window (one finding).
+    let counter = vm.and_then(|v| v.oom_kills).unwrap_or(0);
+    let cg: Vec<&CgroupRow> = s
+        .cgroups
+        .iter()
+        .filter(|c| c.oom_kills.unwrap_or(0) > 0)
+        .collect();
+    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sum();
+    let kills = counter.max(cg_kills);
+    if kills > 0 {
+        let victim = s
+            .kernel_log
+            .as_ref()
+            .and_then(|k| k.events.iter().rev().find(|e| e.class.contains("OOM")))
+            .map(|e| format!("; kernel: {}", e.message))
+            .unwrap_or_default();
+        let cgs = cg
+            .first()
+            .map(|c| format!(" in cgroup {}", c.path))
+            .unwrap_or_default();
+        let t = threshold("memory.oom_kills");
+        out.push(finding(
+            "memory.errors.oom_kill",
+            Severity::Critical,
+            "memory",
+            format!("OOM killer fired {kills} time(s) in the window{cgs}{victim}"),
+            vec![ev("memory.oom_kills", kills as f64, ">=", t.warn, "count")],
+            vec![
+                "triage mem".into(),
+                "dmesg -T | grep -i -A5 'killed process'".into(),
+            ],
+        ));
+    }
+    for c in &s.cgroups {
+        let Some(p) = c.memory_used_pct else { continue };
+        if let Some((sev, t)) = level("cgroup.memory_used_pct", p) {
+            out.push(finding(
+                "cgroup.memory.near_limit",
+                sev,
+                "cgroup",
+                format!(
+                    "cgroup {} uses {} of its {} memory limit ({p:.0}%): reclaim, swap or OOM kills follow",
+                    c.path,
+                    human_bytes(c.memory_bytes.unwrap_or(0)),
+                    human_bytes(c.memory_limit_bytes.unwrap_or(0))
+                ),
+                vec![ev("cgroup.memory_used_pct", p, ">=", t.warn, "pct")],
+                vec![format!("triage mem --cgroup {}", c.path)],
+            ));
+        }
+    }
+}
+
+fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
+    let consumer = || {
+        let p = s.processes.as_ref()?;
+        if let Some(d) = p.d_state.first() {
+            return Some(format!("; in D state: {} (pid {})", d.comm, d.pid));
+        }
+        p.top_cpu
+            .first()
+            .map(|t| format!("; top CPU: {} (pid {}) {:.0}%", t.comm, t.pid, t.cpu_pct))
+    };
+    for d in &s.disks {
+        if d.caveat.as_deref().is_some_and(|c| c.starts_with("memory")) {
+            continue;
+        }
+        let (ta, tu) = (threshold("disk.aqu_sz"), threshold("disk.util_pct"));
+        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn {
+            let sev = if d.aqu_sz >= ta.crit && d.util_pct >= tu.crit {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            let awaits = match (d.r_await_ms, d.w_await_ms) {
+                (Some(r), Some(w)) => format!(", r_await {r:.1} ms, w_await {w:.1} ms"),
+                (Some(r), None) => format!(", r_await {r:.1} ms"),
+                (None, Some(w)) => format!(", w_await {w:.1} ms"),
+                _ => String::new(),
+            };
+            out.push(finding(
+                "disk.saturation.queue",
+                sev,
+                "disk",
+                format!(
+                    "Disk {} saturated: {:.0}% busy with {:.1} requests queued (aqu-sz){awaits}, {:.0} IOPS{}",
+                    d.device,
+                    d.util_pct,
+                    d.aqu_sz,
+                    d.r_per_s + d.w_per_s,
+                    consumer().unwrap_or_default()
+                ),
+                vec![
+                    ev("disk.aqu_sz", d.aqu_sz, ">", ta.warn, "requests"),
+                    ev("disk.util_pct", d.util_pct, ">=", tu.warn, "pct"),
+                ],
+                vec![format!("triage disk"), "iotop -o".into(), format!("iostat -xz {} 1", d.device)],
+            ));
+        }
+        let worst = [d.r_await_ms, d.w_await_ms]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max);
+        if let Some(w) = worst {
+            if let Some((sev, t)) = level("disk.await_ms", w) {
+                let ios = d.r_per_s + d.w_per_s;
+                if ios >= 1.0 {
+                    out.push(finding(
+                        "disk.saturation.await",
+                        sev,
+                        "disk",
+                        format!("Disk {} slow: I/O takes {w:.1} ms on average ({ios:.0} IOPS, {:.0}% busy)", d.device, d.util_pct),
+                        vec![ev("disk.await_ms", w, ">=", t.warn, "ms")],
+                        vec!["triage disk".into(), "biolatency (bcc/libbpf-tools)".into()],
+                    ));
+                }
+            }
+        }
+    }
+    for f in &s.filesystems {
+        if f.read_only {
+            continue;
+        }
+        if let Some((sev, t)) = f.used_pct.and_then(|p| level("filesystem.used_pct", p)) {
+            out.push(finding(
+                "filesystem.utilization.space",
+                sev,
+                "filesystem",
+                format!(
+                    "Filesystem {} {:.0}% full ({} free of {})",
+                    f.mount_point,
+                    f.used_pct.unwrap_or(0.0),
+                    human_bytes(f.avail_bytes),
+                    human_bytes(f.size_bytes)
+                ),
+                vec![ev(
+                    "filesystem.used_pct",
+                    f.used_pct.unwrap_or(0.0),
+                    ">=",
+                    t.warn,
+                    "pct",
+                )],
+                vec![format!(
+                    "du -xh --max-depth=2 {} | sort -h | tail",
+                    f.mount_point
+                )],
+            ));
+        }
+        if let Some((sev, t)) = f
+            .inodes_used_pct
+            .and_then(|p| level("filesystem.inodes_used_pct", p))
+        {
+            out.push(finding(
+                "filesystem.utilization.inodes",
+                sev,
+                "filesystem",
+                format!(
+                    "Filesystem {} out of inodes: {:.0}% used (ENOSPC even with free space)",
+                    f.mount_point,
+                    f.inodes_used_pct.unwrap_or(0.0)
+                ),
+                vec![ev(
+                    "filesystem.inodes_used_pct",
+                    f.inodes_used_pct.unwrap_or(0.0),
+                    ">=",
+                    t.warn,
+                    "pct",
+                )],
+                vec![format!("df -i {}", f.mount_point)],
+            ));
+        }
+    }
+}
+
+fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
+    for i in &s.interfaces {
+        let bad = i.rx_errors_per_s + i.tx_errors_per_s + i.rx_drops_per_s + i.tx_drops_per_s;
+        if let Some((sev, t)) = level("network.errors_per_s", bad) {
+            let ns = if i.namespace == "own" {
+                String::new()
+            } else {
+                format!(" ({})", i.namespace)
+            };
+            out.push(finding(
+                "network.errors.interface",
+                sev,
+                "network",
+                format!(
+                    "Interface {}{ns} dropping/erroring: rx errors {:.1}/s, rx drops {:.1}/s, tx errors {:.1}/s, tx drops {:.1}/s",
+                    i.interface, i.rx_errors_per_s, i.rx_drops_per_s, i.tx_errors_per_s, i.tx_drops_per_s
+                ),
+                vec![ev("network.errors_per_s", bad, ">=", t.warn, "per_s")],
+                vec!["triage net".into(), format!("ip -s link show {}", i.interface)],
+            ));
+        }
+    }
+    for t in &s.tcp {
+        let who = if t.namespace == "own" {
+            String::new()
+        } else if t.processes.is_empty() {
+            format!(" in {}", t.namespace)
+        } else {
+            format!(" in {} ({})", t.namespace, t.processes.join(", "))
+        };
+        if let (Some(p), Some(r)) = (t.retrans_pct, t.retrans_segs_per_s) {
+            let vol = threshold("tcp.retrans_segs_per_s");
+            if let (Some((sev, th)), true) = (level("tcp.retrans_pct", p), r >= vol.warn) {
+                out.push(finding(
+                    "tcp.errors.retransmits",
+                    sev,
+                    "tcp",
+                    format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent"),
+                    vec![
+                        ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
+                        ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
+                    ],
+                    vec![
+                        "triage net".into(),
+                        "ss -ti".into(),
+                        "tcpretrans (bcc/libbpf-tools)".into(),
+                    ],
+                ));
+            }
+        }
+        if let Some(o) = t.listen_overflows_per_s {
+            if let Some((sev, th)) = level("tcp.listen_overflows_per_s", o) {
+                out.push(finding(
+                    "tcp.saturation.listen_overflow",
+                    sev,
+                    "tcp",
+                    format!("Listen queue overflowing{who}: {o:.1} connection attempts/s dropped (the application is not accepting fast enough, or the backlog is too small)"),
+                    vec![ev("tcp.listen_overflows_per_s", o, ">=", th.warn, "per_s")],
+                    vec!["ss -ltn".into(), "triage net".into()],
+                ));
+            }
+        }
+        if let Some(tw) = t.time_wait {
+            if let Some((sev, th)) = level("tcp.time_wait", tw as f64) {
+                out.push(finding(
+                    "tcp.saturation.time_wait",
+                    sev,
+                    "tcp",
+                    format!("{tw} sockets in TIME_WAIT{who}: close to ephemeral port exhaustion for a busy peer"),
+                    vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")],
+                    vec!["ss -tan state time-wait | awk '{print $4}' | sort | uniq -c | sort -n | tail".into(), "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into()],
+                ));
+            }
+        }
+    }
+}
+
+fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
+    if let Some(l) = &s.limits {
+        if let Some(p) = l.conntrack_pct {
+            if let Some((sev, t)) = level("conntrack.used_pct", p) {
+                out.push(finding(
+                    "conntrack.utilization.table",
+                    sev,
+                    "conntrack",
+                    format!(
+                        "conntrack table {p:.0}% full ({}/{}): new flows will be dropped",
+                        l.conntrack.unwrap_or(0),
+                        l.conntrack_max.unwrap_or(0)
+                    ),
+                    vec![ev("conntrack.used_pct", p, ">=", t.warn, "pct")],
+                    vec![
+                        "conntrack -S".into(),
+                        "raise net.netfilter.nf_conntrack_max".into(),
+                    ],
+                ));
+            }
+        }
+        if let Some(p) = l.file_handles_pct {
+            if let Some((sev, t)) = level("file_descriptors.used_pct", p) {
+                out.push(finding(
+                    "file_descriptors.utilization.system",
+                    sev,
+                    "file_descriptors",
+                    format!(
+                        "System file handles {p:.0}% of fs.file-max ({}/{})",
+                        l.file_handles.unwrap_or(0),
+                        l.file_handles_max.unwrap_or(0)
+                    ),
+                    vec![ev("file_descriptors.used_pct", p, ">=", t.warn, "pct")],
+                    vec!["cat /proc/sys/fs/file-nr".into()],
+                ));
+            }
+        }
+        if let Some(p) = l.tasks_pct {
+            if let Some((sev, t)) = level("tasks.used_pct", p) {
+                out.push(finding(
+                    "tasks.utilization.pid_max",
+                    sev,
+                    "tasks",
+                    format!(
+                        "{} threads: {p:.0}% of the PID/thread limit; fork() will start failing",
+                        l.threads.unwrap_or(0)
+                    ),
+                    vec![ev("tasks.used_pct", p, ">=", t.warn, "pct")],
+                    vec!["ps -eLf | wc -l".into()],
+                ));
+            }
+        }
+    }
+    if let Some(p) = &s.processes {
+        for f in &p.fd_top {
+            let Some(u) = f.used_pct else { continue };
+            if let Some((sev, t)) = level("file_descriptors.process_pct", u) {
+                out.push(finding(
+                    "file_descriptors.utilization.process",
+                    sev,
+                    "file_descriptors",
+                    format!(
+                        "{} (pid {}) has {} of {} file descriptors open ({u:.0}%): EMFILE is near",
+                        f.comm,
+                        f.pid,
+                        f.open_fds,
+                        f.soft_limit.unwrap_or(0)
+                    ),
+                    vec![ev("file_descriptors.process_pct", u, ">=", t.warn, "pct")],
+                    vec![format!(
+                        "ls -l /proc/{}/fd | awk '{{print $NF}}' | sort | uniq -c | sort -n | tail",
+                        f.pid
+                    )],
+                ));
+            }
+        }
+        if let Some((sev, t)) = level("tasks.zombies", p.zombies as f64) {
+            let parent = p
+                .zombie_parent
+                .as_ref()
+                .map(|z| {
+                    format!(
+                        "; {} of them children of {} (pid {}), which does not reap them",
+                        z.count, z.comm, z.pid
+                    )
+                })
+                .unwrap_or_default();
+            out.push(finding(
+                "tasks.errors.zombies",
+                sev,
+                "tasks",
+                format!("{} zombie processes{parent}", p.zombies),
+                vec![ev("tasks.zombies", p.zombies as f64, ">=", t.warn, "count")],
+                vec!["ps -eo pid,ppid,stat,comm | awk '$3 ~ /Z/'".into()],
+            ));
+        }
+    }
+}
+
+fn kernel_log_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
+    let Some(k) = &s.kernel_log else { return };
+    if k.events.is_empty() {
+        return;
+    }
+    // In the window (plus a second of slack for clock granularity) is happening now.
+    let recent: Vec<&KlogEvent> = k
+        .events
+        .iter()
+        .filter(|e| e.age_s <= cx.elapsed_s + 1.0)
+        .collect();
+    let older = k.events.len() - recent.len();
+    if let Some(last) = recent.last() {
+        let sev = if recent.iter().any(|e| {
+            e.class.contains("OOM") || e.class.contains("error") || e.class.contains("hung")
+        }) {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        out.push(finding(
+            "kernel_log.errors.recent",
+            sev,
+            "kernel_log",
+            format!(
+                "Kernel logged {} problem message(s) during the window, last: [{}] {}",
+                recent.len(),
+                last.class,
+                last.message
+            ),
+            vec![ev(
+                "kernel_log.error_events",
+                recent.len() as f64,
+                ">=",
+                1.0,
+                "count",
+            )],
+            vec!["dmesg -T | tail -50".into()],
+        ));
+    }
+    if older > 0 {
+        let last = k.events.iter().rev().find(|e| e.age_s > cx.elapsed_s + 1.0);
+        if let Some(last) = last {
+            out.push(finding(
+                "kernel_log.errors.earlier",
+                Severity::Info,
+                "kernel_log",
+                format!(
+                    "Kernel logged {older} problem message(s) in the {:.0} min before the window, last {:.0} s ago: [{}] {}",
+                    k.lookback_s / 60.0,
+                    last.age_s,
+                    last.class,
+                    last.message
+                ),
+                vec![ev("kernel_log.error_events", older as f64, ">=", 1.0, "count")],
+                vec!["dmesg -T | tail -50".into()],
+            ));
+        }
+    }
+}
+
+/// `1.5 GiB`.
+pub fn human_bytes(b: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_threshold_is_ordered_and_unique() {
+        for (i, t) in THRESHOLDS.iter().enumerate() {
+            assert!(t.warn <= t.crit, "{}", t.id);
+            assert!(
+                THRESHOLDS[i + 1..].iter().all(|o| o.id != t.id),
+                "duplicate {}",
+                t.id
+            );
+        }
+    }
+
+    #[test]
+    fn level_picks_severity() {
+        assert_eq!(level("disk.await_ms", 5.0).map(|l| l.0), None);
+        assert_eq!(
+            level("disk.await_ms", 10.0).map(|l| l.0),
+            Some(Severity::Warning)
+        );
+        assert_eq!(
+            level("disk.await_ms", 80.0).map(|l| l.0),
+            Some(Severity::Critical)
+        );
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

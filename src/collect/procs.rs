@@ -1,0 +1,236 @@
+//! Per-process readings: /proc/PID/stat at both ends of the window (kept open in between, so the
+//! second read is a cheap `pread` and a reused PID can never be mistaken for the old process),
+//! plus end-of-window facts for the few processes the rules look at (open fds, fd limit,
+//! network namespace).
+//!
+//! A process that vanishes mid-scan is skipped: that is normal, not an error.
+
+use std::collections::BTreeMap;
+
+use procfs_core::process::{LimitValue, Limits, Stat};
+use procfs_core::FromRead;
+
+use super::Problem;
+use crate::host::Source;
+
+/// Kernel threads carry PF_KTHREAD in the stat flags.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcSample {
+    pub pid: i32,
+    pub ppid: i32,
+    pub comm: String,
+    pub state: char,
+    pub utime: u64,
+    pub stime: u64,
+    pub minflt: u64,
+    pub majflt: u64,
+    pub num_threads: i64,
+    pub starttime: u64,
+    pub rss_pages: u64,
+    pub kernel_thread: bool,
+}
+
+impl ProcSample {
+    fn from_stat(s: &Stat) -> Self {
+        ProcSample {
+            pid: s.pid,
+            ppid: s.ppid,
+            comm: s.comm.clone(),
+            state: s.state,
+            utime: s.utime,
+            stime: s.stime,
+            minflt: s.minflt,
+            majflt: s.majflt,
+            num_threads: s.num_threads,
+            starttime: s.starttime,
+            rss_pages: s.rss,
+            kernel_thread: s.flags & PF_KTHREAD != 0,
+        }
+    }
+}
+
+/// Every process at one moment, by PID.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcScan {
+    pub procs: BTreeMap<i32, ProcSample>,
+    /// Entries whose stat could not be parsed (garbled, not vanished).
+    pub garbled: usize,
+}
+
+fn pids(src: &dyn Source) -> std::io::Result<Vec<i32>> {
+    let mut v: Vec<i32> = src
+        .list("proc")?
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
+    let mut out = ProcScan::default();
+    let list = match pids(src) {
+        Ok(l) => l,
+        Err(e) => {
+            problems.push(Problem::io("processes", "proc", &e));
+            return out;
+        }
+    };
+    for pid in list {
+        let path = format!("proc/{pid}/stat");
+        // ENOENT/ESRCH: the process exited between the listing and the read.
+        let Ok(bytes) = src.read_kept(&path) else {
+            continue;
+        };
+        match Stat::from_read(&bytes[..]) {
+            Ok(s) => {
+                out.procs.insert(pid, ProcSample::from_stat(&s));
+            }
+            Err(_) => out.garbled += 1,
+        }
+    }
+    if out.garbled > 0 {
+        problems.push(Problem::new(
+            "some processes",
+            "proc/PID/stat",
+            format!("{} unparseable stat file(s) skipped", out.garbled),
+        ));
+    }
+    out
+}
+
+/// Open fd count and the soft RLIMIT_NOFILE of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FdUse {
+    pub open: u64,
+    pub soft_limit: Option<u64>,
+}
+
+/// How many of the processes with the most open fds get their limits read.
+pub const FD_LIMIT_CANDIDATES: usize = 20;
+
+/// Open-fd counts (the size of /proc/PID/fd, Linux >= 6.2) of user processes, and the fd limit
+/// of the ones with the most open: a process near its limit is one of those. Returns fd use by
+/// pid and how many processes could not be inspected (permissions).
+pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize) {
+    let mut counts: Vec<(i32, u64)> = Vec::new();
+    let mut denied = 0;
+    for p in scan
+        .procs
+        .values()
+        .filter(|p| !p.kernel_thread && p.state != 'Z')
+    {
+        match src.stat_size(&format!("proc/{}/fd", p.pid)) {
+            Ok(n) => counts.push((p.pid, n)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(_) => {}
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut out = BTreeMap::new();
+    for (i, (pid, open)) in counts.into_iter().enumerate() {
+        let soft_limit = if i < FD_LIMIT_CANDIDATES {
+            src.read(&format!("proc/{pid}/limits"))
+                .ok()
+                .and_then(|b| Limits::from_read(&b[..]).ok())
+                .and_then(|l| match l.max_open_files.soft_limit {
+                    LimitValue::Value(v) => Some(v),
+                    LimitValue::Unlimited => None,
+                })
+        } else {
+            None
+        };
+        out.insert(pid, FdUse { open, soft_limit });
+    }
+    (out, denied)
+}
+
+/// Network namespaces seen among processes: inode -> member pids (sorted).
+pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i32>>, usize) {
+    let mut out: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
+    let mut denied = 0;
+    for p in scan
+        .procs
+        .values()
+        .filter(|p| !p.kernel_thread && p.state != 'Z')
+    {
+        match src.readlink(&format!("proc/{}/ns/net", p.pid)) {
+            Ok(t) => {
+                if let Some(ino) = ns_inode(&t) {
+                    out.entry(ino).or_default().push(p.pid);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(_) => {}
+        }
+    }
+    (out, denied)
+}
+
+/// `net:[4026531840]` -> 4026531840.
+pub fn ns_inode(link: &str) -> Option<u64> {
+    link.split_once('[')?.1.strip_suffix(']')?.parse().ok()
+}
+
+/// Threads in uninterruptible sleep (D), as (pid, tid, comm, wchan).
+pub fn d_state_threads(
+    src: &dyn Source,
+    scan: &ProcScan,
+    limit: usize,
+) -> Vec<(i32, i32, String, Option<String>)> {
+    let mut out = Vec::new();
+    for p in scan.procs.values() {
+        if out.len() >= limit {
+            break;
+        }
+        let tids: Vec<i32> = if p.num_threads > 1 {
+            match src.list(&format!("proc/{}/task", p.pid)) {
+                Ok(l) => {
+                    let mut v: Vec<i32> = l.iter().filter_map(|t| t.parse().ok()).collect();
+                    v.sort_unstable();
+                    v
+                }
+                Err(_) => continue,
+            }
+        } else if p.state == 'D' {
+            vec![p.pid]
+        } else {
+            continue;
+        };
+        for tid in tids {
+            let st = if tid == p.pid && p.num_threads <= 1 {
+                Some((p.state, p.comm.clone()))
+            } else {
+                src.read(&format!("proc/{}/task/{tid}/stat", p.pid))
+                    .ok()
+                    .and_then(|b| Stat::from_read(&b[..]).ok())
+                    .map(|s| (s.state, s.comm))
+            };
+            if let Some(('D', comm)) = st {
+                let wchan = src
+                    .read_string(&format!("proc/{}/task/{tid}/wchan", p.pid))
+                    .ok()
+                    .map(|w| w.trim().to_string())
+                    .filter(|w| !w.is_empty() && w != "0");
+                out.push((p.pid, tid, comm, wchan));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_inode_parses_link() {
+        assert_eq!(ns_inode("net:[4026531840]"), Some(4026531840));
+        assert_eq!(ns_inode("net:4026531840"), None);
+    }
+}

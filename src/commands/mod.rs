@@ -1,0 +1,59 @@
+//! Subcommands. Each one chooses which readings, sections and rules take part; the pipeline
+//! (collect -> model -> analyze -> render) is shared. A new subcommand is one file here plus
+//! one entry in `cli::Command`.
+
+pub mod sixty_second;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::cli::{Cli, ColorChoice, Command, Format};
+use crate::model::report::Report;
+use crate::render;
+
+/// Set by SIGINT/SIGTERM: the window ends early and the report covers the time measured.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let g = &cli.global;
+    let report: Result<Report, String> = match &cli.command {
+        Command::SixtySecond(w) => sixty_second::run(w, None, "", g.verbose),
+        Command::Capture { out, note, window } => {
+            sixty_second::run(window, Some(out), note, g.verbose)
+        }
+    };
+    match report {
+        Ok(r) => {
+            let json = g.json || g.format == Format::Json;
+            let text = if json {
+                render::json(&r)
+            } else {
+                let color = match g.color {
+                    ColorChoice::Always => true,
+                    ColorChoice::Never => false,
+                    ColorChoice::Auto => {
+                        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    }
+                };
+                render::table::render(&r, &render::table::Style { color })
+            };
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+            0
+        }
+        Err(e) => {
+            eprintln!("triage: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Where the system lives (a [`Source`]) and facts about it.
+
+pub mod source;
+
+pub use source::{FixtureSource, FsStat, LiveSource, Source};

@@ -1,0 +1,460 @@
+//! Where readings come from: the live system, a live system being recorded into a fixture, or a
+//! fixture directory recorded earlier.
+//!
+//! Every reader in `collect` takes a `&dyn Source` and names files relative to the system root
+//! (`"proc/stat"`, `"sys/block/vda/queue/rotational"`): nothing hard-codes `/proc`. Because every
+//! byte a reader sees passes through here, recording a fixture is just copying what passed
+//! through, so the capture format and the fixture format are the same thing.
+//!
+//! Facts that are not file contents are stored in the fixture as small files of their own:
+//! - `stat_size(p)`: the `st_size` of `p` (Linux >= 6.2 reports the open-fd count as the size
+//!   of `/proc/PID/fd`), stored as a file at `p` holding the decimal number.
+//! - `statvfs(mount)`: stored in `statvfs.json` at the top of the snapshot.
+//! - `readlink(p)`: stored as a symlink with the same target.
+//! - `kmsg()`: the kernel log records, stored as `dev/kmsg` (one record per line, as read).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Filesystem capacity of one mount, as `statvfs(3)` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsStat {
+    pub block_size: u64,
+    pub blocks: u64,
+    pub blocks_free: u64,
+    pub blocks_avail: u64,
+    pub files: u64,
+    pub files_free: u64,
+    pub read_only: bool,
+}
+
+/// A system root to read from. Paths are relative to the root and use `/`.
+pub trait Source: Send + Sync {
+    /// The whole content of a file.
+    fn read(&self, rel: &str) -> io::Result<Vec<u8>>;
+    /// Like `read`, for a file the caller will read again later in the same run (per-process
+    /// `stat` at t0 and t1). A live source keeps the file open and re-reads it with `pread`,
+    /// which is cheaper than a new path lookup and never confuses a reused PID with the old
+    /// process (the old file answers ESRCH).
+    fn read_kept(&self, rel: &str) -> io::Result<Vec<u8>> {
+        self.read(rel)
+    }
+    /// Names in a directory (unsorted, without `.` and `..`).
+    fn list(&self, rel: &str) -> io::Result<Vec<String>>;
+    /// Target of a symbolic link.
+    fn readlink(&self, rel: &str) -> io::Result<String>;
+    /// `st_size` of a path (used for the open-fd count of `/proc/PID/fd`).
+    fn stat_size(&self, rel: &str) -> io::Result<u64>;
+    /// Capacity of the filesystem mounted at an absolute mount point (`/`, `/var`).
+    fn statvfs(&self, mount_point: &str) -> io::Result<FsStat>;
+    /// Kernel log records available now, read without blocking (`/dev/kmsg`).
+    fn kmsg(&self) -> io::Result<Vec<u8>>;
+
+    /// `read` as UTF-8 (lossy: system files are text, but a garbled one must not stop the run).
+    fn read_string(&self, rel: &str) -> io::Result<String> {
+        self.read(rel)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+    /// `read_kept` as UTF-8 (lossy).
+    fn read_kept_string(&self, rel: &str) -> io::Result<String> {
+        self.read_kept(rel)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+}
+
+/// The running system, rooted at `base` (normally `/`), optionally recording what it reads.
+pub struct LiveSource {
+    base: PathBuf,
+    kept: Mutex<HashMap<String, File>>,
+    /// Files we may keep open at once: stays well under RLIMIT_NOFILE.
+    kept_cap: usize,
+    recorder: Option<Recorder>,
+}
+
+impl LiveSource {
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        let kept_cap = raise_nofile_limit().saturating_sub(64) as usize;
+        LiveSource {
+            base: base.into(),
+            kept: Mutex::new(HashMap::new()),
+            kept_cap,
+            recorder: None,
+        }
+    }
+
+    /// Record every reading into `dir/<phase>/...` from now on.
+    pub fn with_recorder(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.recorder = Some(Recorder::new(dir.into()));
+        self
+    }
+
+    /// Subsequent recordings go to `dir/<phase>/` (`t0`, `samples/003`, `t1`).
+    pub fn set_phase(&self, phase: &str) {
+        if let Some(r) = &self.recorder {
+            r.set_phase(phase);
+        }
+    }
+
+    /// Write what the recorder holds in memory (statvfs results) for the current phase.
+    pub fn flush_recording(&self) -> io::Result<()> {
+        match &self.recorder {
+            Some(r) => r.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Close kept files (end of a run): they hold per-process references.
+    pub fn forget_kept(&self) {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel)
+    }
+
+    fn record(&self, rel: &str, data: &[u8]) {
+        if let Some(r) = &self.recorder {
+            r.file(rel, data);
+        }
+    }
+}
+
+/// Raise RLIMIT_NOFILE's soft limit to the hard limit for this process only (so that per-process
+/// files can be kept open between t0 and t1); returns the soft limit now in force.
+fn raise_nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
+        if cur < max {
+            lim.current = Some(max.min(1 << 20));
+            if setrlimit(Resource::Nofile, lim.clone()).is_err() {
+                return cur;
+            }
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(1024)
+}
+
+fn read_all(mut f: &File) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    f.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+fn pread_all(f: &File) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = f.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+impl Source for LiveSource {
+    fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
+        let data = std::fs::read(self.path(rel))?;
+        self.record(rel, &data);
+        Ok(data)
+    }
+
+    fn read_kept(&self, rel: &str) -> io::Result<Vec<u8>> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let data = if let Some(f) = kept.get(rel) {
+            let r = pread_all(f);
+            if r.is_err() {
+                kept.remove(rel);
+            }
+            r?
+        } else {
+            let f = File::open(self.path(rel))?;
+            let data = read_all(&f)?;
+            if kept.len() < self.kept_cap {
+                kept.insert(rel.to_string(), f);
+            }
+            data
+        };
+        drop(kept);
+        self.record(rel, &data);
+        Ok(data)
+    }
+
+    fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.path(rel))? {
+            out.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
+    fn readlink(&self, rel: &str) -> io::Result<String> {
+        let t = std::fs::read_link(self.path(rel))?;
+        let t = t.to_string_lossy().into_owned();
+        if let Some(r) = &self.recorder {
+            r.link(rel, &t);
+        }
+        Ok(t)
+    }
+
+    fn stat_size(&self, rel: &str) -> io::Result<u64> {
+        let size = std::fs::metadata(self.path(rel))?.len();
+        self.record(rel, format!("{size}\n").as_bytes());
+        Ok(size)
+    }
+
+    fn statvfs(&self, mount_point: &str) -> io::Result<FsStat> {
+        let p = self.base.join(mount_point.trim_start_matches('/'));
+        let s = rustix::fs::statvfs(&p).map_err(io::Error::from)?;
+        let st = FsStat {
+            block_size: s.f_frsize,
+            blocks: s.f_blocks,
+            blocks_free: s.f_bfree,
+            blocks_avail: s.f_bavail,
+            files: s.f_files,
+            files_free: s.f_ffree,
+            read_only: s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+        };
+        if let Some(r) = &self.recorder {
+            r.statvfs(mount_point, st);
+        }
+        Ok(st)
+    }
+
+    fn kmsg(&self) -> io::Result<Vec<u8>> {
+        let data = read_kmsg_nonblocking(&self.path("dev/kmsg"))?;
+        self.record("dev/kmsg", &data);
+        Ok(data)
+    }
+}
+
+/// Read every record currently in the kernel's log buffer without blocking. Each `read(2)` on
+/// /dev/kmsg returns one record; EAGAIN means we have them all; EPIPE means a record was
+/// overwritten while we read (skip it and go on).
+fn read_kmsg_nonblocking(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    // A regular file (a recorded log) simply ends; the device ends with EAGAIN.
+    for _ in 0..1_000_000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if !out.ends_with(b"\n") {
+                    out.push(b'\n');
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Copies what a `LiveSource` reads into a fixture directory.
+struct Recorder {
+    dir: PathBuf,
+    phase: Mutex<String>,
+    statvfs: Mutex<BTreeMap<String, FsStat>>,
+}
+
+impl Recorder {
+    fn new(dir: PathBuf) -> Self {
+        Recorder {
+            dir,
+            phase: Mutex::new("t0".into()),
+            statvfs: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn set_phase(&self, phase: &str) {
+        let _ = self.flush();
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
+    }
+
+    fn target(&self, rel: &str) -> PathBuf {
+        let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.dir.join(phase).join(rel)
+    }
+
+    fn file(&self, rel: &str, data: &[u8]) {
+        let t = self.target(rel);
+        if let Some(p) = t.parent() {
+            let _ = std::fs::create_dir_all(p);
+        }
+        // A recording that cannot be written is a capture problem, not a reason to stop the
+        // report: the capture command checks the tree afterwards.
+        let _ = std::fs::write(t, data);
+    }
+
+    fn link(&self, rel: &str, target: &str) {
+        let t = self.target(rel);
+        if let Some(p) = t.parent() {
+            let _ = std::fs::create_dir_all(p);
+        }
+        let _ = std::fs::remove_file(&t);
+        let _ = std::os::unix::fs::symlink(OsStr::from_bytes(target.as_bytes()), t);
+    }
+
+    fn statvfs(&self, mount: &str, st: FsStat) {
+        self.statvfs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(mount.to_string(), st);
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let mut map = self.statvfs.lock().unwrap_or_else(|e| e.into_inner());
+        if map.is_empty() {
+            return Ok(());
+        }
+        let t = self.target("statvfs.json");
+        if let Some(p) = t.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::write(t, serde_json::to_vec_pretty(&*map)?)?;
+        map.clear();
+        Ok(())
+    }
+}
+
+/// One recorded snapshot directory (`fixtures/NAME/t1`).
+pub struct FixtureSource {
+    dir: PathBuf,
+    statvfs: BTreeMap<String, FsStat>,
+}
+
+impl FixtureSource {
+    pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: not a snapshot directory", dir.display()),
+            ));
+        }
+        let statvfs = match std::fs::read(dir.join("statvfs.json")) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", dir.join("statvfs.json").display()),
+                )
+            })?,
+            Err(_) => BTreeMap::new(),
+        };
+        Ok(FixtureSource { dir, statvfs })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Source for FixtureSource {
+    fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(self.path(rel))
+    }
+
+    fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.path(rel))? {
+            out.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
+    fn readlink(&self, rel: &str) -> io::Result<String> {
+        Ok(std::fs::read_link(self.path(rel))?
+            .to_string_lossy()
+            .into_owned())
+    }
+
+    fn stat_size(&self, rel: &str) -> io::Result<u64> {
+        let s = std::fs::read_to_string(self.path(rel))?;
+        s.trim()
+            .parse()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{rel}: not a size")))
+    }
+
+    fn statvfs(&self, mount_point: &str) -> io::Result<FsStat> {
+        self.statvfs.get(mount_point).copied().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{mount_point}: no statvfs recorded"),
+            )
+        })
+    }
+
+    fn kmsg(&self) -> io::Result<Vec<u8>> {
+        std::fs::read(self.path("dev/kmsg"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_reads_replay_identically() {
+        let sys = tempfile::tempdir().unwrap();
+        let rec = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sys.path().join("proc/42")).unwrap();
+        std::fs::write(sys.path().join("proc/loadavg"), "0.5 0.4 0.3 1/80 99\n").unwrap();
+        std::fs::write(sys.path().join("proc/42/stat"), "42 (x) S 1").unwrap();
+        std::os::unix::fs::symlink("net:[4026531840]", sys.path().join("proc/42/net")).unwrap();
+
+        let live = LiveSource::new(sys.path()).with_recorder(rec.path());
+        live.set_phase("t1");
+        let a = live.read_string("proc/loadavg").unwrap();
+        let b = live.read_kept_string("proc/42/stat").unwrap();
+        let l = live.readlink("proc/42/net").unwrap();
+        let vfs = live.statvfs("/").unwrap();
+        live.flush_recording().unwrap();
+
+        let fx = FixtureSource::open(rec.path().join("t1")).unwrap();
+        assert_eq!(fx.read_string("proc/loadavg").unwrap(), a);
+        assert_eq!(fx.read_string("proc/42/stat").unwrap(), b);
+        assert_eq!(fx.readlink("proc/42/net").unwrap(), l);
+        assert_eq!(fx.statvfs("/").unwrap(), vfs);
+        assert!(fx.read("proc/missing").is_err());
+    }
+
+    #[test]
+    fn kept_file_rereads_new_content() {
+        let sys = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sys.path().join("proc")).unwrap();
+        let p = sys.path().join("proc/counter");
+        std::fs::write(&p, "1").unwrap();
+        let live = LiveSource::new(sys.path());
+        assert_eq!(live.read_kept_string("proc/counter").unwrap(), "1");
+        // Rewriting in place keeps the inode, as a proc file does.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .write_all_at(b"22", 0)
+            .unwrap();
+        assert_eq!(live.read_kept_string("proc/counter").unwrap(), "22");
+    }
+}

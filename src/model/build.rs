@@ -1,0 +1,765 @@
+//! From readings to the report's detail sections: deltas over the measured window, per resource.
+//!
+//! Invariants: a counter that went backwards (reset, wrap, a PID reused) yields no value, never a
+//! negative or huge rate; rates divide by the measured elapsed time, never the nominal one.
+
+use std::collections::BTreeMap;
+
+use super::sections::*;
+use crate::collect::cgroup::CgroupSample;
+use crate::collect::disk::is_virtual_block;
+use crate::collect::kmsg;
+use crate::collect::net::NetReading;
+use crate::collect::run::Readings;
+use crate::collect::system::CpuTicks;
+
+/// How many processes the top lists hold.
+pub const TOP_N: usize = 5;
+
+/// Difference of a monotonic counter; `None` when it went backwards.
+pub fn delta(a: u64, b: u64) -> Option<u64> {
+    b.checked_sub(a)
+}
+
+/// Per-second rate of a monotonic counter over `elapsed_s`.
+pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
+    if elapsed_s <= 0.0 {
+        return None;
+    }
+    delta(a, b).map(|d| d as f64 / elapsed_s)
+}
+
+fn opt_rate(a: Option<u64>, b: Option<u64>, el: f64) -> Option<f64> {
+    rate(a?, b?, el)
+}
+
+fn pct(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| part / whole * 100.0)
+}
+
+/// Round for presentation and stable snapshots: 2 decimals (values near zero keep 4).
+pub fn r2(v: f64) -> f64 {
+    if v.abs() < 0.01 && v != 0.0 {
+        (v * 10_000.0).round() / 10_000.0
+    } else {
+        (v * 100.0).round() / 100.0
+    }
+}
+
+fn ro(v: Option<f64>) -> Option<f64> {
+    v.map(r2)
+}
+
+/// Name of a network namespace for people.
+pub fn ns_label(r: &Readings, ino: u64) -> String {
+    if Some(ino) == r.namespaces.own || ino == 0 {
+        "own".into()
+    } else {
+        format!("netns:{ino}")
+    }
+}
+
+pub fn effective_cpus(r: &Readings) -> f64 {
+    r.end
+        .effective_cpus
+        .as_ref()
+        .map(|e| e.0)
+        .filter(|v| *v > 0.0)
+        .or(r.end.online_cpus.map(f64::from))
+        .unwrap_or(1.0)
+}
+
+pub fn load(r: &Readings) -> Option<LoadSection> {
+    let l = r.t1.system.load?;
+    let eff = effective_cpus(r);
+    Some(LoadSection {
+        load1: l.one,
+        load5: l.five,
+        load15: l.fifteen,
+        effective_cpus: r2(eff),
+        load1_per_cpu: r2(l.one / eff),
+    })
+}
+
+fn cpu_row(name: String, a: &CpuTicks, b: &CpuTicks) -> Option<CpuRow> {
+    let total = delta(a.total(), b.total())? as f64;
+    if total <= 0.0 {
+        return None;
+    }
+    let f = |x: u64, y: u64| r2(y.saturating_sub(x) as f64 / total * 100.0);
+    // user and nice include guest time: mpstat shows them without it.
+    let guest = b.guest.saturating_sub(a.guest) + b.guest_nice.saturating_sub(a.guest_nice);
+    let usr = (b.user.saturating_sub(a.user)).saturating_sub(b.guest.saturating_sub(a.guest));
+    let nice =
+        (b.nice.saturating_sub(a.nice)).saturating_sub(b.guest_nice.saturating_sub(a.guest_nice));
+    let idle = f(a.idle, b.idle);
+    let iowait = f(a.iowait, b.iowait);
+    Some(CpuRow {
+        cpu: name,
+        usr_pct: r2(usr as f64 / total * 100.0),
+        nice_pct: r2(nice as f64 / total * 100.0),
+        sys_pct: f(a.system, b.system),
+        iowait_pct: iowait,
+        irq_pct: f(a.irq, b.irq),
+        soft_pct: f(a.softirq, b.softirq),
+        steal_pct: f(a.steal, b.steal),
+        guest_pct: r2(guest as f64 / total * 100.0),
+        idle_pct: idle,
+        busy_pct: r2((100.0 - idle - iowait).max(0.0)),
+    })
+}
+
+pub fn cpus(r: &Readings) -> Vec<CpuRow> {
+    let (Some(a), Some(b)) = (&r.t0.system.stat, &r.t1.system.stat) else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    rows.extend(cpu_row("all".into(), &a.total, &b.total));
+    let before: BTreeMap<u32, &CpuTicks> = a.cpus.iter().map(|(i, t)| (*i, t)).collect();
+    for (id, t1) in &b.cpus {
+        if let Some(t0) = before.get(id) {
+            rows.extend(cpu_row(id.to_string(), t0, t1));
+        }
+    }
+    rows
+}
+
+fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
+    if v.is_empty() {
+        return (None, None, None);
+    }
+    let sum: u64 = v.iter().map(|&x| x as u64).sum();
+    (
+        v.iter().min().copied(),
+        Some(r2(sum as f64 / v.len() as f64)),
+        v.iter().max().copied(),
+    )
+}
+
+pub fn vmstat(r: &Readings, all: Option<&CpuRow>) -> Option<VmstatSection> {
+    let el = r.meta.elapsed_s;
+    let (a, b) = (&r.t0.system, &r.t1.system);
+    // procs_running counts the reader itself: vmstat's `r` does too; we do not.
+    let run: Vec<u32> = r
+        .samples
+        .iter()
+        .map(|s| s.running.saturating_sub(1))
+        .collect();
+    let blk: Vec<u32> = r.samples.iter().map(|s| s.blocked).collect();
+    let (rmin, ravg, rmax) = min_avg_max(&run);
+    let (bmin, bavg, bmax) = min_avg_max(&blk);
+    let page_kb = r.meta.page_size_bytes as f64 / 1024.0;
+    let vm = |k: &str| opt_rate(a.vmstat.get(k).copied(), b.vmstat.get(k).copied(), el);
+    let (sa, sb) = (a.stat.as_ref(), b.stat.as_ref());
+    Some(VmstatSection {
+        samples: r.samples.len() as u32,
+        runnable_min: rmin,
+        runnable_avg: ravg,
+        runnable_max: rmax,
+        blocked_min: bmin,
+        blocked_avg: bavg,
+        blocked_max: bmax,
+        swap_in_kb_per_s: ro(vm("pswpin").map(|p| p * page_kb)),
+        swap_out_kb_per_s: ro(vm("pswpout").map(|p| p * page_kb)),
+        page_in_kb_per_s: ro(vm("pgpgin")),
+        page_out_kb_per_s: ro(vm("pgpgout")),
+        major_faults_per_s: ro(vm("pgmajfault")),
+        context_switches_per_s: ro(opt_rate(
+            sa.and_then(|s| s.ctxt),
+            sb.and_then(|s| s.ctxt),
+            el,
+        )),
+        interrupts_per_s: ro(opt_rate(
+            sa.and_then(|s| s.intr),
+            sb.and_then(|s| s.intr),
+            el,
+        )),
+        forks_per_s: ro(opt_rate(
+            sa.and_then(|s| s.forks),
+            sb.and_then(|s| s.forks),
+            el,
+        )),
+        oom_kills: match (a.vmstat.get("oom_kill"), b.vmstat.get("oom_kill")) {
+            (Some(&x), Some(&y)) => delta(x, y),
+            _ => None,
+        },
+        user_pct: all.map(|c| r2(c.usr_pct + c.nice_pct)),
+        system_pct: all.map(|c| r2(c.sys_pct + c.irq_pct + c.soft_pct)),
+        idle_pct: all.map(|c| c.idle_pct),
+        iowait_pct: all.map(|c| c.iowait_pct),
+        steal_pct: all.map(|c| c.steal_pct),
+    })
+}
+
+pub fn processes(r: &Readings) -> Option<ProcessSection> {
+    let el = r.meta.elapsed_s;
+    let tck = r.meta.clock_ticks_per_s.max(1) as f64;
+    let page = r.meta.page_size_bytes;
+    let p1 = &r.t1.procs.procs;
+    if p1.is_empty() {
+        return None;
+    }
+    let p0 = &r.t0.procs.procs;
+    let mut rows = Vec::new();
+    for p in p1.values() {
+        // Same PID and same start time: the same process. Otherwise it started in the window.
+        let (du, ds, dmaj) = match p0.get(&p.pid).filter(|o| o.starttime == p.starttime) {
+            Some(o) => (
+                delta(o.utime, p.utime).unwrap_or(0),
+                delta(o.stime, p.stime).unwrap_or(0),
+                delta(o.majflt, p.majflt).unwrap_or(0),
+            ),
+            None => (p.utime, p.stime, p.majflt),
+        };
+        let f = |t: u64| r2(t as f64 / tck / el * 100.0);
+        rows.push(ProcRow {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            state: p.state.to_string(),
+            cpu_pct: f(du + ds),
+            usr_pct: f(du),
+            sys_pct: f(ds),
+            rss_bytes: p.rss_pages * page,
+            threads: p.num_threads,
+            major_faults_per_s: r2(dmaj as f64 / el),
+        });
+    }
+    let mut top_cpu: Vec<ProcRow> = rows.iter().filter(|p| p.cpu_pct > 0.0).cloned().collect();
+    top_cpu.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.pid.cmp(&b.pid)));
+    top_cpu.truncate(TOP_N);
+    let mut top_rss: Vec<ProcRow> = rows.iter().filter(|p| p.rss_bytes > 0).cloned().collect();
+    top_rss.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
+    top_rss.truncate(TOP_N);
+
+    let zombies: Vec<_> = p1.values().filter(|p| p.state == 'Z').collect();
+    let mut by_parent: BTreeMap<i32, u32> = BTreeMap::new();
+    for z in &zombies {
+        *by_parent.entry(z.ppid).or_default() += 1;
+    }
+    let zombie_parent = by_parent
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(&pid, &count)| ProcRef {
+            pid,
+            comm: p1.get(&pid).map(|p| p.comm.clone()).unwrap_or_default(),
+            count,
+        });
+
+    let mut fd_top: Vec<FdRow> = r
+        .end
+        .fd_use
+        .iter()
+        .map(|(&pid, u)| FdRow {
+            pid,
+            comm: p1.get(&pid).map(|p| p.comm.clone()).unwrap_or_default(),
+            open_fds: u.open,
+            soft_limit: u.soft_limit,
+            used_pct: u
+                .soft_limit
+                .and_then(|l| pct(u.open as f64, l as f64))
+                .map(r2),
+        })
+        .filter(|f| f.used_pct.is_some())
+        .collect();
+    fd_top.sort_by(|a, b| {
+        b.used_pct
+            .unwrap_or(0.0)
+            .total_cmp(&a.used_pct.unwrap_or(0.0))
+            .then(a.pid.cmp(&b.pid))
+    });
+    fd_top.truncate(TOP_N);
+
+    Some(ProcessSection {
+        count: p1.len() as u32,
+        threads: p1.values().map(|p| p.num_threads.max(0)).sum(),
+        zombies: zombies.len() as u32,
+        zombie_parent,
+        top_cpu,
+        top_rss,
+        d_state: r
+            .end
+            .d_threads
+            .iter()
+            .map(|(pid, tid, comm, wchan)| DTask {
+                pid: *pid,
+                tid: *tid,
+                comm: comm.clone(),
+                wchan: wchan.clone(),
+            })
+            .collect(),
+        fd_top,
+        not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
+    })
+}
+
+/// Returns the active disks and how many were idle or memory/loop devices (hidden).
+pub fn disks(r: &Readings) -> (Vec<DiskRow>, u32) {
+    let el = r.meta.elapsed_s;
+    let el_ms = el * 1000.0;
+    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
+        return (Vec::new(), 0);
+    };
+    let whole: Option<BTreeMap<&str, &crate::collect::disk::BlockDevice>> = r
+        .end
+        .block_devices
+        .as_ref()
+        .map(|v| v.iter().map(|d| (d.name.as_str(), d)).collect());
+    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
+    let mut rows = Vec::new();
+    let mut hidden = 0;
+    for d1 in b {
+        let dev = whole
+            .as_ref()
+            .and_then(|w| w.get(d1.name.as_str()).copied());
+        if whole.is_some() && dev.is_none() {
+            continue; // a partition
+        }
+        let Some(d0) = before.get(d1.name.as_str()) else {
+            continue;
+        };
+        let (Some(dr), Some(dw)) = (delta(d0.reads, d1.reads), delta(d0.writes, d1.writes)) else {
+            continue;
+        };
+        let ticks = delta(d0.time_in_progress, d1.time_in_progress).unwrap_or(0);
+        if (dr == 0 && dw == 0 && ticks == 0) || (is_virtual_block(&d1.name) && dr + dw == 0) {
+            hidden += 1;
+            continue;
+        }
+        let await_ms =
+            |t0: u64, t1: u64, n: u64| (n > 0).then(|| r2(t1.saturating_sub(t0) as f64 / n as f64));
+        let rotational = dev.and_then(|d| d.rotational);
+        let multi_queue = dev.map(|d| d.multi_queue).unwrap_or(false);
+        let caveat = if is_virtual_block(&d1.name) {
+            Some("memory- or file-backed device: not a disk".to_string())
+        } else if rotational == Some(false) || multi_queue {
+            Some("non-rotational/multi-queue: 100% busy does not mean saturated; judge by aqu-sz and await".to_string())
+        } else {
+            None
+        };
+        rows.push(DiskRow {
+            device: d1.name.clone(),
+            r_per_s: r2(dr as f64 / el),
+            w_per_s: r2(dw as f64 / el),
+            rkb_per_s: r2(d1.sectors_read.saturating_sub(d0.sectors_read) as f64 / 2.0 / el),
+            wkb_per_s: r2(d1.sectors_written.saturating_sub(d0.sectors_written) as f64 / 2.0 / el),
+            r_await_ms: await_ms(d0.time_reading, d1.time_reading, dr),
+            w_await_ms: await_ms(d0.time_writing, d1.time_writing, dw),
+            aqu_sz: r2(d1
+                .weighted_time_in_progress
+                .saturating_sub(d0.weighted_time_in_progress) as f64
+                / el_ms),
+            util_pct: r2(ticks as f64 / el_ms * 100.0),
+            rotational,
+            caveat,
+        });
+    }
+    rows.sort_by(|a, b| {
+        b.util_pct
+            .total_cmp(&a.util_pct)
+            .then(a.device.cmp(&b.device))
+    });
+    (rows, hidden)
+}
+
+pub fn filesystems(r: &Readings) -> Vec<FsRow> {
+    r.end
+        .mounts
+        .iter()
+        .filter_map(|m| {
+            let s = m.stat?;
+            if s.blocks == 0 {
+                return None; // nothing to fill (e.g. an empty pseudo mount)
+            }
+            let bs = s.block_size;
+            let used = s.blocks.saturating_sub(s.blocks_free);
+            // df's Use%: used / (used + available to non-root).
+            let used_pct = pct(used as f64, (used + s.blocks_avail) as f64).map(|v| r2(v.ceil()));
+            let inodes_used_pct = (s.files > 0)
+                .then(|| pct(s.files.saturating_sub(s.files_free) as f64, s.files as f64))
+                .flatten()
+                .map(r2);
+            Some(FsRow {
+                mount_point: m.mount_point.clone(),
+                fs_type: m.fs_type.clone(),
+                device: m.device.clone(),
+                size_bytes: s.blocks * bs,
+                avail_bytes: s.blocks_avail * bs,
+                used_pct,
+                inodes_used_pct,
+                read_only: s.read_only,
+            })
+        })
+        .collect()
+}
+
+pub fn memory(r: &Readings) -> Option<MemorySection> {
+    let m = r.t1.system.mem?;
+    let buff_cache = m.buffers + m.cached + m.sreclaimable.unwrap_or(0);
+    let used = m.total.saturating_sub(m.free).saturating_sub(buff_cache);
+    let limit = r.end.memory_limit.clone().filter(|(l, _)| *l < m.total);
+    Some(MemorySection {
+        total_bytes: m.total,
+        used_bytes: used,
+        free_bytes: m.free,
+        available_bytes: m.available,
+        buff_cache_bytes: buff_cache,
+        available_pct: m
+            .available
+            .and_then(|a| pct(a as f64, m.total as f64))
+            .map(r2),
+        swap_total_bytes: m.swap_total,
+        swap_used_bytes: m.swap_total.saturating_sub(m.swap_free),
+        dirty_bytes: m.dirty,
+        committed_as_bytes: m.committed_as,
+        commit_limit_bytes: m.commit_limit,
+        limit_bytes: limit.as_ref().map(|l| l.0),
+        limit_source: limit.map(|l| l.1),
+    })
+}
+
+fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
+    let Some(pids) = r.namespaces.members.get(&ino) else {
+        return Vec::new();
+    };
+    let procs = &r.t1.procs.procs;
+    let mut out: Vec<String> = Vec::new();
+    for pid in pids {
+        if let Some(p) = procs.get(pid).or_else(|| r.t0.procs.procs.get(pid)) {
+            let s = format!("{} (pid {})", p.comm, p.pid);
+            if !out.iter().any(|o| o.starts_with(&format!("{} ", p.comm))) {
+                out.push(s);
+            }
+        }
+        if out.len() >= n {
+            break;
+        }
+    }
+    out
+}
+
+pub fn interfaces(r: &Readings) -> Vec<IfRow> {
+    let el = r.meta.elapsed_s;
+    let mut rows = Vec::new();
+    for (ino, b) in &r.t1.net {
+        let Some(a) = r.t0.net.get(ino) else { continue };
+        for (name, i1) in &b.interfaces {
+            let Some(i0) = a.interfaces.get(name) else {
+                continue;
+            };
+            let rt = |x: u64, y: u64| rate(x, y, el).map(r2).unwrap_or(0.0);
+            let row = IfRow {
+                namespace: ns_label(r, *ino),
+                interface: name.clone(),
+                rx_kb_per_s: r2(rt(i0.rx_bytes, i1.rx_bytes) / 1024.0),
+                tx_kb_per_s: r2(rt(i0.tx_bytes, i1.tx_bytes) / 1024.0),
+                rx_packets_per_s: rt(i0.rx_packets, i1.rx_packets),
+                tx_packets_per_s: rt(i0.tx_packets, i1.tx_packets),
+                rx_errors_per_s: rt(i0.rx_errs, i1.rx_errs),
+                tx_errors_per_s: rt(i0.tx_errs, i1.tx_errs),
+                rx_drops_per_s: rt(i0.rx_drop, i1.rx_drop),
+                tx_drops_per_s: rt(i0.tx_drop, i1.tx_drop),
+            };
+            let active = row.rx_packets_per_s
+                + row.tx_packets_per_s
+                + row.rx_errors_per_s
+                + row.tx_errors_per_s
+                + row.rx_drops_per_s
+                + row.tx_drops_per_s
+                > 0.0;
+            if active {
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
+fn counter_rate(a: &NetReading, b: &NetReading, key: &str, el: f64) -> Option<f64> {
+    let (x, y) = (*a.counters.get(key)?, *b.counters.get(key)?);
+    if x < 0 || y < x {
+        return None;
+    }
+    Some(r2((y - x) as f64 / el))
+}
+
+pub fn tcp(r: &Readings) -> Vec<TcpRow> {
+    let el = r.meta.elapsed_s;
+    let mut rows = Vec::new();
+    for (ino, b) in &r.t1.net {
+        let Some(a) = r.t0.net.get(ino) else { continue };
+        let cr = |k: &str| counter_rate(a, b, k, el);
+        let states = r.end.tcp_states.get(ino);
+        let out_segs = cr("Tcp.OutSegs");
+        let retrans = cr("Tcp.RetransSegs");
+        let row = TcpRow {
+            namespace: ns_label(r, *ino),
+            processes: ns_members(r, *ino, 3),
+            active_opens_per_s: cr("Tcp.ActiveOpens"),
+            passive_opens_per_s: cr("Tcp.PassiveOpens"),
+            out_segs_per_s: out_segs,
+            retrans_segs_per_s: retrans,
+            retrans_pct: match (retrans, out_segs) {
+                (Some(rt), Some(o)) if o > 0.0 => Some(r2(rt / o * 100.0)),
+                _ => None,
+            },
+            in_errs_per_s: cr("Tcp.InErrs"),
+            out_rsts_per_s: cr("Tcp.OutRsts"),
+            estab_resets_per_s: cr("Tcp.EstabResets"),
+            listen_overflows_per_s: cr("TcpExt.ListenOverflows"),
+            listen_drops_per_s: cr("TcpExt.ListenDrops"),
+            established: states.map(|s| s.get("ESTABLISHED").copied().unwrap_or(0)),
+            time_wait: b.sockstat.get("TCP.tw").copied(),
+            close_wait: states.map(|s| s.get("CLOSE_WAIT").copied().unwrap_or(0)),
+            orphans: b.sockstat.get("TCP.orphan").copied(),
+        };
+        let own = row.namespace == "own";
+        let busy = [
+            row.out_segs_per_s,
+            row.retrans_segs_per_s,
+            row.listen_overflows_per_s,
+            row.in_errs_per_s,
+        ]
+        .iter()
+        .any(|v| v.unwrap_or(0.0) > 0.0)
+            || row.established.unwrap_or(0) > 0
+            || row.time_wait.unwrap_or(0) > 0;
+        if own || busy {
+            rows.push(row);
+        }
+    }
+    // Our own namespace first, then the busiest.
+    rows.sort_by(|a, b| {
+        (b.namespace == "own")
+            .cmp(&(a.namespace == "own"))
+            .then(
+                b.out_segs_per_s
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.out_segs_per_s.unwrap_or(0.0)),
+            )
+            .then(a.namespace.cmp(&b.namespace))
+    });
+    rows
+}
+
+pub fn pressure(r: &Readings) -> Vec<PsiRow> {
+    let el_us = r.meta.elapsed_s * 1e6;
+    let mut rows = Vec::new();
+    for (res, b) in &r.t1.system.psi {
+        let a = r.t0.system.psi.get(res);
+        let window = |x: Option<u64>, y: Option<u64>| -> Option<f64> {
+            let d = delta(x?, y?)? as f64;
+            Some(r2((d / el_us * 100.0).min(100.0)))
+        };
+        rows.push(PsiRow {
+            resource: res.clone(),
+            some_pct: window(a.map(|a| a.some.total_us), Some(b.some.total_us)),
+            full_pct: window(
+                a.and_then(|a| a.full.map(|f| f.total_us)),
+                b.full.map(|f| f.total_us),
+            ),
+            some_avg10_pct: b.some.avg10,
+            some_avg60_pct: b.some.avg60,
+        });
+    }
+    rows
+}
+
+fn cgroup_row(a: Option<&CgroupSample>, b: &CgroupSample, el: f64) -> CgroupRow {
+    let mut row = CgroupRow {
+        path: b.path.clone(),
+        ..Default::default()
+    };
+    if let Some(c1) = &b.cpu {
+        row.cpu_limit_cpus = match (c1.quota_us, c1.period_us) {
+            (Some(q), Some(p)) if p > 0 => Some(r2(q as f64 / p as f64)),
+            _ => None,
+        };
+        if let Some(c0) = a.and_then(|a| a.cpu.as_ref()) {
+            row.cpu_used_cpus = opt_rate(c0.usage_us, c1.usage_us, el).map(|us| r2(us / 1e6));
+            if let (Some(dp), Some(dt)) = (
+                delta(c0.nr_periods, c1.nr_periods),
+                delta(c0.nr_throttled, c1.nr_throttled),
+            ) {
+                row.throttled_periods_pct = if dp > 0 {
+                    Some(r2(dt as f64 / dp as f64 * 100.0))
+                } else {
+                    Some(0.0)
+                };
+            }
+            row.throttled_ms_per_s =
+                rate(c0.throttled_us, c1.throttled_us, el).map(|us| r2(us / 1000.0));
+        }
+    }
+    if let Some(m1) = &b.memory {
+        row.memory_bytes = Some(m1.current_bytes);
+        row.memory_limit_bytes = m1.max_bytes;
+        row.memory_used_pct = m1
+            .max_bytes
+            .and_then(|mx| pct(m1.current_bytes as f64, mx as f64))
+            .map(r2);
+        row.swap_bytes = m1.swap_bytes;
+        let k0 = a
+            .and_then(|a| a.memory.as_ref())
+            .and_then(|m| m.oom_kill_events);
+        row.oom_kills = match (k0, m1.oom_kill_events) {
+            (Some(x), Some(y)) => delta(x, y),
+            _ => None,
+        };
+    }
+    if let Some(p) = &b.pids {
+        row.pids = Some(p.current);
+        row.pids_limit = p.max;
+    }
+    row.nr_procs = b.nr_procs;
+    row
+}
+
+/// Cgroups worth a row: limited (CPU, memory or pids) or throttled in the window.
+pub fn cgroups(r: &Readings) -> Vec<CgroupRow> {
+    let el = r.meta.elapsed_s;
+    let Some(s1) = &r.t1.cgroups else {
+        return Vec::new();
+    };
+    let before: BTreeMap<&str, &CgroupSample> =
+        r.t0.cgroups
+            .as_ref()
+            .map(|s| s.groups.iter().map(|g| (g.path.as_str(), g)).collect())
+            .unwrap_or_default();
+    let mut rows: Vec<CgroupRow> = s1
+        .groups
+        .iter()
+        .map(|g| cgroup_row(before.get(g.path.as_str()).copied(), g, el))
+        .filter(|c| {
+            c.cpu_limit_cpus.is_some()
+                || c.memory_limit_bytes.is_some()
+                || c.pids_limit.is_some()
+                || c.throttled_periods_pct.unwrap_or(0.0) > 0.0
+                || c.oom_kills.unwrap_or(0) > 0
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.throttled_periods_pct
+            .unwrap_or(0.0)
+            .total_cmp(&a.throttled_periods_pct.unwrap_or(0.0))
+            .then(
+                b.memory_used_pct
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.memory_used_pct.unwrap_or(0.0)),
+            )
+            .then(a.path.cmp(&b.path))
+    });
+    rows.truncate(20);
+    rows
+}
+
+/// Kernel log events at most `lookback_s` before the end of the window.
+pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
+    let recs = r.end.kmsg.as_ref()?;
+    let now_us =
+        r.t1.system
+            .uptime_s
+            .map(|u| (u * 1e6) as u64)
+            .or_else(|| recs.last().map(|l| l.ts_us))
+            .unwrap_or(0);
+    let since = now_us.saturating_sub((lookback_s * 1e6) as u64);
+    let events = kmsg::classify(recs, since);
+    let mut counts = BTreeMap::new();
+    for e in &events {
+        *counts.entry(e.class.label().to_string()).or_insert(0) += 1;
+    }
+    let mut listed: Vec<KlogEvent> = events
+        .iter()
+        .map(|e| KlogEvent {
+            age_s: r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6),
+            class: e.class.label().to_string(),
+            message: e.message.clone(),
+        })
+        .collect();
+    // The newest matter most; keep the list short.
+    if listed.len() > 20 {
+        listed.drain(..listed.len() - 20);
+    }
+    Some(KernelLogSection {
+        lookback_s,
+        events: listed,
+        counts,
+    })
+}
+
+pub fn limits(r: &Readings) -> LimitsSection {
+    let l = &r.end.limits;
+    let threads = r.t1.system.load.map(|x| x.threads as u64);
+    let task_cap = match (l.pid_max, l.threads_max) {
+        (Some(p), Some(t)) => Some(p.min(t)),
+        (a, b) => a.or(b),
+    };
+    LimitsSection {
+        file_handles: l.file_nr.map(|f| f.0),
+        file_handles_max: l.file_nr.map(|f| f.1),
+        file_handles_pct: l.file_nr.and_then(|(a, m)| pct(a as f64, m as f64)).map(r2),
+        threads,
+        threads_max: l.threads_max,
+        pid_max: l.pid_max,
+        tasks_pct: threads
+            .zip(task_cap)
+            .and_then(|(t, c)| pct(t as f64, c as f64))
+            .map(r2),
+        conntrack: l.conntrack_count,
+        conntrack_max: l.conntrack_max,
+        conntrack_pct: l
+            .conntrack_count
+            .zip(l.conntrack_max)
+            .and_then(|(c, m)| pct(c as f64, m as f64))
+            .map(r2),
+    }
+}
+
+/// Every section of the sixty-second checklist.
+pub fn sections(r: &Readings, lookback_s: f64) -> Sections {
+    let cpus = cpus(r);
+    let (disks, disks_idle) = disks(r);
+    Sections {
+        load: load(r),
+        vmstat: vmstat(r, cpus.first()),
+        processes: processes(r),
+        cpus,
+        disks,
+        disks_idle,
+        filesystems: filesystems(r),
+        memory: memory(r),
+        interfaces: interfaces(r),
+        tcp: tcp(r),
+        pressure: pressure(r),
+        cgroups: cgroups(r),
+        kernel_log: kernel_log(r, lookback_s),
+        limits: Some(limits(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_going_backwards_gives_no_rate() {
+        assert_eq!(rate(100, 50, 1.0), None);
+        assert_eq!(rate(100, 300, 2.0), Some(100.0));
+        assert_eq!(rate(1, 2, 0.0), None);
+    }
+
+    #[test]
+    fn cpu_row_excludes_guest_from_user() {
+        let a = CpuTicks::default();
+        let b = CpuTicks {
+            user: 50,
+            guest: 20,
+            idle: 50,
+            ..Default::default()
+        };
+        let row = cpu_row("0".into(), &a, &b).unwrap();
+        assert_eq!(row.usr_pct, 30.0);
+        assert_eq!(row.guest_pct, 20.0);
+        assert_eq!(row.idle_pct, 50.0);
+        assert_eq!(row.busy_pct, 50.0);
+    }
+}

@@ -1,0 +1,239 @@
+//! The report: the one contract between analysis and rendering, and the JSON schema.
+//!
+//! Invariants: every number is over the measured window (never since boot, unless its name says
+//! `_total` or `since_boot`); units are in metric ids and field names; a value that could not be
+//! computed is `null` with a reason; every list has a deterministic order. Fields are only ever
+//! added: `schema_version` changes its major number if one is removed or changes meaning.
+
+use serde::{Deserialize, Serialize};
+
+use super::sections::Sections;
+
+/// Major.minor. Minor bumps add fields; a major bump removes or changes one.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub schema_version: String,
+    pub tool: Tool,
+    /// The subcommand that produced the report (`sixty-second`).
+    pub command: String,
+    pub host: Host,
+    pub window: Window,
+    /// One entry per resource (and instance), with its USE metrics.
+    pub resources: Vec<Resource>,
+    /// Ranked: most severe and furthest over its threshold first.
+    pub findings: Vec<Finding>,
+    /// The checklist's detail tables (per CPU, per disk, top processes, ...).
+    pub sections: Sections,
+    /// What could not be measured, why, and what would fix it.
+    pub unavailable: Vec<Unavailable>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Host {
+    pub hostname: String,
+    pub kernel: String,
+    pub uptime_s: Option<f64>,
+    /// CPUs the kernel has online (`/sys/devices/system/cpu/online`).
+    pub online_cpus: u32,
+    /// CPUs this workload can really use: online, narrowed by cpuset and by a CFS quota.
+    pub effective_cpus: f64,
+    /// What decided `effective_cpus` (`online`, `cpuset 0-3`, `cpu.max 200000/100000`).
+    pub effective_cpus_source: String,
+    pub memory_total_bytes: Option<u64>,
+    /// The tightest memory limit over the workload's cgroup and its ancestors, if any.
+    pub memory_limit_bytes: Option<u64>,
+    pub memory_limit_source: Option<String>,
+    /// `v1`, `v2`, `hybrid` or `none`.
+    pub cgroup_mode: String,
+    /// The cgroup triage measures as "own" (v2 path, or the v1 cpu controller's path).
+    pub cgroup: Option<String>,
+    pub in_container: bool,
+    /// Why we think so (`/.dockerenv`, `cgroup path /docker/...`, `container=podman`).
+    pub container_evidence: Option<String>,
+    pub clock_ticks_per_s: u64,
+    pub page_size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    /// RFC 3339, UTC.
+    pub start: String,
+    pub end: String,
+    /// Measured on the monotonic clock between the first and last reading; rates divide by it.
+    pub elapsed_s: f64,
+    /// How many times runnable/blocked tasks were sampled inside the window.
+    pub samples: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum UseKind {
+    Utilization,
+    Saturation,
+    Errors,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Resource {
+    /// `cpu`, `memory`, `swap`, `disk`, `filesystem`, `network`, `tcp`, `file_descriptors`,
+    /// `tasks`, `conntrack`, `kernel_log`, `cgroup`.
+    pub name: String,
+    /// The device, interface, mount, namespace or cgroup; absent for the system-wide resource.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub instance: Option<String>,
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metric {
+    /// Stable id with the unit as suffix: `cpu.busy_pct`, `disk.await_ms`.
+    pub id: String,
+    pub kind: UseKind,
+    /// A short label for tables (`busy`, `await`).
+    pub label: String,
+    pub value: Option<f64>,
+    /// `pct`, `per_s`, `count`, `bytes`, `bytes_per_s`, `ms`, `ratio`, `s`.
+    pub unit: String,
+    /// Why `value` is null.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// Where it was read: `/proc/stat`, `/proc/diskstats`, `cgroup:cpu.stat`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    /// Stable id: `cpu.saturation.runqueue`.
+    pub id: String,
+    pub severity: Severity,
+    pub resource: String,
+    /// One line a senior engineer would write.
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    /// The next commands to run.
+    pub next: Vec<String>,
+    /// For ranking: how far the leading evidence is past its threshold (value / threshold).
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evidence {
+    /// A metric id, or a threshold name when the evidence is not a metric.
+    pub metric: String,
+    pub value: f64,
+    /// `>`, `>=`, `<`, `<=`.
+    pub comparison: String,
+    pub threshold: f64,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unavailable {
+    /// What could not be measured (`kernel log`, `cgroup cpu.stat`, `/proc/123/fd`).
+    pub what: String,
+    pub reason: String,
+    /// What would fix it, when we know.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix: Option<String>,
+}
+
+impl Metric {
+    pub fn new(
+        id: &str,
+        kind: UseKind,
+        label: &str,
+        value: Option<f64>,
+        unit: &str,
+        source: &str,
+    ) -> Self {
+        let value = value.filter(|v| v.is_finite());
+        Metric {
+            id: id.to_string(),
+            kind,
+            label: label.to_string(),
+            value,
+            unit: unit.to_string(),
+            reason: None,
+            source: source.to_string(),
+        }
+    }
+
+    /// A metric whose value could not be computed.
+    pub fn missing(
+        id: &str,
+        kind: UseKind,
+        label: &str,
+        unit: &str,
+        source: &str,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut m = Metric::new(id, kind, label, None, unit, source);
+        m.reason = Some(reason.into());
+        m
+    }
+
+    /// A value, or null with a reason when it is absent.
+    pub fn maybe(
+        id: &str,
+        kind: UseKind,
+        label: &str,
+        value: Option<f64>,
+        unit: &str,
+        source: &str,
+        reason_if_missing: &str,
+    ) -> Self {
+        match value.filter(|v| v.is_finite()) {
+            Some(v) => Metric::new(id, kind, label, Some(v), unit, source),
+            None => Metric::missing(id, kind, label, unit, source, reason_if_missing),
+        }
+    }
+}
+
+impl Resource {
+    pub fn new(name: &str, instance: Option<String>) -> Self {
+        Resource {
+            name: name.to_string(),
+            instance,
+            metrics: Vec::new(),
+        }
+    }
+
+    pub fn metric(&self, id: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.id == id)
+    }
+}
+
+impl Report {
+    /// The resource named `name` with `instance`.
+    pub fn resource(&self, name: &str, instance: Option<&str>) -> Option<&Resource> {
+        self.resources
+            .iter()
+            .find(|r| r.name == name && r.instance.as_deref() == instance)
+    }
+
+    /// Value of a metric of the system-wide resource `name`.
+    pub fn value(&self, name: &str, id: &str) -> Option<f64> {
+        self.resource(name, None)?.metric(id)?.value
+    }
+
+    /// Exit status for scripts: 0 no warning, 1 a warning or worse was found.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}

@@ -1,0 +1,572 @@
+//! The USE view: for every resource, its Utilization, Saturation and Errors metrics, taken from
+//! the detail sections so that the two can never disagree.
+
+use super::report::{Metric, Resource, UseKind};
+use super::sections::Sections;
+
+use UseKind::{Errors as E, Saturation as S, Utilization as U};
+
+fn push(r: &mut Resource, m: Metric) {
+    r.metrics.push(m);
+}
+
+pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
+    let mut out = Vec::new();
+
+    // CPU
+    let mut cpu = Resource::new("cpu", None);
+    let all = s.cpus.first();
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.busy_pct",
+            U,
+            "busy",
+            all.map(|c| c.busy_pct),
+            "pct",
+            "/proc/stat",
+            "no /proc/stat delta",
+        ),
+    );
+    let hottest = s.cpus.iter().skip(1).map(|c| c.busy_pct).reduce(f64::max);
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.hottest_cpu_busy_pct",
+            U,
+            "hottest CPU",
+            hottest,
+            "pct",
+            "/proc/stat",
+            "no per-CPU lines",
+        ),
+    );
+    let vm = s.vmstat.as_ref();
+    let runq = vm
+        .and_then(|v| v.runnable_avg)
+        .map(|r| super::build::r2(r / effective_cpus));
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.runnable_per_cpu",
+            S,
+            "runnable/CPU",
+            runq,
+            "ratio",
+            "/proc/stat procs_running (sampled)",
+            "no samples in the window",
+        ),
+    );
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.load1_per_cpu",
+            S,
+            "load1/CPU",
+            s.load.as_ref().map(|l| l.load1_per_cpu),
+            "ratio",
+            "/proc/loadavg",
+            "no /proc/loadavg",
+        ),
+    );
+    let psi_cpu = s
+        .pressure
+        .iter()
+        .find(|p| p.resource == "cpu")
+        .and_then(|p| p.some_pct);
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.pressure_some_pct",
+            S,
+            "PSI some",
+            psi_cpu,
+            "pct",
+            "/proc/pressure/cpu",
+            "PSI not available",
+        ),
+    );
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.steal_pct",
+            E,
+            "steal",
+            vm.and_then(|v| v.steal_pct),
+            "pct",
+            "/proc/stat",
+            "no /proc/stat delta",
+        ),
+    );
+    out.push(cpu);
+
+    // Memory
+    let mut mem = Resource::new("memory", None);
+    let m = s.memory.as_ref();
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.used_pct",
+            U,
+            "used (1-avail)",
+            m.and_then(|m| m.available_pct.map(|a| super::build::r2(100.0 - a))),
+            "pct",
+            "/proc/meminfo",
+            "no MemAvailable",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_in_kb_per_s",
+            S,
+            "swap in",
+            vm.and_then(|v| v.swap_in_kb_per_s),
+            "kb_per_s",
+            "/proc/vmstat pswpin",
+            "no /proc/vmstat delta",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_out_kb_per_s",
+            S,
+            "swap out",
+            vm.and_then(|v| v.swap_out_kb_per_s),
+            "kb_per_s",
+            "/proc/vmstat pswpout",
+            "no /proc/vmstat delta",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.major_faults_per_s",
+            S,
+            "major faults",
+            vm.and_then(|v| v.major_faults_per_s),
+            "per_s",
+            "/proc/vmstat pgmajfault",
+            "no /proc/vmstat delta",
+        ),
+    );
+    let psi_mem = s
+        .pressure
+        .iter()
+        .find(|p| p.resource == "memory")
+        .and_then(|p| p.some_pct);
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.pressure_some_pct",
+            S,
+            "PSI some",
+            psi_mem,
+            "pct",
+            "/proc/pressure/memory",
+            "PSI not available",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.oom_kills",
+            E,
+            "OOM kills",
+            vm.and_then(|v| v.oom_kills.map(|k| k as f64)),
+            "count",
+            "/proc/vmstat oom_kill",
+            "no oom_kill counter (kernel < 4.13)",
+        ),
+    );
+    out.push(mem);
+
+    // Disks
+    for d in &s.disks {
+        let mut r = Resource::new("disk", Some(d.device.clone()));
+        push(
+            &mut r,
+            Metric::new(
+                "disk.util_pct",
+                U,
+                "busy",
+                Some(d.util_pct),
+                "pct",
+                "/proc/diskstats",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::new(
+                "disk.aqu_sz",
+                S,
+                "aqu-sz",
+                Some(d.aqu_sz),
+                "requests",
+                "/proc/diskstats",
+            ),
+        );
+        let awaits: Vec<f64> = [d.r_await_ms, d.w_await_ms].into_iter().flatten().collect();
+        let worst = awaits.iter().copied().reduce(f64::max);
+        push(
+            &mut r,
+            Metric::maybe(
+                "disk.await_ms",
+                S,
+                "await",
+                worst,
+                "ms",
+                "/proc/diskstats",
+                "no completed I/O",
+            ),
+        );
+        out.push(r);
+    }
+    let psi_io = s
+        .pressure
+        .iter()
+        .find(|p| p.resource == "io")
+        .and_then(|p| p.some_pct);
+    if psi_io.is_some() {
+        let mut r = Resource::new("io", None);
+        push(
+            &mut r,
+            Metric::new(
+                "io.pressure_some_pct",
+                S,
+                "PSI some",
+                psi_io,
+                "pct",
+                "/proc/pressure/io",
+            ),
+        );
+        out.push(r);
+    }
+
+    // Filesystems
+    for f in &s.filesystems {
+        let mut r = Resource::new("filesystem", Some(f.mount_point.clone()));
+        push(
+            &mut r,
+            Metric::maybe(
+                "filesystem.used_pct",
+                U,
+                "space",
+                f.used_pct,
+                "pct",
+                "statvfs",
+                "no block count",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::maybe(
+                "filesystem.inodes_used_pct",
+                U,
+                "inodes",
+                f.inodes_used_pct,
+                "pct",
+                "statvfs",
+                "no inode count (filesystem has none)",
+            ),
+        );
+        out.push(r);
+    }
+
+    // Network interfaces
+    for i in &s.interfaces {
+        let name = if i.namespace == "own" {
+            i.interface.clone()
+        } else {
+            format!("{}/{}", i.namespace, i.interface)
+        };
+        let mut r = Resource::new("network", Some(name));
+        push(
+            &mut r,
+            Metric::new(
+                "network.rx_kb_per_s",
+                U,
+                "rx",
+                Some(i.rx_kb_per_s),
+                "kb_per_s",
+                "/proc/net/dev",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::new(
+                "network.tx_kb_per_s",
+                U,
+                "tx",
+                Some(i.tx_kb_per_s),
+                "kb_per_s",
+                "/proc/net/dev",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::new(
+                "network.drops_per_s",
+                S,
+                "drops",
+                Some(super::build::r2(i.rx_drops_per_s + i.tx_drops_per_s)),
+                "per_s",
+                "/proc/net/dev",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::new(
+                "network.errors_per_s",
+                E,
+                "errors",
+                Some(super::build::r2(i.rx_errors_per_s + i.tx_errors_per_s)),
+                "per_s",
+                "/proc/net/dev",
+            ),
+        );
+        out.push(r);
+    }
+
+    // TCP, per namespace
+    for t in &s.tcp {
+        let inst = if t.namespace == "own" {
+            None
+        } else {
+            Some(t.namespace.clone())
+        };
+        let mut r = Resource::new("tcp", inst);
+        push(
+            &mut r,
+            Metric::maybe(
+                "tcp.established",
+                U,
+                "established",
+                t.established.map(|v| v as f64),
+                "count",
+                "/proc/net/tcp*",
+                "socket table unreadable",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::maybe(
+                "tcp.listen_overflows_per_s",
+                S,
+                "listen overflows",
+                t.listen_overflows_per_s,
+                "per_s",
+                "/proc/net/netstat",
+                "no TcpExt counters",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::maybe(
+                "tcp.time_wait",
+                S,
+                "TIME_WAIT",
+                t.time_wait.map(|v| v as f64),
+                "count",
+                "/proc/net/sockstat",
+                "no sockstat",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::maybe(
+                "tcp.retrans_segs_per_s",
+                E,
+                "retrans",
+                t.retrans_segs_per_s,
+                "per_s",
+                "/proc/net/snmp",
+                "no Tcp counters",
+            ),
+        );
+        push(
+            &mut r,
+            Metric::maybe(
+                "tcp.retrans_pct",
+                E,
+                "retrans share",
+                t.retrans_pct,
+                "pct",
+                "/proc/net/snmp",
+                "no segments sent",
+            ),
+        );
+        out.push(r);
+    }
+
+    // Software resources
+    if let Some(l) = &s.limits {
+        let mut fds = Resource::new("file_descriptors", None);
+        push(
+            &mut fds,
+            Metric::maybe(
+                "file_descriptors.used_pct",
+                U,
+                "file handles",
+                l.file_handles_pct,
+                "pct",
+                "/proc/sys/fs/file-nr",
+                "file-nr unreadable",
+            ),
+        );
+        let worst = s
+            .processes
+            .as_ref()
+            .and_then(|p| p.fd_top.first())
+            .and_then(|f| f.used_pct);
+        push(
+            &mut fds,
+            Metric::maybe(
+                "file_descriptors.worst_process_pct",
+                U,
+                "worst process",
+                worst,
+                "pct",
+                "/proc/PID/fd, /proc/PID/limits",
+                "no process fd counts (needs root for other users' processes)",
+            ),
+        );
+        out.push(fds);
+
+        let mut tasks = Resource::new("tasks", None);
+        push(
+            &mut tasks,
+            Metric::maybe(
+                "tasks.used_pct",
+                U,
+                "threads vs max",
+                l.tasks_pct,
+                "pct",
+                "/proc/loadavg, pid_max, threads-max",
+                "limits unreadable",
+            ),
+        );
+        push(
+            &mut tasks,
+            Metric::maybe(
+                "tasks.blocked_avg",
+                S,
+                "D state (avg)",
+                vm.and_then(|v| v.blocked_avg),
+                "count",
+                "/proc/stat procs_blocked (sampled)",
+                "no samples",
+            ),
+        );
+        let z = s.processes.as_ref().map(|p| p.zombies as f64);
+        push(
+            &mut tasks,
+            Metric::maybe(
+                "tasks.zombies",
+                E,
+                "zombies",
+                z,
+                "count",
+                "/proc/PID/stat",
+                "no process scan",
+            ),
+        );
+        out.push(tasks);
+
+        if l.conntrack_max.is_some() {
+            let mut ct = Resource::new("conntrack", None);
+            push(
+                &mut ct,
+                Metric::maybe(
+                    "conntrack.used_pct",
+                    U,
+                    "entries",
+                    l.conntrack_pct,
+                    "pct",
+                    "/proc/sys/net/netfilter",
+                    "unreadable",
+                ),
+            );
+            out.push(ct);
+        }
+    }
+
+    // cgroups with limits or throttling
+    for c in &s.cgroups {
+        let mut r = Resource::new("cgroup", Some(c.path.clone()));
+        if let (Some(used), Some(lim)) = (c.cpu_used_cpus, c.cpu_limit_cpus) {
+            push(
+                &mut r,
+                Metric::new(
+                    "cgroup.cpu_quota_used_pct",
+                    U,
+                    "CPU of quota",
+                    Some(super::build::r2(used / lim * 100.0)),
+                    "pct",
+                    "cgroup cpu.stat, cpu.max",
+                ),
+            );
+        }
+        if c.throttled_periods_pct.is_some() {
+            push(
+                &mut r,
+                Metric::new(
+                    "cgroup.throttled_periods_pct",
+                    S,
+                    "throttled",
+                    c.throttled_periods_pct,
+                    "pct",
+                    "cgroup cpu.stat",
+                ),
+            );
+        }
+        if c.memory_used_pct.is_some() {
+            push(
+                &mut r,
+                Metric::new(
+                    "cgroup.memory_used_pct",
+                    U,
+                    "memory of limit",
+                    c.memory_used_pct,
+                    "pct",
+                    "cgroup memory.current, memory.max",
+                ),
+            );
+        }
+        if c.oom_kills.is_some() {
+            push(
+                &mut r,
+                Metric::new(
+                    "cgroup.oom_kills",
+                    E,
+                    "OOM kills",
+                    c.oom_kills.map(|v| v as f64),
+                    "count",
+                    "cgroup memory.events",
+                ),
+            );
+        }
+        if !r.metrics.is_empty() {
+            out.push(r);
+        }
+    }
+
+    // Kernel log
+    if let Some(k) = &s.kernel_log {
+        let mut r = Resource::new("kernel_log", None);
+        push(
+            &mut r,
+            Metric::new(
+                "kernel_log.error_events",
+                E,
+                "error messages",
+                Some(k.counts.values().sum::<u32>() as f64),
+                "count",
+                "/dev/kmsg",
+            ),
+        );
+        out.push(r);
+    }
+    out
+}

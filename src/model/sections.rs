@@ -1,0 +1,293 @@
+//! The detail tables of the report: what the classic 60-second commands print, computed over the
+//! measured window. Field names carry their units; `None` serializes as `null`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sections {
+    /// uptime: load averages against effective CPUs.
+    pub load: Option<LoadSection>,
+    /// vmstat: tasks sampled in the window, swap, paging, CPU split, switches, interrupts.
+    pub vmstat: Option<VmstatSection>,
+    /// mpstat -P ALL: `all` first, then each CPU.
+    pub cpus: Vec<CpuRow>,
+    /// pidstat/top: top processes by CPU and by RSS, tasks in D state.
+    pub processes: Option<ProcessSection>,
+    /// iostat -xz: disks active in the window.
+    pub disks: Vec<DiskRow>,
+    /// Devices with no I/O in the window, and memory/loop devices: counted, not listed.
+    pub disks_idle: u32,
+    /// df: space and inodes per filesystem.
+    pub filesystems: Vec<FsRow>,
+    /// free.
+    pub memory: Option<MemorySection>,
+    /// sar -n DEV,EDEV: interfaces with traffic or errors, per network namespace.
+    pub interfaces: Vec<IfRow>,
+    /// sar -n TCP,ETCP and ss -s: one row per network namespace.
+    pub tcp: Vec<TcpRow>,
+    /// PSI over the window.
+    pub pressure: Vec<PsiRow>,
+    /// cgroups with a CPU or memory limit, or throttled in the window.
+    pub cgroups: Vec<CgroupRow>,
+    /// dmesg: classified kernel messages since the look-back point.
+    pub kernel_log: Option<KernelLogSection>,
+    /// System-wide handles: file handles, tasks, conntrack.
+    pub limits: Option<LimitsSection>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoadSection {
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    pub effective_cpus: f64,
+    /// load1 / effective CPUs.
+    pub load1_per_cpu: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VmstatSection {
+    pub samples: u32,
+    /// vmstat `r`: runnable tasks (running + waiting), sampled in the window.
+    pub runnable_min: Option<u32>,
+    pub runnable_avg: Option<f64>,
+    pub runnable_max: Option<u32>,
+    /// vmstat `b`: tasks blocked in uninterruptible sleep.
+    pub blocked_min: Option<u32>,
+    pub blocked_avg: Option<f64>,
+    pub blocked_max: Option<u32>,
+    pub swap_in_kb_per_s: Option<f64>,
+    pub swap_out_kb_per_s: Option<f64>,
+    pub page_in_kb_per_s: Option<f64>,
+    pub page_out_kb_per_s: Option<f64>,
+    pub major_faults_per_s: Option<f64>,
+    pub context_switches_per_s: Option<f64>,
+    pub interrupts_per_s: Option<f64>,
+    pub forks_per_s: Option<f64>,
+    /// OOM kills in the window (/proc/vmstat oom_kill, Linux >= 4.13).
+    pub oom_kills: Option<u64>,
+    pub user_pct: Option<f64>,
+    pub system_pct: Option<f64>,
+    pub idle_pct: Option<f64>,
+    pub iowait_pct: Option<f64>,
+    pub steal_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuRow {
+    /// `all` or the CPU number.
+    pub cpu: String,
+    pub usr_pct: f64,
+    pub nice_pct: f64,
+    pub sys_pct: f64,
+    pub iowait_pct: f64,
+    pub irq_pct: f64,
+    pub soft_pct: f64,
+    pub steal_pct: f64,
+    pub guest_pct: f64,
+    pub idle_pct: f64,
+    /// 100 - idle - iowait.
+    pub busy_pct: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcRow {
+    pub pid: i32,
+    pub comm: String,
+    pub state: String,
+    /// Of one CPU: 200 means two CPUs' worth.
+    pub cpu_pct: f64,
+    pub usr_pct: f64,
+    pub sys_pct: f64,
+    pub rss_bytes: u64,
+    pub threads: i64,
+    pub major_faults_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DTask {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub wchan: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessSection {
+    pub count: u32,
+    pub threads: i64,
+    pub zombies: u32,
+    /// Parent of the most zombies, when there are any.
+    pub zombie_parent: Option<ProcRef>,
+    pub top_cpu: Vec<ProcRow>,
+    pub top_rss: Vec<ProcRow>,
+    pub d_state: Vec<DTask>,
+    /// Processes whose open file descriptors approach their limit (most used first).
+    pub fd_top: Vec<FdRow>,
+    /// Processes whose fds or namespaces could not be inspected (permissions).
+    pub not_inspected: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcRef {
+    pub pid: i32,
+    pub comm: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FdRow {
+    pub pid: i32,
+    pub comm: String,
+    pub open_fds: u64,
+    pub soft_limit: Option<u64>,
+    pub used_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DiskRow {
+    pub device: String,
+    pub r_per_s: f64,
+    pub w_per_s: f64,
+    pub rkb_per_s: f64,
+    pub wkb_per_s: f64,
+    pub r_await_ms: Option<f64>,
+    pub w_await_ms: Option<f64>,
+    /// iostat's `aqu-sz` (older sysstat: `avgqu-sz`): average requests in flight.
+    pub aqu_sz: f64,
+    /// Busy time share. Not clamped: above 100 is flagged, not hidden.
+    pub util_pct: f64,
+    pub rotational: Option<bool>,
+    /// Present for SSD/multi-queue devices, where 100% busy does not mean saturated.
+    pub caveat: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FsRow {
+    pub mount_point: String,
+    pub fs_type: String,
+    pub device: String,
+    pub size_bytes: u64,
+    pub avail_bytes: u64,
+    /// Used share of what non-root users can use (as df computes Use%).
+    pub used_pct: Option<f64>,
+    pub inodes_used_pct: Option<f64>,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MemorySection {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub available_bytes: Option<u64>,
+    pub buff_cache_bytes: u64,
+    pub available_pct: Option<f64>,
+    pub swap_total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub dirty_bytes: u64,
+    pub committed_as_bytes: Option<u64>,
+    pub commit_limit_bytes: Option<u64>,
+    /// The workload's cgroup limit, when tighter than the host's memory.
+    pub limit_bytes: Option<u64>,
+    pub limit_source: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IfRow {
+    /// `host` for our own namespace, else `netns:INODE`.
+    pub namespace: String,
+    pub interface: String,
+    pub rx_kb_per_s: f64,
+    pub tx_kb_per_s: f64,
+    pub rx_packets_per_s: f64,
+    pub tx_packets_per_s: f64,
+    pub rx_errors_per_s: f64,
+    pub tx_errors_per_s: f64,
+    pub rx_drops_per_s: f64,
+    pub tx_drops_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TcpRow {
+    pub namespace: String,
+    /// A few processes in the namespace (`iperf3 (pid 812)`), to name it.
+    pub processes: Vec<String>,
+    pub active_opens_per_s: Option<f64>,
+    pub passive_opens_per_s: Option<f64>,
+    pub out_segs_per_s: Option<f64>,
+    pub retrans_segs_per_s: Option<f64>,
+    /// Retransmitted share of sent segments in the window.
+    pub retrans_pct: Option<f64>,
+    pub in_errs_per_s: Option<f64>,
+    pub out_rsts_per_s: Option<f64>,
+    pub estab_resets_per_s: Option<f64>,
+    pub listen_overflows_per_s: Option<f64>,
+    pub listen_drops_per_s: Option<f64>,
+    pub established: Option<u64>,
+    pub time_wait: Option<u64>,
+    pub close_wait: Option<u64>,
+    pub orphans: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PsiRow {
+    pub resource: String,
+    /// Share of the window in which some tasks stalled on the resource.
+    pub some_pct: Option<f64>,
+    /// Share of the window in which all non-idle tasks stalled.
+    pub full_pct: Option<f64>,
+    pub some_avg10_pct: f64,
+    pub some_avg60_pct: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupRow {
+    pub path: String,
+    /// quota / period.
+    pub cpu_limit_cpus: Option<f64>,
+    /// CPU used in the window, in CPUs.
+    pub cpu_used_cpus: Option<f64>,
+    /// Share of CFS periods in the window in which the group was throttled.
+    pub throttled_periods_pct: Option<f64>,
+    pub throttled_ms_per_s: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub memory_used_pct: Option<f64>,
+    pub swap_bytes: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub pids: Option<u64>,
+    pub pids_limit: Option<u64>,
+    pub nr_procs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KernelLogSection {
+    /// How far back messages are considered, in seconds before the end of the window.
+    pub lookback_s: f64,
+    pub events: Vec<KlogEvent>,
+    /// Events per class (all of them, also those not listed).
+    pub counts: std::collections::BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KlogEvent {
+    /// Seconds before the end of the window.
+    pub age_s: f64,
+    pub class: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LimitsSection {
+    pub file_handles: Option<u64>,
+    pub file_handles_max: Option<u64>,
+    pub file_handles_pct: Option<f64>,
+    pub threads: Option<u64>,
+    pub threads_max: Option<u64>,
+    pub pid_max: Option<u64>,
+    pub tasks_pct: Option<f64>,
+    pub conntrack: Option<u64>,
+    pub conntrack_max: Option<u64>,
+    pub conntrack_pct: Option<f64>,
+}

@@ -1,0 +1,57 @@
+//! `cargo xtask test`: the one quality gate, shared verbatim by the README and CI (`.ci/run`).
+//!
+//! Every step runs even when an earlier one fails, so one CI run reports formatting, lint and
+//! test problems together; the exit code is non-zero if any step failed.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::{deps, util};
+
+/// Runs deps, fmt, clippy and the tests, then prints a one-line verdict per step.
+pub fn run() -> Result<ExitCode> {
+    deps::ensure(false)?;
+
+    let steps: [(&str, &[&str]); 3] = [
+        ("fmt", &["fmt", "--all", "--", "--check"]),
+        (
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        // --no-fail-fast: a failing test binary must not hide the results of the others.
+        // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
+        ("test", &["test", "--workspace", "--no-fail-fast"]),
+    ];
+
+    let mut failed = Vec::new();
+    let mut verdicts = Vec::new();
+    for (name, args) in steps {
+        let ok = match util::run(util::cargo().args(args)) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("xtask: {e:#}");
+                false
+            }
+        };
+        verdicts.push(format!("{name} {}", if ok { "ok" } else { "FAILED" }));
+        if !ok {
+            failed.push(name);
+        }
+    }
+
+    println!("xtask test: {}", verdicts.join(", "));
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("xtask: failed steps: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,124 @@
+//! `cargo xtask <cmd>`: the repository's automation, written in Rust so it runs wherever cargo
+//! does and needs no Makefile dialect or shell tricks.
+//!
+//! The alias lives in `.cargo/config.toml`. Commands:
+//!
+//! - `deps [--bench]`: install the Debian packages building (and benchmarking) needs.
+//! - `test`: deps, then fmt check, clippy with `-D warnings`, and the whole test suite (what CI
+//!   runs via `.ci/run`).
+//! - `sixty-second [ARGS...]`: deps, release build, then exec `triage sixty-second ARGS...`.
+//! - `bench [--runs N] [--duration SECS] [--procs N]`: triage against the classic 60-second
+//!   checklist, and its cost as the process count grows.
+//! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
+//!   scenario scripts.
+
+mod bench;
+mod capture;
+mod check;
+mod deps;
+mod measure;
+mod sleepers;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  deps [--bench]                 install build (and benchmark) packages on Debian (root)
+  test                           deps, cargo fmt --check, clippy -D warnings, cargo test (= CI)
+  sixty-second [ARGS...]         deps, release build, run `triage sixty-second ARGS...`
+  bench [--runs N] [--duration SECS] [--procs N]
+                                 triage vs the classic 60-second commands, and scale cost
+                                 (defaults: --runs 5 --duration 2 --procs 5000)
+  capture NAME|all [--duration SECS]
+                                 record fixtures/NAME from a real fault scenario
+                                 (NAME: idle cpu-saturation cgroup-cpu-throttle
+                                  memory-pressure-swap disk-saturation net-retransmits)
+
+environment:
+  TRIAGE_SHARED=DIR              the shared scenarios checkout (default: <repo>/../shared)
+  XTASK_SKIP_DEPS=1              do not check or install Debian packages (non-Debian hosts)
+  XTASK_TRIAGE_BIN=PATH          use this triage binary instead of building one
+";
+
+/// A wrong invocation: reported with the usage text and exit code 2, like the CLI itself.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Shorthand for failing with a [`UsageError`].
+pub fn usage_err<T>(msg: impl Into<String>) -> Result<T> {
+    Err(UsageError(msg.into()).into())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => code,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("xtask: {e}\n(`cargo xtask help` for usage)");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Routes the first argument to its command; each command parses the rest itself.
+fn dispatch(args: &[String]) -> Result<ExitCode> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return usage_err("missing command");
+    };
+    match cmd.as_str() {
+        "deps" => {
+            let bench = match rest {
+                [] => false,
+                [flag] if flag == "--bench" => true,
+                _ => return usage_err(format!("deps: unexpected arguments {rest:?}")),
+            };
+            deps::ensure(bench)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "test" => {
+            if !rest.is_empty() {
+                return usage_err(format!("test: unexpected arguments {rest:?}"));
+            }
+            check::run()
+        }
+        "sixty-second" => sixty_second(rest),
+        "bench" => bench::run(rest),
+        "capture" => capture::run(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => usage_err(format!("unknown command `{other}`")),
+    }
+}
+
+/// README quick-start #1: one command from a fresh checkout to a report. Replaces this process
+/// with triage so its exit code, signals and terminal handling are exactly the binary's own.
+fn sixty_second(args: &[String]) -> Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+
+    deps::ensure(false)?;
+    let bin = util::build_release()?;
+    let err = std::process::Command::new(&bin)
+        .arg("sixty-second")
+        .args(args)
+        .exec();
+    bail!("cannot exec {}: {err}", bin.display())
+}
