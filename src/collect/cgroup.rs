@@ -203,8 +203,6 @@ pub struct CgroupSample {
     pub cpu: Option<CpuCg>,
     pub memory: Option<MemCg>,
     pub pids: Option<PidsCg>,
-    /// Lines in `cgroup.procs`: processes directly in this cgroup (not its children).
-    pub nr_procs: Option<u64>,
 }
 
 /// CPU usage and CFS bandwidth throttling of one cgroup. Times in microseconds.
@@ -277,7 +275,6 @@ struct Acc {
     v1_mem: Option<MemCg>,
     v2_pids: Option<PidsCg>,
     v1_pids: Option<PidsCg>,
-    nr_procs: Option<u64>,
 }
 
 /// File reads with the scan's error policy: missing is silent, anything else is reported once per
@@ -543,11 +540,6 @@ pub fn scan(src: &dyn Source, layout: &CgroupLayout, max_groups: usize) -> Cgrou
                     Kind::V1Pids => acc.v1_pids = read_pids(&mut rd, &dir, &cg),
                 }
             }
-            if acc.nr_procs.is_none() {
-                acc.nr_procs = rd
-                    .text(&dir, "cgroup.procs", &cg)
-                    .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count() as u64);
-            }
 
             let mut children: Vec<String> = names
                 .into_iter()
@@ -568,7 +560,6 @@ pub fn scan(src: &dyn Source, layout: &CgroupLayout, max_groups: usize) -> Cgrou
             cpu: merge_cpu(a.v1_cpu, a.v2_cpu),
             memory: a.v1_mem.or(a.v2_mem),
             pids: a.v1_pids.or(a.v2_pids),
-            nr_procs: a.nr_procs,
         })
         .collect();
     CgroupScan {
@@ -1249,7 +1240,6 @@ this line is garbled
         assert_eq!(mem.anon_bytes, Some(6_819_840), "total_rss preferred");
         assert_eq!(mem.file_bytes, Some(15_441_920));
         assert_eq!(mem.inactive_file_bytes, Some(589_824));
-        assert_eq!(root.nr_procs, Some(3));
 
         let own = &s.groups[2];
         let mem = own.memory.as_ref().expect("own memory");
@@ -1257,7 +1247,6 @@ this line is garbled
         assert_eq!(mem.oom_kill_events, Some(3));
         assert_eq!(mem.failcnt, Some(17));
         assert_eq!(own.cpu, None);
-        assert_eq!(own.nr_procs, Some(2));
     }
 
     #[test]
@@ -1309,7 +1298,6 @@ this line is garbled
             })
         );
         assert_eq!(ctr.cpu.as_ref().and_then(|c| c.quota_us), None);
-        assert_eq!(ctr.nr_procs, Some(3));
         // The root has no memory.current: no memory sample rather than a zero one.
         assert_eq!(s.groups[0].memory, None);
         assert_eq!(s.groups[0].cpu.as_ref().and_then(|c| c.usage_us), Some(900));

@@ -610,7 +610,6 @@ fn cgroup_row(a: Option<&CgroupSample>, b: &CgroupSample, el: f64) -> CgroupRow 
         row.pids = Some(p.current);
         row.pids_limit = p.max;
     }
-    row.nr_procs = b.nr_procs;
     row
 }
 

@@ -258,7 +258,6 @@ pub struct CgroupRow {
     pub oom_kills: Option<u64>,
     pub pids: Option<u64>,
     pub pids_limit: Option<u64>,
-    pub nr_procs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
