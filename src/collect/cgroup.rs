@@ -38,6 +38,18 @@ pub enum CgroupMode {
     None,
 }
 
+impl CgroupMode {
+    /// The name used in reports (`v1`, `v2`, `hybrid`, `none`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CgroupMode::V1 => "v1",
+            CgroupMode::V2 => "v2",
+            CgroupMode::Hybrid => "hybrid",
+            CgroupMode::None => "none",
+        }
+    }
+}
+
 /// Where the cgroup hierarchies are mounted and where we sit in them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupLayout {
@@ -728,7 +740,7 @@ fn own_chain(src: &dyn Source, mount: &str, own: &str) -> Vec<(String, String)> 
 pub fn effective_cpus(src: &dyn Source, layout: &CgroupLayout, online_cpus: u32) -> (f64, String) {
     let mut best: Option<(f64, String)> = None;
     let mut consider = |v: f64, why: String| {
-        if v > 0.0 && v.is_finite() && best.as_ref().map_or(true, |(have, _)| v < *have) {
+        if v > 0.0 && v.is_finite() && best.as_ref().is_none_or(|(have, _)| v < *have) {
             best = Some((v, why));
         }
     };
@@ -834,7 +846,7 @@ fn first_in_chain(
 pub fn memory_limit(src: &dyn Source, layout: &CgroupLayout) -> Option<(u64, String)> {
     let mut best: Option<(u64, String)> = None;
     let mut consider = |v: u64, why: String| {
-        if best.as_ref().map_or(true, |(have, _)| v < *have) {
+        if best.as_ref().is_none_or(|(have, _)| v < *have) {
             best = Some((v, why));
         }
     };

@@ -135,7 +135,7 @@ fn raise_nofile_limit() -> u64 {
     if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
         if cur < max {
             lim.current = Some(max.min(1 << 20));
-            if setrlimit(Resource::Nofile, lim.clone()).is_err() {
+            if setrlimit(Resource::Nofile, lim).is_err() {
                 return cur;
             }
         }

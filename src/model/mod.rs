@@ -30,13 +30,9 @@ pub fn host(r: &Readings) -> Host {
         memory_limit_bytes: e.memory_limit.as_ref().map(|m| m.0),
         memory_limit_source: e.memory_limit.as_ref().map(|m| m.1.clone()),
         cgroup_mode: layout
-            .map(|l| {
-                serde_json::to_value(&l.mode)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            })
-            .unwrap_or_else(|| "none".into()),
+            .map(|l| l.mode.as_str())
+            .unwrap_or("none")
+            .to_string(),
         cgroup: layout.and_then(|l| l.own_v2.clone().or_else(|| l.own_v1.get("cpu").cloned())),
         in_container: e.container.is_some(),
         container_evidence: e.container.clone(),

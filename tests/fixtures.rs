@@ -1,0 +1,109 @@
+//! Every fixture under fixtures/ through the whole pipeline, rendered as JSON and as a table
+//! (insta snapshots), plus what each fault fixture must be diagnosed as.
+
+use std::path::{Path, PathBuf};
+
+use triage::collect::run::from_fixture;
+use triage::model::report::{Report, Severity};
+use triage::model::{build_report, Analysis};
+use triage::render;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn report(name: &str) -> Report {
+    let dir = fixtures_dir().join(name);
+    let readings = from_fixture(&dir).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    build_report(&readings, "sixty-second", &Analysis::default())
+}
+
+fn all_fixtures() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures/ exists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn warnings(r: &Report) -> Vec<String> {
+    r.findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .map(|f| format!("{}: {}", f.id, f.summary))
+        .collect()
+}
+
+#[test]
+fn every_fixture_renders_table_and_json() {
+    let names = all_fixtures();
+    assert!(
+        names.len() >= 9,
+        "expected the captured and hand-made fixtures, found {names:?}"
+    );
+    for name in names {
+        let r = report(&name);
+        let json = render::json(&r);
+        // The JSON is valid, versioned and round-trips to the same model.
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r, "{name}: JSON does not round-trip");
+        assert_eq!(back.schema_version, triage::model::report::SCHEMA_VERSION);
+        let table = render::table::render(&r, &render::table::Style { color: false });
+        for line in table.lines() {
+            assert!(
+                line.chars().count() <= 100 || line.starts_with("  "),
+                "{name}: table line over 100 columns: {line}"
+            );
+            assert!(!line.contains('\x1b'), "{name}: escape sequence in table");
+        }
+        insta::assert_snapshot!(format!("{name}.table"), table);
+        insta::assert_json_snapshot!(format!("{name}.json"), r);
+    }
+}
+
+/// The fault each captured scenario produces, as the top finding.
+const EXPECTED_TOP: &[(&str, &str)] = &[
+    ("cpu-saturation", "cpu.saturation.runqueue"),
+    ("cgroup-cpu-throttle", "cgroup.cpu.throttled"),
+    ("memory-pressure-swap", "memory.saturation.swapping"),
+    ("disk-saturation", "disk.saturation.queue"),
+    ("net-retransmits", "tcp.errors.retransmits"),
+];
+
+#[test]
+fn fault_fixtures_name_the_fault_first() {
+    for (name, id) in EXPECTED_TOP {
+        let r = report(name);
+        let top = r
+            .findings
+            .first()
+            .unwrap_or_else(|| panic!("{name}: no finding at all"));
+        assert_eq!(
+            &top.id, id,
+            "{name}: top finding is {} ({})",
+            top.id, top.summary
+        );
+        assert!(
+            top.severity >= Severity::Warning,
+            "{name}: top finding only {:?}",
+            top.severity
+        );
+        assert!(
+            !top.evidence.is_empty() && !top.next.is_empty(),
+            "{name}: finding without evidence or next step"
+        );
+    }
+}
+
+#[test]
+fn idle_has_no_warning() {
+    let r = report("idle");
+    assert_eq!(warnings(&r), Vec::<String>::new());
+    // ... and still measured everything.
+    assert!(r.sections.vmstat.as_ref().unwrap().samples >= 10);
+    assert!(r.window.elapsed_s > 1.0);
+    assert!(!r.sections.cpus.is_empty());
+}
