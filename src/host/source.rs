@@ -143,24 +143,39 @@ fn raise_nofile_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(1024)
 }
 
-fn read_all(mut f: &File) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
-    f.read_to_end(&mut buf)?;
+/// Read a freshly opened small /proc file that is produced in one go (`stat`). Not
+/// `read_to_end`: that asks for the size and position first (statx + lseek, useless on /proc)
+/// and needs one more read to see the end; per process, that is a third of the cost. A read
+/// that leaves the buffer unfilled has the whole file for such single-record files; long
+/// files (`/proc/net/tcp`) may come in chunks and go through `read`, which reads to the end.
+fn read_all(f: &File) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = (&*f).read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
     Ok(buf)
 }
 
+/// Re-read a kept file from offset 0. A read that does not fill the buffer has everything:
+/// asking again at a non-zero offset would make a seq_file (every /proc file) regenerate the
+/// whole text just to skip it, doubling the cost of the re-read.
 fn pread_all(f: &File) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 1024];
+    let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
         let n = f.read_at(&mut buf[len..], len as u64)?;
-        if n == 0 {
+        len += n;
+        if n == 0 || len < buf.len() {
             break;
         }
-        len += n;
+        buf.resize(buf.len() * 2, 0);
     }
     buf.truncate(len);
     Ok(buf)
