@@ -161,8 +161,43 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     net_rules(s, &mut out);
     software_rules(s, &mut out);
     kernel_log_rules(s, cx, &mut out);
+    demote_consequences(s, &mut out);
     rank(&mut out);
     out
+}
+
+/// A process that is page-faulting through swap spends its time in the kernel, often on one
+/// CPU: the high system time and the pegged CPU are symptoms of the memory problem, not causes.
+/// Keep them visible, as info, and say why.
+fn demote_consequences(s: &Sections, out: &mut [Finding]) {
+    let memory_fault = out
+        .iter()
+        .any(|f| f.id == "memory.saturation.swapping" || f.id == "memory.saturation.major_faults");
+    if !memory_fault {
+        return;
+    }
+    let faulting: Vec<i32> = s
+        .processes
+        .iter()
+        .flat_map(|p| p.top_cpu.iter())
+        .filter(|p| p.major_faults_per_s > 0.0)
+        .map(|p| p.pid)
+        .collect();
+    for f in out.iter_mut() {
+        let symptom = matches!(
+            f.id.as_str(),
+            "cpu.utilization.system_time" | "cpu.utilization.single_cpu"
+        );
+        if symptom
+            && faulting
+                .iter()
+                .any(|pid| f.summary.contains(&format!("(pid {pid})")))
+        {
+            f.severity = Severity::Info;
+            f.summary
+                .push_str(" (a consequence of the page faulting above)");
+        }
+    }
 }
 
 /// Most severe first; within a severity, furthest past its threshold; then by id for stability.
@@ -189,6 +224,18 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
             .filter(|&&r| r as f64 > eff)
             .count();
         let consistent = !cx.runnable_samples.is_empty() && above * 2 >= cx.runnable_samples.len();
+        // procs_running is host-wide. Under a CPU quota, runnable host tasks are only ours to
+        // worry about when our cgroup really uses (nearly) all of its quota.
+        let own = cx
+            .host
+            .cgroup
+            .as_deref()
+            .and_then(|p| s.cgroups.iter().find(|c| c.path == p));
+        let quota_full = match own.and_then(|c| c.cpu_used_cpus.zip(c.cpu_limit_cpus)) {
+            Some((used, lim)) => used >= 0.9 * lim,
+            None => true,
+        };
+        let consistent = consistent && quota_full;
         if let (Some((sev, t)), true) = (level("cpu.runnable_per_cpu", per_cpu), consistent) {
             let load = s
                 .load
@@ -196,16 +243,22 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                 .map(|l| format!(", load1 {:.2}", l.load1))
                 .unwrap_or_default();
             let top = top_procs(s, 3);
+            // In a CPU-limited cgroup, the host's busy share says nothing: use the cgroup's.
+            let busy = match own.and_then(|c| c.cpu_used_cpus.zip(c.cpu_limit_cpus)) {
+                Some((used, lim)) => {
+                    format!("cgroup using {used:.2} of its {} CPUs, ", fmt_cpus(lim))
+                }
+                None => all
+                    .map(|a| format!("CPUs {:.0}% busy, ", a.busy_pct))
+                    .unwrap_or_default(),
+            };
             let summary = format!(
-                "CPU saturated: {avg:.1} runnable tasks on {} CPUs (run queue {:.1} per CPU{load}){}",
+                "CPU saturated: {busy}{avg:.1} runnable tasks on {} CPUs (run queue {:.1} per CPU{load}){}",
                 fmt_cpus(eff),
                 per_cpu,
                 if top.is_empty() { String::new() } else { format!("; top: {top}") }
             );
-            let mut e = vec![ev("cpu.runnable_per_cpu", per_cpu, ">=", t.warn, "ratio")];
-            if let Some(b) = all {
-                e.push(ev("cpu.busy_pct", b.busy_pct, ">=", 0.0, "pct"));
-            }
+            let e = vec![ev("cpu.runnable_per_cpu", per_cpu, ">=", t.warn, "ratio")];
             let pid = s
                 .processes
                 .as_ref()
@@ -380,10 +433,7 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
             } else {
                 String::new()
             };
-            let mut e = vec![ev("cgroup.throttled_periods_pct", p, ">=", t.warn, "pct")];
-            if let Some(q) = c.cpu_limit_cpus {
-                e.push(ev("cgroup.cpu_limit_cpus", q, "=", q, "cpus"));
-            }
+            let e = vec![ev("cgroup.throttled_periods_pct", p, ">=", t.warn, "pct")];
             out.push(finding(
                 "cgroup.cpu.throttled",
                 sev,
@@ -514,13 +564,17 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                 sev,
                 "memory",
                 format!(
-                    "Memory pressure: swapping in {si:.0} kB/s, out {so:.0} kB/s{majf}{cgs}{who}"
+                    "Memory pressure: swapping in {}, out {}{majf}{cgs}{who}",
+                    human_kb_rate(si),
+                    human_kb_rate(so)
                 ),
-                vec![
-                    ev("memory.swap_kb_per_s", si + so, ">=", t.warn, "kb_per_s"),
-                    ev("memory.swap_in_kb_per_s", si, ">=", 0.0, "kb_per_s"),
-                    ev("memory.swap_out_kb_per_s", so, ">=", 0.0, "kb_per_s"),
-                ],
+                vec![ev(
+                    "memory.swap_kb_per_s",
+                    si + so,
+                    ">=",
+                    t.warn,
+                    "kb_per_s",
+                )],
                 vec!["triage mem".into(), "vmstat 1".into()],
             ));
         } else if let Some(mf) = v.major_faults_per_s {
@@ -961,6 +1015,15 @@ fn kernel_log_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                 vec!["dmesg -T | tail -50".into()],
             ));
         }
+    }
+}
+
+/// `512 kB/s`, `242.2 MB/s`.
+pub fn human_kb_rate(kb: f64) -> String {
+    if kb >= 10_240.0 {
+        format!("{:.1} MB/s", kb / 1024.0)
+    } else {
+        format!("{kb:.0} kB/s")
     }
 }
 

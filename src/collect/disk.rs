@@ -126,10 +126,10 @@ pub fn read_mounts(src: &dyn Source, problems: &mut Vec<Problem>) -> Vec<Mount> 
         Ok(b) => match MountInfos::from_read(&b[..]) {
             Ok(m) => m,
             Err(e) => {
-                problems.push(Problem::new(
+                problems.push(Problem::parse(
                     "filesystem space",
                     "proc/self/mountinfo",
-                    e.to_string(),
+                    &e,
                 ));
                 return Vec::new();
             }

@@ -44,6 +44,18 @@ impl Problem {
         p
     }
 
+    /// A problem from a procfs parse error. procfs reports truncated files as an "internal
+    /// error" with its own source path; users need to know the file was incomplete.
+    pub fn parse(what: impl Into<String>, path: &str, err: &impl std::fmt::Display) -> Self {
+        let text = err.to_string();
+        let reason = if text.contains("Internal error") || text.contains("NoneError") {
+            "truncated or garbled content".to_string()
+        } else {
+            text.lines().next().unwrap_or("unparseable").to_string()
+        };
+        Problem::new(what, path, reason)
+    }
+
     pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self

@@ -138,11 +138,7 @@ pub fn read_net(src: &dyn Source, base: &str, problems: &mut Vec<Problem>) -> Ne
                     );
                 }
             }
-            Err(e) => problems.push(Problem::new(
-                "network interface counters",
-                &dev,
-                e.to_string(),
-            )),
+            Err(e) => problems.push(Problem::parse("network interface counters", &dev, &e)),
         },
         Err(e) => problems.push(Problem::io("network interface counters", &dev, &e)),
     }

@@ -98,7 +98,6 @@ pub struct EndFacts {
     pub tcp_states: BTreeMap<u64, TcpStates>,
     pub d_threads: Vec<(i32, i32, String, Option<String>)>,
     pub kmsg: Option<Vec<KmsgRecord>>,
-    pub kmsg_garbled: usize,
     /// Effective capabilities of the reader (hex CapEff of proc/self/status).
     pub cap_eff: Option<u64>,
 }
@@ -239,7 +238,13 @@ fn end_facts(
         Ok(b) => {
             let (recs, garbled) = kmsg::parse(&b);
             e.kmsg = Some(recs);
-            e.kmsg_garbled = garbled;
+            if garbled > 0 {
+                problems.push(Problem::new(
+                    "some kernel log lines",
+                    "dev/kmsg",
+                    format!("{garbled} line(s) not in the kmsg record format, skipped"),
+                ));
+            }
         }
         Err(err) => {
             let fix = if err.kind() == std::io::ErrorKind::PermissionDenied {
@@ -407,8 +412,8 @@ pub fn from_fixture(dir: &Path) -> Result<Readings, FixtureError> {
         }
     }
     let (t1, _) = snapshot(&s1, layout.as_ref(), Some(&ns), &mut problems);
-    let layout1 = cgroup::layout(&s1).ok().or(layout);
-    let end = end_facts(&s1, layout1, &t1, &ns, &samples, &mut problems);
+    // As in a live run, the layout is the one read at t0 (t1 holds no proc/self/cgroup).
+    let end = end_facts(&s1, layout, &t1, &ns, &samples, &mut problems);
     problems.sort();
     problems.dedup();
     Ok(Readings {

@@ -269,7 +269,7 @@ pub fn read_system(src: &dyn Source, problems: &mut Vec<Problem>) -> SystemReadi
                     threads: l.max,
                 })
             }
-            Err(e) => problems.push(Problem::new("load averages", "proc/loadavg", e.to_string())),
+            Err(e) => problems.push(Problem::parse("load averages", "proc/loadavg", &e)),
         },
         Err(e) => problems.push(Problem::io("load averages", "proc/loadavg", &e)),
     }
@@ -282,7 +282,7 @@ pub fn read_system(src: &dyn Source, problems: &mut Vec<Problem>) -> SystemReadi
     match src.read("proc/meminfo") {
         Ok(b) => match Meminfo::from_read(&b[..]) {
             Ok(m) => r.mem = Some(mem_from(&m)),
-            Err(e) => problems.push(Problem::new("memory", "proc/meminfo", e.to_string())),
+            Err(e) => problems.push(Problem::parse("memory", "proc/meminfo", &e)),
         },
         Err(e) => problems.push(Problem::io("memory", "proc/meminfo", &e)),
     }

@@ -62,6 +62,39 @@ fn s(x: &str) -> String {
     sanitize(x).into_owned()
 }
 
+/// Word-wrap `text` to WIDTH columns: the first line starts with `first`, the others with
+/// `rest` (indentation). A word longer than a line stays whole.
+fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
+    let width = WIDTH as usize;
+    let mut line = first.to_string();
+    // The first line's prefix is a label (`CRIT`, `next:`): a space follows it.
+    let mut empty = first.is_empty();
+    for word in text.split(' ') {
+        let wlen = word.chars().count();
+        if !empty && line.chars().count() + 1 + wlen > width {
+            let _ = writeln!(out, "{}", line.trim_end());
+            line = rest.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+}
+
+/// Keep the end of a long name (`…sandbox/v1/python`): the end tells mounts and cgroups apart.
+fn shorten(x: &str, max: usize) -> String {
+    let n = x.chars().count();
+    if n <= max {
+        return x.to_string();
+    }
+    let tail: String = x.chars().skip(n - (max - 1)).collect();
+    format!("…{tail}")
+}
+
 fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
     let _ = writeln!(out, "\n{}", st.head(title));
     for line in t.to_string().lines() {
@@ -85,10 +118,8 @@ pub fn render(r: &Report, st: &Style) -> String {
         .memory_total_bytes
         .map(human_bytes)
         .unwrap_or_else(|| "?".into());
-    let _ = writeln!(
-        out,
-        "{} {} on {}: kernel {}, {} CPUs{eff}, {mem} RAM, cgroup {}{}",
-        st.head("triage"),
+    let head = format!(
+        "{} on {}: kernel {}, {} CPUs{eff}, {mem} RAM, cgroup {}{}",
         r.command,
         s(&h.hostname),
         s(&h.kernel),
@@ -103,6 +134,7 @@ pub fn render(r: &Report, st: &Style) -> String {
             String::new()
         }
     );
+    wrap(&mut out, &st.head("triage"), "  ", &head);
     let _ = writeln!(
         out,
         "window {:.2} s from {} ({} task samples); rates are per second over the window",
@@ -121,7 +153,8 @@ pub fn render(r: &Report, st: &Style) -> String {
                 .as_deref()
                 .map(|f| format!(" -> {}", s(f)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "  - {}: {}{fix}", s(&u.what), s(&u.reason));
+            let text = format!("{}: {}{fix}", s(&u.what), s(&u.reason));
+            wrap(&mut out, "  -", "    ", &text);
         }
     }
     out
@@ -146,23 +179,26 @@ fn findings(out: &mut String, r: &Report, st: &Style) {
             Severity::Warning => st.paint("1;33", "WARN"),
             Severity::Info => st.paint("36", "info"),
         };
-        let _ = writeln!(out, "  {tag} {}", s(&f.summary));
+        wrap(out, &format!("  {tag}"), "       ", &s(&f.summary));
         let ev: Vec<String> = f
             .evidence
             .iter()
             .map(|e| format!("{} {} {} {}", e.metric, e.value, e.comparison, e.threshold))
             .collect();
-        let _ = writeln!(out, "       evidence: {}  [{}]", ev.join("; "), f.id);
+        wrap(
+            out,
+            "       evidence:",
+            "         ",
+            &format!("{}  [{}]", ev.join("; "), f.id),
+        );
         if !f.next.is_empty() {
-            let _ = writeln!(
-                out,
-                "       next: {}",
-                f.next
-                    .iter()
-                    .map(|n| s(n))
-                    .collect::<Vec<_>>()
-                    .join("  |  ")
-            );
+            let next = f
+                .next
+                .iter()
+                .map(|n| s(n))
+                .collect::<Vec<_>>()
+                .join("  |  ");
+            wrap(out, "       next:", "         ", &next);
         }
     }
 }
@@ -176,7 +212,7 @@ fn use_summary(out: &mut String, r: &Report, st: &Style) {
     }
     for res in &r.resources {
         let name = match &res.instance {
-            Some(i) => format!("{} {}", res.name, s(i)),
+            Some(i) => format!("{} {}", res.name, shorten(&s(i), 18)),
             None => res.name.clone(),
         };
         let col = |k: UseKind| {
@@ -187,6 +223,9 @@ fn use_summary(out: &mut String, r: &Report, st: &Style) {
                     let v = match m.value {
                         Some(v) if m.unit == "pct" => format!("{v:.0}%"),
                         Some(v) if m.unit == "count" => format!("{v:.0}"),
+                        Some(v) if m.unit == "kb_per_s" => format!("{v:.0} kB/s"),
+                        Some(v) if m.unit == "per_s" => format!("{v:.1}/s"),
+                        Some(v) if m.unit == "ms" => format!("{v:.1} ms"),
                         Some(v) => format!("{v:.1}"),
                         None => "n/a".into(),
                     };
@@ -572,7 +611,8 @@ fn checklist(out: &mut String, r: &Report, st: &Style) {
             }
         }
         if !parts.is_empty() {
-            let _ = writeln!(out, "\n{} {}", st.head("limits:"), parts.join("; "));
+            let _ = writeln!(out);
+            wrap(out, &st.head("limits:"), "  ", &parts.join("; "));
         }
     }
     if let Some(k) = &sec.kernel_log {
@@ -588,12 +628,12 @@ fn checklist(out: &mut String, r: &Report, st: &Style) {
             let _ = writeln!(out, "  none");
         }
         for e in &k.events {
-            let _ = writeln!(
+            let line = format!("[{}] {}", e.class, s(&e.message));
+            wrap(
                 out,
-                "  {:>7.1}s ago [{}] {}",
-                e.age_s,
-                e.class,
-                s(&e.message)
+                &format!("  {:>7.1}s ago", e.age_s),
+                "            ",
+                &line,
             );
         }
     }

@@ -11,11 +11,14 @@
 //!   checklist, and its cost as the process count grows.
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
+//! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
+//!   from `fixtures/idle`.
 
 mod bench;
 mod capture;
 mod check;
 mod deps;
+mod handmade;
 mod measure;
 mod sleepers;
 mod util;
@@ -38,6 +41,9 @@ commands:
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
                                   memory-pressure-swap disk-saturation net-retransmits)
+  handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
+                                 (default all: cgroup-v2-only container-quota-2-of-64
+                                  garbled-proc)
 
 environment:
   TRIAGE_SHARED=DIR              the shared scenarios checkout (default: <repo>/../shared)
@@ -101,6 +107,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "sixty-second" => sixty_second(rest),
         "bench" => bench::run(rest),
         "capture" => capture::run(rest),
+        "handmade" => handmade::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
