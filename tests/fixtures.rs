@@ -108,3 +108,98 @@ fn idle_has_no_warning() {
     assert!(r.window.elapsed_s > 1.0);
     assert!(!r.sections.cpus.is_empty());
 }
+
+#[test]
+fn cgroup_v2_only_host_reads_v2_limits_and_throttling() {
+    let r = report("cgroup-v2-only");
+    assert_eq!(r.host.cgroup_mode, "v2");
+    assert_eq!(
+        r.host.cgroup.as_deref(),
+        Some("/system.slice/triage.service")
+    );
+    let ids: Vec<(&str, &str)> = r
+        .findings
+        .iter()
+        .map(|f| (f.id.as_str(), f.summary.as_str()))
+        .collect();
+    let throttled = ids
+        .iter()
+        .find(|(id, _)| *id == "cgroup.cpu.throttled")
+        .expect("throttling found");
+    assert!(
+        throttled.1.contains("/system.slice/batch.service") && throttled.1.contains("60%"),
+        "{}",
+        throttled.1
+    );
+    let mem = ids
+        .iter()
+        .find(|(id, _)| *id == "cgroup.memory.near_limit")
+        .expect("memory near limit found");
+    assert!(
+        mem.1.contains("/system.slice/web.service") && mem.1.contains("92%"),
+        "{}",
+        mem.1
+    );
+    let web = r
+        .sections
+        .cgroups
+        .iter()
+        .find(|c| c.path == "/system.slice/web.service")
+        .unwrap();
+    assert_eq!(web.memory_limit_bytes, Some(1 << 30));
+}
+
+#[test]
+fn container_quota_sets_effective_cpus_and_drives_saturation() {
+    let r = report("container-quota-2-of-64");
+    assert_eq!(r.host.online_cpus, 64);
+    assert_eq!(r.host.effective_cpus, 2.0);
+    assert!(
+        r.host.effective_cpus_source.contains("cpu.max"),
+        "{}",
+        r.host.effective_cpus_source
+    );
+    assert!(r.host.in_container);
+    assert_eq!(r.host.memory_limit_bytes, Some(2 << 30));
+    let top = &r.findings[0];
+    assert_eq!(top.id, "cpu.saturation.runqueue");
+    assert!(
+        top.summary.contains("on 2 CPUs") && top.summary.contains("worker"),
+        "{}",
+        top.summary
+    );
+    // 6 runnable on 64 host CPUs would be nothing: the quota is what makes it saturation.
+    assert_eq!(r.sections.cpus.len(), 65);
+}
+
+#[test]
+fn garbled_files_become_unavailable_entries_and_the_rest_is_reported() {
+    let r = report("garbled-proc");
+    let what: Vec<String> = r
+        .unavailable
+        .iter()
+        .map(|u| format!("{}: {}", u.what, u.reason))
+        .collect();
+    for expected in [
+        "memory: proc/meminfo: truncated or garbled content",
+        "load averages: proc/loadavg: truncated or garbled content",
+        "TCP/UDP counters: proc/net/snmp",
+        "cpu pressure (PSI): proc/pressure/cpu",
+        "disk I/O counters: proc/diskstats: 1 unparseable line(s) skipped",
+        "some processes: proc/PID/stat: 1 unparseable stat file(s) skipped",
+        "some kernel log lines: dev/kmsg",
+    ] {
+        assert!(
+            what.iter().any(|w| w.starts_with(expected)),
+            "missing `{expected}` in {what:#?}"
+        );
+    }
+    // What could be read is still there.
+    assert_eq!(r.sections.cpus.len(), 3);
+    assert!(r.sections.memory.is_none());
+    assert!(r.sections.processes.as_ref().unwrap().count > 10);
+    assert!(r.resources.iter().any(|res| res.name == "memory"
+        && res
+            .metric("memory.used_pct")
+            .is_some_and(|m| m.value.is_none() && m.reason.is_some())));
+}

@@ -393,7 +393,7 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
         }
         if let Some((sev, t)) = level("cpu.steal_pct", a.steal_pct) {
             out.push(finding(
-                "cpu.errors.steal",
+                "cpu.saturation.steal",
                 sev,
                 "cpu",
                 format!(

@@ -11,6 +11,7 @@ use procfs_core::net::InterfaceDeviceStatus;
 use procfs_core::FromRead;
 
 use super::Problem;
+use crate::host::sockdiag::state_name;
 use crate::host::Source;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,7 +38,7 @@ pub struct NetReading {
 }
 
 /// `State -> count` of TCP sockets (IPv4 + IPv6).
-pub type TcpStates = BTreeMap<&'static str, u64>;
+pub type TcpStates = BTreeMap<String, u64>;
 
 /// Parse the paired header/value line format of /proc/net/snmp and /proc/net/netstat.
 /// procfs's `Snmp` requires every field of one kernel's layout and has no `TcpExt`; this keeps
@@ -85,21 +86,6 @@ pub fn parse_sockstat(text: &str) -> BTreeMap<String, u64> {
     out
 }
 
-const TCP_STATES: [&str; 12] = [
-    "ESTABLISHED",
-    "SYN_SENT",
-    "SYN_RECV",
-    "FIN_WAIT1",
-    "FIN_WAIT2",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "LISTEN",
-    "CLOSING",
-    "NEW_SYN_RECV",
-];
-
 /// Count sockets by state from /proc/net/tcp(6) text: only the `st` column is looked at.
 pub fn count_tcp_states(text: &str, out: &mut TcpStates) {
     for line in text.lines().skip(1) {
@@ -109,8 +95,8 @@ pub fn count_tcp_states(text: &str, out: &mut TcpStates) {
         let Ok(n) = u8::from_str_radix(st, 16) else {
             continue;
         };
-        if let Some(name) = n.checked_sub(1).and_then(|i| TCP_STATES.get(i as usize)) {
-            *out.entry(name).or_insert(0) += 1;
+        if let Some(name) = state_name(n) {
+            *out.entry(name.to_string()).or_insert(0) += 1;
         }
     }
 }
@@ -161,8 +147,14 @@ pub fn read_net(src: &dyn Source, base: &str, problems: &mut Vec<Problem>) -> Ne
     r
 }
 
-/// TCP socket states of one namespace (read at the end of the window only).
+/// TCP socket states of one namespace (read at the end of the window only): netlink for our
+/// own namespace, /proc/PID/net/tcp* for the others (or when netlink is not available).
 pub fn read_tcp_states(src: &dyn Source, base: &str) -> Option<TcpStates> {
+    if base == "proc/net" {
+        if let Ok(s) = src.tcp_states() {
+            return Some(s);
+        }
+    }
     let mut states = TcpStates::new();
     let mut any = false;
     for f in ["tcp", "tcp6"] {

@@ -57,6 +57,10 @@ pub trait Source: Send + Sync {
     fn statvfs(&self, mount_point: &str) -> io::Result<FsStat>;
     /// Kernel log records available now, read without blocking (`/dev/kmsg`).
     fn kmsg(&self) -> io::Result<Vec<u8>>;
+    /// TCP sockets of our own network namespace by state, from netlink sock_diag. Recorded as
+    /// `sock_diag_tcp.json`; a fixture without it answers `Unsupported` (readers then fall back
+    /// to /proc/net/tcp).
+    fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>>;
 
     /// `read` as UTF-8 (lossy: system files are text, but a garbled one must not stop the run).
     fn read_string(&self, rel: &str) -> io::Result<String> {
@@ -255,6 +259,25 @@ impl Source for LiveSource {
         self.record("dev/kmsg", &data);
         Ok(data)
     }
+
+    fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
+        if self.base != Path::new("/") {
+            // Netlink answers for our own namespace, not for the system under --root.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "sock_diag with --root",
+            ));
+        }
+        let counts: BTreeMap<String, u64> = super::sockdiag::tcp_states()?
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        self.record(
+            "sock_diag_tcp.json",
+            &serde_json::to_vec_pretty(&counts).unwrap_or_default(),
+        );
+        Ok(counts)
+    }
 }
 
 /// Read every record currently in the kernel's log buffer without blocking. Each `read(2)` on
@@ -423,6 +446,18 @@ impl Source for FixtureSource {
 
     fn kmsg(&self) -> io::Result<Vec<u8>> {
         std::fs::read(self.path("dev/kmsg"))
+    }
+
+    fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
+        match std::fs::read(self.path("sock_diag_tcp.json")) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no sock_diag recording",
+            )),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -90,12 +90,31 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         &mut cpu,
         Metric::maybe(
             "cpu.steal_pct",
-            E,
+            S,
             "steal",
             vm.and_then(|v| v.steal_pct),
             "pct",
             "/proc/stat",
             "no /proc/stat delta",
+        ),
+    );
+    // CPUs report their errors in the kernel log: machine checks, lockups, RCU stalls.
+    let cpu_errors = s.kernel_log.as_ref().map(|k| {
+        ["hardware error", "CPU lockup", "RCU stall"]
+            .iter()
+            .map(|c| k.counts.get(*c).copied().unwrap_or(0))
+            .sum::<u32>() as f64
+    });
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.kernel_errors",
+            E,
+            "MCE/lockups",
+            cpu_errors,
+            "count",
+            "/dev/kmsg",
+            "kernel log not readable",
         ),
     );
     out.push(cpu);
