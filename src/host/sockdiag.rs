@@ -55,7 +55,7 @@ fn request(family: u8, seq: u32) -> Vec<u8> {
     m.push(0); // no extensions
     m.push(0);
     m.extend_from_slice(&0x0fffu32.to_ne_bytes()); // every state, TIME_WAIT and NEW_SYN_RECV too
-    m.resize((NLMSG_HDRLEN + REQ_LEN) as usize, 0);
+    m.resize(NLMSG_HDRLEN + REQ_LEN, 0);
     m
 }
 
