@@ -34,8 +34,8 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "memory.swap_kb_per_s", warn: 1.0, crit: 10240.0, unit: "kb_per_s", why: "any non-zero swap-out means memory pressure (S0:433); 10 MB/s and more is critical" },
     Threshold { id: "memory.major_faults_per_s", warn: 100.0, crit: 1000.0, unit: "per_s", why: "major faults cost 1-10 ms each (S0:126): 100/s is ~0.1-1 s of stall per second" },
     Threshold { id: "memory.oom_kills", warn: 1.0, crit: 1.0, unit: "count", why: "any OOM kill is an error (S0:131)" },
-    Threshold { id: "disk.aqu_sz", warn: 1.0, crit: 4.0, unit: "requests", why: "avgqu-sz > 1 means requests are queuing (S0:436); needs the device busy too" },
-    Threshold { id: "disk.util_pct", warn: 60.0, crit: 90.0, unit: "pct", why: "%util near 100% = saturated (S0:847); with the queue above 1" },
+    Threshold { id: "disk.aqu_sz", warn: 1.0, crit: 4.0, unit: "requests", why: "avgqu-sz > 1 means requests are queuing (S0:436); needs the device busy too; 4 and more queued is critical" },
+    Threshold { id: "disk.util_pct", warn: 60.0, crit: 90.0, unit: "pct", why: "%util near 100% = saturated (S0:847); only with the queue above 1 (busy alone means little on SSDs)" },
     Threshold { id: "disk.await_ms", warn: 10.0, crit: 50.0, unit: "ms", why: "SSD await > 5 ms worth a look, > 10 ms wrong (S0:436, S0:847); warn at 10 ms so rotating disks (5-15 ms) are not flagged, critical at 50 ms" },
     Threshold { id: "filesystem.used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "not in the seeds; df-based alerting commonly uses 90/95%" },
     Threshold { id: "filesystem.inodes_used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "inodes exhausted = ENOSPC with free space (S3:303)" },
@@ -676,7 +676,8 @@ fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
         }
         let (ta, tu) = (threshold("disk.aqu_sz"), threshold("disk.util_pct"));
         if d.aqu_sz > ta.warn && d.util_pct >= tu.warn {
-            let sev = if d.aqu_sz >= ta.crit && d.util_pct >= tu.crit {
+            // A deep queue is the signal (on SSDs busy time saturates long before the device).
+            let sev = if d.aqu_sz >= ta.crit {
                 Severity::Critical
             } else {
                 Severity::Warning

@@ -34,7 +34,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "cpu.hottest_cpu_busy_pct",
             U,
-            "hottest CPU",
+            "max CPU",
             hottest,
             "pct",
             "/proc/stat",
@@ -50,7 +50,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "cpu.runnable_per_cpu",
             S,
-            "runnable/CPU",
+            "runq/CPU",
             runq,
             "ratio",
             "/proc/stat procs_running (sampled)",
@@ -62,7 +62,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "cpu.load1_per_cpu",
             S,
-            "load1/CPU",
+            "load/CPU",
             s.load.as_ref().map(|l| l.load1_per_cpu),
             "ratio",
             "/proc/loadavg",
@@ -79,7 +79,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "cpu.pressure_some_pct",
             S,
-            "PSI some",
+            "PSI",
             psi_cpu,
             "pct",
             "/proc/pressure/cpu",
@@ -127,7 +127,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "memory.used_pct",
             U,
-            "used (1-avail)",
+            "used",
             m.and_then(|m| m.available_pct.map(|a| super::build::r2(100.0 - a))),
             "pct",
             "/proc/meminfo",
@@ -163,7 +163,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "memory.major_faults_per_s",
             S,
-            "major faults",
+            "majflt",
             vm.and_then(|v| v.major_faults_per_s),
             "per_s",
             "/proc/vmstat pgmajfault",
@@ -180,7 +180,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         Metric::maybe(
             "memory.pressure_some_pct",
             S,
-            "PSI some",
+            "PSI",
             psi_mem,
             "pct",
             "/proc/pressure/memory",
@@ -254,7 +254,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::new(
                 "io.pressure_some_pct",
                 S,
-                "PSI some",
+                "PSI",
                 psi_io,
                 "pct",
                 "/proc/pressure/io",
@@ -373,7 +373,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "tcp.listen_overflows_per_s",
                 S,
-                "listen overflows",
+                "lstn ovfl",
                 t.listen_overflows_per_s,
                 "per_s",
                 "/proc/net/netstat",
@@ -397,7 +397,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "tcp.retrans_segs_per_s",
                 E,
-                "retrans",
+                "retr",
                 t.retrans_segs_per_s,
                 "per_s",
                 "/proc/net/snmp",
@@ -409,7 +409,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "tcp.retrans_pct",
                 E,
-                "retrans share",
+                "retr",
                 t.retrans_pct,
                 "pct",
                 "/proc/net/snmp",
@@ -427,7 +427,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "file_descriptors.used_pct",
                 U,
-                "file handles",
+                "system",
                 l.file_handles_pct,
                 "pct",
                 "/proc/sys/fs/file-nr",
@@ -444,7 +444,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "file_descriptors.worst_process_pct",
                 U,
-                "worst process",
+                "max proc",
                 worst,
                 "pct",
                 "/proc/PID/fd, /proc/PID/limits",
@@ -459,7 +459,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "tasks.used_pct",
                 U,
-                "threads vs max",
+                "threads",
                 l.tasks_pct,
                 "pct",
                 "/proc/loadavg, pid_max, threads-max",
@@ -471,7 +471,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::maybe(
                 "tasks.blocked_avg",
                 S,
-                "D state (avg)",
+                "D avg",
                 vm.and_then(|v| v.blocked_avg),
                 "count",
                 "/proc/stat procs_blocked (sampled)",
@@ -520,7 +520,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
                 Metric::new(
                     "cgroup.cpu_quota_used_pct",
                     U,
-                    "CPU of quota",
+                    "of quota",
                     Some(super::build::r2(used / lim * 100.0)),
                     "pct",
                     "cgroup cpu.stat, cpu.max",
@@ -546,7 +546,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
                 Metric::new(
                     "cgroup.memory_used_pct",
                     U,
-                    "memory of limit",
+                    "mem of limit",
                     c.memory_used_pct,
                     "pct",
                     "cgroup memory.current, memory.max",
@@ -579,7 +579,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             Metric::new(
                 "kernel_log.error_events",
                 E,
-                "error messages",
+                "messages",
                 Some(k.counts.values().sum::<u32>() as f64),
                 "count",
                 "/dev/kmsg",
