@@ -66,6 +66,25 @@ pub enum Command {
         #[command(flatten)]
         window: WindowArgs,
     },
+    /// CPU deep dive: per-CPU modes, run queue, PSI, top processes and threads, cgroup quotas,
+    /// softirqs.
+    #[command(hide = true)]
+    Cpu(crate::commands::cpu::Args),
+    /// Memory deep dive: MemAvailable breakdown, swap, faults, reclaim, OOM kills, cgroup limits.
+    #[command(hide = true)]
+    Mem(crate::commands::mem::Args),
+    /// Disk deep dive: per-device latency and queues, filesystems, top I/O processes.
+    #[command(hide = true)]
+    Disk(crate::commands::disk::Args),
+    /// Network deep dive: interfaces, TCP/UDP errors, socket states, listen queues, conntrack.
+    #[command(hide = true)]
+    Net(crate::commands::net::Args),
+    /// Syscall counts, errors and latency per process, traced in the kernel with eBPF.
+    #[command(hide = true)]
+    Syscalls(crate::commands::syscalls::Args),
+    /// What this box allows: kernel, BTF, capabilities, lockdown, and whether each probe loads.
+    #[command(hide = true)]
+    Doctor(crate::commands::doctor::Args),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,7 +2,13 @@
 //! (collect -> model -> analyze -> render) is shared. A new subcommand is one file here plus
 //! one entry in `cli::Command`.
 
+pub mod cpu;
+pub mod disk;
+pub mod doctor;
+pub mod mem;
+pub mod net;
 pub mod sixty_second;
+pub mod syscalls;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -28,6 +34,12 @@ pub fn run(cli: Cli) -> i32 {
         Command::Capture { out, note, window } => {
             sixty_second::run(window, Some(out), note, g.verbose)
         }
+        Command::Cpu(a) => cpu::run(a, g),
+        Command::Mem(a) => mem::run(a, g),
+        Command::Disk(a) => disk::run(a, g),
+        Command::Net(a) => net::run(a, g),
+        Command::Syscalls(a) => syscalls::run(a, g),
+        Command::Doctor(a) => doctor::run(a, g),
     };
     match report {
         Ok(r) => {

@@ -1,0 +1,16 @@
+//! `triage disk`: the disk deep dive.
+//!
+//! Not built yet: hidden from `--help` until it works.
+
+use crate::cli::{Global, WindowArgs};
+use crate::model::report::Report;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+pub fn run(_args: &Args, _global: &Global) -> Result<Report, String> {
+    Err("`disk` is not built yet".into())
+}
