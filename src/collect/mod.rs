@@ -3,6 +3,7 @@
 //! turns one file into a typed value, or says why it could not.
 
 pub mod cgroup;
+pub mod deep;
 pub mod kmsg;
 
 use serde::{Deserialize, Serialize};

@@ -10,6 +10,7 @@ use procfs_core::DiskStat;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{self, CgroupLayout, CgroupScan};
+use super::deep::{self, DeepEnd, DeepSnapshot, Spec};
 use super::disk::{self, BlockDevice, Mount};
 use super::kmsg::{self, KmsgRecord};
 use super::net::{self, NetReading, TcpStates};
@@ -53,6 +54,8 @@ pub struct Snapshot {
     /// Network namespace inode -> its counters.
     pub net: BTreeMap<u64, NetReading>,
     pub cgroups: Option<CgroupScan>,
+    /// What only the deep dives read (empty unless the run's `Spec` asked for it).
+    pub deep: DeepSnapshot,
 }
 
 /// The network namespaces found at t0, and how each one is read.
@@ -100,6 +103,8 @@ pub struct EndFacts {
     pub kmsg: Option<Vec<KmsgRecord>>,
     /// Effective capabilities of the reader (hex CapEff of proc/self/status).
     pub cap_eff: Option<u64>,
+    /// Deep-dive facts (empty unless the run's `Spec` asked for them).
+    pub deep: DeepEnd,
 }
 
 /// Everything a report is computed from.
@@ -118,6 +123,7 @@ pub struct Readings {
 /// discovered from this snapshot's process scan; at t1 the same namespaces are read again.
 fn snapshot(
     src: &dyn Source,
+    spec: &Spec,
     layout: Option<&CgroupLayout>,
     known: Option<&Namespaces>,
     problems: &mut Vec<Problem>,
@@ -152,6 +158,11 @@ fn snapshot(
         }
     }
     let cgroups = layout.map(|l| cgroup::scan(src, l, MAX_CGROUPS));
+    let deep = if spec.any() {
+        deep::snapshot(src, spec, &procs)
+    } else {
+        DeepSnapshot::default()
+    };
     (
         Snapshot {
             system,
@@ -159,6 +170,7 @@ fn snapshot(
             procs,
             net: netr,
             cgroups,
+            deep,
         },
         ns,
     )
@@ -185,6 +197,7 @@ fn read_cap_eff(src: &dyn Source) -> Option<u64> {
 
 fn end_facts(
     src: &dyn Source,
+    spec: &Spec,
     layout: Option<CgroupLayout>,
     t1: &Snapshot,
     ns: &Namespaces,
@@ -256,6 +269,15 @@ fn end_facts(
         }
     }
     e.cap_eff = read_cap_eff(src);
+    if spec.any() {
+        let own = ns.own.unwrap_or(0);
+        let ifaces: Vec<String> = t1
+            .net
+            .get(&own)
+            .map(|n| n.interfaces.keys().cloned().collect())
+            .unwrap_or_default();
+        e.deep = deep::end(src, spec, &t1.procs, &ifaces);
+    }
     e
 }
 
@@ -267,6 +289,8 @@ pub struct LiveOptions {
     /// When set (SIGINT), the window ends at the next sample and the report covers what was
     /// measured.
     pub interrupted: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// What to read beyond the sixty-second checklist.
+    pub spec: Spec,
 }
 
 fn now_rfc3339() -> String {
@@ -289,7 +313,7 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
             None
         }
     };
-    let (t0, ns) = snapshot(src, layout.as_ref(), None, &mut problems);
+    let (t0, ns) = snapshot(src, &opts.spec, layout.as_ref(), None, &mut problems);
     let deadline = t_start + opts.duration;
     let stop = || {
         opts.interrupted
@@ -318,9 +342,9 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
     }
     src.set_phase("t1");
     let t_end = Instant::now();
-    let (t1, _) = snapshot(src, layout.as_ref(), Some(&ns), &mut problems);
+    let (t1, _) = snapshot(src, &opts.spec, layout.as_ref(), Some(&ns), &mut problems);
     let end_ts = now_rfc3339();
-    let end = end_facts(src, layout, &t1, &ns, &samples, &mut problems);
+    let end = end_facts(src, &opts.spec, layout, &t1, &ns, &samples, &mut problems);
     let _ = src.flush_recording();
     src.forget_kept();
     let meta = Meta {
@@ -376,8 +400,14 @@ pub enum FixtureError {
     },
 }
 
-/// Replay a recorded fixture directory (`t0/`, `samples/NNN/`, `t1/`, `meta.json`).
+/// Replay a recorded fixture directory (`t0/`, `samples/NNN/`, `t1/`, `meta.json`) as
+/// `sixty-second` reads it.
 pub fn from_fixture(dir: &Path) -> Result<Readings, FixtureError> {
+    from_fixture_spec(dir, &Spec::SIXTY_SECOND)
+}
+
+/// Replay a fixture, reading what `spec` asks for (what the fixture lacks is simply absent).
+pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureError> {
     let io = |p: &Path, e| FixtureError::Io {
         path: p.display().to_string(),
         source: e,
@@ -398,7 +428,7 @@ pub fn from_fixture(dir: &Path) -> Result<Readings, FixtureError> {
             None
         }
     };
-    let (t0, ns) = snapshot(&s0, layout.as_ref(), None, &mut problems);
+    let (t0, ns) = snapshot(&s0, spec, layout.as_ref(), None, &mut problems);
     let mut samples = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir.join("samples")) {
         let mut dirs: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -411,9 +441,9 @@ pub fn from_fixture(dir: &Path) -> Result<Readings, FixtureError> {
             }
         }
     }
-    let (t1, _) = snapshot(&s1, layout.as_ref(), Some(&ns), &mut problems);
+    let (t1, _) = snapshot(&s1, spec, layout.as_ref(), Some(&ns), &mut problems);
     // As in a live run, the layout is the one read at t0 (t1 holds no proc/self/cgroup).
-    let end = end_facts(&s1, layout, &t1, &ns, &samples, &mut problems);
+    let end = end_facts(&s1, spec, layout, &t1, &ns, &samples, &mut problems);
     problems.sort();
     problems.dedup();
     Ok(Readings {

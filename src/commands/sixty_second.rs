@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::WindowArgs;
-use crate::collect::run::{self, LiveOptions};
+use crate::collect::deep::Spec;
+use crate::collect::run::{self, LiveOptions, Readings};
 use crate::host::LiveSource;
 use crate::model::{self, report::Report, Analysis};
 
@@ -19,8 +20,30 @@ pub fn run(
     note: &str,
     verbose: bool,
 ) -> Result<Report, String> {
+    // A capture records everything any subcommand reads, so every one can replay it.
+    let spec = if record.is_some() {
+        Spec::ALL
+    } else {
+        Spec::SIXTY_SECOND
+    };
+    let readings = readings(w, record, note, verbose, &spec)?;
+    let analysis = Analysis {
+        log_lookback_s: w.log_lookback,
+    };
+    Ok(model::build_report(&readings, NAME, &analysis))
+}
+
+/// One window's readings, live (optionally recorded) or from `--fixture`, with what `spec`
+/// adds; with `verbose`, what could not be read goes to stderr.
+pub fn readings(
+    w: &WindowArgs,
+    record: Option<&Path>,
+    note: &str,
+    verbose: bool,
+    spec: &Spec,
+) -> Result<Readings, String> {
     let readings = if let Some(dir) = &w.fixture {
-        run::from_fixture(dir).map_err(|e| e.to_string())?
+        run::from_fixture_spec(dir, spec).map_err(|e| e.to_string())?
     } else {
         if let Some(out) = record {
             prepare_capture_dir(out)?;
@@ -35,6 +58,7 @@ pub fn run(
             sample_interval: SAMPLE_INTERVAL,
             note: note.to_string(),
             interrupted: Some(super::interrupt_flag()),
+            spec: *spec,
         };
         run::live(&src, &opts, record)
     };
@@ -46,10 +70,7 @@ pub fn run(
             );
         }
     }
-    let analysis = Analysis {
-        log_lookback_s: w.log_lookback,
-    };
-    Ok(model::build_report(&readings, NAME, &analysis))
+    Ok(readings)
 }
 
 fn prepare_capture_dir(out: &Path) -> Result<(), String> {

@@ -3,9 +3,12 @@
 //! buckets on a 24 GiB box) for every read call, and a reader needs several calls; one netlink
 //! dump walks it once and sends only the sockets.
 //!
-//! Only the two leading bytes of each `inet_diag_msg` (family, state) are used.
+//! State counts use only the two leading bytes of each `inet_diag_msg` (family, state); the
+//! listener dump also reads the port, address, queues and inode.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -42,7 +45,12 @@ pub fn state_name(n: u8) -> Option<&'static str> {
         .copied()
 }
 
-fn request(family: u8, seq: u32) -> Vec<u8> {
+/// Every TCP state, TIME_WAIT and NEW_SYN_RECV too.
+const ALL_STATES: u32 = 0x0fff;
+/// Only LISTEN (state 10).
+const LISTEN_STATES: u32 = 1 << 10;
+
+fn request(family: u8, seq: u32, states: u32) -> Vec<u8> {
     let len = (NLMSG_HDRLEN + REQ_LEN) as u32;
     let mut m = Vec::with_capacity(len as usize);
     m.extend_from_slice(&len.to_ne_bytes());
@@ -54,13 +62,58 @@ fn request(family: u8, seq: u32) -> Vec<u8> {
     m.push(libc::IPPROTO_TCP as u8);
     m.push(0); // no extensions
     m.push(0);
-    m.extend_from_slice(&0x0fffu32.to_ne_bytes()); // every state, TIME_WAIT and NEW_SYN_RECV too
+    m.extend_from_slice(&states.to_ne_bytes());
     m.resize(NLMSG_HDRLEN + REQ_LEN, 0);
     m
 }
 
 /// Walk the netlink messages in `buf`, counting states. Returns true at NLMSG_DONE.
 pub fn count_messages(buf: &[u8], counts: &mut BTreeMap<&'static str, u64>) -> io::Result<bool> {
+    walk_messages(buf, |m| {
+        if let Some(name) = m.get(1).and_then(|&s| state_name(s)) {
+            *counts.entry(name).or_insert(0) += 1;
+        }
+    })
+}
+
+/// A listening TCP socket: `accept_queue` connections wait for `accept()`, at most `backlog`
+/// (for a LISTEN socket the kernel reports those as rqueue and wqueue).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Listener {
+    pub addr: String,
+    pub port: u16,
+    pub accept_queue: u32,
+    pub backlog: u32,
+    pub inode: u64,
+}
+
+/// `inet_diag_msg` of one socket -> a listener (family, state, timer, retrans, then the id:
+/// sport, dport (big-endian), src[16], dst[16], if, cookie[2]; then expires, rqueue, wqueue,
+/// uid, inode).
+pub fn parse_listener(m: &[u8]) -> Option<Listener> {
+    let u32_at =
+        |o: usize| -> Option<u32> { Some(u32::from_ne_bytes(m.get(o..o + 4)?.try_into().ok()?)) };
+    let family = *m.first()?;
+    let port = u16::from_be_bytes(m.get(4..6)?.try_into().ok()?);
+    let src = m.get(8..24)?;
+    let addr = if family == libc::AF_INET as u8 {
+        std::net::Ipv4Addr::new(src[0], src[1], src[2], src[3]).to_string()
+    } else {
+        let b: [u8; 16] = src.try_into().ok()?;
+        format!("[{}]", std::net::Ipv6Addr::from(b))
+    };
+    Some(Listener {
+        addr,
+        port,
+        accept_queue: u32_at(56)?,
+        backlog: u32_at(60)?,
+        inode: u64::from(u32_at(68)?),
+    })
+}
+
+/// Walk the netlink messages in `buf`, calling `each` with every socket's `inet_diag_msg`.
+/// Returns true at NLMSG_DONE.
+fn walk_messages(buf: &[u8], mut each: impl FnMut(&[u8])) -> io::Result<bool> {
     let mut off = 0;
     while off + NLMSG_HDRLEN <= buf.len() {
         let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
@@ -81,13 +134,7 @@ pub fn count_messages(buf: &[u8], counts: &mut BTreeMap<&'static str, u64>) -> i
                     .unwrap_or(0);
                 return Err(io::Error::from_raw_os_error(-errno));
             }
-            SOCK_DIAG_BY_FAMILY => {
-                if let Some(&state) = buf.get(off + NLMSG_HDRLEN + 1) {
-                    if let Some(name) = state_name(state) {
-                        *counts.entry(name).or_insert(0) += 1;
-                    }
-                }
-            }
+            SOCK_DIAG_BY_FAMILY => each(&buf[off + NLMSG_HDRLEN..off + len]),
             _ => {}
         }
         // Messages are 4-byte aligned.
@@ -98,6 +145,24 @@ pub fn count_messages(buf: &[u8], counts: &mut BTreeMap<&'static str, u64>) -> i
 
 /// Count the TCP sockets of our network namespace by state (IPv4 and IPv6).
 pub fn tcp_states() -> io::Result<BTreeMap<&'static str, u64>> {
+    let mut counts = BTreeMap::new();
+    dump(ALL_STATES, |buf| count_messages(buf, &mut counts))?;
+    Ok(counts)
+}
+
+/// The listening TCP sockets of our network namespace, sorted, with their accept queues.
+pub fn tcp_listeners() -> io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    dump(LISTEN_STATES, |buf| {
+        walk_messages(buf, |m| out.extend(parse_listener(m)))
+    })?;
+    out.sort();
+    Ok(out)
+}
+
+/// One dump per address family of the sockets in `states`; `handle` gets each received buffer
+/// and says when the dump is done.
+fn dump(states: u32, mut handle: impl FnMut(&[u8]) -> io::Result<bool>) -> io::Result<()> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let fd = unsafe {
         libc::socket(
@@ -111,10 +176,9 @@ pub fn tcp_states() -> io::Result<BTreeMap<&'static str, u64>> {
     }
     // SAFETY: fd is a fresh descriptor we own.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut counts = BTreeMap::new();
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, family) in [(1u32, libc::AF_INET as u8), (2, libc::AF_INET6 as u8)] {
-        let req = request(family, seq);
+        let req = request(family, seq, states);
         // SAFETY: sending a byte buffer of its own length on a valid socket.
         let sent = unsafe { libc::send(sock.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
         if sent < 0 {
@@ -130,12 +194,12 @@ pub fn tcp_states() -> io::Result<BTreeMap<&'static str, u64>> {
                 }
                 return Err(e);
             }
-            if n == 0 || count_messages(&buf[..n as usize], &mut counts)? {
+            if n == 0 || handle(&buf[..n as usize])? {
                 break;
             }
         }
     }
-    Ok(counts)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -182,6 +246,41 @@ mod tests {
         let mut bad = msg(SOCK_DIAG_BY_FAMILY, &[2, 1, 0, 0]);
         bad[0] = 200;
         assert!(count_messages(&bad, &mut BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn listener_fields_from_inet_diag_msg() {
+        let mut m = vec![0u8; 72];
+        m[0] = libc::AF_INET as u8;
+        m[1] = 10;
+        m[4..6].copy_from_slice(&8080u16.to_be_bytes());
+        m[8..12].copy_from_slice(&[127, 0, 0, 1]);
+        m[56..60].copy_from_slice(&129u32.to_ne_bytes());
+        m[60..64].copy_from_slice(&128u32.to_ne_bytes());
+        m[68..72].copy_from_slice(&424242u32.to_ne_bytes());
+        let l = parse_listener(&m).unwrap();
+        assert_eq!(
+            l,
+            Listener {
+                addr: "127.0.0.1".into(),
+                port: 8080,
+                accept_queue: 129,
+                backlog: 128,
+                inode: 424242
+            }
+        );
+        assert!(parse_listener(&m[..40]).is_none());
+    }
+
+    #[test]
+    fn live_listener_dump_shows_backlog_and_queue() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let all = tcp_listeners().unwrap();
+        let me = all.iter().find(|x| x.port == port).expect("our listener");
+        assert_eq!(me.accept_queue, 1, "{me:?}");
+        assert!(me.backlog >= 1 && me.inode > 0, "{me:?}");
     }
 
     #[test]

@@ -61,6 +61,15 @@ pub trait Source: Send + Sync {
     /// `sock_diag_tcp.json`; a fixture without it answers `Unsupported` (readers then fall back
     /// to /proc/net/tcp).
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>>;
+    /// Listening TCP sockets of our own network namespace with their accept queues, from
+    /// netlink sock_diag. Recorded as `sock_diag_listen.json`; a fixture without it (or a source
+    /// that cannot ask) answers `Unsupported`.
+    fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no listener dump",
+        ))
+    }
 
     /// `read` as UTF-8 (lossy: system files are text, but a garbled one must not stop the run).
     fn read_string(&self, rel: &str) -> io::Result<String> {
@@ -278,6 +287,21 @@ impl Source for LiveSource {
         );
         Ok(counts)
     }
+
+    fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
+        if self.base != Path::new("/") {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "sock_diag with --root",
+            ));
+        }
+        let l = super::sockdiag::tcp_listeners()?;
+        self.record(
+            "sock_diag_listen.json",
+            &serde_json::to_vec_pretty(&l).unwrap_or_default(),
+        );
+        Ok(l)
+    }
 }
 
 /// Read every record currently in the kernel's log buffer without blocking. Each `read(2)` on
@@ -455,6 +479,18 @@ impl Source for FixtureSource {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "no sock_diag recording",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
+        match std::fs::read(self.path("sock_diag_listen.json")) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no sock_diag listener recording",
             )),
             Err(e) => Err(e),
         }
