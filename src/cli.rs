@@ -68,16 +68,12 @@ pub enum Command {
     },
     /// CPU deep dive: per-CPU modes, run queue, PSI, top processes and threads, cgroup quotas,
     /// softirqs.
-    #[command(hide = true)]
     Cpu(crate::commands::cpu::Args),
     /// Memory deep dive: MemAvailable breakdown, swap, faults, reclaim, OOM kills, cgroup limits.
-    #[command(hide = true)]
     Mem(crate::commands::mem::Args),
     /// Disk deep dive: per-device latency and queues, filesystems, top I/O processes.
-    #[command(hide = true)]
     Disk(crate::commands::disk::Args),
     /// Network deep dive: interfaces, TCP/UDP errors, socket states, listen queues, conntrack.
-    #[command(hide = true)]
     Net(crate::commands::net::Args),
     /// Syscall counts, errors and latency per process, traced in the kernel with eBPF.
     #[command(hide = true)]
@@ -104,7 +100,7 @@ pub struct WindowArgs {
     pub log_lookback: f64,
 }
 
-fn parse_duration(s: &str) -> Result<f64, String> {
+pub fn parse_duration(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("`{s}` is not a number of seconds"))?;

@@ -5,6 +5,8 @@
 //! idle machine must produce no warning: every rule needs real evidence of a fault, not the
 //! mere presence of activity.
 
+pub mod deep;
+
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity};
 use crate::model::sections::*;
@@ -51,6 +53,18 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
     Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
     Threshold { id: "cpu.busy_pct_low", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the D-state rule: CPUs mostly idle" },
+    // Deep dives (`triage cpu|mem|disk|net`).
+    Threshold { id: "cpu.softirq_cpu_soft_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "not in the seeds: a CPU spending a fifth of its time in softirq is visibly taken from applications; half is a saturated core (mpstat %soft)" },
+    Threshold { id: "cpu.softirq_one_cpu_share_pct", warn: 90.0, crit: 90.0, unit: "pct", why: "companion: 90% of a softirq type on one CPU means one queue/IRQ (NET_RX all on one CPU, S0 network tuning); below that the work is spread" },
+    Threshold { id: "memory.allocation_stalls_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "any direct reclaim (allocstall) means an allocation waited for reclaim (S0: direct reclaim = latency); an idle box has none; 100/s is sustained pressure" },
+    Threshold { id: "cgroup.memory_limit_events", warn: 1.0, crit: 100.0, unit: "count", why: "memory.events high/max increments: the cgroup hit its limit and was throttled or reclaimed in the window (S0:1207 working set near limit)" },
+    Threshold { id: "memory.rss_growth_kb_per_s", warn: 1024.0, crit: 10240.0, unit: "kb_per_s", why: "not in the seeds: 1 MiB/s of steady RSS growth is 3.5 GiB an hour; a one-window measure, so a warning to confirm with --interval" },
+    Threshold { id: "disk.await_outlier_ratio", warn: 5.0, crit: 20.0, unit: "ratio", why: "not in the seeds: devices of one box usually answer within 2-3x of each other; 5x the peers' median (and above disk.await_ms) points at the device or its path" },
+    Threshold { id: "tcp.close_wait_growth", warn: 10.0, crit: 100.0, unit: "count", why: "CLOSE_WAIT accumulating = application not closing sockets, a leak (S0:1331); growth within one window, not the level, separates a leak from a busy server" },
+    Threshold { id: "udp.rcvbuf_errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "RcvbufErrors: datagrams dropped for a full socket buffer (S0 network errors: any non-zero drop is a problem)" },
+    Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
+    Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
+    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: local-port holders against ip_local_port_range; an upper bound (accepted sockets hold no ephemeral port)" },
 ];
 
 pub fn threshold(id: &str) -> Threshold {

@@ -1,16 +1,12 @@
-//! `triage disk`: the disk deep dive.
+//! `triage disk`: the disk deep dive (iostat -x, pidstat -d, df, kernel I/O errors).
 //!
-//! Not built yet: hidden from `--help` until it works.
+//! The shared deep-dive machinery is in [`super::deep`]; this file chooses the resource.
 
-use crate::cli::{Global, WindowArgs};
-use crate::model::report::Report;
+use super::deep::{DeepArgs, Focus, Output};
+use crate::cli::Global;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub window: WindowArgs,
-}
+pub type Args = DeepArgs;
 
-pub fn run(_args: &Args, _global: &Global) -> Result<Report, String> {
-    Err("`disk` is not built yet".into())
+pub fn run(args: &Args, global: &Global) -> Result<Output, String> {
+    super::deep::run(Focus::Disk, args, global)
 }

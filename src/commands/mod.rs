@@ -3,6 +3,7 @@
 //! one entry in `cli::Command`.
 
 pub mod cpu;
+pub mod deep;
 pub mod disk;
 pub mod doctor;
 pub mod mem;
@@ -16,6 +17,14 @@ use std::sync::Arc;
 use crate::cli::{Cli, ColorChoice, Command, Format};
 use crate::model::report::Report;
 use crate::render;
+use deep::Output;
+
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
 
 /// Set by SIGINT/SIGTERM: the window ends early and the report covers the time measured.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
@@ -29,20 +38,31 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
-    let report: Result<Report, String> = match &cli.command {
-        Command::SixtySecond(w) => sixty_second::run(w, None, "", g.verbose),
+    let one = |r: Result<Report, String>| r.map(|r| Output::One(Box::new(r)));
+    let report: Result<Output, String> = match &cli.command {
+        Command::SixtySecond(w) => one(sixty_second::run(w, None, "", g.verbose)),
         Command::Capture { out, note, window } => {
-            sixty_second::run(window, Some(out), note, g.verbose)
+            one(sixty_second::run(window, Some(out), note, g.verbose))
         }
         Command::Cpu(a) => cpu::run(a, g),
         Command::Mem(a) => mem::run(a, g),
         Command::Disk(a) => disk::run(a, g),
         Command::Net(a) => net::run(a, g),
-        Command::Syscalls(a) => syscalls::run(a, g),
-        Command::Doctor(a) => doctor::run(a, g),
+        Command::Syscalls(a) => one(syscalls::run(a, g)),
+        Command::Doctor(a) => one(doctor::run(a, g)),
     };
     match report {
-        Ok(r) => {
+        Ok(Output::Series(series)) => {
+            let json = g.json || g.format == Format::Json;
+            let text = if json {
+                render::deep::series_json(&series)
+            } else {
+                render::deep::series_table(&series)
+            };
+            write_stdout(&text);
+            0
+        }
+        Ok(Output::One(r)) => {
             let json = g.json || g.format == Format::Json;
             let text = if json {
                 render::json(&r)
@@ -57,10 +77,7 @@ pub fn run(cli: Cli) -> i32 {
                 };
                 render::table::render(&r, &render::table::Style { color })
             };
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+            write_stdout(&text);
             0
         }
         Err(e) => {

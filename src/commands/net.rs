@@ -1,16 +1,12 @@
-//! `triage net`: the network deep dive.
+//! `triage net`: the network deep dive (sar -n DEV,EDEV,TCP,ETCP,UDP, ss, softnet, listeners, conntrack).
 //!
-//! Not built yet: hidden from `--help` until it works.
+//! The shared deep-dive machinery is in [`super::deep`]; this file chooses the resource.
 
-use crate::cli::{Global, WindowArgs};
-use crate::model::report::Report;
+use super::deep::{DeepArgs, Focus, Output};
+use crate::cli::Global;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub window: WindowArgs,
-}
+pub type Args = DeepArgs;
 
-pub fn run(_args: &Args, _global: &Global) -> Result<Report, String> {
-    Err("`net` is not built yet".into())
+pub fn run(args: &Args, global: &Global) -> Result<Output, String> {
+    super::deep::run(Focus::Net, args, global)
 }

@@ -33,6 +33,18 @@ pub struct Sections {
     pub kernel_log: Option<KernelLogSection>,
     /// System-wide handles: file handles, tasks, conntrack.
     pub limits: Option<LimitsSection>,
+    /// `triage cpu`: per-process/thread CPU with switches, softirqs, PSI stall time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_detail: Option<super::deep::CpuDetail>,
+    /// `triage mem`: the MemAvailable picture, reclaim, OOM kills, RSS split, cgroup limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_detail: Option<super::deep::MemDetail>,
+    /// `triage disk`: merges, request size, in flight, per-process I/O, kernel I/O errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_detail: Option<super::deep::DiskDetail>,
+    /// `triage net`: link use, softnet, UDP, socket states, listeners, conntrack, ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_detail: Option<super::deep::NetDetail>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,200 @@
+//! The deep dives (`triage cpu|mem|disk|net`): the sixty-second pipeline with more readings
+//! (a [`Spec`]), one resource's sections and findings, scoped by `--pid`/`--cgroup`/`--top`,
+//! and optionally repeated as a time series (`--interval S --count N`).
+
+use crate::analyze;
+use crate::cli::{Global, WindowArgs};
+use crate::collect::deep::Spec;
+use crate::collect::run::Readings;
+use crate::model::deep::{self as mdeep, Scope, Series};
+use crate::model::report::{Finding, Report};
+use crate::model::{self, Analysis};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeepArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Scope the view to one process (and its threads, its I/O, its listeners).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// Scope the view to a cgroup and its descendants (path as in /proc/PID/cgroup).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Rows in the top lists.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub top: u32,
+    /// Print a time series: windows of S seconds one after another (like `vmstat S N`).
+    #[arg(long, value_name = "S", value_parser = crate::cli::parse_duration, conflicts_with = "fixture")]
+    pub interval: Option<f64>,
+    /// How many windows the time series has (with --interval; default 5).
+    #[arg(long, value_name = "N", requires = "interval", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub count: Option<u32>,
+}
+
+/// The resource a deep dive is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Cpu,
+    Mem,
+    Disk,
+    Net,
+}
+
+impl Focus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Focus::Cpu => "cpu",
+            Focus::Mem => "mem",
+            Focus::Disk => "disk",
+            Focus::Net => "net",
+        }
+    }
+
+    fn spec(self, a: &DeepArgs) -> Spec {
+        let mut s = Spec::SIXTY_SECOND;
+        match self {
+            Focus::Cpu => s.cpu = true,
+            Focus::Mem => s.mem = true,
+            Focus::Disk => s.disk = true,
+            Focus::Net => s.net = true,
+        }
+        s.proc_cgroups = a.cgroup.is_some();
+        s
+    }
+
+    /// USE resources shown in this view.
+    fn resources(self) -> &'static [&'static str] {
+        match self {
+            Focus::Cpu => &["cpu", "tasks", "cgroup"],
+            Focus::Mem => &["memory", "swap", "cgroup"],
+            Focus::Disk => &["disk", "io", "filesystem"],
+            Focus::Net => &["network", "tcp", "conntrack"],
+        }
+    }
+
+    /// Does a checklist finding belong to this view?
+    pub fn owns(self, f: &Finding) -> bool {
+        let id = f.id.as_str();
+        let prefixes: &[&str] = match self {
+            Focus::Cpu => &["cpu.", "cgroup.cpu.", "tasks.errors.zombies"],
+            Focus::Mem => &["memory.", "cgroup.memory.", "swap."],
+            Focus::Disk => &["disk.", "filesystem.", "io."],
+            Focus::Net => &["network.", "tcp.", "udp.", "conntrack."],
+        };
+        if prefixes.iter().any(|p| id.starts_with(p)) {
+            return true;
+        }
+        if id.starts_with("kernel_log.") {
+            let words: &[&str] = match self {
+                Focus::Cpu => &["lockup", "RCU", "hardware"],
+                Focus::Mem => &["OOM"],
+                Focus::Disk => &["I/O", "filesystem", "hung task", "NFS"],
+                Focus::Net => &["conntrack", "SYN", "TCP memory"],
+            };
+            return words.iter().any(|w| f.summary.contains(w));
+        }
+        false
+    }
+}
+
+fn scope(a: &DeepArgs) -> Scope {
+    Scope {
+        pid: a.pid,
+        cgroup: a.cgroup.clone(),
+        top: a.top as usize,
+    }
+}
+
+/// One window's report for `focus`: the checklist pruned to this resource, its deep section,
+/// and the checklist's findings about it plus the deep rules'.
+pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report {
+    let mut rep = model::build_report(r, focus.name(), a);
+    let s = &mut rep.sections;
+    let lookback = a.log_lookback_s;
+    let keep_psi = |res: &str| match focus {
+        Focus::Cpu => res == "cpu",
+        Focus::Mem => res == "memory",
+        Focus::Disk => res == "io",
+        Focus::Net => false,
+    };
+    s.pressure.retain(|p| keep_psi(&p.resource));
+    s.kernel_log = None;
+    match focus {
+        Focus::Cpu => {
+            s.cpu_detail = Some(mdeep::cpu(r, scope));
+            s.cgroups.retain(|c| {
+                (c.cpu_limit_cpus.is_some() || c.throttled_periods_pct.unwrap_or(0.0) > 0.0)
+                    && scope
+                        .cgroup
+                        .as_deref()
+                        .is_none_or(|p| mdeep::in_cgroup(&c.path, p))
+            });
+            s.processes = None;
+            (s.disks, s.disks_idle, s.filesystems) = (Vec::new(), 0, Vec::new());
+            (s.memory, s.interfaces, s.tcp, s.limits) = (None, Vec::new(), Vec::new(), None);
+        }
+        Focus::Mem => {
+            s.mem_detail = Some(mdeep::mem(r, scope, lookback));
+            (s.load, s.cpus, s.processes, s.cgroups) = (None, Vec::new(), None, Vec::new());
+            (s.disks, s.disks_idle, s.filesystems) = (Vec::new(), 0, Vec::new());
+            (s.interfaces, s.tcp, s.limits) = (Vec::new(), Vec::new(), None);
+        }
+        Focus::Disk => {
+            let active: Vec<String> = s.disks.iter().map(|d| d.device.clone()).collect();
+            s.disk_detail = Some(mdeep::disk(r, scope, lookback, &active));
+            (s.load, s.cpus, s.processes, s.cgroups) = (None, Vec::new(), None, Vec::new());
+            (s.memory, s.interfaces, s.tcp, s.limits) = (None, Vec::new(), Vec::new(), None);
+        }
+        Focus::Net => {
+            s.net_detail = Some(mdeep::net(r, scope));
+            (s.load, s.vmstat, s.cpus, s.processes) = (None, None, Vec::new(), None);
+            (s.cgroups, s.disks, s.disks_idle) = (Vec::new(), Vec::new(), 0);
+            (s.filesystems, s.memory, s.limits) = (Vec::new(), None, None);
+        }
+    }
+    rep.resources
+        .retain(|res| focus.resources().contains(&res.name.as_str()));
+    rep.findings.retain(|f| focus.owns(f));
+    rep.findings
+        .extend(analyze::deep::findings(&rep.sections, &rep.host));
+    analyze::rank(&mut rep.findings);
+    rep
+}
+
+/// What a deep dive prints: one report, or a time series of them.
+pub enum Output {
+    One(Box<Report>),
+    Series(Series),
+}
+
+pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
+    let spec = focus.spec(a);
+    let sc = scope(a);
+    let analysis = Analysis {
+        log_lookback_s: a.window.log_lookback,
+    };
+    let one = |w: &WindowArgs| -> Result<Report, String> {
+        let r = super::sixty_second::readings(w, None, "", g.verbose, &spec)?;
+        if let Some(pid) = a.pid {
+            if !r.t1.procs.procs.contains_key(&pid) && !r.t0.procs.procs.contains_key(&pid) {
+                return Err(format!("--pid {pid}: no such process"));
+            }
+        }
+        Ok(report(&r, focus, &sc, &analysis))
+    };
+    let Some(interval) = a.interval else {
+        return one(&a.window).map(|r| Output::One(Box::new(r)));
+    };
+    let count = a.count.unwrap_or(5);
+    let mut w = a.window.clone();
+    w.duration = interval;
+    let stop = super::interrupt_flag();
+    let mut samples = Vec::new();
+    for _ in 0..count {
+        samples.push(one(&w)?);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(Output::Series(Series::new(focus.name(), interval, samples)))
+}

@@ -1,0 +1,694 @@
+//! Tables of the deep-dive sections (`triage cpu|mem|disk|net`), and the time series
+//! (`--interval S --count N`) as a table of one row per window or as one JSON document.
+
+use std::fmt::Write as _;
+
+use comfy_table::CellAlignment;
+
+use super::table::{f1, new_table, o1, ou, s, section, shorten, wrap, Style};
+use crate::analyze::human_bytes;
+use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
+use crate::model::report::{Report, Severity};
+
+fn ob(v: Option<u64>) -> String {
+    v.map(human_bytes).unwrap_or_else(|| "-".into())
+}
+
+fn left(t: &mut comfy_table::Table, col: usize) {
+    if let Some(c) = t.column_mut(col) {
+        c.set_cell_alignment(CellAlignment::Left);
+    }
+}
+
+/// The deep sections present in `r` (none for `sixty-second`).
+pub fn render(out: &mut String, r: &Report, st: &Style) {
+    let sec = &r.sections;
+    if let Some(c) = &sec.cpu_detail {
+        cpu(out, c, st);
+    }
+    if let Some(m) = &sec.mem_detail {
+        mem(out, m, st);
+    }
+    if let Some(d) = &sec.disk_detail {
+        disk(out, d, st);
+    }
+    if let Some(n) = &sec.net_detail {
+        net(out, n, st);
+    }
+}
+
+fn cpu(out: &mut String, c: &CpuDetail, st: &Style) {
+    let _ = writeln!(
+        out,
+        "\n{} {} online, {:.2} effective ({}); PSI cpu some: {} ms stalled in the window, avg10 {}%, avg60 {}%",
+        st.head("CPUs:"),
+        c.online_cpus,
+        c.effective_cpus,
+        s(&c.effective_cpus_source),
+        o1(c.psi_some_stall_ms),
+        o1(c.psi_some_avg10_pct),
+        o1(c.psi_some_avg60_pct)
+    );
+    for (title, rows) in [
+        ("pidstat -u -w: processes by CPU", &c.top_processes),
+        ("pidstat -t: threads by CPU", &c.top_threads),
+    ] {
+        let mut t = new_table(&[
+            "PID",
+            "TID",
+            "command",
+            "%CPU",
+            "%usr",
+            "%sys",
+            "cswch/s",
+            "nvcswch/s",
+        ]);
+        left(&mut t, 2);
+        for x in rows.iter() {
+            t.add_row(vec![
+                x.pid.to_string(),
+                x.tid.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                s(&x.comm),
+                f1(x.cpu_pct),
+                f1(x.usr_pct),
+                f1(x.sys_pct),
+                o1(x.voluntary_switches_per_s),
+                o1(x.involuntary_switches_per_s),
+            ]);
+        }
+        if rows.is_empty() {
+            let _ = writeln!(out, "\n{}\n  none used CPU in the window", st.head(title));
+        } else {
+            section(out, st, title, &t);
+        }
+    }
+    if !c.softirqs.is_empty() {
+        let mut t = new_table(&[
+            "softirq",
+            "per s",
+            "busiest CPU",
+            "its share %",
+            "its %soft",
+        ]);
+        left(&mut t, 0);
+        for x in &c.softirqs {
+            t.add_row(vec![
+                s(&x.name),
+                f1(x.per_s),
+                x.busiest_cpu.to_string(),
+                f1(x.busiest_cpu_share_pct),
+                o1(x.busiest_cpu_soft_pct),
+            ]);
+        }
+        section(out, st, "/proc/softirqs (concentration per CPU)", &t);
+    }
+}
+
+fn mem(out: &mut String, m: &MemDetail, st: &Style) {
+    let b = &m.breakdown;
+    let mut t = new_table(&["", "bytes", "", "bytes"]);
+    left(&mut t, 0);
+    left(&mut t, 2);
+    let rows = [
+        ("MemTotal", b.total_bytes, "MemAvailable", b.available_bytes),
+        ("MemFree", b.free_bytes, "anon (AnonPages)", b.anon_bytes),
+        ("file cache", b.file_cache_bytes, "dirty", b.dirty_bytes),
+        (
+            "slab reclaimable",
+            b.slab_reclaimable_bytes,
+            "slab unreclaimable",
+            b.slab_unreclaimable_bytes,
+        ),
+        ("shmem", b.shmem_bytes, "page tables", b.page_tables_bytes),
+        (
+            "kernel stacks",
+            b.kernel_stack_bytes,
+            "huge page size",
+            b.hugepage_size_bytes,
+        ),
+        (
+            "Committed_AS",
+            b.committed_as_bytes,
+            "CommitLimit",
+            b.commit_limit_bytes,
+        ),
+        (
+            "swap total",
+            b.swap_total_bytes,
+            "swap used",
+            b.swap_used_bytes,
+        ),
+    ];
+    for (a, x, c, y) in rows {
+        t.add_row(vec![a.to_string(), ob(x), c.to_string(), ob(y)]);
+    }
+    section(out, st, "/proc/meminfo: the MemAvailable picture", &t);
+    let _ = writeln!(
+        out,
+        "  huge pages {}/{} free; committed {}% of CommitLimit; THP {} (defrag {}); overcommit_memory {} ratio {}",
+        ou(b.hugepages_free),
+        ou(b.hugepages_total),
+        o1(b.committed_pct_of_limit),
+        s(m.thp_enabled.as_deref().unwrap_or("-")),
+        s(m.thp_defrag.as_deref().unwrap_or("-")),
+        ou(m.overcommit_memory),
+        ou(m.overcommit_ratio)
+    );
+    let rc = &m.reclaim;
+    let mut t = new_table(&[
+        "si kB/s",
+        "so kB/s",
+        "minflt/s",
+        "majflt/s",
+        "kswapd scan/s",
+        "direct scan/s",
+        "steal/s",
+        "allocstall/s",
+    ]);
+    t.add_row(vec![
+        o1(rc.swap_in_kb_per_s),
+        o1(rc.swap_out_kb_per_s),
+        o1(rc.minor_faults_per_s),
+        o1(rc.major_faults_per_s),
+        o1(rc.kswapd_scan_per_s),
+        o1(rc.direct_scan_per_s),
+        o1(rc
+            .kswapd_steal_per_s
+            .zip(rc.direct_steal_per_s)
+            .map(|(a, b)| a + b)),
+        o1(rc.allocation_stalls_per_s),
+    ]);
+    section(out, st, "vmstat/sar -B: paging and reclaim", &t);
+    let _ = writeln!(
+        out,
+        "  PSI memory: some {} ms, full {} ms stalled in the window; OOM kills {} in the window, {} since boot",
+        o1(m.psi_some_stall_ms),
+        o1(m.psi_full_stall_ms),
+        ou(m.oom_kills),
+        ou(m.oom_kills_since_boot)
+    );
+    if !m.oom_events.is_empty() {
+        let mut t = new_table(&["age s", "PID", "victim", "anon-rss", "cgroup"]);
+        left(&mut t, 2);
+        left(&mut t, 4);
+        for e in &m.oom_events {
+            t.add_row(vec![
+                format!("{:.0}", e.age_s),
+                ou(e.pid.map(u64::from)),
+                s(e.comm.as_deref().unwrap_or("-")),
+                ob(e.anon_rss_kb.map(|k| k * 1024)),
+                shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40),
+            ]);
+        }
+        section(out, st, "OOM kills (kernel log)", &t);
+    }
+    let mut t = new_table(&[
+        "PID", "command", "RSS", "anon", "file", "shmem", "swap", "growth/s", "minflt/s",
+        "majflt/s",
+    ]);
+    left(&mut t, 1);
+    for p in &m.top_rss {
+        t.add_row(vec![
+            p.pid.to_string(),
+            s(&p.comm),
+            human_bytes(p.rss_bytes),
+            ob(p.anon_bytes),
+            ob(p.file_bytes),
+            ob(p.shmem_bytes),
+            ob(p.swap_bytes),
+            p.rss_growth_bytes_per_s
+                .map(|g| {
+                    let sign = if g < 0.0 { "-" } else { "" };
+                    format!("{sign}{}", human_bytes(g.abs() as u64))
+                })
+                .unwrap_or_else(|| "-".into()),
+            f1(p.minor_faults_per_s),
+            f1(p.major_faults_per_s),
+        ]);
+    }
+    section(out, st, "pidstat -r: processes by resident memory", &t);
+    if !m.cgroups.is_empty() {
+        let mut t = new_table(&[
+            "cgroup",
+            "usage",
+            "max",
+            "high",
+            "used%",
+            "swap",
+            "high ev",
+            "max ev",
+            "oom kills",
+        ]);
+        left(&mut t, 0);
+        for c in &m.cgroups {
+            t.add_row(vec![
+                shorten(&s(&c.path), 32),
+                human_bytes(c.usage_bytes),
+                ob(c.limit_bytes),
+                ob(c.high_bytes),
+                o1(c.used_pct),
+                ob(c.swap_bytes),
+                ou(c.high_events),
+                ou(c.max_events),
+                ou(c.oom_kill_events),
+            ]);
+        }
+        section(out, st, "memory cgroups (limits, events in the window)", &t);
+    }
+}
+
+fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
+    if !d.devices.is_empty() {
+        let mut t = new_table(&[
+            "device",
+            "rrqm/s",
+            "wrqm/s",
+            "areq-sz kB",
+            "in flight",
+            "%util > 100",
+        ]);
+        left(&mut t, 0);
+        for x in &d.devices {
+            t.add_row(vec![
+                s(&x.device),
+                f1(x.rrqm_per_s),
+                f1(x.wrqm_per_s),
+                o1(x.areq_sz_kb),
+                x.in_flight.to_string(),
+                if x.util_over_100 {
+                    "yes (multi-queue)".into()
+                } else {
+                    "no".into()
+                },
+            ]);
+        }
+        section(out, st, "iostat -x: merges, request size, queue", &t);
+    }
+    let _ = writeln!(
+        out,
+        "\n{} some {} ms, full {} ms stalled in the window",
+        st.head("PSI io:"),
+        o1(d.psi_some_stall_ms),
+        o1(d.psi_full_stall_ms)
+    );
+    let mut t = new_table(&["PID", "command", "read kB/s", "write kB/s"]);
+    left(&mut t, 1);
+    for p in &d.top_io {
+        t.add_row(vec![
+            p.pid.to_string(),
+            s(&p.comm),
+            f1(p.read_kb_per_s),
+            f1(p.write_kb_per_s),
+        ]);
+    }
+    let title = format!(
+        "pidstat -d: processes by storage I/O ({} not readable)",
+        d.io_not_readable
+    );
+    if d.top_io.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}\n  no process did storage I/O in the window",
+            st.head(&title)
+        );
+    } else {
+        section(out, st, &title, &t);
+    }
+    if !d.read_only_mounts.is_empty() {
+        let list: Vec<String> = d.read_only_mounts.iter().map(|m| s(m)).collect();
+        wrap(out, "  read-only mounts:", "    ", &list.join(" "));
+    }
+    if !d.io_errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            st.head("I/O and filesystem errors (kernel log)")
+        );
+        for e in &d.io_errors {
+            wrap(
+                out,
+                &format!("  {:>6.0}s ago", e.age_s),
+                "      ",
+                &s(&e.message),
+            );
+        }
+    }
+}
+
+fn net(out: &mut String, n: &NetDetail, st: &Style) {
+    if !n.links.is_empty() {
+        let mut t = new_table(&["interface", "speed Mb/s", "rx %util", "tx %util"]);
+        left(&mut t, 0);
+        for l in &n.links {
+            t.add_row(vec![
+                s(&l.interface),
+                l.speed_mbps.to_string(),
+                o1(l.rx_util_pct),
+                o1(l.tx_util_pct),
+            ]);
+        }
+        section(out, st, "sar -n DEV: link utilization", &t);
+    }
+    if !n.softnet.is_empty() {
+        let mut t = new_table(&["CPU", "processed/s", "dropped/s", "squeezed/s"]);
+        for c in &n.softnet {
+            t.add_row(vec![
+                c.cpu.to_string(),
+                f1(c.processed_per_s),
+                f1(c.dropped_per_s),
+                f1(c.time_squeeze_per_s),
+            ]);
+        }
+        section(out, st, "/proc/net/softnet_stat", &t);
+    }
+    let c = &n.counters;
+    let mut t = new_table(&[
+        "UDP in/s",
+        "out/s",
+        "in err/s",
+        "rcvbuf err/s",
+        "sndbuf err/s",
+        "no port/s",
+        "SYN cookies/s",
+        "TCP mem press/s",
+    ]);
+    t.add_row(vec![
+        o1(c.udp_in_datagrams_per_s),
+        o1(c.udp_out_datagrams_per_s),
+        o1(c.udp_in_errors_per_s),
+        o1(c.udp_rcvbuf_errors_per_s),
+        o1(c.udp_sndbuf_errors_per_s),
+        o1(c.udp_no_ports_per_s),
+        o1(c.syn_cookies_sent_per_s),
+        o1(c.tcp_memory_pressures_per_s),
+    ]);
+    section(out, st, "sar -n UDP,ETCP", &t);
+    let states: Vec<String> = n
+        .tcp_states
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    wrap(
+        out,
+        &format!("\n{}", st.head("ss -s: TCP sockets:")),
+        "    ",
+        &if states.is_empty() {
+            "-".to_string()
+        } else {
+            states.join(", ")
+        },
+    );
+    let _ = writeln!(
+        out,
+        "  CLOSE_WAIT {} -> {} over the window; conntrack {}/{}; local ports held {} of {} ({}%, upper bound)",
+        ou(n.close_wait_start),
+        ou(n.close_wait_end),
+        ou(n.conntrack),
+        ou(n.conntrack_max),
+        ou(n.tcp_sockets_bound),
+        ou(n.ephemeral_ports),
+        o1(n.ephemeral_used_pct)
+    );
+    if !n.listeners.is_empty() {
+        let mut t = new_table(&[
+            "address",
+            "port",
+            "accept queue",
+            "backlog",
+            "fill %",
+            "owner",
+        ]);
+        left(&mut t, 0);
+        left(&mut t, 5);
+        for l in &n.listeners {
+            let owner = match (&l.owner_comm, l.owner_pid) {
+                (Some(c), Some(p)) => format!("{} ({p})", s(c)),
+                _ if l.full => "?".into(),
+                _ => "".into(),
+            };
+            t.add_row(vec![
+                shorten(&s(&l.addr), 40),
+                l.port.to_string(),
+                l.accept_queue.to_string(),
+                l.backlog.to_string(),
+                o1(l.fill_pct),
+                owner,
+            ]);
+        }
+        section(
+            out,
+            st,
+            &format!(
+                "ss -ltn: listeners by accept-queue fill ({} in all)",
+                n.listeners_total
+            ),
+            &t,
+        );
+    }
+}
+
+/// The time series as one JSON document (pretty, trailing newline).
+pub fn series_json(series: &Series) -> String {
+    let mut s =
+        serde_json::to_string_pretty(series).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+fn hhmmss(ts: &str) -> String {
+    ts.get(11..19).unwrap_or(ts).to_string()
+}
+
+/// One row per window, like `vmstat S N`, then the findings seen in any window.
+pub fn series_table(series: &Series) -> String {
+    let mut out = String::new();
+    let Some(first) = series.samples.first() else {
+        return "no window measured\n".into();
+    };
+    let _ = writeln!(
+        out,
+        "triage {} on {}: {} windows of {:.2} s",
+        series.command,
+        s(&first.host.hostname),
+        series.count,
+        series.interval_s
+    );
+    let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = match series.command.as_str() {
+        "cpu" => (
+            vec![
+                "time",
+                "r avg",
+                "b avg",
+                "us",
+                "sy",
+                "wa",
+                "st",
+                "id",
+                "cs/s",
+                "in/s",
+                "PSI ms",
+                "top process",
+            ],
+            series
+                .samples
+                .iter()
+                .map(|r| {
+                    let v = r.sections.vmstat.as_ref();
+                    let c = r.sections.cpu_detail.as_ref();
+                    vec![
+                        hhmmss(&r.window.end),
+                        o1(v.and_then(|v| v.runnable_avg)),
+                        o1(v.and_then(|v| v.blocked_avg)),
+                        o1(v.and_then(|v| v.user_pct)),
+                        o1(v.and_then(|v| v.system_pct)),
+                        o1(v.and_then(|v| v.iowait_pct)),
+                        o1(v.and_then(|v| v.steal_pct)),
+                        o1(v.and_then(|v| v.idle_pct)),
+                        o1(v.and_then(|v| v.context_switches_per_s).map(f64::round)),
+                        o1(v.and_then(|v| v.interrupts_per_s).map(f64::round)),
+                        o1(c.and_then(|c| c.psi_some_stall_ms)),
+                        c.and_then(|c| c.top_processes.first())
+                            .map(|p| format!("{} {:.0}%", shorten(&s(&p.comm), 16), p.cpu_pct))
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect(),
+        ),
+        "mem" => (
+            vec![
+                "time",
+                "avail",
+                "swap used",
+                "si kB/s",
+                "so kB/s",
+                "minflt/s",
+                "majflt/s",
+                "direct/s",
+                "stall/s",
+                "OOM",
+                "top RSS growth",
+            ],
+            series
+                .samples
+                .iter()
+                .map(|r| {
+                    let m = r.sections.mem_detail.as_ref();
+                    let rc = m.map(|m| &m.reclaim);
+                    let grower = m.and_then(|m| {
+                        m.top_rss
+                            .iter()
+                            .filter_map(|p| Some((p, p.rss_growth_bytes_per_s?)))
+                            .max_by(|a, b| a.1.total_cmp(&b.1))
+                    });
+                    vec![
+                        hhmmss(&r.window.end),
+                        ob(m.and_then(|m| m.breakdown.available_bytes)),
+                        ob(m.and_then(|m| m.breakdown.swap_used_bytes)),
+                        o1(rc.and_then(|x| x.swap_in_kb_per_s)),
+                        o1(rc.and_then(|x| x.swap_out_kb_per_s)),
+                        o1(rc.and_then(|x| x.minor_faults_per_s)),
+                        o1(rc.and_then(|x| x.major_faults_per_s)),
+                        o1(rc.and_then(|x| x.direct_scan_per_s)),
+                        o1(rc.and_then(|x| x.allocation_stalls_per_s)),
+                        ou(m.and_then(|m| m.oom_kills)),
+                        grower
+                            .map(|(p, g)| {
+                                format!(
+                                    "{} {}/s",
+                                    shorten(&s(&p.comm), 14),
+                                    human_bytes(g.max(0.0) as u64)
+                                )
+                            })
+                            .unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect(),
+        ),
+        "disk" => (
+            vec![
+                "time",
+                "device",
+                "r/s",
+                "w/s",
+                "rkB/s",
+                "wkB/s",
+                "r_await",
+                "w_await",
+                "aqu-sz",
+                "%util",
+                "PSI io ms",
+            ],
+            series
+                .samples
+                .iter()
+                .map(|r| {
+                    let d = r.sections.disks.first();
+                    vec![
+                        hhmmss(&r.window.end),
+                        d.map(|d| s(&d.device)).unwrap_or_else(|| "(idle)".into()),
+                        o1(d.map(|d| d.r_per_s)),
+                        o1(d.map(|d| d.w_per_s)),
+                        o1(d.map(|d| d.rkb_per_s)),
+                        o1(d.map(|d| d.wkb_per_s)),
+                        o1(d.and_then(|d| d.r_await_ms)),
+                        o1(d.and_then(|d| d.w_await_ms)),
+                        o1(d.map(|d| d.aqu_sz)),
+                        o1(d.map(|d| d.util_pct)),
+                        o1(r.sections
+                            .disk_detail
+                            .as_ref()
+                            .and_then(|d| d.psi_some_stall_ms)),
+                    ]
+                })
+                .collect(),
+        ),
+        _ => (
+            vec![
+                "time",
+                "rx kB/s",
+                "tx kB/s",
+                "retrans/s",
+                "estab",
+                "CLOSE_WAIT",
+                "TIME_WAIT",
+                "lst ovf/s",
+                "UDP rcvbuf/s",
+                "drops/s",
+            ],
+            series
+                .samples
+                .iter()
+                .map(|r| {
+                    let own: Vec<_> = r
+                        .sections
+                        .interfaces
+                        .iter()
+                        .filter(|i| i.namespace == "own")
+                        .collect();
+                    let t = r.sections.tcp.iter().find(|t| t.namespace == "own");
+                    let n = r.sections.net_detail.as_ref();
+                    vec![
+                        hhmmss(&r.window.end),
+                        f1(own.iter().map(|i| i.rx_kb_per_s).sum()),
+                        f1(own.iter().map(|i| i.tx_kb_per_s).sum()),
+                        o1(t.and_then(|t| t.retrans_segs_per_s)),
+                        ou(t.and_then(|t| t.established)),
+                        ou(n.and_then(|n| n.close_wait_end)),
+                        ou(t.and_then(|t| t.time_wait)),
+                        o1(t.and_then(|t| t.listen_overflows_per_s)),
+                        o1(n.and_then(|n| n.counters.udp_rcvbuf_errors_per_s)),
+                        f1(own
+                            .iter()
+                            .map(|i| i.rx_drops_per_s + i.tx_drops_per_s)
+                            .sum()),
+                    ]
+                })
+                .collect(),
+        ),
+    };
+    let mut t = new_table(&headers);
+    for row in rows {
+        t.add_row(row);
+    }
+    for line in t.to_string().lines() {
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    // Findings of any window, the most severe occurrence of each.
+    let mut seen: Vec<(String, Severity, String, usize)> = Vec::new();
+    for (i, r) in series.samples.iter().enumerate() {
+        for f in r
+            .findings
+            .iter()
+            .filter(|f| f.severity >= Severity::Warning)
+        {
+            match seen.iter_mut().find(|x| x.0 == f.id) {
+                Some(x) => {
+                    x.3 += 1;
+                    if f.severity > x.1 {
+                        (x.1, x.2) = (f.severity, f.summary.clone());
+                    }
+                }
+                None => seen.push((f.id.clone(), f.severity, f.summary.clone(), 1)),
+            }
+            let _ = i;
+        }
+    }
+    let _ = writeln!(out, "\nFINDINGS (in any window)");
+    if seen.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for (id, sev, summary, n) in seen {
+        let tag = if sev == Severity::Critical {
+            "CRIT"
+        } else {
+            "WARN"
+        };
+        wrap(
+            &mut out,
+            &format!("  {tag}"),
+            "       ",
+            &format!("{} [{id}, {n} of {} windows]", s(&summary), series.count),
+        );
+    }
+    out
+}
