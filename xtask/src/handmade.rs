@@ -17,11 +17,21 @@ use serde_json::Value;
 
 use crate::util;
 
+mod deep;
+
 /// The recorded fixture every hand-made one is derived from.
 const BASE: &str = "idle";
 
-/// The fixtures this command writes, in order.
+/// The fixtures this command writes, in order (then the deep dives', from `deep-idle`).
 pub const FIXTURES: &[&str] = &["cgroup-v2-only", "container-quota-2-of-64", "garbled-proc"];
+
+fn known(name: &str) -> Option<&'static str> {
+    FIXTURES
+        .iter()
+        .chain(deep::DEEP_FIXTURES)
+        .find(|f| **f == name)
+        .copied()
+}
 
 /// The two snapshots of a fixture.
 const SNAPSHOTS: [&str; 2] = ["t0", "t1"];
@@ -30,23 +40,34 @@ const SNAPSHOTS: [&str; 2] = ["t0", "t1"];
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let mut names: Vec<&str> = Vec::new();
     for a in args {
-        match FIXTURES.iter().find(|f| **f == a.as_str()) {
-            Some(f) if !names.contains(f) => names.push(f),
+        match known(a) {
+            Some(f) if !names.contains(&f) => names.push(f),
             Some(_) => {}
             None => {
                 return crate::usage_err(format!(
-                    "handmade: unknown fixture `{a}` (known: {})",
-                    FIXTURES.join(" ")
+                    "handmade: unknown fixture `{a}` (known: {} {})",
+                    FIXTURES.join(" "),
+                    deep::DEEP_FIXTURES.join(" ")
                 ))
             }
         }
     }
     if names.is_empty() {
-        names = FIXTURES.to_vec();
+        names = FIXTURES
+            .iter()
+            .chain(deep::DEEP_FIXTURES)
+            .copied()
+            .collect();
     }
     let fixtures = util::root().join("fixtures");
-    let base = Base::open(&fixtures.join(BASE))?;
+    let idle = Base::open(&fixtures.join(BASE))?;
+    let deep_idle = Base::open(&fixtures.join(deep::DEEP_BASE))?;
     for name in names {
+        let base = if deep::DEEP_FIXTURES.contains(&name) {
+            &deep_idle
+        } else {
+            &idle
+        };
         let dir = fixtures.join(name);
         if dir.exists() {
             fs::remove_dir_all(&dir)
@@ -54,10 +75,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
         copy_tree(&base.dir, &dir)?;
         let what = match name {
-            "cgroup-v2-only" => cgroup_v2_only(&dir, &base),
-            "container-quota-2-of-64" => container_quota(&dir, &base),
+            "cgroup-v2-only" => cgroup_v2_only(&dir, base),
+            "container-quota-2-of-64" => container_quota(&dir, base),
             "garbled-proc" => garbled_proc(&dir),
-            _ => unreachable!("FIXTURES and the builders disagree"),
+            deep_name => deep::build(deep_name, &dir, base),
         }
         .with_context(|| format!("deriving fixtures/{name}"))?;
         let note = format!("hand-made: {what}");
