@@ -38,16 +38,20 @@ pub fn render(out: &mut String, r: &Report, st: &Style) {
 }
 
 fn cpu(out: &mut String, c: &CpuDetail, st: &Style) {
-    let _ = writeln!(
+    let _ = writeln!(out);
+    wrap(
         out,
-        "\n{} {} online, {:.2} effective ({}); PSI cpu some: {} ms stalled in the window, avg10 {}%, avg60 {}%",
-        st.head("CPUs:"),
-        c.online_cpus,
+        &st.head("CPUs:"),
+        "  ",
+        &format!(
+            "{} online, {:.2} effective ({}); PSI cpu some: {} ms stalled in the window, avg10 {}%, avg60 {}%",
+            c.online_cpus,
         c.effective_cpus,
         s(&c.effective_cpus_source),
         o1(c.psi_some_stall_ms),
-        o1(c.psi_some_avg10_pct),
-        o1(c.psi_some_avg60_pct)
+            o1(c.psi_some_avg10_pct),
+            o1(c.psi_some_avg60_pct)
+        ),
     );
     for (title, rows) in [
         ("pidstat -u -w: processes by CPU", &c.top_processes),
@@ -143,8 +147,11 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         t.add_row(vec![a.to_string(), ob(x), c.to_string(), ob(y)]);
     }
     section(out, st, "/proc/meminfo: the MemAvailable picture", &t);
-    let _ = writeln!(
+    wrap(
         out,
+        "",
+        "    ",
+        &format!(
         "  huge pages {}/{} free; committed {}% of CommitLimit; THP {} (defrag {}); overcommit_memory {} ratio {}",
         ou(b.hugepages_free),
         ou(b.hugepages_total),
@@ -153,6 +160,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         s(m.thp_defrag.as_deref().unwrap_or("-")),
         ou(m.overcommit_memory),
         ou(m.overcommit_ratio)
+        ),
     );
     let rc = &m.reclaim;
     let mut t = new_table(&[
@@ -179,13 +187,17 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         o1(rc.allocation_stalls_per_s),
     ]);
     section(out, st, "vmstat/sar -B: paging and reclaim", &t);
-    let _ = writeln!(
+    wrap(
         out,
+        "",
+        "    ",
+        &format!(
         "  PSI memory: some {} ms, full {} ms stalled in the window; OOM kills {} in the window, {} since boot",
         o1(m.psi_some_stall_ms),
         o1(m.psi_full_stall_ms),
         ou(m.oom_kills),
         ou(m.oom_kills_since_boot)
+        ),
     );
     if !m.oom_events.is_empty() {
         let mut t = new_table(&["age s", "PID", "victim", "anon-rss", "cgroup"]);
@@ -398,8 +410,11 @@ fn net(out: &mut String, n: &NetDetail, st: &Style) {
             states.join(", ")
         },
     );
-    let _ = writeln!(
+    wrap(
         out,
+        "",
+        "    ",
+        &format!(
         "  CLOSE_WAIT {} -> {} over the window; conntrack {}/{}; local ports held {} of {} ({}%, upper bound)",
         ou(n.close_wait_start),
         ou(n.close_wait_end),
@@ -408,6 +423,7 @@ fn net(out: &mut String, n: &NetDetail, st: &Style) {
         ou(n.tcp_sockets_bound),
         ou(n.ephemeral_ports),
         o1(n.ephemeral_used_pct)
+        ),
     );
     if !n.listeners.is_empty() {
         let mut t = new_table(&[

@@ -1,0 +1,316 @@
+//! The deep dives (`triage cpu|mem|disk|net`) over fixtures: insta snapshots of every
+//! fixture x subcommand (table and JSON), what each deep fault fixture must be diagnosed as,
+//! and that the idle recordings give no deep finding.
+
+use std::path::{Path, PathBuf};
+
+use triage::collect::deep::Spec;
+use triage::collect::run::from_fixture_spec;
+use triage::commands::deep::{report as deep_report, Focus};
+use triage::model::deep::Scope;
+use triage::model::report::{Report, Severity};
+use triage::model::Analysis;
+use triage::render;
+
+const FOCI: [Focus; 4] = [Focus::Cpu, Focus::Mem, Focus::Disk, Focus::Net];
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn scoped(name: &str, focus: Focus, scope: Scope) -> Report {
+    let dir = fixtures_dir().join(name);
+    let r = from_fixture_spec(&dir, &Spec::ALL).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+    deep_report(&r, focus, &scope, &Analysis::default())
+}
+
+fn report(name: &str, focus: Focus) -> Report {
+    scoped(
+        name,
+        focus,
+        Scope {
+            top: 10,
+            ..Default::default()
+        },
+    )
+}
+
+fn warnings(r: &Report) -> Vec<String> {
+    r.findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .map(|f| format!("{}: {}", f.id, f.summary))
+        .collect()
+}
+
+/// The fixtures the deep dives are snapshot-tested on: the deep recordings and hand-made
+/// faults, plus the sixty-second ones that matter for a resource (they lack deep files: the
+/// views must still render).
+const SNAPSHOT_FIXTURES: &[&str] = &[
+    "deep-idle",
+    "softirq-one-cpu",
+    "memory-leak",
+    "direct-reclaim-v1-limit",
+    "disk-await-outlier",
+    "close-wait-leak",
+    "udp-rcvbuf-errors",
+    "listen-overflow",
+    "cgroup-v2-only",
+    "container-quota-2-of-64",
+    "memory-pressure-swap",
+    "disk-saturation",
+    "net-retransmits",
+    "cpu-saturation",
+    "cgroup-cpu-throttle",
+];
+
+#[test]
+fn every_deep_view_renders_table_and_json() {
+    for name in SNAPSHOT_FIXTURES {
+        for focus in FOCI {
+            let r = report(name, focus);
+            assert_eq!(r.command, focus.name());
+            let json = render::json(&r);
+            let back: Report = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, r, "{name} {}: JSON does not round-trip", focus.name());
+            let table = render::table::render(&r, &render::table::Style { color: false });
+            for line in table.lines() {
+                assert!(
+                    line.chars().count() <= 100 || !line.trim().contains(' '),
+                    "{name} {}: table line over 100 columns: {line}",
+                    focus.name()
+                );
+                assert!(!line.contains('\x1b'));
+            }
+            insta::assert_snapshot!(format!("{name}.{}.table", focus.name()), table);
+            insta::assert_json_snapshot!(format!("{name}.{}.json", focus.name()), r);
+        }
+    }
+}
+
+/// (fixture, subcommand, finding id, words the summary must hold)
+const EXPECTED: &[(&str, Focus, &str, &[&str])] = &[
+    (
+        "softirq-one-cpu",
+        Focus::Cpu,
+        "cpu.saturation.softirq_one_cpu",
+        &["NET_RX", "CPU 0", "45%"],
+    ),
+    (
+        "memory-leak",
+        Focus::Mem,
+        "memory.errors.rss_growth",
+        &["leaky (pid 18339)", "6.0 MiB/s"],
+    ),
+    (
+        "direct-reclaim-v1-limit",
+        Focus::Mem,
+        "memory.saturation.direct_reclaim",
+        &["300 allocations/s"],
+    ),
+    (
+        "direct-reclaim-v1-limit",
+        Focus::Mem,
+        "cgroup.memory.limit_hits",
+        &["/app", "400 time(s)"],
+    ),
+    (
+        "direct-reclaim-v1-limit",
+        Focus::Mem,
+        "cgroup.memory.near_limit",
+        &["/app", "97%"],
+    ),
+    (
+        "disk-await-outlier",
+        Focus::Disk,
+        "disk.errors.await_outlier",
+        &["vdb", "80.0 ms", "48x"],
+    ),
+    (
+        "close-wait-leak",
+        Focus::Net,
+        "tcp.errors.close_wait_growth",
+        &["from 40 to 180"],
+    ),
+    (
+        "udp-rcvbuf-errors",
+        Focus::Net,
+        "udp.errors.rcvbuf",
+        &["800 datagrams/s"],
+    ),
+    (
+        "listen-overflow",
+        Focus::Net,
+        "tcp.saturation.accept_queue_full",
+        &["0.0.0.0:8080", "129/128", "api-server (pid 18339)"],
+    ),
+    (
+        "cgroup-v2-only",
+        Focus::Mem,
+        "cgroup.memory.near_limit",
+        &["/system.slice/web.service", "92%"],
+    ),
+    (
+        "cgroup-v2-only",
+        Focus::Cpu,
+        "cgroup.cpu.throttled",
+        &["/system.slice/batch.service"],
+    ),
+    (
+        "container-quota-2-of-64",
+        Focus::Cpu,
+        "cpu.saturation.runqueue",
+        &["on 2 CPUs"],
+    ),
+];
+
+#[test]
+fn each_deep_fault_fixture_has_its_finding() {
+    for (name, focus, id, words) in EXPECTED {
+        let r = report(name, *focus);
+        let f =
+            r.findings.iter().find(|f| f.id == *id).unwrap_or_else(|| {
+                panic!("{name} {}: no {id} in {:#?}", focus.name(), warnings(&r))
+            });
+        assert!(
+            f.severity >= Severity::Warning,
+            "{name}: {id} only {:?}",
+            f.severity
+        );
+        assert!(!f.evidence.is_empty() && !f.next.is_empty());
+        for w in *words {
+            assert!(
+                f.summary.contains(w),
+                "{name} {id}: `{w}` not in {}",
+                f.summary
+            );
+        }
+    }
+}
+
+#[test]
+fn idle_recordings_have_no_deep_finding() {
+    for name in ["deep-idle", "idle"] {
+        for focus in FOCI {
+            let r = report(name, focus);
+            assert_eq!(
+                warnings(&r),
+                Vec::<String>::new(),
+                "{name} {}",
+                focus.name()
+            );
+        }
+    }
+    // Every deep rule id is absent on idle even as info.
+    for focus in FOCI {
+        let r = report("deep-idle", focus);
+        for (_, _, id, _) in EXPECTED {
+            assert!(r.findings.iter().all(|f| f.id != *id), "{id} on idle");
+        }
+    }
+}
+
+#[test]
+fn deep_views_hold_real_values() {
+    let c = report("softirq-one-cpu", Focus::Cpu);
+    let cd = c.sections.cpu_detail.as_ref().unwrap();
+    let net_rx = cd.softirqs.iter().find(|s| s.name == "NET_RX").unwrap();
+    assert_eq!(net_rx.busiest_cpu, 0);
+    assert!(net_rx.busiest_cpu_share_pct > 99.0 && net_rx.per_s > 39_000.0);
+    assert_eq!(cd.online_cpus, 2);
+    // Only this resource's sections.
+    assert!(c.sections.disks.is_empty() && c.sections.memory.is_none());
+    assert!(c.sections.mem_detail.is_none() && c.sections.net_detail.is_none());
+
+    let m = report("direct-reclaim-v1-limit", Focus::Mem);
+    let md = m.sections.mem_detail.as_ref().unwrap();
+    assert_eq!(
+        md.reclaim.allocation_stalls_per_s.map(f64::round),
+        Some(300.0)
+    );
+    let app = md.cgroups.iter().find(|c| c.path == "/app").unwrap();
+    assert_eq!(app.limit_bytes, Some(512 << 20));
+    assert_eq!(app.max_events, Some(400));
+    assert!(md.breakdown.total_bytes.unwrap() > 1 << 30);
+    assert_eq!(md.thp_enabled.as_deref(), Some("madvise"));
+
+    let d = report("disk-await-outlier", Focus::Disk);
+    let vdb = d.sections.disks.iter().find(|x| x.device == "vdb").unwrap();
+    assert_eq!(vdb.r_await_ms, Some(80.0));
+    let extra = d.sections.disk_detail.as_ref().unwrap();
+    assert!(extra
+        .devices
+        .iter()
+        .any(|x| x.device == "vdb" && x.areq_sz_kb == Some(4.0)));
+
+    let n = report("listen-overflow", Focus::Net);
+    let nd = n.sections.net_detail.as_ref().unwrap();
+    let l = &nd.listeners[0];
+    assert_eq!(
+        (l.port, l.accept_queue, l.backlog, l.full),
+        (8080, 129, 128, true)
+    );
+    assert_eq!(l.owner_comm.as_deref(), Some("api-server"));
+    assert_eq!(nd.listeners_total, 2);
+}
+
+#[test]
+fn pid_and_cgroup_scope_the_views() {
+    let one = scoped(
+        "memory-leak",
+        Focus::Mem,
+        Scope {
+            pid: Some(18339),
+            top: 10,
+            ..Default::default()
+        },
+    );
+    let md = one.sections.mem_detail.as_ref().unwrap();
+    assert_eq!(md.top_rss.len(), 1);
+    assert_eq!(md.top_rss[0].comm, "leaky");
+    // A cgroup path: only processes whose /proc/PID/cgroup is in it.
+    let all = report("deep-idle", Focus::Cpu);
+    let cg = scoped(
+        "deep-idle",
+        Focus::Cpu,
+        Scope {
+            cgroup: Some("/nonexistent.slice".into()),
+            top: 10,
+            ..Default::default()
+        },
+    );
+    assert!(!all
+        .sections
+        .cpu_detail
+        .as_ref()
+        .unwrap()
+        .top_processes
+        .is_empty());
+    assert!(cg
+        .sections
+        .cpu_detail
+        .as_ref()
+        .unwrap()
+        .top_processes
+        .is_empty());
+    let top1 = scoped(
+        "deep-idle",
+        Focus::Mem,
+        Scope {
+            top: 1,
+            ..Default::default()
+        },
+    );
+    assert_eq!(top1.sections.mem_detail.as_ref().unwrap().top_rss.len(), 1);
+}
+
+#[test]
+fn sixty_second_json_has_no_deep_sections() {
+    let dir = fixtures_dir().join("deep-idle");
+    let r = triage::collect::run::from_fixture(&dir).unwrap();
+    let rep = triage::model::build_report(&r, "sixty-second", &Analysis::default());
+    let json = render::json(&rep);
+    for k in ["cpu_detail", "mem_detail", "disk_detail", "net_detail"] {
+        assert!(!json.contains(k), "{k} in sixty-second JSON");
+    }
+}
