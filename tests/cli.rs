@@ -182,3 +182,176 @@ fn unprivileged_run_reports_what_it_could_not_read() {
     assert!(klog["fix"].as_str().unwrap().contains("CAP_SYSLOG"));
     assert!(j["sections"]["kernel_log"].is_null());
 }
+
+#[test]
+fn help_lists_the_deep_dives() {
+    let o = run(&["--help"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["cpu", "mem", "disk", "net"] {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(cmd)),
+            "help does not list {cmd}:\n{text}"
+        );
+        let h = run(&[cmd, "--help"]);
+        assert!(h.status.success());
+        let h = String::from_utf8_lossy(&h.stdout);
+        for flag in [
+            "--pid",
+            "--cgroup",
+            "--top",
+            "--interval",
+            "--count",
+            "--fixture",
+        ] {
+            assert!(h.contains(flag), "{cmd} --help lacks {flag}");
+        }
+    }
+}
+
+#[test]
+fn each_deep_dive_on_a_fixture_as_table_and_json() {
+    for (cmd, fixture_name, id, section) in [
+        (
+            "cpu",
+            "softirq-one-cpu",
+            "cpu.saturation.softirq_one_cpu",
+            "cpu_detail",
+        ),
+        (
+            "mem",
+            "memory-leak",
+            "memory.errors.rss_growth",
+            "mem_detail",
+        ),
+        (
+            "disk",
+            "disk-await-outlier",
+            "disk.errors.await_outlier",
+            "disk_detail",
+        ),
+        (
+            "net",
+            "listen-overflow",
+            "tcp.saturation.accept_queue_full",
+            "net_detail",
+        ),
+    ] {
+        let o = run(&[cmd, "--fixture", &fixture(fixture_name), "--json"]);
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let j = json(&o);
+        assert_eq!(j["command"], cmd);
+        assert!(j["sections"][section].is_object(), "{cmd}: no {section}");
+        let ids: Vec<&str> = j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["id"].as_str())
+            .collect();
+        assert!(ids.contains(&id), "{cmd}: {ids:?}");
+        let t = run(&[cmd, "--fixture", &fixture(fixture_name)]);
+        assert!(t.status.success());
+        let text = String::from_utf8_lossy(&t.stdout);
+        assert!(text.contains(&format!("[{id}]")), "{cmd} table:\n{text}");
+    }
+}
+
+#[test]
+fn pid_scopes_a_deep_dive_and_unknown_pid_fails() {
+    let o = run(&[
+        "mem",
+        "--fixture",
+        &fixture("memory-leak"),
+        "--pid",
+        "18339",
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let j = json(&o);
+    let top = j["sections"]["mem_detail"]["top_rss"].as_array().unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0]["comm"], "leaky");
+    let o = run(&["cpu", "--fixture", &fixture("deep-idle"), "--pid", "999999"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no such process"));
+}
+
+#[test]
+fn cgroup_and_top_scope_a_deep_dive() {
+    let o = run(&[
+        "mem",
+        "--fixture",
+        &fixture("direct-reclaim-v1-limit"),
+        "--cgroup",
+        "/app",
+        "--top",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success());
+    let j = json(&o);
+    let cgs = j["sections"]["mem_detail"]["cgroups"].as_array().unwrap();
+    assert!(!cgs.is_empty());
+    assert!(cgs
+        .iter()
+        .all(|c| c["path"].as_str().unwrap().starts_with("/app")));
+    let o = run(&[
+        "cpu",
+        "--fixture",
+        &fixture("deep-idle"),
+        "--top",
+        "1",
+        "--json",
+    ]);
+    let j = json(&o);
+    assert_eq!(
+        j["sections"]["cpu_detail"]["top_processes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let o = run(&["cpu", "--top", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Live, bounded: 3 windows of 0.2 s each.
+#[test]
+fn interval_count_gives_a_versioned_series() {
+    for cmd in ["cpu", "mem", "disk", "net"] {
+        let o = run(&[cmd, "--interval", "0.2", "--count", "3", "--json"]);
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let j = json(&o);
+        assert_eq!(j["schema_version"], "1.0");
+        assert_eq!(j["kind"], "series");
+        assert_eq!(j["command"], cmd);
+        assert_eq!(j["count"], 3);
+        let samples = j["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 3);
+        for s in samples {
+            assert_eq!(s["command"], cmd);
+            assert!(s["window"]["elapsed_s"].as_f64().unwrap() >= 0.19);
+        }
+    }
+    let o = run(&["mem", "--interval", "0.2", "--count", "2"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    // Header, rule, one row per window, then the findings.
+    let rows = text
+        .lines()
+        .filter(|l| l.len() > 9 && l.as_bytes()[1].is_ascii_digit() && l.as_bytes()[3] == b':')
+        .count();
+    assert_eq!(rows, 2, "{text}");
+    assert!(text.contains("FINDINGS (in any window)"));
+    // --count needs --interval; --interval does not replay a fixture.
+    assert_eq!(run(&["mem", "--count", "2"]).status.code(), Some(2));
+    let o = run(&["mem", "--interval", "1", "--fixture", &fixture("idle")]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -471,6 +471,11 @@ pub fn series_json(series: &Series) -> String {
     s
 }
 
+/// A sum that is +0.0 when empty (`Iterator::sum` of floats starts at -0.0).
+fn sum(v: impl Iterator<Item = f64>) -> f64 {
+    v.fold(0.0, |a, b| a + b)
+}
+
 fn hhmmss(ts: &str) -> String {
     ts.get(11..19).unwrap_or(ts).to_string()
 }
@@ -534,15 +539,15 @@ pub fn series_table(series: &Series) -> String {
             vec![
                 "time",
                 "avail",
-                "swap used",
+                "swap",
                 "si kB/s",
                 "so kB/s",
                 "minflt/s",
                 "majflt/s",
-                "direct/s",
+                "dscan/s",
                 "stall/s",
                 "OOM",
-                "top RSS growth",
+                "RSS grower",
             ],
             series
                 .samples
@@ -570,9 +575,9 @@ pub fn series_table(series: &Series) -> String {
                         grower
                             .map(|(p, g)| {
                                 format!(
-                                    "{} {}/s",
-                                    shorten(&s(&p.comm), 14),
-                                    human_bytes(g.max(0.0) as u64)
+                                    "{} +{}/s",
+                                    shorten(&s(&p.comm), 10),
+                                    human_bytes(g.max(0.0) as u64).replace(' ', "")
                                 )
                             })
                             .unwrap_or_else(|| "-".into()),
@@ -627,8 +632,8 @@ pub fn series_table(series: &Series) -> String {
                 "estab",
                 "CLOSE_WAIT",
                 "TIME_WAIT",
-                "lst ovf/s",
-                "UDP rcvbuf/s",
+                "ovfl/s",
+                "udp rbuf/s",
                 "drops/s",
             ],
             series
@@ -645,18 +650,15 @@ pub fn series_table(series: &Series) -> String {
                     let n = r.sections.net_detail.as_ref();
                     vec![
                         hhmmss(&r.window.end),
-                        f1(own.iter().map(|i| i.rx_kb_per_s).sum()),
-                        f1(own.iter().map(|i| i.tx_kb_per_s).sum()),
+                        f1(sum(own.iter().map(|i| i.rx_kb_per_s))),
+                        f1(sum(own.iter().map(|i| i.tx_kb_per_s))),
                         o1(t.and_then(|t| t.retrans_segs_per_s)),
                         ou(t.and_then(|t| t.established)),
                         ou(n.and_then(|n| n.close_wait_end)),
                         ou(t.and_then(|t| t.time_wait)),
                         o1(t.and_then(|t| t.listen_overflows_per_s)),
                         o1(n.and_then(|n| n.counters.udp_rcvbuf_errors_per_s)),
-                        f1(own
-                            .iter()
-                            .map(|i| i.rx_drops_per_s + i.tx_drops_per_s)
-                            .sum()),
+                        f1(sum(own.iter().map(|i| i.rx_drops_per_s + i.tx_drops_per_s))),
                     ]
                 })
                 .collect(),
