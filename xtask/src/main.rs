@@ -8,13 +8,15 @@
 //!   runs via `.ci/run`).
 //! - `sixty-second [ARGS...]`: deps, release build, then exec `triage sixty-second ARGS...`.
 //! - `bench [--runs N] [--duration SECS] [--procs N]`: triage against the classic 60-second
-//!   checklist, and its cost as the process count grows.
+//!   checklist, and its cost as the process count grows; `bench --deep` times the deep dives
+//!   with extra processes and loopback sockets.
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
-//!   from `fixtures/idle`.
+//!   from `fixtures/idle` (and `fixtures/deep-idle` for the deep dives).
 
 mod bench;
+mod bench_deep;
 mod capture;
 mod check;
 mod deps;
@@ -37,13 +39,19 @@ commands:
   bench [--runs N] [--duration SECS] [--procs N]
                                  triage vs the classic 60-second commands, and scale cost
                                  (defaults: --runs 5 --duration 2 --procs 5000)
+  bench --deep [--runs N] [--duration SECS] [--procs N] [--sockets N]
+                                 triage cpu|mem|disk|net vs pidstat/ps/ss under load
+                                 (defaults: --runs 5 --duration 2 --procs 5000 --sockets 50000)
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
                                   memory-pressure-swap disk-saturation net-retransmits)
   handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
                                  (default all: cgroup-v2-only container-quota-2-of-64
-                                  garbled-proc)
+                                  garbled-proc) or, for the deep dives, fixtures/deep-idle
+                                 (softirq-one-cpu memory-leak direct-reclaim-v1-limit
+                                  disk-await-outlier close-wait-leak udp-rcvbuf-errors
+                                  listen-overflow)
 
 environment:
   TRIAGE_SHARED=DIR              the shared scenarios checkout (default: <repo>/../shared)
@@ -105,7 +113,10 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             check::run()
         }
         "sixty-second" => sixty_second(rest),
+        "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
         "bench" => bench::run(rest),
+        // Internal: a helper process of `bench --deep` holding loopback sockets.
+        "__hold-sockets" => bench_deep::hold_sockets(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
         "-h" | "--help" | "help" => {
