@@ -55,6 +55,8 @@ const SNAPSHOT_FIXTURES: &[&str] = &[
     "close-wait-leak",
     "udp-rcvbuf-errors",
     "listen-overflow",
+    "softnet-drops",
+    "port-exhaustion",
     "cgroup-v2-only",
     "container-quota-2-of-64",
     "memory-pressure-swap",
@@ -143,6 +145,18 @@ const EXPECTED: &[(&str, Focus, &str, &[&str])] = &[
         Focus::Net,
         "tcp.saturation.accept_queue_full",
         &["0.0.0.0:8080", "129/128", "api-server (pid 18339)"],
+    ),
+    (
+        "softnet-drops",
+        Focus::Net,
+        "network.saturation.softnet_drops",
+        &["300 packets/s", "CPU 1"],
+    ),
+    (
+        "port-exhaustion",
+        Focus::Net,
+        "tcp.saturation.ephemeral_ports",
+        &["26000 TCP sockets", "28232"],
     ),
     (
         "cgroup-v2-only",

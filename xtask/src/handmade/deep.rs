@@ -21,6 +21,8 @@ pub const DEEP_FIXTURES: &[&str] = &[
     "close-wait-leak",
     "udp-rcvbuf-errors",
     "listen-overflow",
+    "softnet-drops",
+    "port-exhaustion",
 ];
 
 /// A plain user process of the deep-idle recording (a `bash`), reused as the faulty process.
@@ -35,6 +37,8 @@ pub fn build(name: &str, dir: &Path, b: &Base) -> Result<String> {
         "close-wait-leak" => close_wait_leak(dir),
         "udp-rcvbuf-errors" => udp_rcvbuf(dir, b),
         "listen-overflow" => listen_overflow(dir, b),
+        "softnet-drops" => softnet_drops(dir, b),
+        "port-exhaustion" => port_exhaustion(dir),
         _ => bail!("unknown deep fixture {name}"),
     }
 }
@@ -389,5 +393,50 @@ fn listen_overflow(dir: &Path, b: &Base) -> Result<String> {
          0.0.0.0:8080 with accept queue 129 of backlog 128 (inode {INODE}) in \
          sock_diag_listen.json, t1 proc/{PROC}/fd/7 -> socket:[{INODE}], TcpExt ListenOverflows \
          and ListenDrops +{ovf} (50/s)"
+    ))
+}
+
+// --- softnet-drops ------------------------------------------------------------------------
+
+/// CPU 1's input backlog overflows: 300 packets/s dropped, 20 squeezes/s, 90,000 packets/s.
+fn softnet_drops(dir: &Path, b: &Base) -> Result<String> {
+    let (pk, dr, sq) = (b.at(0.0, 90_000.0, 1.0), b.at(0.0, 300.0, 1.0), b.at(0.0, 20.0, 1.0));
+    edit(&dir.join("t1/proc/net/softnet_stat"), |t| {
+        let mut out = String::new();
+        for (i, line) in t.lines().enumerate() {
+            let mut v: Vec<u64> = line
+                .split_ascii_whitespace()
+                .map(|x| u64::from_str_radix(x, 16))
+                .collect::<Result<_, _>>()?;
+            if i == 1 {
+                v[0] += pk;
+                v[1] += dr;
+                v[2] += sq;
+            }
+            let cols: Vec<String> = v.iter().map(|x| format!("{x:08x}")).collect();
+            out.push_str(&cols.join(" "));
+            out.push('\n');
+        }
+        Ok(out)
+    })?;
+    Ok(format!(
+        "derived from fixtures/{DEEP_BASE}: t1 /proc/net/softnet_stat CPU 1 processed +{pk}, \
+         dropped +{dr} (300/s), time_squeeze +{sq}"
+    ))
+}
+
+// --- port-exhaustion ----------------------------------------------------------------------
+
+/// 26,000 TCP sockets holding local ports (22,000 TIME_WAIT) against the 28,232-port range.
+fn port_exhaustion(dir: &Path) -> Result<String> {
+    for snap in ["t0", "t1"] {
+        write(
+            &dir.join(snap).join("sock_diag_tcp.json"),
+            "{\n  \"ESTABLISHED\": 4000,\n  \"LISTEN\": 1,\n  \"TIME_WAIT\": 22000\n}",
+        )?;
+    }
+    Ok(format!(
+        "derived from fixtures/{DEEP_BASE}: sock_diag_tcp.json with 4000 ESTABLISHED and 22000 \
+         TIME_WAIT sockets at both ends (ip_local_port_range 32768-60999 as recorded)"
     ))
 }
