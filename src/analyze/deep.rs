@@ -94,15 +94,30 @@ fn mem_rules(sec: &Sections, out: &mut Vec<Finding>) {
                 "cgroup.memory.limit_hits",
                 sev,
                 "cgroup",
-                format!(
-                    "{} hit its memory limit {events} time(s) in the window (memory.high {}, memory.max {}): it is reclaiming or being throttled at {}",
-                    s(&c.path),
-                    c.high_events.map(|v| v.to_string()).unwrap_or("-".into()),
-                    c.max_events.map(|v| v.to_string()).unwrap_or("-".into()),
-                    c.limit_bytes.or(c.high_bytes).map(human_bytes).unwrap_or("?".into()),
-                ),
+                match c.high_events {
+                    // v2: memory.events.
+                    Some(high) => format!(
+                        "{} hit its memory limit {events} time(s) in the window (memory.high {high}, memory.max {}): reclaimed or throttled at {}",
+                        s(&c.path),
+                        c.max_events.unwrap_or(0),
+                        c.limit_bytes.or(c.high_bytes).map(human_bytes).unwrap_or("?".into()),
+                    ),
+                    // v1: memory.failcnt.
+                    None => format!(
+                        "{} hit its memory limit {events} time(s) in the window (memory.failcnt): reclaimed at {}",
+                        s(&c.path),
+                        c.limit_bytes.map(human_bytes).unwrap_or("?".into()),
+                    ),
+                },
                 vec![ev("cgroup.memory_limit_events", events as f64, ">=", t.warn, "count")],
-                vec![format!("cat /sys/fs/cgroup{}/memory.events", s(&c.path)), "triage mem --cgroup PATH".into()],
+                vec![
+                    if c.high_events.is_some() {
+                        format!("cat /sys/fs/cgroup{}/memory.events", s(&c.path))
+                    } else {
+                        format!("cat /sys/fs/cgroup/memory{}/memory.failcnt", s(&c.path))
+                    },
+                    format!("triage mem --cgroup {}", s(&c.path)),
+                ],
             ));
         }
     }

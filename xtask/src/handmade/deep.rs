@@ -400,7 +400,11 @@ fn listen_overflow(dir: &Path, b: &Base) -> Result<String> {
 
 /// CPU 1's input backlog overflows: 300 packets/s dropped, 20 squeezes/s, 90,000 packets/s.
 fn softnet_drops(dir: &Path, b: &Base) -> Result<String> {
-    let (pk, dr, sq) = (b.at(0.0, 90_000.0, 1.0), b.at(0.0, 300.0, 1.0), b.at(0.0, 20.0, 1.0));
+    let (pk, dr, sq) = (
+        b.at(0.0, 90_000.0, 1.0),
+        b.at(0.0, 300.0, 1.0),
+        b.at(0.0, 20.0, 1.0),
+    );
     edit(&dir.join("t1/proc/net/softnet_stat"), |t| {
         let mut out = String::new();
         for (i, line) in t.lines().enumerate() {
