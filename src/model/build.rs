@@ -651,16 +651,22 @@ pub fn cgroups(r: &Readings) -> Vec<CgroupRow> {
     rows
 }
 
-/// Kernel log events at most `lookback_s` before the end of the window.
-pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
-    let recs = r.end.kmsg.as_ref()?;
+/// The end of the window on the kernel log's clock (uptime, else the newest record), and the
+/// look-back point `lookback_s` before it, in microseconds.
+pub fn log_window(r: &Readings, recs: &[kmsg::KmsgRecord], lookback_s: f64) -> (u64, u64) {
     let now_us =
         r.t1.system
             .uptime_s
             .map(|u| (u * 1e6) as u64)
             .or_else(|| recs.last().map(|l| l.ts_us))
             .unwrap_or(0);
-    let since = now_us.saturating_sub((lookback_s * 1e6) as u64);
+    (now_us, now_us.saturating_sub((lookback_s * 1e6) as u64))
+}
+
+/// Kernel log events at most `lookback_s` before the end of the window.
+pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
+    let recs = r.end.kmsg.as_ref()?;
+    let (now_us, since) = log_window(r, recs, lookback_s);
     let events = kmsg::classify(recs, since);
     let mut counts = BTreeMap::new();
     for e in &events {

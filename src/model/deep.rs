@@ -541,13 +541,7 @@ fn oom_events(r: &Readings, lookback_s: f64) -> Vec<OomEvent> {
     let Some(recs) = r.end.kmsg.as_ref() else {
         return Vec::new();
     };
-    let now_us =
-        r.t1.system
-            .uptime_s
-            .map(|u| (u * 1e6) as u64)
-            .or_else(|| recs.last().map(|l| l.ts_us))
-            .unwrap_or(0);
-    let since = now_us.saturating_sub((lookback_s * 1e6) as u64);
+    let (now_us, since) = super::build::log_window(r, recs, lookback_s);
     // pid -> memcg from the summaries.
     let mut memcg: BTreeMap<String, String> = BTreeMap::new();
     for rec in recs.iter().filter(|x| x.message.starts_with("oom-kill:")) {

@@ -274,7 +274,7 @@ fn rounds(
     Ok(out)
 }
 
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut v: Vec<f64> = values.into_iter().collect();
     if v.is_empty() {
         return f64::NAN;

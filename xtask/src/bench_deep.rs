@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use crate::bench::median;
 use crate::measure;
 use crate::sleepers::Sleepers;
 use crate::util;
@@ -182,19 +183,6 @@ fn measure_one(s: &Subject, work: &std::path::Path) -> Result<Sample> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let o = parse(args)?;
     let bin = util::build_release()?;
@@ -290,15 +278,11 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut all_ok = true;
     for (s, v) in subjects.iter().zip(&samples) {
-        let wall = median(v.iter().map(|x| x.wall_s).collect());
-        let cpu = median(v.iter().map(|x| x.cpu_ms).collect());
-        let overhead = s.triage.then(|| {
-            median(
-                v.iter()
-                    .filter_map(|x| Some(x.wall_s - x.elapsed_s?))
-                    .collect(),
-            )
-        });
+        let wall = median(v.iter().map(|x| x.wall_s));
+        let cpu = median(v.iter().map(|x| x.cpu_ms));
+        let overhead = s
+            .triage
+            .then(|| median(v.iter().filter_map(|x| Some(x.wall_s - x.elapsed_s?))));
         let verdict = match overhead {
             Some(ov) if ov <= TARGET_OVERHEAD_S => "PASS",
             Some(_) => {
