@@ -25,6 +25,8 @@ pub struct Spec {
     pub net: bool,
     /// Each process's cgroup (for `--cgroup`).
     pub proc_cgroups: bool,
+    /// `--pid`: that process's listeners are mapped to it even when their queue is not full.
+    pub pid: Option<i32>,
 }
 
 impl Spec {
@@ -35,6 +37,7 @@ impl Spec {
         disk: false,
         net: false,
         proc_cgroups: false,
+        pid: None,
     };
     /// Everything (what `capture` records, so any subcommand can replay the fixture).
     pub const ALL: Spec = Spec {
@@ -43,6 +46,7 @@ impl Spec {
         disk: true,
         net: true,
         proc_cgroups: true,
+        pid: None,
     };
 
     pub fn any(&self) -> bool {
@@ -284,18 +288,19 @@ pub fn listener_full(l: &Listener) -> bool {
     l.backlog > 0 && l.accept_queue >= l.backlog
 }
 
-/// Find the processes holding the given socket inodes (`/proc/PID/fd/N -> socket:[INODE]`).
-/// Stops as soon as every inode has an owner.
+/// Find the processes holding the given socket inodes (`/proc/PID/fd/N -> socket:[INODE]`),
+/// among all processes or only `only`. Stops as soon as every inode has an owner.
 fn socket_owners(
     src: &dyn Source,
     scan: &ProcScan,
     inodes: &[u64],
+    only: Option<i32>,
 ) -> BTreeMap<u64, (i32, String)> {
     let mut out = BTreeMap::new();
     if inodes.is_empty() {
         return out;
     }
-    for p in user_procs(scan) {
+    for p in user_procs(scan).filter(|p| only.is_none_or(|o| o == p.pid)) {
         let dir = format!("proc/{}/fd", p.pid);
         let Ok(fds) = src.list(&dir) else { continue };
         for fd in fds {
@@ -376,7 +381,13 @@ pub fn end(src: &dyn Source, spec: &Spec, scan: &ProcScan, interfaces: &[String]
             .filter(|l| listener_full(l))
             .map(|l| l.inode)
             .collect();
-        e.listener_owners = socket_owners(src, scan, &full);
+        e.listener_owners = socket_owners(src, scan, &full, None);
+        if let Some(pid) = spec.pid {
+            // Which listeners are this process's: one fd table, cheap.
+            let all: Vec<u64> = e.listeners.iter().flatten().map(|l| l.inode).collect();
+            let mine = socket_owners(src, scan, &all, Some(pid));
+            e.listener_owners.extend(mine);
+        }
     }
     if spec.proc_cgroups {
         for p in user_procs(scan) {

@@ -59,6 +59,7 @@ impl Focus {
             Focus::Net => s.net = true,
         }
         s.proc_cgroups = a.cgroup.is_some();
+        s.pid = a.pid;
         s
     }
 

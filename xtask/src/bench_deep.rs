@@ -65,8 +65,8 @@ struct SocketHolder(Child);
 
 impl SocketHolder {
     fn spawn(n: usize) -> Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut cmd = Command::new(exe);
+        // /proc/self/exe: this very binary, even if a rebuild replaced the file meanwhile.
+        let mut cmd = Command::new("/proc/self/exe");
         cmd.args(["__hold-sockets", &n.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
