@@ -231,7 +231,53 @@ fn user_procs(scan: &ProcScan) -> impl Iterator<Item = &ProcSample> {
 }
 
 /// Read the deep counters of one moment.
-pub fn snapshot(src: &dyn Source, spec: &Spec, scan: &ProcScan) -> DeepSnapshot {
+/// At t1, only the processes the views can list need their `status`: the busiest by CPU over
+/// the window (cpu: switch rates) and the largest by RSS (mem: the anon/file/shmem split).
+pub const STATUS_CANDIDATES: usize = 200;
+
+/// The pids whose t1 `status` is read, or None for all (t0, or `--cgroup`, whose members may
+/// be anywhere in the ranking).
+fn status_candidates(
+    spec: &Spec,
+    scan: &ProcScan,
+    before: Option<&ProcScan>,
+) -> Option<std::collections::BTreeSet<i32>> {
+    let before = before?;
+    if spec.proc_cgroups {
+        return None;
+    }
+    let mut out = std::collections::BTreeSet::new();
+    let mut pick = |mut v: Vec<(u64, i32)>| {
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        out.extend(v.iter().take(STATUS_CANDIDATES).map(|x| x.1));
+    };
+    if spec.cpu {
+        pick(
+            user_procs(scan)
+                .map(|p| {
+                    let t0 = before
+                        .procs
+                        .get(&p.pid)
+                        .filter(|o| o.starttime == p.starttime)
+                        .map_or(0, |o| o.utime + o.stime);
+                    ((p.utime + p.stime).saturating_sub(t0), p.pid)
+                })
+                .collect(),
+        );
+    }
+    if spec.mem {
+        pick(user_procs(scan).map(|p| (p.rss_pages, p.pid)).collect());
+    }
+    out.extend(spec.pid);
+    Some(out)
+}
+
+pub fn snapshot(
+    src: &dyn Source,
+    spec: &Spec,
+    scan: &ProcScan,
+    before: Option<&ProcScan>,
+) -> DeepSnapshot {
     let mut d = DeepSnapshot::default();
     if spec.cpu {
         if let Ok(t) = src.read_string("proc/softirqs") {
@@ -254,8 +300,10 @@ pub fn snapshot(src: &dyn Source, spec: &Spec, scan: &ProcScan) -> DeepSnapshot 
             d.threads.insert(p.pid, threads);
         }
     }
-    if spec.cpu || spec.mem {
-        for p in user_procs(scan) {
+    // Memory alone needs the split at t1 only; context switches need both ends.
+    if spec.cpu || (spec.mem && before.is_some()) {
+        let only = status_candidates(spec, scan, before);
+        for p in user_procs(scan).filter(|p| only.as_ref().is_none_or(|o| o.contains(&p.pid))) {
             if let Ok(t) = src.read_kept_string(&format!("proc/{}/status", p.pid)) {
                 d.status.insert(p.pid, parse_status(&t));
             }

@@ -126,6 +126,7 @@ fn snapshot(
     spec: &Spec,
     layout: Option<&CgroupLayout>,
     known: Option<&Namespaces>,
+    before: Option<&ProcScan>,
     problems: &mut Vec<Problem>,
 ) -> (Snapshot, Namespaces) {
     let system = system::read_system(src, problems);
@@ -159,7 +160,7 @@ fn snapshot(
     }
     let cgroups = layout.map(|l| cgroup::scan(src, l, MAX_CGROUPS));
     let deep = if spec.any() {
-        deep::snapshot(src, spec, &procs)
+        deep::snapshot(src, spec, &procs, before)
     } else {
         DeepSnapshot::default()
     };
@@ -313,7 +314,7 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
             None
         }
     };
-    let (t0, ns) = snapshot(src, &opts.spec, layout.as_ref(), None, &mut problems);
+    let (t0, ns) = snapshot(src, &opts.spec, layout.as_ref(), None, None, &mut problems);
     let deadline = t_start + opts.duration;
     let stop = || {
         opts.interrupted
@@ -342,7 +343,14 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
     }
     src.set_phase("t1");
     let t_end = Instant::now();
-    let (t1, _) = snapshot(src, &opts.spec, layout.as_ref(), Some(&ns), &mut problems);
+    let (t1, _) = snapshot(
+        src,
+        &opts.spec,
+        layout.as_ref(),
+        Some(&ns),
+        Some(&t0.procs),
+        &mut problems,
+    );
     let end_ts = now_rfc3339();
     let end = end_facts(src, &opts.spec, layout, &t1, &ns, &samples, &mut problems);
     let _ = src.flush_recording();
@@ -428,7 +436,7 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
             None
         }
     };
-    let (t0, ns) = snapshot(&s0, spec, layout.as_ref(), None, &mut problems);
+    let (t0, ns) = snapshot(&s0, spec, layout.as_ref(), None, None, &mut problems);
     let mut samples = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir.join("samples")) {
         let mut dirs: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -441,7 +449,14 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
             }
         }
     }
-    let (t1, _) = snapshot(&s1, spec, layout.as_ref(), Some(&ns), &mut problems);
+    let (t1, _) = snapshot(
+        &s1,
+        spec,
+        layout.as_ref(),
+        Some(&ns),
+        Some(&t0.procs),
+        &mut problems,
+    );
     // As in a live run, the layout is the one read at t0 (t1 holds no proc/self/cgroup).
     let end = end_facts(&s1, spec, layout, &t1, &ns, &samples, &mut problems);
     problems.sort();
