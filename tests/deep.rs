@@ -48,6 +48,9 @@ fn warnings(r: &Report) -> Vec<String> {
 /// views must still render).
 const SNAPSHOT_FIXTURES: &[&str] = &[
     "deep-idle",
+    "deep-cpu-saturation",
+    "deep-memory-pressure-swap",
+    "deep-disk-saturation",
     "softirq-one-cpu",
     "memory-leak",
     "direct-reclaim-v1-limit",
@@ -92,6 +95,30 @@ fn every_deep_view_renders_table_and_json() {
 
 /// (fixture, subcommand, finding id, words the summary must hold)
 const EXPECTED: &[(&str, Focus, &str, &[&str])] = &[
+    (
+        "deep-cpu-saturation",
+        Focus::Cpu,
+        "cpu.saturation.runqueue",
+        &["scn_spin", "on 2 CPUs"],
+    ),
+    (
+        "deep-memory-pressure-swap",
+        Focus::Mem,
+        "memory.saturation.swapping",
+        &["/scn-memory-pressure-swap"],
+    ),
+    (
+        "deep-memory-pressure-swap",
+        Focus::Mem,
+        "cgroup.memory.limit_hits",
+        &["/scn-memory-pressure-swap", "memory.failcnt"],
+    ),
+    (
+        "deep-disk-saturation",
+        Focus::Disk,
+        "disk.saturation.queue",
+        &["vda", "fio"],
+    ),
     (
         "softirq-one-cpu",
         Focus::Cpu,
@@ -256,6 +283,34 @@ fn deep_views_hold_real_values() {
         .devices
         .iter()
         .any(|x| x.device == "vdb" && x.areq_sz_kb == Some(4.0)));
+
+    // Recorded: fio is the I/O consumer; the scenario's hogs run with involuntary switches;
+    // the swapping process's RSS is anonymous and partly swapped.
+    let d = report("deep-disk-saturation", Focus::Disk);
+    let top = &d.sections.disk_detail.as_ref().unwrap().top_io[0];
+    assert_eq!(top.comm, "fio");
+    assert!(top.read_kb_per_s > 10_000.0 && top.write_kb_per_s > 10_000.0);
+    let c = report("deep-cpu-saturation", Focus::Cpu);
+    let spin = c
+        .sections
+        .cpu_detail
+        .as_ref()
+        .unwrap()
+        .top_processes
+        .iter()
+        .find(|p| p.comm == "scn_spin")
+        .unwrap();
+    assert!(spin.involuntary_switches_per_s.unwrap() > 10.0 && spin.usr_pct > 10.0);
+    let m = report("deep-memory-pressure-swap", Focus::Mem);
+    let md = m.sections.mem_detail.as_ref().unwrap();
+    let touch = md
+        .top_rss
+        .iter()
+        .find(|p| p.comm.starts_with("scn_memtou"))
+        .unwrap();
+    assert!(touch.anon_bytes.unwrap() > 200 << 20 && touch.swap_bytes.unwrap() > 100 << 20);
+    assert!(md.reclaim.swap_in_kb_per_s.unwrap() > 10_000.0);
+    assert!(md.psi_some_stall_ms.unwrap() > 100.0);
 
     let n = report("listen-overflow", Focus::Net);
     let nd = n.sections.net_detail.as_ref().unwrap();

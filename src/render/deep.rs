@@ -11,7 +11,12 @@ use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
 
 fn ob(v: Option<u64>) -> String {
-    v.map(human_bytes).unwrap_or_else(|| "-".into())
+    v.map(hb).unwrap_or_else(|| "-".into())
+}
+
+/// `human_bytes` without the space (`549.7MiB`): narrow columns in wide tables.
+fn hb(v: u64) -> String {
+    human_bytes(v).replace(' ', "")
 }
 
 fn left(t: &mut comfy_table::Table, col: usize) {
@@ -222,8 +227,8 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
     for p in &m.top_rss {
         t.add_row(vec![
             p.pid.to_string(),
-            s(&p.comm),
-            human_bytes(p.rss_bytes),
+            shorten(&s(&p.comm), 15),
+            hb(p.rss_bytes),
             ob(p.anon_bytes),
             ob(p.file_bytes),
             ob(p.shmem_bytes),
@@ -231,7 +236,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
             p.rss_growth_bytes_per_s
                 .map(|g| {
                     let sign = if g < 0.0 { "-" } else { "" };
-                    format!("{sign}{}", human_bytes(g.abs() as u64))
+                    format!("{sign}{}", hb(g.abs() as u64))
                 })
                 .unwrap_or_else(|| "-".into()),
             f1(p.minor_faults_per_s),
@@ -255,7 +260,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         for c in &m.cgroups {
             t.add_row(vec![
                 shorten(&s(&c.path), 32),
-                human_bytes(c.usage_bytes),
+                hb(c.usage_bytes),
                 ob(c.limit_bytes),
                 ob(c.high_bytes),
                 o1(c.used_pct),
