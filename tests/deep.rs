@@ -60,6 +60,7 @@ const SNAPSHOT_FIXTURES: &[&str] = &[
     "listen-overflow",
     "softnet-drops",
     "port-exhaustion",
+    "oom-kill",
     "cgroup-v2-only",
     "container-quota-2-of-64",
     "memory-pressure-swap",
@@ -184,6 +185,12 @@ const EXPECTED: &[(&str, Focus, &str, &[&str])] = &[
         Focus::Net,
         "tcp.saturation.ephemeral_ports",
         &["26000 TCP sockets", "28232"],
+    ),
+    (
+        "oom-kill",
+        Focus::Mem,
+        "memory.errors.oom_kill",
+        &["worker", "31337"],
     ),
     (
         "cgroup-v2-only",
@@ -311,6 +318,28 @@ fn deep_views_hold_real_values() {
     assert!(touch.anon_bytes.unwrap() > 200 << 20 && touch.swap_bytes.unwrap() > 100 << 20);
     assert!(md.reclaim.swap_in_kb_per_s.unwrap() > 10_000.0);
     assert!(md.psi_some_stall_ms.unwrap() > 100.0);
+
+    let o = report("oom-kill", Focus::Mem);
+    let od = o.sections.mem_detail.as_ref().unwrap();
+    assert_eq!(od.oom_kills, Some(1));
+    let e = &od.oom_events[0];
+    assert_eq!(
+        (
+            e.pid,
+            e.comm.as_deref(),
+            e.anon_rss_kb,
+            e.cgroup.as_deref(),
+            e.cgroup_oom
+        ),
+        (
+            Some(31337),
+            Some("worker"),
+            Some(524288),
+            Some("/app/worker"),
+            true
+        )
+    );
+    assert!(e.age_s > 0.5 && e.age_s < 2.0, "{}", e.age_s);
 
     let n = report("listen-overflow", Focus::Net);
     let nd = n.sections.net_detail.as_ref().unwrap();

@@ -23,6 +23,7 @@ pub const DEEP_FIXTURES: &[&str] = &[
     "listen-overflow",
     "softnet-drops",
     "port-exhaustion",
+    "oom-kill",
 ];
 
 /// A plain user process of the deep-idle recording (a `bash`), reused as the faulty process.
@@ -39,6 +40,7 @@ pub fn build(name: &str, dir: &Path, b: &Base) -> Result<String> {
         "listen-overflow" => listen_overflow(dir, b),
         "softnet-drops" => softnet_drops(dir, b),
         "port-exhaustion" => port_exhaustion(dir),
+        "oom-kill" => oom_kill(dir),
         _ => bail!("unknown deep fixture {name}"),
     }
 }
@@ -442,5 +444,42 @@ fn port_exhaustion(dir: &Path) -> Result<String> {
     Ok(format!(
         "derived from fixtures/{DEEP_BASE}: sock_diag_tcp.json with 4000 ESTABLISHED and 22000 \
          TIME_WAIT sockets at both ends (ip_local_port_range 32768-60999 as recorded)"
+    ))
+}
+
+// --- oom-kill -----------------------------------------------------------------------------
+
+/// A memory cgroup OOM kill inside the window: `worker` (pid 31337) in /app/worker, 512 MiB of
+/// anonymous memory, as the kernel logs it (three records), and oom_kill +1 in /proc/vmstat.
+fn oom_kill(dir: &Path) -> Result<String> {
+    let t1 = dir.join("t1");
+    let uptime: f64 = read(&t1.join("proc/uptime"))?
+        .split_ascii_whitespace()
+        .next()
+        .context("empty uptime")?
+        .parse()?;
+    let ts = ((uptime - 1.0) * 1e6) as u64;
+    edit(&t1.join("dev/kmsg"), |t| {
+        let seq = t
+            .lines()
+            .filter_map(|l| l.split(',').nth(1)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        Ok(format!(
+            "{t}4,{},{ts},-;worker invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n\
+             6,{},{},-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/app,task_memcg=/app/worker,task=worker,pid=31337,uid=1000\n\
+             3,{},{},-;Memory cgroup out of memory: Killed process 31337 (worker) total-vm:1048576kB, anon-rss:524288kB, file-rss:2048kB, shmem-rss:0kB, UID:1000 pgtables:1100kB oom_score_adj:0\n",
+            seq + 1,
+            seq + 2,
+            ts + 10_000,
+            seq + 3,
+            ts + 20_000
+        ))
+    })?;
+    edit(&t1.join("proc/vmstat"), |t| bump_kv(t, &[("oom_kill", 1)]))?;
+    Ok(format!(
+        "derived from fixtures/{DEEP_BASE}: three kernel log records of a memory cgroup OOM kill \
+         of worker (pid 31337, anon-rss 524288 kB, task_memcg /app/worker) 1 s before the end \
+         of the window, /proc/vmstat oom_kill +1"
     ))
 }
