@@ -61,6 +61,7 @@ const SNAPSHOT_FIXTURES: &[&str] = &[
     "softnet-drops",
     "port-exhaustion",
     "oom-kill",
+    "io-cgroup-limit",
     "cgroup-v2-only",
     "container-quota-2-of-64",
     "memory-pressure-swap",
@@ -185,6 +186,12 @@ const EXPECTED: &[(&str, Focus, &str, &[&str])] = &[
         Focus::Net,
         "tcp.saturation.ephemeral_ports",
         &["26000 TCP sockets", "28232"],
+    ),
+    (
+        "io-cgroup-limit",
+        Focus::Disk,
+        "cgroup.io.at_limit",
+        &["/backup", "99%", "254:0 wbps 10485760"],
     ),
     (
         "oom-kill",
@@ -318,6 +325,19 @@ fn deep_views_hold_real_values() {
     assert!(touch.anon_bytes.unwrap() > 200 << 20 && touch.swap_bytes.unwrap() > 100 << 20);
     assert!(md.reclaim.swap_in_kb_per_s.unwrap() > 10_000.0);
     assert!(md.psi_some_stall_ms.unwrap() > 100.0);
+
+    let io = report("io-cgroup-limit", Focus::Disk);
+    let rows = &io.sections.disk_detail.as_ref().unwrap().cgroups;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].path.as_str(), rows[0].version.as_str()),
+        ("/backup", "v1")
+    );
+    assert_eq!(rows[0].limit_used_pct, Some(99.0));
+    assert_eq!(
+        (rows[1].path.as_str(), rows[1].read_kb_per_s),
+        ("/web", 200.0)
+    );
 
     let o = report("oom-kill", Focus::Mem);
     let od = o.sections.mem_detail.as_ref().unwrap();

@@ -64,6 +64,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "udp.rcvbuf_errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "RcvbufErrors: datagrams dropped for a full socket buffer (S0 network errors: any non-zero drop is a problem)" },
     Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
     Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
+    Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
     Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: local-port holders against ip_local_port_range; an upper bound (accepted sockets hold no ephemeral port)" },
 ];
 

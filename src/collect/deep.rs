@@ -96,6 +96,8 @@ pub struct DeepSnapshot {
     pub threads: BTreeMap<i32, Vec<ProcSample>>,
     /// TCP states of our own namespace at this moment (CLOSE_WAIT growth).
     pub tcp_states: Option<BTreeMap<String, u64>>,
+    /// cgroup path -> block I/O counters, limits and pressure.
+    pub io_cgroups: BTreeMap<String, super::iocg::IoCg>,
 }
 
 /// Deep facts read once, at the end of the window.
@@ -277,6 +279,7 @@ pub fn snapshot(
     spec: &Spec,
     scan: &ProcScan,
     before: Option<&ProcScan>,
+    layout: Option<&super::cgroup::CgroupLayout>,
 ) -> DeepSnapshot {
     let mut d = DeepSnapshot::default();
     if spec.cpu {
@@ -320,6 +323,9 @@ pub fn snapshot(
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => d.io_denied += 1,
                 Err(_) => {}
             }
+        }
+        if let Some(l) = layout {
+            d.io_cgroups = super::iocg::scan(src, l);
         }
     }
     if spec.net {

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod deep;
+pub mod iocg;
 pub mod kmsg;
 
 use serde::{Deserialize, Serialize};

@@ -160,7 +160,7 @@ fn snapshot(
     }
     let cgroups = layout.map(|l| cgroup::scan(src, l, MAX_CGROUPS));
     let deep = if spec.any() {
-        deep::snapshot(src, spec, &procs, before)
+        deep::snapshot(src, spec, &procs, before, layout)
     } else {
         DeepSnapshot::default()
     };

@@ -220,6 +220,26 @@ pub struct IoProcRow {
     pub write_kb_per_s: f64,
 }
 
+/// A cgroup's block I/O over the window, against its throttling limits (v1 blkio.throttle.*,
+/// v2 io.max), and its I/O pressure (v2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IoCgroupRow {
+    pub path: String,
+    /// `v1` (blkio) or `v2` (io).
+    pub version: String,
+    pub read_kb_per_s: f64,
+    pub write_kb_per_s: f64,
+    pub read_iops: f64,
+    pub write_iops: f64,
+    /// `MAJ:MIN kind value` (kind `rbps`, `wbps`, `riops`, `wiops`).
+    pub limits: Vec<String>,
+    /// The limit closest to being reached, and its use over the window.
+    pub busiest_limit: Option<String>,
+    pub limit_used_pct: Option<f64>,
+    pub psi_some_stall_ms: Option<f64>,
+    pub psi_full_stall_ms: Option<f64>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DiskDetail {
     pub devices: Vec<DiskExtraRow>,
@@ -233,6 +253,8 @@ pub struct DiskDetail {
     pub read_only_mounts: Vec<String>,
     /// I/O and filesystem errors from the kernel log (newest last).
     pub io_errors: Vec<KlogEvent>,
+    /// cgroups with block I/O in the window or an I/O limit.
+    pub cgroups: Vec<IoCgroupRow>,
 }
 
 /// Link utilization where the speed is known (sar -n DEV %ifutil).
@@ -699,6 +721,79 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     }
 }
 
+fn io_cgroups(r: &Readings, scope: &Scope) -> Vec<IoCgroupRow> {
+    let el = r.meta.elapsed_s;
+    let mut rows = Vec::new();
+    for (path, b) in &r.t1.deep.io_cgroups {
+        if scope.cgroup.as_deref().is_some_and(|c| !in_cgroup(path, c)) {
+            continue;
+        }
+        let Some(a) = r.t0.deep.io_cgroups.get(path) else {
+            continue;
+        };
+        let rt = |x: u64, y: u64| rate(x, y, el).unwrap_or(0.0);
+        let mut row = IoCgroupRow {
+            path: path.clone(),
+            version: if b.v1 { "v1" } else { "v2" }.into(),
+            read_kb_per_s: r2(rt(a.read_bytes, b.read_bytes) / 1024.0),
+            write_kb_per_s: r2(rt(a.write_bytes, b.write_bytes) / 1024.0),
+            read_iops: r2(rt(a.read_ios, b.read_ios)),
+            write_iops: r2(rt(a.write_ios, b.write_ios)),
+            limits: b
+                .limits
+                .iter()
+                .map(|l| format!("{} {} {}", l.device, l.kind, l.value))
+                .collect(),
+            ..Default::default()
+        };
+        for l in b.limits.iter().filter(|l| l.value > 0) {
+            let dev = |f: fn(&(u64, u64)) -> u64| {
+                let x = a.per_device.get(&l.device).map(f)?;
+                let y = b.per_device.get(&l.device).map(f)?;
+                rate(x, y, el)
+            };
+            let used = match l.kind.as_str() {
+                "rbps" => dev(|d| d.0),
+                "wbps" => dev(|d| d.1),
+                "riops" => Some(row.read_iops),
+                "wiops" => Some(row.write_iops),
+                _ => None,
+            };
+            if let Some(u) = used {
+                let pct = r2(u / l.value as f64 * 100.0);
+                if row.limit_used_pct.is_none_or(|p| pct > p) {
+                    row.limit_used_pct = Some(pct);
+                    row.busiest_limit = Some(format!("{} {} {}", l.device, l.kind, l.value));
+                }
+            }
+        }
+        if let (Some(pa), Some(pb)) = (a.pressure, b.pressure) {
+            row.psi_some_stall_ms =
+                delta(pa.some.total_us, pb.some.total_us).map(|d| r2(d as f64 / 1000.0));
+            row.psi_full_stall_ms = match (pa.full, pb.full) {
+                (Some(x), Some(y)) => delta(x.total_us, y.total_us).map(|d| r2(d as f64 / 1000.0)),
+                _ => None,
+            };
+        }
+        let busy = row.read_kb_per_s + row.write_kb_per_s + row.read_iops + row.write_iops > 0.0;
+        if !row.limits.is_empty() || (busy && path != "/") {
+            rows.push(row);
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.limit_used_pct
+            .unwrap_or(0.0)
+            .total_cmp(&a.limit_used_pct.unwrap_or(0.0))
+            .then(
+                (b.read_kb_per_s + b.write_kb_per_s)
+                    .total_cmp(&(a.read_kb_per_s + a.write_kb_per_s)),
+            )
+            .then(a.path.cmp(&b.path))
+    });
+    rows.truncate(scope.top);
+    rows
+}
+
 pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> DiskDetail {
     let el = r.meta.elapsed_s;
     let mut devices = Vec::new();
@@ -778,6 +873,7 @@ pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> 
             .map(|m| m.mount_point.clone())
             .collect(),
         io_errors,
+        cgroups: io_cgroups(r, scope),
     }
 }
 

@@ -331,6 +331,32 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
     } else {
         section(out, st, &title, &t);
     }
+    if !d.cgroups.is_empty() {
+        let mut t = new_table(&[
+            "cgroup", "v", "rkB/s", "wkB/s", "r/s", "w/s", "limit", "used%", "PSI ms",
+        ]);
+        left(&mut t, 0);
+        left(&mut t, 6);
+        for c in &d.cgroups {
+            t.add_row(vec![
+                shorten(&s(&c.path), 28),
+                c.version.clone(),
+                f1(c.read_kb_per_s),
+                f1(c.write_kb_per_s),
+                f1(c.read_iops),
+                f1(c.write_iops),
+                s(c.busiest_limit.as_deref().unwrap_or("-")),
+                o1(c.limit_used_pct),
+                o1(c.psi_some_stall_ms),
+            ]);
+        }
+        section(
+            out,
+            st,
+            "cgroup block I/O (blkio.throttle / io.max limits)",
+            &t,
+        );
+    }
     if !d.read_only_mounts.is_empty() {
         let list: Vec<String> = d.read_only_mounts.iter().map(|m| s(m)).collect();
         wrap(out, "  read-only mounts:", "    ", &list.join(" "));

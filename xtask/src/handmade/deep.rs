@@ -24,6 +24,7 @@ pub const DEEP_FIXTURES: &[&str] = &[
     "softnet-drops",
     "port-exhaustion",
     "oom-kill",
+    "io-cgroup-limit",
 ];
 
 /// A plain user process of the deep-idle recording (a `bash`), reused as the faulty process.
@@ -41,6 +42,7 @@ pub fn build(name: &str, dir: &Path, b: &Base) -> Result<String> {
         "softnet-drops" => softnet_drops(dir, b),
         "port-exhaustion" => port_exhaustion(dir),
         "oom-kill" => oom_kill(dir),
+        "io-cgroup-limit" => io_cgroup_limit(dir, b),
         _ => bail!("unknown deep fixture {name}"),
     }
 }
@@ -481,5 +483,54 @@ fn oom_kill(dir: &Path) -> Result<String> {
         "derived from fixtures/{DEEP_BASE}: three kernel log records of a memory cgroup OOM kill \
          of worker (pid 31337, anon-rss 524288 kB, task_memcg /app/worker) 1 s before the end \
          of the window, /proc/vmstat oom_kill +1"
+    ))
+}
+
+// --- io-cgroup-limit ----------------------------------------------------------------------
+
+/// A cgroup v1 blkio group `/backup` writing at 99% of its 10 MiB/s write_bps_device limit on
+/// vda (254:0), and an unlimited sibling `/web` reading a little.
+fn io_cgroup_limit(dir: &Path, b: &Base) -> Result<String> {
+    let limit: u64 = 10 << 20;
+    let written = b.at(0.0, limit as f64 * 0.99, 1.0);
+    let ios = b.at(0.0, 80.0, 1.0);
+    let web_read = b.at(0.0, 200.0 * 1024.0, 1.0);
+    for (snap, f) in [("t0", 0u64), ("t1", 1)] {
+        let blkio = dir.join(snap).join("sys/fs/cgroup/blkio");
+        let svc = |r: u64, w: u64| {
+            format!(
+                "254:0 Read {r}\n254:0 Write {w}\n254:0 Sync {w}\n254:0 Async 0\n254:0 Discard 0\n254:0 Total {}\nTotal {}\n",
+                r + w,
+                r + w
+            )
+        };
+        let backup = blkio.join("backup");
+        write(
+            &backup.join("blkio.throttle.io_service_bytes"),
+            svc(0, 5_000_000_000 + written * f),
+        )?;
+        write(
+            &backup.join("blkio.throttle.io_serviced"),
+            svc(0, 600_000 + ios * f),
+        )?;
+        write(
+            &backup.join("blkio.throttle.write_bps_device"),
+            format!("254:0 {limit}\n"),
+        )?;
+        write(&backup.join("blkio.throttle.read_bps_device"), "")?;
+        let web = blkio.join("web");
+        write(
+            &web.join("blkio.throttle.io_service_bytes"),
+            svc(90_000_000 + web_read * f, 1_000_000),
+        )?;
+        write(
+            &web.join("blkio.throttle.io_serviced"),
+            svc(20_000 + 50 * f, 300),
+        )?;
+    }
+    Ok(format!(
+        "derived from fixtures/{DEEP_BASE}: v1 blkio cgroups /backup (write_bps_device 254:0 \
+         {limit}, +{written} bytes written in the window: 99%) and /web (no limit, reading \
+         200 KiB/s)"
     ))
 }
