@@ -156,6 +156,24 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep.resources
         .retain(|res| focus.resources().contains(&res.name.as_str()));
     rep.findings.retain(|f| focus.owns(f));
+    if let Some(top) = rep
+        .sections
+        .disk_detail
+        .as_ref()
+        .and_then(|d| d.top_io.first())
+    {
+        // The checklist names the top CPU user; here the I/O consumer is known.
+        for f in rep
+            .findings
+            .iter_mut()
+            .filter(|f| f.id.starts_with("disk.saturation"))
+        {
+            f.summary.push_str(&format!(
+                "; top I/O: {} (pid {}) {:.0} kB/s read, {:.0} kB/s written",
+                top.comm, top.pid, top.read_kb_per_s, top.write_kb_per_s
+            ));
+        }
+    }
     rep.findings
         .extend(analyze::deep::findings(&rep.sections, &rep.host));
     analyze::rank(&mut rep.findings);

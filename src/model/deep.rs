@@ -255,6 +255,8 @@ pub struct DiskDetail {
     pub io_errors: Vec<KlogEvent>,
     /// cgroups with block I/O in the window or an I/O limit.
     pub cgroups: Vec<IoCgroupRow>,
+    /// Threads in uninterruptible sleep at the end of the window, with their wait channel.
+    pub d_state: Vec<super::sections::DTask>,
 }
 
 /// Link utilization where the speed is known (sar -n DEV %ifutil).
@@ -874,6 +876,18 @@ pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> 
             .collect(),
         io_errors,
         cgroups: io_cgroups(r, scope),
+        d_state: r
+            .end
+            .d_threads
+            .iter()
+            .filter(|(pid, ..)| scope.wants(r, *pid))
+            .map(|(pid, tid, comm, wchan)| super::sections::DTask {
+                pid: *pid,
+                tid: *tid,
+                comm: comm.clone(),
+                wchan: wchan.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -357,6 +357,25 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
             &t,
         );
     }
+    if !d.d_state.is_empty() {
+        let mut t = new_table(&["PID", "TID", "command", "waiting in"]);
+        left(&mut t, 2);
+        left(&mut t, 3);
+        for x in &d.d_state {
+            t.add_row(vec![
+                x.pid.to_string(),
+                x.tid.to_string(),
+                s(&x.comm),
+                s(x.wchan.as_deref().unwrap_or("-")),
+            ]);
+        }
+        section(
+            out,
+            st,
+            "tasks in D state (uninterruptible, usually waiting for I/O)",
+            &t,
+        );
+    }
     if !d.read_only_mounts.is_empty() {
         let list: Vec<String> = d.read_only_mounts.iter().map(|m| s(m)).collect();
         wrap(out, "  read-only mounts:", "    ", &list.join(" "));
