@@ -160,12 +160,17 @@ pub fn fact_checks(p: &Preflight) -> Vec<Check> {
         None,
     ));
     out.push(if p.btf {
-        check("btf", true, "/sys/kernel/btf/vmlinux present", None)
+        check(
+            "btf",
+            true,
+            "kernel BTF present (/sys/kernel/btf/vmlinux)",
+            None,
+        )
     } else {
         check(
             "btf",
             false,
-            "absent (/sys/kernel/btf/vmlinux)",
+            "no kernel BTF (/sys/kernel/btf/vmlinux absent)",
             Some(
                 "kernel lacks BTF (CONFIG_DEBUG_INFO_BTF=y): boot a kernel built with it; in a \
                  container, bind-mount the host's /sys/kernel/btf",
@@ -244,7 +249,10 @@ pub fn fact_checks(p: &Preflight) -> Vec<Check> {
             check(
                 "unprivileged_bpf_disabled",
                 ok,
-                format!("{v} ({meaning}{})", if bpf { "; we have CAP_BPF" } else { "" }),
+                format!(
+                    "{v} ({meaning}{})",
+                    if bpf { "; we have CAP_BPF" } else { "" }
+                ),
                 (!ok).then_some("grant CAP_BPF (triage never changes this sysctl)"),
             )
         }
@@ -258,7 +266,11 @@ pub fn fact_checks(p: &Preflight) -> Vec<Check> {
                 ok,
                 format!(
                     "{v}{}",
-                    if perfmon { " (we have CAP_PERFMON)" } else { "" }
+                    if perfmon {
+                        " (we have CAP_PERFMON)"
+                    } else {
+                        ""
+                    }
                 ),
                 (!ok).then_some(
                     "grant CAP_PERFMON: sudo setcap cap_bpf,cap_perfmon+ep $(which triage) \
@@ -338,7 +350,12 @@ pub fn fact_checks(p: &Preflight) -> Vec<Check> {
         None,
     ));
     out.push(match p.pid_ns_is_init {
-        Some(true) => check("pid_namespace", true, "the initial PID namespace (host PIDs)", None),
+        Some(true) => check(
+            "pid_namespace",
+            true,
+            "the initial PID namespace (host PIDs)",
+            None,
+        ),
         Some(false) => check(
             "pid_namespace",
             true,
@@ -428,7 +445,9 @@ pub fn proc_checks(src: &dyn Source, p: &Preflight) -> Vec<Check> {
             "psi",
             false,
             "no /proc/pressure (kernel without PSI)",
-            Some("kernel >= 4.20 with CONFIG_PSI=y (boot with psi=1 if CONFIG_PSI_DEFAULT_DISABLED)"),
+            Some(
+                "kernel >= 4.20 with CONFIG_PSI=y (boot with psi=1 if CONFIG_PSI_DEFAULT_DISABLED)",
+            ),
         ),
         Err(e) => check(
             "psi",
@@ -467,7 +486,11 @@ mod tests {
             "proc/self/limits",
             "Max locked memory         65536                65536                bytes\n",
         );
-        put(r, "proc/pressure/cpu", "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+        put(
+            r,
+            "proc/pressure/cpu",
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+        );
         let d = collect(&FixtureSource::open(r).unwrap(), "/x");
         assert_eq!(d.command, "doctor");
         assert_eq!(d.hostname.as_deref(), Some("db1"));

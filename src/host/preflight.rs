@@ -139,7 +139,9 @@ pub fn bpf_blockers(p: &Preflight) -> Vec<Problem> {
             }
             None => "effective capabilities unknown (CapEff unreadable)".to_string(),
         };
-        out.push(Problem::new("eBPF: capabilities", "proc/self/status", reason).with_fix(SETCAP_FIX));
+        out.push(
+            Problem::new("eBPF: capabilities", "proc/self/status", reason).with_fix(SETCAP_FIX),
+        );
     }
     if !p.btf {
         out.push(
@@ -289,7 +291,11 @@ mod tests {
         put(root, "proc/sys/kernel/osrelease", "6.1.0-18-amd64\n");
         put(root, "sys/kernel/btf/vmlinux", "BTF");
         put(root, "proc/self/mountinfo", MOUNTINFO);
-        put(root, "sys/fs/cgroup/cgroup.controllers", "cpu memory io pids\n");
+        put(
+            root,
+            "sys/fs/cgroup/cgroup.controllers",
+            "cpu memory io pids\n",
+        );
         put(root, "proc/self/cgroup", "0::/user.slice/session-1.scope\n");
         put(
             root,
@@ -428,7 +434,11 @@ mod tests {
         assert!(!can_bpf(&p));
         let b = bpf_blockers(&p);
         assert_eq!(b.len(), 1);
-        assert!(b[0].fix.as_deref().unwrap().contains("lockdown=confidentiality"));
+        assert!(b[0]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("lockdown=confidentiality"));
     }
 
     #[test]
@@ -475,12 +485,18 @@ mod tests {
 
     #[test]
     fn small_parsers() {
-        assert_eq!(parse_lockdown("[none] integrity confidentiality").as_deref(), Some("none"));
+        assert_eq!(
+            parse_lockdown("[none] integrity confidentiality").as_deref(),
+            Some("none")
+        );
         assert_eq!(parse_lockdown("garbage"), None);
         assert_eq!(kernel_version("6.18.44-fc-v669"), Some((6, 18)));
         assert_eq!(kernel_version("5.4.0"), Some((5, 4)));
         assert_eq!(kernel_version("x"), None);
-        assert_eq!(parse_cap_eff("CapEff:\t000001fffeffffff\n"), Some(0x1fffeffffff));
+        assert_eq!(
+            parse_cap_eff("CapEff:\t000001fffeffffff\n"),
+            Some(0x1fffeffffff)
+        );
         // Bit 24 (CAP_SYS_RESOURCE) clear, as in an unprivileged-ish container.
         assert!(!cap_names(0x1fffeffffff).contains(&"CAP_SYS_RESOURCE".to_string()));
     }

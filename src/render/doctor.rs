@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::sanitize;
-use super::table::wrap;
+use super::table::WIDTH;
 use crate::commands::doctor::Doctor;
 
 /// Where values start: ` ok   name<pad> value`.
@@ -65,7 +65,7 @@ pub fn render(d: &Doctor, color: bool) -> String {
         for b in &d.bpf_blockers {
             wrap(&mut out, "  -", "    ", &s(&b.reason));
             if let Some(f) = &b.fix {
-                wrap(&mut out, "    fix:", "         ", &s(f));
+                fix(&mut out, "    fix:", "         ", &s(f));
             }
         }
     }
@@ -79,11 +79,15 @@ pub fn render(d: &Doctor, color: bool) -> String {
         let first = format!(" {} {name:<NAME_W$}", mark(c.ok, color));
         wrap_painted(&mut out, &first, &rest, &s(&c.value));
         if let Some(f) = &c.fix {
-            wrap(&mut out, &fix_first, &fix_rest, &s(f));
+            fix(&mut out, &fix_first, &fix_rest, &s(f));
         }
     }
 
-    let _ = writeln!(out, "\n{}", head("PROBES (loaded and attached for real)", color));
+    let _ = writeln!(
+        out,
+        "\n{}",
+        head("PROBES (loaded and attached for real)", color)
+    );
     if d.probes.is_empty() {
         let _ = writeln!(out, " none in this build");
     }
@@ -93,7 +97,10 @@ pub fn render(d: &Doctor, color: bool) -> String {
         let mut value = if p.ok {
             format!(
                 "attached via {}",
-                p.attach_type.as_deref().map(s).unwrap_or_else(|| "?".into())
+                p.attach_type
+                    .as_deref()
+                    .map(s)
+                    .unwrap_or_else(|| "?".into())
             )
         } else {
             s(p.error.as_deref().unwrap_or("failed"))
@@ -101,10 +108,63 @@ pub fn render(d: &Doctor, color: bool) -> String {
         value.push_str(&format!(" ({})", s(&p.what)));
         wrap_painted(&mut out, &first, &rest, &value);
         if let Some(f) = &p.fix {
-            wrap(&mut out, &fix_first, &fix_rest, &s(f));
+            fix(&mut out, &fix_first, &fix_rest, &s(f));
         }
     }
     out
+}
+
+/// Word-wrap `text` to WIDTH columns: the first line starts with `first` and a space, the
+/// others with `rest`. A shell substitution (`$(which triage)`) is never split, so a command
+/// copied from the screen works.
+fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
+    let width = WIDTH as usize;
+    let mut units: Vec<String> = Vec::new();
+    let mut depth = 0i32;
+    for word in text.split(' ') {
+        match units.last_mut() {
+            Some(u) if depth > 0 => {
+                u.push(' ');
+                u.push_str(word);
+            }
+            _ => units.push(word.to_string()),
+        }
+        // Only a shell substitution is kept whole: prose in parentheses may wrap.
+        if depth > 0 || word.starts_with("$(") {
+            depth += word.matches('(').count() as i32 - word.matches(')').count() as i32;
+            depth = depth.max(0);
+        }
+    }
+    let mut line = first.to_string();
+    let mut empty = first.is_empty();
+    for u in units {
+        let ulen = u.chars().count();
+        if !empty && line.chars().count() + 1 + ulen > width {
+            let _ = writeln!(out, "{}", line.trim_end());
+            line = rest.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(&u);
+        empty = false;
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+}
+
+/// A fix line. A `...: sudo COMMAND` fix puts the command on a line of its own so that it can
+/// be copied whole.
+fn fix(out: &mut String, first: &str, rest: &str, text: &str) {
+    match text.split_once(": sudo ") {
+        Some((why, cmd)) => {
+            wrap(out, first, rest, &format!("{why}:"));
+            // `wrap` puts a space after a non-empty first prefix.
+            let lead = &rest[..rest.len().saturating_sub(1)];
+            wrap(out, lead, rest, &format!("sudo {cmd}"));
+        }
+        None => wrap(out, first, rest, text),
+    }
 }
 
 /// `wrap` with a first-line prefix that may hold color escapes: the line is wrapped as if the
