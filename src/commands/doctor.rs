@@ -3,7 +3,8 @@
 //! each probe whether it really loads and attaches here; and the /proc-side readiness (kernel
 //! log, other users' fd tables, PSI). Every problem comes with the exact fix.
 //!
-//! A report, not a test: it exits 0 whenever it ran, whatever it found. It changes nothing (no
+//! A report, not a test: it exits 0 whenever it ran, whatever it found (1 only for a `--root`
+//! that is not a directory). It changes nothing (no
 //! sysctl, no rlimit). Probes go only through [`probe::catalog`] and [`probe::try_attach`].
 
 use std::path::PathBuf;
@@ -72,9 +73,14 @@ pub struct ProbeResult {
     pub fix: Option<String>,
 }
 
-/// Run `doctor`, print it, return the exit code (0: it ran).
+/// Run `doctor`, print it, return the exit code: 0 when it ran (whatever it found), 1 when the
+/// `--root` directory does not exist.
 pub fn run(args: &Args, g: &Global, color: bool) -> i32 {
     let base = args.root.clone().unwrap_or_else(|| "/".into());
+    if !base.is_dir() {
+        eprintln!("triage: {}: not a directory", base.display());
+        return 1;
+    }
     let src = LiveSource::new(&base);
     let doc = collect(&src, &base.display().to_string());
     let text = if g.json || g.format == crate::cli::Format::Json {

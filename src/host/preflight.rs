@@ -148,7 +148,7 @@ pub fn bpf_blockers(p: &Preflight) -> Vec<Problem> {
             Problem::new(
                 "eBPF: kernel BTF",
                 "sys/kernel/btf/vmlinux",
-                "absent: the kernel was built without BTF type information",
+                "sys/kernel/btf/vmlinux absent (kernel built without BTF type information)",
             )
             .with_fix(
                 "kernel lacks BTF (CONFIG_DEBUG_INFO_BTF=y): boot a kernel built with it \
@@ -418,6 +418,16 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("CONFIG_DEBUG_INFO_BTF=y"));
+    }
+
+    #[test]
+    fn tracefs_only_under_debugfs_is_found_there() {
+        let dir = tempfile::tempdir().unwrap();
+        full_box(dir.path());
+        let mi: Vec<&str> = MOUNTINFO.lines().take(6).collect();
+        put(dir.path(), "proc/self/mountinfo", &mi.join("\n"));
+        let p = check(&FixtureSource::open(dir.path()).unwrap());
+        assert_eq!(p.tracefs.as_deref(), Some("/sys/kernel/debug/tracing"));
     }
 
     #[test]

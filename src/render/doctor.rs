@@ -63,7 +63,13 @@ pub fn render(d: &Doctor, color: bool) -> String {
     } else {
         let _ = writeln!(out, "eBPF probes: NOT allowed here:");
         for b in &d.bpf_blockers {
-            wrap(&mut out, "  -", "    ", &s(&b.reason));
+            let what = b.what.trim_start_matches("eBPF: ");
+            wrap(
+                &mut out,
+                "  -",
+                "    ",
+                &s(&format!("{what}: {}", b.reason)),
+            );
             if let Some(f) = &b.fix {
                 fix(&mut out, "    fix:", "         ", &s(f));
             }
