@@ -64,7 +64,7 @@ fn s(x: &str) -> String {
 
 /// Word-wrap `text` to WIDTH columns: the first line starts with `first`, the others with
 /// `rest` (indentation). A word longer than a line stays whole.
-pub(crate) fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
+fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
     let width = WIDTH as usize;
     let mut line = first.to_string();
     // The first line's prefix is a label (`CRIT`, `next:`): a space follows it.
