@@ -13,7 +13,7 @@ pub mod syscalls;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::cli::{Cli, ColorChoice, Command, Format};
+use crate::cli::{Cli, ColorChoice, Command, Format, Global};
 use crate::model::report::Report;
 use crate::render;
 
@@ -24,6 +24,18 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
         let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
     }
     flag
+}
+
+/// Color only when asked, or on a terminal without `NO_COLOR`.
+fn use_color(g: &Global) -> bool {
+    match g.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        }
+    }
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -39,7 +51,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Disk(a) => disk::run(a, g),
         Command::Net(a) => net::run(a, g),
         Command::Syscalls(a) => syscalls::run(a, g),
-        Command::Doctor(a) => doctor::run(a, g),
+        // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
+        Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
     };
     match report {
         Ok(r) => {
@@ -47,14 +60,7 @@ pub fn run(cli: Cli) -> i32 {
             let text = if json {
                 render::json(&r)
             } else {
-                let color = match g.color {
-                    ColorChoice::Always => true,
-                    ColorChoice::Never => false,
-                    ColorChoice::Auto => {
-                        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                            && std::io::IsTerminal::is_terminal(&std::io::stdout())
-                    }
-                };
+                let color = use_color(g);
                 render::table::render(&r, &render::table::Style { color })
             };
             use std::io::Write;
