@@ -78,8 +78,9 @@ pub enum Command {
     /// Syscall counts, errors and latency per process, traced in the kernel with eBPF.
     #[command(hide = true)]
     Syscalls(crate::commands::syscalls::Args),
-    /// What this box allows: kernel, BTF, capabilities, lockdown, and whether each probe loads.
-    #[command(hide = true)]
+    /// What this box allows: kernel, BTF, tracefs, lockdown, capabilities, sysctls, memlock,
+    /// cgroups, namespaces, and whether each probe loads here, with the exact fix for each problem.
+    /// Always exits 0 when it ran.
     Doctor(crate::commands::doctor::Args),
 }
 

@@ -37,6 +37,7 @@ fn help_lists_only_working_subcommands() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("sixty-second"));
     assert!(text.contains("capture"));
+    assert!(text.contains("doctor"));
     for missing in ["offcpu", "syscalls"] {
         assert!(
             !text.contains(missing),
@@ -354,4 +355,172 @@ fn interval_count_gives_a_versioned_series() {
     assert_eq!(run(&["mem", "--count", "2"]).status.code(), Some(2));
     let o = run(&["mem", "--interval", "1", "--fixture", &fixture("idle")]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn doctor_says_what_this_box_allows() {
+    let o = run(&["doctor"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("BTF"), "{text}");
+    let caps = text
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .get(5..)
+                .is_some_and(|r| r.starts_with("capabilities "))
+        })
+        .unwrap_or_else(|| panic!("no capabilities line:\n{text}"));
+    assert!(caps.contains("CapEff"), "{caps}");
+    for l in text.lines() {
+        assert!(l.chars().count() <= 100, "wider than 100 columns: {l}");
+    }
+    assert!(
+        !o.stdout.contains(&0x1b),
+        "color escapes without a terminal"
+    );
+}
+
+#[test]
+fn doctor_json_is_the_documented_document() {
+    let o = run(&["doctor", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let j = json(&o);
+    assert_eq!(j["schema_version"], "1.0");
+    assert_eq!(j["command"], "doctor");
+    assert_eq!(j["tool"]["name"], "triage");
+    let pf = &j["preflight"];
+    assert!(pf["kernel"].is_string());
+    assert!(pf["btf"].is_boolean());
+    assert!(pf["caps"].is_array());
+    assert!(pf["cgroup_mode"].is_string());
+    for key in [
+        "tracefs",
+        "debugfs",
+        "lockdown",
+        "cap_eff",
+        "unprivileged_bpf_disabled",
+        "perf_event_paranoid",
+        "kptr_restrict",
+        "dmesg_restrict",
+        "memlock_limit",
+        "container",
+        "pid_ns_is_init",
+        "net_ns_is_init",
+    ] {
+        assert!(pf.get(key).is_some(), "preflight.{key} missing");
+    }
+    assert!(j["can_bpf"].is_boolean());
+    assert!(j["bpf_blockers"].is_array());
+    assert!(j["probes"].is_array());
+    let checks = j["checks"].as_array().unwrap();
+    for c in checks {
+        assert!(c["name"].is_string() && c["ok"].is_boolean() && c["value"].is_string());
+        assert!(c.get("fix").is_some());
+    }
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for n in [
+        "kernel",
+        "btf",
+        "tracefs",
+        "debugfs",
+        "lockdown",
+        "capabilities",
+        "unprivileged_bpf_disabled",
+        "perf_event_paranoid",
+        "kptr_restrict",
+        "dmesg_restrict",
+        "memlock",
+        "cgroup_mode",
+        "container",
+        "pid_namespace",
+        "net_namespace",
+        "kernel_log",
+        "other_users_fds",
+        "psi",
+    ] {
+        assert!(names.contains(&n), "check {n} missing: {names:?}");
+    }
+    // can_bpf agrees with the blockers.
+    assert_eq!(
+        j["can_bpf"].as_bool().unwrap(),
+        j["bpf_blockers"].as_array().unwrap().is_empty()
+    );
+}
+
+fn as_nobody(args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_triage"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// As nobody: no capabilities, said with the exact fix, and still exit 0 (doctor is a report).
+#[test]
+fn unprivileged_doctor_names_missing_capabilities_and_the_fix() {
+    if !can_drop_privileges() {
+        eprintln!("skipped: needs root and setpriv to drop privileges");
+        return;
+    }
+    const SETCAP: &str = "sudo setcap cap_bpf,cap_perfmon+ep $(which triage)";
+    let o = as_nobody(&["doctor"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("eBPF probes: NOT allowed here"), "{text}");
+    assert!(text.contains(" NO   capabilities "), "{text}");
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("missing CAP_BPF CAP_PERFMON CAP_SYS_ADMIN"),
+        "{text}"
+    );
+    assert!(text.contains(SETCAP), "fix not on one line:\n{text}");
+    assert!(text.contains("run as root"), "{text}");
+
+    let o = as_nobody(&["doctor", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let j = json(&o);
+    assert_eq!(j["preflight"]["cap_eff"], 0);
+    assert_eq!(j["preflight"]["caps"].as_array().unwrap().len(), 0);
+    assert_eq!(j["can_bpf"], false);
+    let blockers = j["bpf_blockers"].as_array().unwrap();
+    assert!(blockers
+        .iter()
+        .any(|b| b["fix"].as_str().unwrap_or("").contains(SETCAP)));
+    let check = |n: &str| {
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(check("capabilities")["ok"], false);
+    assert!(check("capabilities")["fix"]
+        .as_str()
+        .unwrap()
+        .contains(SETCAP));
+    // /proc/1/fd belongs to root: not readable as nobody, with the capability fix.
+    assert_eq!(check("other_users_fds")["ok"], false);
+    assert!(check("other_users_fds")["fix"]
+        .as_str()
+        .unwrap()
+        .contains("CAP_SYS_PTRACE"));
 }

@@ -203,3 +203,23 @@ fn garbled_files_become_unavailable_entries_and_the_rest_is_reported() {
             .metric("memory.used_pct")
             .is_some_and(|m| m.value.is_none() && m.reason.is_some())));
 }
+
+#[test]
+fn counters_going_backwards_give_no_rate_and_a_note() {
+    let r = report("counter-reset");
+    // Neither a negative nor a huge rate: the device and interface have no row at all...
+    assert!(r.sections.disks.iter().all(|d| d.device != "vda"));
+    assert!(r.sections.interfaces.iter().all(|i| i.interface != "eth0"));
+    assert!(r
+        .resources
+        .iter()
+        .all(|res| res.instance.as_deref() != Some("vda")));
+    // ... and the report says why.
+    let notes: Vec<&str> = r.unavailable.iter().map(|u| u.what.as_str()).collect();
+    assert!(notes.contains(&"rates of disk vda"), "{notes:?}");
+    assert!(
+        notes.contains(&"rates of interface eth0 (own)"),
+        "{notes:?}"
+    );
+    assert_eq!(warnings(&r), Vec::<String>::new());
+}

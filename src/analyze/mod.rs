@@ -1095,3 +1095,6 @@ mod tests {
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }
+
+#[cfg(test)]
+mod rule_tests;

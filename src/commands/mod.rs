@@ -14,7 +14,7 @@ pub mod syscalls;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::cli::{Cli, ColorChoice, Command, Format};
+use crate::cli::{Cli, ColorChoice, Command, Format, Global};
 use crate::model::report::Report;
 use crate::render;
 use deep::Output;
@@ -35,6 +35,18 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
+/// Color only when asked, or on a terminal without `NO_COLOR`.
+fn use_color(g: &Global) -> bool {
+    match g.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        }
+    }
+}
+
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
@@ -49,7 +61,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Disk(a) => disk::run(a, g),
         Command::Net(a) => net::run(a, g),
         Command::Syscalls(a) => one(syscalls::run(a, g)),
-        Command::Doctor(a) => one(doctor::run(a, g)),
+        // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
+        Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
     };
     match report {
         Ok(Output::Series(series)) => {
@@ -67,14 +80,7 @@ pub fn run(cli: Cli) -> i32 {
             let text = if json {
                 render::json(&r)
             } else {
-                let color = match g.color {
-                    ColorChoice::Always => true,
-                    ColorChoice::Never => false,
-                    ColorChoice::Auto => {
-                        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                            && std::io::IsTerminal::is_terminal(&std::io::stdout())
-                    }
-                };
+                let color = use_color(g);
                 render::table::render(&r, &render::table::Style { color })
             };
             write_stdout(&text);

@@ -1,5 +1,6 @@
 //! Where the system lives (a [`Source`]) and facts about it.
 
+pub mod preflight;
 pub mod sockdiag;
 pub mod source;
 

@@ -223,11 +223,7 @@ impl Source for LiveSource {
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(self.path(rel))? {
-            out.push(e?.file_name().to_string_lossy().into_owned());
-        }
-        Ok(out)
+        list_dir(&self.path(rel))
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {
@@ -302,6 +298,14 @@ impl Source for LiveSource {
         );
         Ok(l)
     }
+}
+
+fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        out.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(out)
 }
 
 /// Read every record currently in the kernel's log buffer without blocking. Each `read(2)` on
@@ -439,11 +443,7 @@ impl Source for FixtureSource {
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(self.path(rel))? {
-            out.push(e?.file_name().to_string_lossy().into_owned());
-        }
-        Ok(out)
+        list_dir(&self.path(rel))
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {

@@ -446,6 +446,9 @@ pub fn interfaces(r: &Readings) -> Vec<IfRow> {
             let Some(i0) = a.interfaces.get(name) else {
                 continue;
             };
+            if interface_reset(i0, i1) {
+                continue; // reported by `counter_resets`
+            }
             let rt = |x: u64, y: u64| rate(x, y, el).map(r2).unwrap_or(0.0);
             let row = IfRow {
                 namespace: ns_label(r, *ino),
@@ -717,6 +720,59 @@ pub fn limits(r: &Readings) -> LimitsSection {
             .and_then(|(c, m)| pct(c as f64, m as f64))
             .map(r2),
     }
+}
+
+fn interface_reset(
+    a: &crate::collect::net::IfCounters,
+    b: &crate::collect::net::IfCounters,
+) -> bool {
+    b.rx_bytes < a.rx_bytes
+        || b.tx_bytes < a.tx_bytes
+        || b.rx_packets < a.rx_packets
+        || b.tx_packets < a.tx_packets
+}
+
+/// Counters that went backwards during the window (a reset, a wrap, a device replaced): their
+/// rates are left out (never negative or huge), and each one is said here.
+pub fn counter_resets(r: &Readings) -> Vec<String> {
+    let mut out = Vec::new();
+    if let (Some(a), Some(b)) = (&r.t0.system.stat, &r.t1.system.stat) {
+        if b.total.total() < a.total.total() || b.ctxt < a.ctxt || b.intr < a.intr {
+            out.push("/proc/stat CPU or task counters".to_string());
+        }
+    }
+    for k in ["pswpin", "pswpout", "pgmajfault", "pgpgin", "pgpgout"] {
+        if let (Some(x), Some(y)) = (r.t0.system.vmstat.get(k), r.t1.system.vmstat.get(k)) {
+            if y < x {
+                out.push(format!("/proc/vmstat {k}"));
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) {
+        let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
+        for d1 in b {
+            if let Some(d0) = before.get(d1.name.as_str()) {
+                if d1.reads < d0.reads
+                    || d1.writes < d0.writes
+                    || d1.time_in_progress < d0.time_in_progress
+                {
+                    out.push(format!("disk {}", d1.name));
+                }
+            }
+        }
+    }
+    for (ino, b) in &r.t1.net {
+        let Some(a) = r.t0.net.get(ino) else { continue };
+        for (name, i1) in &b.interfaces {
+            if a.interfaces
+                .get(name)
+                .is_some_and(|i0| interface_reset(i0, i1))
+            {
+                out.push(format!("interface {name} ({})", ns_label(r, *ino)));
+            }
+        }
+    }
+    out
 }
 
 /// Every section of the sixty-second checklist.

@@ -93,6 +93,13 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
             fix: Some("run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)".into()),
         });
     }
+    for what in build::counter_resets(r) {
+        unavailable.push(Unavailable {
+            what: format!("rates of {what}"),
+            reason: "a counter went backwards during the window (reset, wrap or device replaced): no rate".into(),
+            fix: Some("measure again".into()),
+        });
+    }
     unavailable.sort();
     unavailable.dedup();
     Report {

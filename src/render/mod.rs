@@ -2,6 +2,7 @@
 //! they cannot disagree.
 
 pub mod deep;
+pub mod doctor;
 pub mod table;
 
 use std::borrow::Cow;
