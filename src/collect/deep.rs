@@ -94,6 +94,8 @@ pub struct DeepSnapshot {
     pub io_denied: usize,
     /// pid -> its threads' stat (`pid` field holds the thread id), multi-threaded only.
     pub threads: BTreeMap<i32, Vec<ProcSample>>,
+    /// tid -> that thread's status (context switches), for the threads above.
+    pub thread_status: BTreeMap<i32, ProcStatus>,
     /// TCP states of our own namespace at this moment (CLOSE_WAIT growth).
     pub tcp_states: Option<BTreeMap<String, u64>>,
     /// cgroup path -> block I/O counters, limits and pressure.
@@ -274,13 +276,42 @@ fn status_candidates(
     Some(out)
 }
 
+/// The threads whose t1 `status` is read: the busiest over the window (None at t0: all).
+fn thread_candidates(
+    threads: &BTreeMap<i32, Vec<ProcSample>>,
+    before: Option<&DeepSnapshot>,
+) -> Option<std::collections::BTreeSet<i32>> {
+    let before = before?;
+    let old: BTreeMap<i32, &ProcSample> = before
+        .threads
+        .values()
+        .flatten()
+        .map(|t| (t.pid, t))
+        .collect();
+    let mut v: Vec<(u64, i32)> = threads
+        .values()
+        .flatten()
+        .map(|t| {
+            let t0 = old
+                .get(&t.pid)
+                .filter(|o| o.starttime == t.starttime)
+                .map_or(0, |o| o.utime + o.stime);
+            ((t.utime + t.stime).saturating_sub(t0), t.pid)
+        })
+        .collect();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    Some(v.iter().take(STATUS_CANDIDATES).map(|x| x.1).collect())
+}
+
 pub fn snapshot(
     src: &dyn Source,
     spec: &Spec,
     scan: &ProcScan,
-    before: Option<&ProcScan>,
+    before: Option<(&ProcScan, &DeepSnapshot)>,
     layout: Option<&super::cgroup::CgroupLayout>,
 ) -> DeepSnapshot {
+    let before_deep = before.map(|b| b.1);
+    let before = before.map(|b| b.0);
     let mut d = DeepSnapshot::default();
     if spec.cpu {
         if let Ok(t) = src.read_string("proc/softirqs") {
@@ -301,6 +332,18 @@ pub fn snapshot(
                 })
                 .collect();
             d.threads.insert(p.pid, threads);
+        }
+        let only = thread_candidates(&d.threads, before_deep);
+        for (pid, ts) in &d.threads {
+            for t in ts
+                .iter()
+                .filter(|t| only.as_ref().is_none_or(|o| o.contains(&t.pid)))
+            {
+                if let Ok(text) = src.read_kept_string(&format!("proc/{pid}/task/{}/status", t.pid))
+                {
+                    d.thread_status.insert(t.pid, parse_status(&text));
+                }
+            }
         }
     }
     // Memory alone needs the split at t1 only; context switches need both ends.

@@ -126,7 +126,7 @@ fn snapshot(
     spec: &Spec,
     layout: Option<&CgroupLayout>,
     known: Option<&Namespaces>,
-    before: Option<&ProcScan>,
+    before: Option<&Snapshot>,
     problems: &mut Vec<Problem>,
 ) -> (Snapshot, Namespaces) {
     let system = system::read_system(src, problems);
@@ -160,7 +160,13 @@ fn snapshot(
     }
     let cgroups = layout.map(|l| cgroup::scan(src, l, MAX_CGROUPS));
     let deep = if spec.any() {
-        deep::snapshot(src, spec, &procs, before, layout)
+        deep::snapshot(
+            src,
+            spec,
+            &procs,
+            before.map(|b| (&b.procs, &b.deep)),
+            layout,
+        )
     } else {
         DeepSnapshot::default()
     };
@@ -348,7 +354,7 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
         &opts.spec,
         layout.as_ref(),
         Some(&ns),
-        Some(&t0.procs),
+        Some(&t0),
         &mut problems,
     );
     let end_ts = now_rfc3339();
@@ -454,7 +460,7 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         spec,
         layout.as_ref(),
         Some(&ns),
-        Some(&t0.procs),
+        Some(&t0),
         &mut problems,
     );
     // As in a live run, the layout is the one read at t0 (t1 holds no proc/self/cgroup).

@@ -61,7 +61,8 @@ pub struct TaskCpuRow {
     pub cpu_pct: f64,
     pub usr_pct: f64,
     pub sys_pct: f64,
-    /// /proc/PID/status voluntary_ctxt_switches over the window (process rows only).
+    /// voluntary_ctxt_switches over the window (/proc/PID/status, or the thread's
+    /// /proc/PID/task/TID/status; a process row counts its main thread, as pidstat -w does).
     pub voluntary_switches_per_s: Option<f64>,
     pub involuntary_switches_per_s: Option<f64>,
 }
@@ -466,6 +467,15 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
             let mut row = cpu_row(r, t, o);
             row.tid = Some(t.pid);
             row.pid = *pid;
+            if o.is_some() {
+                let sw = |f: fn(&ProcStatus) -> Option<u64>| -> Option<f64> {
+                    let a = f(r.t0.deep.thread_status.get(&t.pid)?)?;
+                    let b = f(r.t1.deep.thread_status.get(&t.pid)?)?;
+                    rate(a, b, el).map(r2)
+                };
+                row.voluntary_switches_per_s = sw(|s| s.voluntary_switches);
+                row.involuntary_switches_per_s = sw(|s| s.involuntary_switches);
+            }
             if row.cpu_pct > 0.0 {
                 threads.push(row);
             }
