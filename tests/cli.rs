@@ -524,3 +524,41 @@ fn unprivileged_doctor_names_missing_capabilities_and_the_fix() {
         .unwrap()
         .contains("CAP_SYS_PTRACE"));
 }
+
+/// Live, bounded: a thread of this test process spins for the window; `triage cpu --pid` lists
+/// it as a thread with its user time and its context-switch rates.
+#[test]
+fn cpu_pid_lists_a_busy_thread_with_its_switches() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let spinner = std::thread::spawn(move || {
+        let mut x = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    });
+    let pid = std::process::id().to_string();
+    let o = run(&["cpu", "--pid", &pid, "--duration", "0.5", "--json"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spinner.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json(&o);
+    let threads = j["sections"]["cpu_detail"]["top_threads"]
+        .as_array()
+        .unwrap();
+    let busy = threads
+        .iter()
+        .find(|t| t["tid"].as_i64() != Some(i64::from(std::process::id())))
+        .unwrap_or_else(|| panic!("no spinning thread in {threads:#?}"));
+    assert!(busy["usr_pct"].as_f64().unwrap() > 5.0, "{busy}");
+    assert!(busy["voluntary_switches_per_s"].is_number(), "{busy}");
+    assert!(busy["involuntary_switches_per_s"].is_number(), "{busy}");
+    let procs = j["sections"]["cpu_detail"]["top_processes"]
+        .as_array()
+        .unwrap();
+    assert_eq!(procs.len(), 1);
+    assert_eq!(
+        procs[0]["pid"].as_i64(),
+        Some(i64::from(std::process::id()))
+    );
+}
