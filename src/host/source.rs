@@ -338,6 +338,9 @@ fn read_kmsg_nonblocking(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// In a fixture, the recorded `stat_size` of a directory whose entries were recorded too.
+const DIR_SIZE: &str = ".size";
+
 /// Copies what a `LiveSource` reads into a fixture directory.
 struct Recorder {
     dir: PathBuf,
@@ -365,7 +368,11 @@ impl Recorder {
     }
 
     fn file(&self, rel: &str, data: &[u8]) {
-        let t = self.target(rel);
+        let mut t = self.target(rel);
+        if t.is_dir() {
+            // The size of a directory whose entries were recorded too (`/proc/PID/fd`).
+            t = t.join(DIR_SIZE);
+        }
         if let Some(p) = t.parent() {
             let _ = std::fs::create_dir_all(p);
         }
@@ -376,6 +383,14 @@ impl Recorder {
 
     fn link(&self, rel: &str, target: &str) {
         let t = self.target(rel);
+        if let Some(p) = t.parent().filter(|p| p.is_file()) {
+            // A directory recorded first as its size (`stat_size` of /proc/PID/fd), now with a
+            // link inside: it becomes a directory holding its size in `DIR_SIZE`.
+            let size = std::fs::read(p).unwrap_or_default();
+            let _ = std::fs::remove_file(p);
+            let _ = std::fs::create_dir_all(p);
+            let _ = std::fs::write(p.join(DIR_SIZE), size);
+        }
         if let Some(p) = t.parent() {
             let _ = std::fs::create_dir_all(p);
         }
@@ -453,7 +468,12 @@ impl Source for FixtureSource {
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let s = std::fs::read_to_string(self.path(rel))?;
+        let mut p = self.path(rel);
+        if p.is_dir() {
+            // Recorded as a directory because links inside it were read too (see `Recorder`).
+            p = p.join(DIR_SIZE);
+        }
+        let s = std::fs::read_to_string(p)?;
         s.trim()
             .parse()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{rel}: not a size")))
@@ -524,6 +544,27 @@ mod tests {
         assert_eq!(fx.readlink("proc/42/net").unwrap(), l);
         assert_eq!(fx.statvfs("/").unwrap(), vfs);
         assert!(fx.read("proc/missing").is_err());
+    }
+
+    /// `/proc/PID/fd` read both as a size (fd count) and as links (a listener's owner).
+    #[test]
+    fn a_directory_recorded_as_size_and_links_replays_both() {
+        let sys = tempfile::tempdir().unwrap();
+        let rec = tempfile::tempdir().unwrap();
+        let fd = sys.path().join("proc/42/fd");
+        std::fs::create_dir_all(&fd).unwrap();
+        std::os::unix::fs::symlink("socket:[777]", fd.join("3")).unwrap();
+        let live = LiveSource::new(sys.path()).with_recorder(rec.path());
+        live.set_phase("t1");
+        let size = live.stat_size("proc/42/fd").unwrap();
+        let link = live.readlink("proc/42/fd/3").unwrap();
+        // And a size recorded after the links.
+        let size2 = live.stat_size("proc/42/fd").unwrap();
+        let fx = FixtureSource::open(rec.path().join("t1")).unwrap();
+        assert_eq!(fx.stat_size("proc/42/fd").unwrap(), size);
+        assert_eq!(size, size2);
+        assert_eq!(fx.readlink("proc/42/fd/3").unwrap(), link);
+        assert_eq!(link, "socket:[777]");
     }
 
     #[test]

@@ -372,12 +372,15 @@ fn listen_overflow(dir: &Path, b: &Base) -> Result<String> {
         "addr": "0.0.0.0", "port": 8080, "accept_queue": 129, "backlog": 128, "inode": INODE
     }));
     write(&path, serde_json::to_string_pretty(&l)?)?;
-    // The owner's fd table: a directory of links (its recorded fd count file is replaced).
+    // The owner's fd table: a directory of links, its recorded fd count kept in `.size` (as
+    // `triage capture` records a directory read both ways).
     let fd = dir.join(format!("t1/proc/{PROC}/fd"));
+    let size = if fd.is_file() { read(&fd)? } else { "2\n".into() };
     if fd.is_file() {
         std::fs::remove_file(&fd)?;
     }
     std::fs::create_dir_all(&fd)?;
+    write(&fd.join(".size"), size)?;
     for (n, target) in [
         ("0", "/dev/null".to_string()),
         ("7", format!("socket:[{INODE}]")),
