@@ -372,10 +372,22 @@ fn listen_overflow(dir: &Path, b: &Base) -> Result<String> {
         "addr": "0.0.0.0", "port": 8080, "accept_queue": 129, "backlog": 128, "inode": INODE
     }));
     write(&path, serde_json::to_string_pretty(&l)?)?;
+    // The state counts agree: one more LISTEN socket, its 129 queued connections established.
+    let states = dir.join("t1/sock_diag_tcp.json");
+    let mut st: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&read(&states)?)?;
+    for (k, add) in [("LISTEN", 1u64), ("ESTABLISHED", 129)] {
+        let v = st.get(k).and_then(|v| v.as_u64()).unwrap_or(0) + add;
+        st.insert(k.into(), v.into());
+    }
+    write(&states, serde_json::to_string_pretty(&st)?)?;
     // The owner's fd table: a directory of links, its recorded fd count kept in `.size` (as
     // `triage capture` records a directory read both ways).
     let fd = dir.join(format!("t1/proc/{PROC}/fd"));
-    let size = if fd.is_file() { read(&fd)? } else { "2\n".into() };
+    let size = if fd.is_file() {
+        read(&fd)?
+    } else {
+        "2\n".into()
+    };
     if fd.is_file() {
         std::fs::remove_file(&fd)?;
     }
@@ -398,7 +410,7 @@ fn listen_overflow(dir: &Path, b: &Base) -> Result<String> {
     Ok(format!(
         "derived from fixtures/{DEEP_BASE}: pid {PROC} renamed `api-server`, a listener \
          0.0.0.0:8080 with accept queue 129 of backlog 128 (inode {INODE}) in \
-         sock_diag_listen.json, t1 proc/{PROC}/fd/7 -> socket:[{INODE}], TcpExt ListenOverflows \
+         sock_diag_listen.json (LISTEN +1 and ESTABLISHED +129 in sock_diag_tcp.json), t1 proc/{PROC}/fd/7 -> socket:[{INODE}], TcpExt ListenOverflows \
          and ListenDrops +{ovf} (50/s)"
     ))
 }
