@@ -567,12 +567,21 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                 .major_faults_per_s
                 .map(|m| format!(", {m:.0} major faults/s"))
                 .unwrap_or_default();
-            let top = s
-                .processes
-                .as_ref()
-                .and_then(|p| p.top_cpu.iter().find(|p| p.major_faults_per_s > 0.0));
+            let top = s.processes.as_ref().and_then(|p| {
+                // The process faulting hardest, not the first busy one that faults at all.
+                p.top_cpu
+                    .iter()
+                    .chain(p.top_rss.iter())
+                    .filter(|p| p.major_faults_per_s > 0.0)
+                    .max_by(|a, b| a.major_faults_per_s.total_cmp(&b.major_faults_per_s))
+            });
             let who = top
-                .map(|p| format!("; faulting: {} (pid {})", p.comm, p.pid))
+                .map(|p| {
+                    format!(
+                        "; faulting: {} (pid {}) {:.0}/s",
+                        p.comm, p.pid, p.major_faults_per_s
+                    )
+                })
                 .unwrap_or_default();
             out.push(finding(
                 "memory.saturation.swapping",
