@@ -9,3 +9,4 @@ pub mod commands;
 pub mod host;
 pub mod model;
 pub mod render;
+pub mod probe;
