@@ -85,6 +85,9 @@ pub enum Command {
     /// What this box allows: kernel, BTF, capabilities, lockdown, and whether each probe loads.
     #[command(hide = true)]
     Doctor(crate::commands::doctor::Args),
+    /// Where threads wait instead of run: off-CPU time by stack and state (eBPF), as a table,
+    /// folded stacks or a flame graph.
+    Offcpu(crate::commands::offcpu::Args),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -102,6 +105,9 @@ pub struct WindowArgs {
     /// Report kernel log problems this many seconds before the end of the window.
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub log_lookback: f64,
+    /// Leave out the eBPF latency histograms (run queue, block I/O, TCP retransmits).
+    #[arg(long)]
+    pub no_bpf: bool,
 }
 
 fn parse_duration(s: &str) -> Result<f64, String> {

@@ -5,6 +5,8 @@
 //! idle machine must produce no warning: every rule needs real evidence of a fault, not the
 //! mere presence of activity.
 
+pub mod offcpu;
+
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity};
 use crate::model::sections::*;

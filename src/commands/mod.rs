@@ -7,6 +7,7 @@ pub mod disk;
 pub mod doctor;
 pub mod mem;
 pub mod net;
+pub mod offcpu;
 pub mod sixty_second;
 pub mod syscalls;
 
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Net(a) => net::run(a, g),
         Command::Syscalls(a) => syscalls::run(a, g),
         Command::Doctor(a) => doctor::run(a, g),
+        Command::Offcpu(a) => offcpu::run(a, g),
     };
     match report {
         Ok(r) => {

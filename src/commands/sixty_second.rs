@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::cli::WindowArgs;
 use crate::collect::run::{self, LiveOptions};
 use crate::host::LiveSource;
+use crate::model::offcpu::{LatencyReadings, LatencySection};
+use crate::model::report::Unavailable;
 use crate::model::{self, report::Report, Analysis};
 
 pub const NAME: &str = "sixty-second";
@@ -19,7 +21,10 @@ pub fn run(
     note: &str,
     verbose: bool,
 ) -> Result<Report, String> {
+    let latency: Option<LatencyReadings>;
+    let mut not_run: Option<Unavailable> = None;
     let readings = if let Some(dir) = &w.fixture {
+        latency = read_latency_fixture(dir)?;
         run::from_fixture(dir).map_err(|e| e.to_string())?
     } else {
         if let Some(out) = record {
@@ -36,7 +41,18 @@ pub fn run(
             note: note.to_string(),
             interrupted: Some(super::interrupt_flag()),
         };
-        run::live(&src, &opts, record)
+        // The probes run during the window: started before t0, read after t1.
+        let probes = if w.no_bpf {
+            None
+        } else {
+            start_latency(&mut not_run, verbose)
+        };
+        let readings = run::live(&src, &opts, record);
+        latency = probes.map(|p| p.finish());
+        if let (Some(out), Some(l)) = (record, &latency) {
+            write_latency_fixture(out, l)?;
+        }
+        readings
     };
     if verbose {
         for p in &readings.problems {
@@ -49,7 +65,86 @@ pub fn run(
     let analysis = Analysis {
         log_lookback_s: w.log_lookback,
     };
-    Ok(model::build_report(&readings, NAME, &analysis))
+    let mut report = model::build_report(&readings, NAME, &analysis);
+    if let Some(l) = &latency {
+        let sec = LatencySection::from_readings(l);
+        crate::analyze::offcpu::enrich(&mut report, &sec);
+        report.sections.latency = Some(sec);
+    }
+    if let Some(u) = not_run {
+        report.unavailable.push(u);
+        report.unavailable.sort();
+    }
+    Ok(report)
+}
+
+const LATENCY_WHAT: &str = "eBPF latency histograms (run queue, block I/O, TCP retransmits)";
+
+#[cfg(feature = "bpf")]
+fn start_latency(
+    not_run: &mut Option<Unavailable>,
+    verbose: bool,
+) -> Option<crate::probe::latency::Running> {
+    crate::probe::set_verbose(verbose);
+    if let Some(b) = crate::probe::preflight::bpf_blockers().into_iter().next() {
+        *not_run = Some(Unavailable {
+            what: LATENCY_WHAT.into(),
+            reason: b.reason,
+            fix: b.fix,
+        });
+        return None;
+    }
+    match crate::probe::latency::start(&crate::probe::latency::Wanted::all()) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            *not_run = Some(Unavailable {
+                what: LATENCY_WHAT.into(),
+                reason: format!("did not attach: {e}"),
+                fix: Some(crate::probe::attach_fix(&e.to_string())),
+            });
+            None
+        }
+    }
+}
+
+/// Without eBPF support nothing starts, and the report says why.
+#[cfg(not(feature = "bpf"))]
+fn start_latency(not_run: &mut Option<Unavailable>, _verbose: bool) -> Option<NoProbe> {
+    *not_run = Some(Unavailable {
+        what: LATENCY_WHAT.into(),
+        reason: crate::probe::NO_BPF.into(),
+        fix: None,
+    });
+    None
+}
+
+#[cfg(not(feature = "bpf"))]
+struct NoProbe;
+#[cfg(not(feature = "bpf"))]
+impl NoProbe {
+    fn finish(self) -> LatencyReadings {
+        LatencyReadings::default()
+    }
+}
+
+/// `probes/latency.json` of a fixture, when it has one (older fixtures do not).
+fn read_latency_fixture(dir: &Path) -> Result<Option<LatencyReadings>, String> {
+    let path = dir.join("probes").join("latency.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_latency_fixture(dir: &Path, l: &LatencyReadings) -> Result<(), String> {
+    let pdir = dir.join("probes");
+    std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
+    let path = pdir.join("latency.json");
+    let json = serde_json::to_string_pretty(l).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn prepare_capture_dir(out: &Path) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! them, and the report that carries both with the findings.
 
 pub mod build;
+pub mod offcpu;
 pub mod report;
 pub mod resources;
 pub mod sections;

@@ -33,6 +33,12 @@ pub struct Sections {
     pub kernel_log: Option<KernelLogSection>,
     /// System-wide handles: file handles, tasks, conntrack.
     pub limits: Option<LimitsSection>,
+    /// `triage offcpu`: off-CPU stacks (absent from other commands' reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offcpu: Option<super::offcpu::OffcpuSection>,
+    /// eBPF latency histograms (run queue, block I/O, TCP retransmits), when they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<super::offcpu::LatencySection>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

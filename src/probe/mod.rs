@@ -8,7 +8,11 @@
 //! programs are detached when the probe's function returns, on every path.
 
 pub mod hist;
+#[cfg(feature = "bpf")]
+pub mod latency;
 pub mod names;
+#[cfg(feature = "bpf")]
+pub mod offcpu;
 pub mod output;
 pub mod preflight;
 #[cfg(feature = "bpf")]

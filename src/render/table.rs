@@ -32,7 +32,7 @@ impl Style {
     }
 }
 
-fn new_table(headers: &[&str]) -> Table {
+pub(super) fn new_table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UNDERLINED_HEADER)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -95,7 +95,7 @@ fn shorten(x: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
-fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
+pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
     let _ = writeln!(out, "\n{}", st.head(title));
     for line in t.to_string().lines() {
         let _ = writeln!(out, "{}", line.trim_end());
@@ -142,8 +142,11 @@ pub fn render(r: &Report, st: &Style) -> String {
     );
 
     findings(&mut out, r, st);
-    use_summary(&mut out, r, st);
-    checklist(&mut out, r, st);
+    if r.sections.offcpu.is_none() {
+        use_summary(&mut out, r, st);
+        checklist(&mut out, r, st);
+    }
+    super::offcpu::render(&mut out, r, st);
 
     if !r.unavailable.is_empty() {
         let _ = writeln!(out, "\n{}", st.head("NOT MEASURED"));

@@ -15,6 +15,7 @@
 //!   from `fixtures/idle`.
 
 mod bench;
+mod bench_offcpu;
 mod capture;
 mod check;
 mod deps;
@@ -37,6 +38,9 @@ commands:
   bench [--runs N] [--duration SECS] [--procs N]
                                  triage vs the classic 60-second commands, and scale cost
                                  (defaults: --runs 5 --duration 2 --procs 5000)
+  bench --offcpu [--runs N] [--loops N] [--forks N]
+                                 slowdown of `perf bench sched pipe` and a fork loop under
+                                 triage offcpu / run-queue probe, libbpf-tools, bpftrace
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
@@ -105,6 +109,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             check::run()
         }
         "sixty-second" => sixty_second(rest),
+        "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),
         "bench" => bench::run(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
