@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
-use blazesym::symbolize::source::{Kernel, Process, Source};
+use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
 use blazesym::symbolize::{cache, Input, Symbolized, Symbolizer};
 use blazesym::MaybeDefault;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
@@ -410,6 +410,8 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         };
         let mut p = Process::new((*tgid).into());
         p.debug_syms = true;
+        // The files' own paths, not /proc/PID/map_files: those vanish when the process exits.
+        p.map_files = false;
         let syms = w
             .symbolizer
             .symbolize(&Source::Process(p), Input::AbsAddr(&addrs))
@@ -420,6 +422,37 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
                 None => fallback(a),
             };
             uframes.insert((*tgid, a), f);
+        }
+    }
+    // Frames still unnamed but inside a known file (the process exited): symbolize them
+    // from the file itself, by file offset.
+    let mut by_module: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for f in uframes.values() {
+        if let (None, Some(m)) = (&f.func, &f.module) {
+            by_module.entry(m.clone()).or_default().insert(f.offset);
+        }
+    }
+    for (module, offs) in by_module {
+        let offs: Vec<u64> = offs.into_iter().collect();
+        let src = Source::Elf(Elf::new(&module));
+        let Ok(syms) = w.symbolizer.symbolize(&src, Input::FileOffset(&offs)) else {
+            continue;
+        };
+        let named: HashMap<u64, (String, u64)> = offs
+            .iter()
+            .zip(syms.iter())
+            .filter_map(|(&o, s)| match s {
+                Symbolized::Sym(sym) => Some((o, (sym.name.to_string(), sym.offset as u64))),
+                Symbolized::Unknown(_) => None,
+            })
+            .collect();
+        for f in uframes.values_mut() {
+            if f.func.is_none() && f.module.as_deref() == Some(module.as_str()) {
+                if let Some((name, off)) = named.get(&f.offset) {
+                    f.func = Some(name.clone());
+                    f.offset = *off;
+                }
+            }
         }
     }
     let mut out = OffcpuProbe {
