@@ -1,17 +1,10 @@
 //! The off-CPU and latency probes, for real (as root; skipped otherwise), against workloads
 //! with a known answer; and the recorded offcpu fixture replayed without BPF.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use triage::commands::offcpu::report;
 use triage::model::offcpu::OffcpuProbe;
-
-/// The probes measure the whole machine: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offcpu-lock-contention")
@@ -38,6 +31,13 @@ fn recorded_lock_contention_replays() {
 #[cfg(feature = "bpf")]
 mod live {
     use super::*;
+    use std::io::Write;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// The probes measure the whole machine: one test at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
     use triage::probe::{latency, offcpu, preflight};
 
     fn privileged() -> bool {

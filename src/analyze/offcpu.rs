@@ -50,13 +50,20 @@ pub fn classify(s: &OffcpuStack) -> Wait {
     }
 }
 
-/// The innermost interesting frames, user side first: `__lll_lock_wait <- acquire <- worker`.
+/// Where it waits, in a few words: the kernel frame that names the wait (the first one past
+/// the scheduler), then the innermost named user frames: `futex_do_wait <- worker <- main`.
 pub fn short_stack(s: &OffcpuStack, n: usize) -> String {
-    let frames: Vec<String> = if s.user.is_empty() {
-        s.kernel.iter().take(n).map(|f| f.short()).collect()
-    } else {
-        s.user.iter().take(n).map(|f| f.short()).collect()
-    };
+    let mut frames: Vec<String> = s
+        .kernel
+        .iter()
+        .find(|f| f.func.as_deref().is_some_and(|n| !n.contains("schedule")))
+        .map(|f| f.short())
+        .into_iter()
+        .collect();
+    frames.extend(s.user.iter().filter(|f| f.resolved()).take(n).map(|f| f.short()));
+    if frames.is_empty() {
+        frames.extend(s.user.iter().take(n).map(|f| f.short()));
+    }
     frames.join(" <- ")
 }
 
@@ -70,6 +77,8 @@ struct ProcWaits {
     top: BTreeMap<Wait, (u64, String)>,
     /// Longest single block per thread.
     longest: BTreeMap<u32, u64>,
+    /// Blocks per wait kind.
+    blocks: BTreeMap<Wait, u64>,
 }
 
 /// Findings over one off-CPU trace.
@@ -85,6 +94,7 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         e.total_ns += s.total_ns;
         *e.by.entry(w).or_default() += s.total_ns;
         e.threads.entry(w).or_default().insert(s.tid);
+        *e.blocks.entry(w).or_default() += s.count;
         let t = e.top.entry(w).or_default();
         if s.total_ns > t.0 {
             *t = (s.total_ns, short_stack(s, 3));
@@ -101,7 +111,19 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         let avg = |k: Wait| w.by.get(&k).copied().unwrap_or(0) as f64 / window_ns.max(1) as f64;
 
         let lock_avg = avg(Wait::Lock);
-        if share(Wait::Lock) >= 0.5 && threads(Wait::Lock) >= 2 && lock_avg >= 0.5 {
+        // Contention is many short futex waits; a few long ones are idle workers parked on a
+        // condition variable (same futex in the kernel, not a contended lock).
+        let lock_blocks = w.blocks.get(&Wait::Lock).copied().unwrap_or(0);
+        let blocks_per_s = lock_blocks as f64 / (window_ns.max(1) as f64 / 1e9);
+        let avg_block_ms = w.by.get(&Wait::Lock).copied().unwrap_or(0) as f64
+            / lock_blocks.max(1) as f64
+            / 1e6;
+        if share(Wait::Lock) >= 0.5
+            && threads(Wait::Lock) >= 2
+            && lock_avg >= 0.5
+            && blocks_per_s >= 10.0
+            && avg_block_ms <= 100.0
+        {
             let sev = if lock_avg >= 2.0 { Severity::Critical } else { Severity::Warning };
             out.push(finding(
                 "offcpu.lock_contention",
@@ -109,7 +131,8 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 "offcpu",
                 format!(
                     "Lock contention in {} (pid {pid}): {lock_avg:.1} threads blocked on a futex \
-                     on average ({} threads, {:.0}% of its off-CPU time); top: {}",
+                     on average ({} threads, {blocks_per_s:.0} waits/s of {avg_block_ms:.1} ms, \
+                     {:.0}% of its off-CPU time); top: {}",
                     w.comm,
                     threads(Wait::Lock),
                     share(Wait::Lock) * 100.0,
@@ -118,6 +141,8 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 vec![
                     ev("offcpu.futex_share_pct", share(Wait::Lock) * 100.0, ">=", 50.0, "pct"),
                     ev("offcpu.futex_threads_blocked_avg", lock_avg, ">=", 0.5, "count"),
+                    ev("offcpu.futex_waits_per_s", blocks_per_s, ">=", 10.0, "per_s"),
+                    ev("offcpu.futex_wait_avg_ms", avg_block_ms, "<=", 100.0, "ms"),
                 ],
                 vec![
                     format!("perf lock record -p {pid} -- sleep 5 && perf lock report"),
@@ -198,7 +223,7 @@ pub const RUNQ_P99_WARN_US: f64 = 500.0;
 /// of its own when the counters missed it), then re-rank.
 pub fn enrich(r: &mut Report, lat: &LatencySection) {
     let elapsed = r.window.elapsed_s.max(0.001);
-    if let Some((_, all)) = lat.runqueue.iter().find(|(c, _)| c == "all") {
+    if let Some(all) = lat.runqueue.iter().find(|q| q.cpu == "all").map(|q| &q.latency) {
         let p99 = all.p99_hi_us.unwrap_or(all.max_us);
         if let Some(f) = r
             .findings
@@ -238,4 +263,55 @@ pub fn enrich(r: &mut Report, lat: &LatencySection) {
         }
     }
     rank(&mut r.findings);
+}
+
+/// Off-CPU thread-time per process by kind of wait, largest first (top `n`).
+pub fn per_process(p: &OffcpuProbe, n: usize) -> Vec<crate::model::offcpu::OffcpuProc> {
+    use crate::model::offcpu::OffcpuProc;
+    let mut m: BTreeMap<u32, (OffcpuProc, std::collections::BTreeSet<u32>)> = BTreeMap::new();
+    for s in &p.stacks {
+        let (e, tids) = m.entry(s.pid).or_insert_with(|| {
+            (
+                OffcpuProc {
+                    pid: s.pid,
+                    process: s.process.clone(),
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+        });
+        tids.insert(s.tid);
+        let ms = s.total_ms();
+        e.total_ms += ms;
+        *match classify(s) {
+            Wait::Lock => &mut e.lock_ms,
+            Wait::Io => &mut e.io_ms,
+            Wait::Sleep => &mut e.sleep_ms,
+            Wait::Net => &mut e.net_ms,
+            Wait::Poll => &mut e.poll_ms,
+            Wait::Other => &mut e.other_ms,
+        } += ms;
+    }
+    let r1 = |v: f64| (v * 10.0).round() / 10.0;
+    let mut v: Vec<OffcpuProc> = m
+        .into_values()
+        .map(|(mut e, t)| {
+            e.threads = t.len() as u32;
+            for x in [
+                &mut e.total_ms,
+                &mut e.lock_ms,
+                &mut e.io_ms,
+                &mut e.sleep_ms,
+                &mut e.net_ms,
+                &mut e.poll_ms,
+                &mut e.other_ms,
+            ] {
+                *x = r1(*x);
+            }
+            e
+        })
+        .collect();
+    v.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms).then(a.pid.cmp(&b.pid)));
+    v.truncate(n);
+    v
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
-use crate::model::offcpu::{OffcpuProbe, OffcpuSection};
+use crate::model::offcpu::{LatencyReadings, LatencySection, OffcpuProbe, OffcpuSection};
 use crate::model::report::{Host, Report, Tool, Unavailable, Window, SCHEMA_VERSION};
 
 pub const NAME: &str = "offcpu";
@@ -190,6 +190,84 @@ fn bench_probe(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// How the latency probes are named in `unavailable`.
+pub const LATENCY_WHAT: &str = "eBPF latency histograms (run queue, block I/O, TCP retransmits)";
+
+#[cfg(feature = "bpf")]
+pub fn start_latency(
+    wanted: &crate::probe::latency::Wanted,
+    verbose: bool,
+) -> (Option<crate::probe::latency::Running>, Option<Unavailable>) {
+    crate::probe::set_verbose(verbose);
+    if let Some(b) = crate::probe::preflight::bpf_blockers().into_iter().next() {
+        let u = Unavailable {
+            what: LATENCY_WHAT.into(),
+            reason: b.reason,
+            fix: b.fix,
+        };
+        return (None, Some(u));
+    }
+    match crate::probe::latency::start(wanted) {
+        Ok(r) => (Some(r), None),
+        Err(e) => {
+            let u = Unavailable {
+                what: LATENCY_WHAT.into(),
+                reason: format!("did not attach: {e}"),
+                fix: Some(crate::probe::attach_fix(&e.to_string())),
+            };
+            (None, Some(u))
+        }
+    }
+}
+
+/// Every latency probe (what sixty-second runs).
+#[cfg(feature = "bpf")]
+pub fn all_latency() -> crate::probe::latency::Wanted {
+    crate::probe::latency::Wanted::all()
+}
+
+/// Without eBPF support nothing starts, and the report says why.
+#[cfg(not(feature = "bpf"))]
+pub fn start_latency(_wanted: &(), _verbose: bool) -> (Option<NoProbe>, Option<Unavailable>) {
+    let u = Unavailable {
+        what: LATENCY_WHAT.into(),
+        reason: crate::probe::NO_BPF.into(),
+        fix: None,
+    };
+    (None, Some(u))
+}
+
+#[cfg(not(feature = "bpf"))]
+pub fn all_latency() {}
+
+/// Stands in for `probe::latency::Running` in builds without eBPF.
+#[cfg(not(feature = "bpf"))]
+pub struct NoProbe;
+#[cfg(not(feature = "bpf"))]
+impl NoProbe {
+    pub fn finish(self) -> LatencyReadings {
+        LatencyReadings::default()
+    }
+}
+
+/// Put the latency readings into `report` (section, evidence on findings, re-ranked) and say
+/// why they are missing, if they are.
+pub fn add_latency(
+    report: &mut Report,
+    latency: Option<&LatencyReadings>,
+    not_run: Option<Unavailable>,
+) {
+    if let Some(l) = latency {
+        let sec = LatencySection::from_readings(l);
+        crate::analyze::offcpu::enrich(report, &sec);
+        report.sections.latency = Some(sec);
+    }
+    if let Some(u) = not_run {
+        report.unavailable.push(u);
+        report.unavailable.sort();
+    }
+}
+
 /// A v2 cgroup path -> (path, id = inode of its directory, depth below the root).
 #[cfg(feature = "bpf")]
 pub fn cgroup_id(path: &str) -> Result<(String, u64, u32), String> {
@@ -267,6 +345,8 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
         });
     }
     let findings = crate::analyze::offcpu::findings(&probe);
+    let processes = crate::analyze::offcpu::per_process(&probe, top.max(1));
+    let stacks_total = probe.stacks.len();
     let mut probe = probe;
     probe.stacks.truncate(top.max(1) * 5);
     let secs = probe.traced_s;
@@ -317,6 +397,8 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
         sections: crate::model::sections::Sections {
             offcpu: Some(OffcpuSection {
                 total_ms: (total_ms * 1000.0).round() / 1000.0,
+                stacks_total,
+                processes,
                 probe,
             }),
             ..Default::default()

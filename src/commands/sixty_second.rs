@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cli::WindowArgs;
 use crate::collect::run::{self, LiveOptions};
 use crate::host::LiveSource;
-use crate::model::offcpu::{LatencyReadings, LatencySection};
+use crate::model::offcpu::LatencyReadings;
 use crate::model::report::Unavailable;
 use crate::model::{self, report::Report, Analysis};
 
@@ -45,7 +45,9 @@ pub fn run(
         let probes = if w.no_bpf {
             None
         } else {
-            start_latency(&mut not_run, verbose)
+            let (p, why) = super::offcpu::start_latency(&super::offcpu::all_latency(), verbose);
+            not_run = why;
+            p
         };
         let readings = run::live(&src, &opts, record);
         latency = probes.map(|p| p.finish());
@@ -66,65 +68,8 @@ pub fn run(
         log_lookback_s: w.log_lookback,
     };
     let mut report = model::build_report(&readings, NAME, &analysis);
-    if let Some(l) = &latency {
-        let sec = LatencySection::from_readings(l);
-        crate::analyze::offcpu::enrich(&mut report, &sec);
-        report.sections.latency = Some(sec);
-    }
-    if let Some(u) = not_run {
-        report.unavailable.push(u);
-        report.unavailable.sort();
-    }
+    super::offcpu::add_latency(&mut report, latency.as_ref(), not_run);
     Ok(report)
-}
-
-const LATENCY_WHAT: &str = "eBPF latency histograms (run queue, block I/O, TCP retransmits)";
-
-#[cfg(feature = "bpf")]
-fn start_latency(
-    not_run: &mut Option<Unavailable>,
-    verbose: bool,
-) -> Option<crate::probe::latency::Running> {
-    crate::probe::set_verbose(verbose);
-    if let Some(b) = crate::probe::preflight::bpf_blockers().into_iter().next() {
-        *not_run = Some(Unavailable {
-            what: LATENCY_WHAT.into(),
-            reason: b.reason,
-            fix: b.fix,
-        });
-        return None;
-    }
-    match crate::probe::latency::start(&crate::probe::latency::Wanted::all()) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            *not_run = Some(Unavailable {
-                what: LATENCY_WHAT.into(),
-                reason: format!("did not attach: {e}"),
-                fix: Some(crate::probe::attach_fix(&e.to_string())),
-            });
-            None
-        }
-    }
-}
-
-/// Without eBPF support nothing starts, and the report says why.
-#[cfg(not(feature = "bpf"))]
-fn start_latency(not_run: &mut Option<Unavailable>, _verbose: bool) -> Option<NoProbe> {
-    *not_run = Some(Unavailable {
-        what: LATENCY_WHAT.into(),
-        reason: crate::probe::NO_BPF.into(),
-        fix: None,
-    });
-    None
-}
-
-#[cfg(not(feature = "bpf"))]
-struct NoProbe;
-#[cfg(not(feature = "bpf"))]
-impl NoProbe {
-    fn finish(self) -> LatencyReadings {
-        LatencyReadings::default()
-    }
 }
 
 /// `probes/latency.json` of a fixture, when it has one (older fixtures do not).

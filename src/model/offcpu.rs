@@ -206,7 +206,7 @@ impl LatHist {
         Some(HistSummary {
             count: self.count,
             avg_us: if self.count > 0 {
-                self.sum_ns as f64 / self.count as f64 / 1e3
+                (self.sum_ns as f64 / self.count as f64 / 1e2).round() / 10.0
             } else {
                 0.0
             },
@@ -290,21 +290,47 @@ impl LatencyReadings {
 /// Report section for the off-CPU view (`triage offcpu`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct OffcpuSection {
+    /// The probe output; `stacks` cut to the top rows (`stacks_total` says how many there were).
     pub probe: OffcpuProbe,
     /// Sum of off-CPU time over every stack, ms.
     pub total_ms: f64,
+    pub stacks_total: usize,
+    /// Per process, most off-CPU thread-time first, split by what it waits for.
+    pub processes: Vec<OffcpuProc>,
+}
+
+/// One process's off-CPU thread-time (ms) by kind of wait.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OffcpuProc {
+    pub pid: u32,
+    pub process: String,
+    pub threads: u32,
+    pub total_ms: f64,
+    pub lock_ms: f64,
+    pub io_ms: f64,
+    pub sleep_ms: f64,
+    pub net_ms: f64,
+    pub poll_ms: f64,
+    pub other_ms: f64,
 }
 
 /// Report section for the latency probes in sixty-second and the resource views.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySection {
     /// Run-queue latency, all CPUs then each CPU (`all`, `0`, `1`...).
-    pub runqueue: Vec<(String, HistSummary)>,
+    pub runqueue: Vec<RunqRow>,
     /// Block I/O latency per device and op.
     pub block: Vec<BlockLatRow>,
     pub retransmits: Vec<Retransmit>,
     pub attach_type: String,
     pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunqRow {
+    /// `all` or the CPU number.
+    pub cpu: String,
+    pub latency: HistSummary,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -323,11 +349,17 @@ impl LatencySection {
         };
         if let Some(per) = &r.runqueue {
             if let Some(t) = r.runqueue_total().and_then(|t| t.summary()) {
-                s.runqueue.push(("all".into(), t));
+                s.runqueue.push(RunqRow {
+                    cpu: "all".into(),
+                    latency: t,
+                });
             }
             for (cpu, h) in per.iter().enumerate() {
                 if let Some(x) = h.summary() {
-                    s.runqueue.push((cpu.to_string(), x));
+                    s.runqueue.push(RunqRow {
+                        cpu: cpu.to_string(),
+                        latency: x,
+                    });
                 }
             }
         }

@@ -35,6 +35,30 @@ pub fn render(out: &mut String, r: &Report, st: &Style) {
 
 fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
     let p = &o.probe;
+    let mut t = new_table(&[
+        "process", "threads", "off-CPU ms", "lock", "I/O", "sleep", "net", "poll", "other",
+    ]);
+    let ms = |v: f64| if v > 0.0 { format!("{v:.0}") } else { "-".into() };
+    for x in &o.processes {
+        t.add_row(vec![
+            format!("{} ({})", s(&x.process), x.pid),
+            x.threads.to_string(),
+            format!("{:.0}", x.total_ms),
+            ms(x.lock_ms),
+            ms(x.io_ms),
+            ms(x.sleep_ms),
+            ms(x.net_ms),
+            ms(x.poll_ms),
+            ms(x.other_ms),
+        ]);
+    }
+    section(
+        out,
+        st,
+        "OFF-CPU BY PROCESS (thread-ms by what it waits for: futex, D-state I/O, nanosleep, \
+         socket receive, poll/epoll)",
+        &t,
+    );
     let mut t = new_table(&["#", "off-CPU ms", "share", "count", "max ms", "state", "process/thread"]);
     let top: Vec<_> = p.stacks.iter().take(10).collect();
     for (i, x) in top.iter().enumerate() {
@@ -49,13 +73,13 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
         ]);
     }
     let title = format!(
-        "OFF-CPU ({}, {:.1} s, blocks >= {}, {}; total {:.1} ms over {} stacks)",
+        "TOP OFF-CPU STACKS ({}, {:.1} s, blocks >= {}, {}; total {:.1} ms over {} stacks)",
         s(&p.scope),
         p.traced_s,
         human_ns(p.min_block_us * 1000),
         p.attach_type,
         o.total_ms,
-        p.stacks.len()
+        o.stacks_total
     );
     section(out, st, &title, &t);
     let _ = writeln!(out, "\nSTACKS (innermost first; user frames, then kernel)");
@@ -116,9 +140,9 @@ fn hist_cells(h: &HistSummary) -> Vec<String> {
 fn latency(out: &mut String, l: &LatencySection, st: &Style) {
     if !l.runqueue.is_empty() {
         let mut t = new_table(&["cpu", "wakeups", "avg", "p50", "p99", "max"]);
-        for (cpu, h) in &l.runqueue {
-            let mut row = vec![cpu.clone()];
-            row.extend(hist_cells(h));
+        for q in &l.runqueue {
+            let mut row = vec![q.cpu.clone()];
+            row.extend(hist_cells(&q.latency));
             t.add_row(row);
         }
         let title = format!(
