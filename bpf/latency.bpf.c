@@ -20,6 +20,7 @@
 #define REQ_OP_MASK 0xff
 
 const volatile __u32 self_tgid = 0;
+const volatile __u32 rq_tgid = 0;	/* 0: every task; else only this process's threads */
 const volatile __u32 bio_tgid = 0;	/* 0: every request; else only those issued by this tgid */
 const volatile __u32 bio_dev = 0;	/* 0: every device */
 
@@ -105,19 +106,22 @@ static __always_inline void hist_add(struct lat_hist *h, __u64 delta)
 
 /* ---- run-queue latency ---- */
 
-static __always_inline void rq_enqueued(__u32 pid)
+static __always_inline void rq_enqueued(__u32 pid, __u32 tgid)
 {
 	if (!pid)
+		return;
+	if (rq_tgid && tgid != rq_tgid)
 		return;
 	__u64 ts = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&rq_starts, &pid, &ts, BPF_ANY))
 		ldrop(LD_RQ_START);
 }
 
-static __always_inline void rq_switch(__u32 prev_pid, unsigned int prev_state, __u32 next_pid)
+static __always_inline void rq_switch(__u32 prev_pid, __u32 prev_tgid, unsigned int prev_state,
+				     __u32 next_pid)
 {
 	if (prev_state == TASK_RUNNING)
-		rq_enqueued(prev_pid); /* preempted: waits on the run queue from now */
+		rq_enqueued(prev_pid, prev_tgid); /* preempted: waits on the run queue from now */
 	if (!next_pid)
 		return;
 	__u64 *ts = bpf_map_lookup_elem(&rq_starts, &next_pid);
@@ -134,14 +138,14 @@ static __always_inline void rq_switch(__u32 prev_pid, unsigned int prev_state, _
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(rq_wakeup_btf, struct task_struct *p)
 {
-	rq_enqueued(p->pid);
+	rq_enqueued(p->pid, p->tgid);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(rq_wakeup_new_btf, struct task_struct *p)
 {
-	rq_enqueued(p->pid);
+	rq_enqueued(p->pid, p->tgid);
 	return 0;
 }
 
@@ -149,21 +153,21 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(rq_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	rq_switch(prev->pid, prev_state, next->pid);
+	rq_switch(prev->pid, prev->tgid, prev_state, next->pid);
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup")
 int BPF_PROG(rq_wakeup_raw, struct task_struct *p)
 {
-	rq_enqueued(BPF_CORE_READ(p, pid));
+	rq_enqueued(BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid));
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(rq_wakeup_new_raw, struct task_struct *p)
 {
-	rq_enqueued(BPF_CORE_READ(p, pid));
+	rq_enqueued(BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid));
 	return 0;
 }
 
@@ -171,7 +175,8 @@ SEC("raw_tp/sched_switch")
 int BPF_PROG(rq_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	rq_switch(BPF_CORE_READ(prev, pid), prev_state, BPF_CORE_READ(next, pid));
+	rq_switch(BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid), prev_state,
+		  BPF_CORE_READ(next, pid));
 	return 0;
 }
 

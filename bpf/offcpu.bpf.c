@@ -3,11 +3,14 @@
  * triage offcpu: time threads spend off CPU, summed in the kernel by (process, thread, kernel
  * stack, user stack, state at switch-out), from the scheduler's switch tracepoint.
  *
- * At switch-out the previous task is current, so its stacks are captured there (only for
- * tasks inside the scope, and only for blocking states unless runnable ones are asked for).
- * At switch-in the block time is known: blocks shorter than min_block_ns are dropped before
- * any aggregation. Start records are keyed by thread id in one shared map (tasks migrate).
- * Each handler exists as tp_btf and raw_tp around one body; user space enables one.
+ * At switch-out the previous task is current: its user stack can only be taken there (only
+ * for tasks inside the scope, and only for blocking states unless runnable ones are asked
+ * for). The kernel stack, the costly unwind, is taken at switch-in from the task about to
+ * run (bpf_get_task_stack: its stack is still exactly where it blocked), and only when the
+ * block lasted at least min_block_ns; so short blocks cost no kernel unwind. Kernel stacks
+ * are stored by a 64-bit hash of their frames. The raw_tp twin (no trusted task pointer)
+ * takes the kernel stack at switch-out instead. Start records are keyed by thread id in one
+ * shared map (tasks migrate). User space enables one twin with set_autoload.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -43,6 +46,22 @@ struct {
 	__uint(value_size, OFFCPU_MAX_DEPTH * sizeof(__u64));
 } offcpu_stacks SEC(".maps");
 
+/* Kernel stacks by hash of their frames. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct offcpu_kstack);
+} offcpu_kstacks SEC(".maps");
+
+/* Scratch space for one kernel stack (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_kstack);
+} offcpu_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -60,6 +79,7 @@ struct {
 struct offcpu_start _offcpu_start = {};
 struct offcpu_key _offcpu_key = {};
 struct offcpu_val _offcpu_val = {};
+struct offcpu_kstack _offcpu_kstack = {};
 
 static __always_inline void odrop(__u32 what)
 {
@@ -68,8 +88,39 @@ static __always_inline void odrop(__u32 what)
 		*d += 1;
 }
 
-/* prev is current here: its stacks can be taken with bpf_get_stackid. */
-static __always_inline void switch_out(void *ctx, __u32 tgid, __u32 pid, __u32 flags, __u32 state)
+/* Store the stack in `buf` (`bytes` long) under its hash; returns the hash, 0 if none. */
+static __always_inline __u64 store_kstack(struct offcpu_kstack *buf, long bytes)
+{
+	if (bytes <= 0)
+		return 0;
+	__u32 n = bytes / 8;
+	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a over the frame addresses */
+	for (__u32 i = 0; i < OFFCPU_MAX_DEPTH; i++) {
+		if (i >= n)
+			buf->ips[i] = 0; /* the helper leaves the tail as it was */
+		else
+			h = (h ^ buf->ips[i]) * 0x100000001b3ULL;
+	}
+	if (!h)
+		h = 1;
+	if (!bpf_map_lookup_elem(&offcpu_kstacks, &h) &&
+	    bpf_map_update_elem(&offcpu_kstacks, &h, buf, BPF_NOEXIST) == -E2BIG) {
+		odrop(OD_KSTACK);
+		return 0;
+	}
+	return h;
+}
+
+static __always_inline struct offcpu_kstack *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&offcpu_scratch, &zero);
+}
+
+/* prev is current here: its user stack can be taken with bpf_get_stackid. `kernel_now`:
+ * also take the kernel stack here (the raw_tp twin). */
+static __always_inline void switch_out(void *ctx, __u32 tgid, __u32 pid, __u32 flags, __u32 state,
+				       bool kernel_now)
 {
 	if (!pid)
 		return; /* idle */
@@ -92,11 +143,13 @@ static __always_inline void switch_out(void *ctx, __u32 tgid, __u32 pid, __u32 f
 		.state = state,
 		.ustack = -1,
 	};
-	s.kstack = bpf_get_stackid(ctx, &offcpu_stacks, 0);
-	if (s.kstack < 0)
-		odrop(OD_KSTACK);
+	if (kernel_now) {
+		struct offcpu_kstack *buf = scratch();
+		if (buf)
+			s.kstack = store_kstack(buf, bpf_get_stack(ctx, buf->ips, sizeof(buf->ips), 0));
+	}
 	if (user_stacks && !kthread) {
-		s.ustack = bpf_get_stackid(ctx, &offcpu_stacks, BPF_F_USER_STACK);
+		s.ustack = bpf_get_stackid(ctx, &offcpu_stacks, BPF_F_USER_STACK | BPF_F_FAST_STACK_CMP);
 		if (s.ustack < 0 && s.ustack != -14 /* EFAULT: no user stack */)
 			odrop(OD_USTACK);
 	}
@@ -104,7 +157,8 @@ static __always_inline void switch_out(void *ctx, __u32 tgid, __u32 pid, __u32 f
 		odrop(OD_START);
 }
 
-static __always_inline void switch_in(__u32 pid, const char *comm)
+/* `next`: the task about to run, when its kernel stack is to be taken here (tp_btf). */
+static __always_inline void switch_in(__u32 pid, const char *comm, struct task_struct *next)
 {
 	struct offcpu_start *s = bpf_map_lookup_elem(&offcpu_starts, &pid);
 	if (!s)
@@ -120,6 +174,11 @@ static __always_inline void switch_in(__u32 pid, const char *comm)
 	bpf_map_delete_elem(&offcpu_starts, &pid);
 	if (delta < min_block_ns)
 		return;
+	if (next) {
+		struct offcpu_kstack *buf = scratch();
+		if (buf)
+			k.kstack = store_kstack(buf, bpf_get_task_stack(next, buf->ips, sizeof(buf->ips), 0));
+	}
 	struct offcpu_val *v = bpf_map_lookup_elem(&offcpu_agg, &k);
 	if (!v) {
 		struct offcpu_val zero = {};
@@ -142,8 +201,8 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(offcpu_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	switch_out(ctx, prev->tgid, prev->pid, prev->flags, prev_state);
-	switch_in(next->pid, next->comm);
+	switch_out(ctx, prev->tgid, prev->pid, prev->flags, prev_state, false);
+	switch_in(next->pid, next->comm, next);
 	return 0;
 }
 
@@ -152,8 +211,8 @@ int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct t
 	     unsigned int prev_state)
 {
 	switch_out(ctx, BPF_CORE_READ(prev, tgid), BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, flags),
-		   prev_state);
-	switch_in(BPF_CORE_READ(next, pid), next->comm);
+		   prev_state, true);
+	switch_in(BPF_CORE_READ(next, pid), next->comm, NULL);
 	return 0;
 }
 

@@ -17,23 +17,29 @@
 #define OD_USTACK 3 /* user stack not captured */
 #define OD_SLOTS 4
 
-/* Where a thread went off CPU, stored at switch-out, keyed by thread id. */
+/* Where a thread went off CPU, stored at switch-out, keyed by thread id. `kstack` is set
+ * there only by the raw_tp twin; tp_btf takes the kernel stack at switch-in. */
 struct offcpu_start {
 	__u64 ts;
+	__u64 kstack; /* hash of the kernel stack (key of offcpu_kstacks); 0: none */
 	__u32 tgid;
-	__s32 kstack;
-	__s32 ustack;
+	__s32 ustack; /* id in offcpu_stacks; < 0: none */
 	__u32 state;
+	__u32 pad;
 };
 
 /* One aggregation row. */
 struct offcpu_key {
 	__u32 tgid;
 	__u32 pid;
-	__s32 kstack;
+	__u64 kstack;
 	__s32 ustack;
 	__u32 state;
-	__u32 pad;
+};
+
+/* A kernel stack, innermost first, zero-padded. */
+struct offcpu_kstack {
+	__u64 ips[OFFCPU_MAX_DEPTH];
 };
 
 struct offcpu_val {

@@ -27,6 +27,8 @@ pub struct Wanted {
     pub runqueue: bool,
     pub block: bool,
     pub retransmits: bool,
+    /// Run-queue latency of this process's threads only (None: every task).
+    pub runqueue_pid: Option<u32>,
     /// Count only block requests issued by this process (0/None: all).
     pub block_pid: Option<u32>,
     /// Count only this whole-disk device (`major:minor`).
@@ -69,6 +71,7 @@ fn load<'obj>(
             .as_deref_mut()
             .ok_or("rodata is not memory-mapped")?;
         ro.self_tgid = std::process::id();
+        ro.rq_tgid = w.runqueue_pid.unwrap_or(0);
         ro.bio_tgid = w.block_pid.unwrap_or(0);
         ro.bio_dev = w.block_dev.map(|(ma, mi)| (ma << 20) | mi).unwrap_or(0);
     }

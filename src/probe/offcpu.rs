@@ -232,7 +232,10 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 struct RawRow {
     tgid: u32,
     pid: u32,
-    kstack: i32,
+    /// Hash key in offcpu_kstacks; 0: none.
+    kstack: u64,
+    /// Still blocked at the end, no kernel stack captured: /proc's view of it.
+    proc_kstack: Option<Vec<Frame>>,
     ustack: i32,
     state: u32,
     total_ns: u64,
@@ -243,7 +246,9 @@ struct RawRow {
 
 struct Raw {
     rows: Vec<RawRow>,
+    /// User stacks by id, kernel stacks by hash.
     stacks: HashMap<i32, Vec<u64>>,
+    kstacks: HashMap<u64, Vec<u64>>,
     dropped: OffcpuDropped,
 }
 
@@ -259,9 +264,10 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
         rows.push(RawRow {
             tgid: u32_at(&k, 0),
             pid: u32_at(&k, 4),
-            kstack: u32_at(&k, 8) as i32,
-            ustack: u32_at(&k, 12) as i32,
-            state: u32_at(&k, 16),
+            kstack: u64_at(&k, 8),
+            proc_kstack: None,
+            ustack: u32_at(&k, 16) as i32,
+            state: u32_at(&k, 20),
             total_ns: u64_at(&v, 0),
             count: u64_at(&v, 8),
             max_ns: u64_at(&v, 16),
@@ -275,17 +281,23 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
         let Ok(Some(v)) = m.offcpu_starts.lookup(&k, MapFlags::ANY) else {
             continue;
         };
-        let (ts, tgid, pid) = (u64_at(&v, 0), u32_at(&v, 8), u32_at(&k, 0));
+        let (ts, tgid, pid) = (u64_at(&v, 0), u32_at(&v, 16), u32_at(&k, 0));
         let delta = now.saturating_sub(ts);
         if delta < min_block_ns {
             continue;
         }
+        let kstack = u64_at(&v, 8);
         let row = RawRow {
             tgid,
             pid,
-            kstack: u32_at(&v, 12) as i32,
-            ustack: u32_at(&v, 16) as i32,
-            state: u32_at(&v, 20),
+            kstack,
+            proc_kstack: if kstack == 0 {
+                proc_stack(tgid, pid)
+            } else {
+                None
+            },
+            ustack: u32_at(&v, 20) as i32,
+            state: u32_at(&v, 24),
             total_ns: delta,
             count: 1,
             max_ns: delta,
@@ -304,11 +316,7 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
         }
     }
     let mut stacks = HashMap::new();
-    let ids: BTreeSet<i32> = rows
-        .iter()
-        .flat_map(|r| [r.kstack, r.ustack])
-        .filter(|&i| i >= 0)
-        .collect();
+    let ids: BTreeSet<i32> = rows.iter().map(|r| r.ustack).filter(|&i| i >= 0).collect();
     for id in ids {
         if let Ok(Some(v)) = m.offcpu_stacks.lookup(&id.to_ne_bytes(), MapFlags::ANY) {
             let ips: Vec<u64> = (0..MAX_DEPTH)
@@ -316,6 +324,17 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
                 .take_while(|&a| a != 0)
                 .collect();
             stacks.insert(id, ips);
+        }
+    }
+    let mut kstacks = HashMap::new();
+    let kids: BTreeSet<u64> = rows.iter().map(|r| r.kstack).filter(|&h| h != 0).collect();
+    for h in kids {
+        if let Ok(Some(v)) = m.offcpu_kstacks.lookup(&h.to_ne_bytes(), MapFlags::ANY) {
+            let ips: Vec<u64> = (0..MAX_DEPTH)
+                .map(|i| u64_at(&v, i * 8))
+                .take_while(|&a| a != 0)
+                .collect();
+            kstacks.insert(h, ips);
         }
     }
     let d = |i: u32| {
@@ -329,6 +348,7 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     Raw {
         rows,
         stacks,
+        kstacks,
         dropped: OffcpuDropped {
             start_records: d(0),
             aggregations: d(1),
@@ -354,13 +374,7 @@ fn frame_of(s: &Symbolized<'_>, addr: u64, fallback: impl Fn(u64) -> Frame) -> F
 
 fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
     // Kernel: one batch of every kernel address.
-    let kstack_ids: BTreeSet<i32> = raw.rows.iter().map(|r| r.kstack).filter(|&i| i >= 0).collect();
-    let mut kaddrs: Vec<u64> = kstack_ids
-        .iter()
-        .filter_map(|i| raw.stacks.get(i))
-        .flatten()
-        .copied()
-        .collect();
+    let mut kaddrs: Vec<u64> = raw.kstacks.values().flatten().copied().collect();
     kaddrs.sort_unstable();
     kaddrs.dedup();
     let ksrc = Source::Kernel(Kernel {
@@ -410,8 +424,6 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         };
         let mut p = Process::new((*tgid).into());
         p.debug_syms = true;
-        // The files' own paths, not /proc/PID/map_files: those vanish when the process exits.
-        p.map_files = false;
         let syms = w
             .symbolizer
             .symbolize(&Source::Process(p), Input::AbsAddr(&addrs))
@@ -464,12 +476,20 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         ..Default::default()
     };
     for r in raw.rows {
-        let mut kernel: Vec<Frame> = raw
-            .stacks
-            .get(&r.kstack)
-            .filter(|_| r.kstack >= 0)
-            .map(|ips| ips.iter().filter_map(|a| kframes.get(a).cloned().or(Some(Frame { func: None, offset: *a, module: None }))).collect())
-            .unwrap_or_default();
+        let mut kernel: Vec<Frame> = match (&r.proc_kstack, raw.kstacks.get(&r.kstack)) {
+            (Some(frames), _) => frames.clone(),
+            (None, Some(ips)) => ips
+                .iter()
+                .map(|a| {
+                    kframes.get(a).cloned().unwrap_or(Frame {
+                        func: None,
+                        offset: *a,
+                        module: None,
+                    })
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        };
         // The probe's own frames (the BPF program and the tracepoint trampoline) come first.
         let own = kernel
             .iter()
@@ -509,7 +529,7 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             total_ns: r.total_ns,
             count: r.count,
             max_ns: r.max_ns,
-            kernel_missing: r.kstack < 0,
+            kernel_missing: kernel.is_empty(),
             user_missing: opts.user_stacks && r.ustack < 0,
             kernel,
             user,
@@ -555,4 +575,24 @@ fn thread_comm(tgid: u32, pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{tgid}/task/{pid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
+}
+
+/// `/proc/PID/task/TID/stack` (root only) as frames: `[<0>] futex_wait_queue+0x60/0x90`.
+fn proc_stack(tgid: u32, pid: u32) -> Option<Vec<Frame>> {
+    let text = std::fs::read_to_string(format!("/proc/{tgid}/task/{pid}/stack")).ok()?;
+    let frames: Vec<Frame> = text
+        .lines()
+        .filter_map(|l| {
+            let sym = l.split_once("] ")?.1.trim();
+            let (name, rest) = sym.split_once('+').unwrap_or((sym, "0x0/0"));
+            let off = rest.split('/').next().unwrap_or("0x0");
+            let offset = u64::from_str_radix(off.trim_start_matches("0x"), 16).unwrap_or(0);
+            Some(Frame {
+                func: Some(name.to_string()),
+                offset,
+                module: None,
+            })
+        })
+        .collect();
+    (!frames.is_empty()).then_some(frames)
 }
