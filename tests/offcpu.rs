@@ -28,6 +28,102 @@ fn recorded_lock_contention_replays() {
     insta::assert_snapshot!("offcpu_lock_contention_table", table);
 }
 
+/// sixty-second over a fixture recorded with the eBPF latency probes (`probes/latency.json`).
+fn sixty_second(name: &str) -> triage::model::report::Report {
+    use clap::Parser;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let cli = triage::cli::Cli::parse_from([
+        "triage",
+        "sixty-second",
+        "--fixture",
+        dir.to_str().unwrap(),
+    ]);
+    let triage::cli::Command::SixtySecond(w) = &cli.command else {
+        unreachable!()
+    };
+    triage::commands::sixty_second::run(w, None, "", false).unwrap()
+}
+
+#[test]
+fn cpu_saturation_quotes_run_queue_latency() {
+    let r = sixty_second("cpu-saturation-ebpf");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == "cpu.saturation.runqueue")
+        .unwrap();
+    let e = f
+        .evidence
+        .iter()
+        .find(|e| e.metric == "cpu.runqueue_latency_p99_us")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(e.value >= 8000.0, "{e:?}");
+    let lat = r.sections.latency.as_ref().unwrap();
+    assert_eq!(lat.runqueue[0].cpu, "all");
+    let table =
+        triage::render::table::render(&r, &triage::render::table::Style { color: false });
+    insta::assert_snapshot!("sixty_second_cpu_saturation_ebpf_table", table);
+}
+
+#[test]
+fn retransmit_finding_names_the_flow() {
+    let r = sixty_second("net-retransmits-ebpf");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == "tcp.errors.retransmits")
+        .unwrap();
+    assert!(
+        f.summary.contains("10.200.9.1:") && f.summary.contains("-> 10.200.9.2:5201"),
+        "{}",
+        f.summary
+    );
+    let json = triage::render::json(&r);
+    insta::assert_snapshot!("sixty_second_net_retransmits_ebpf_json", json);
+}
+
+/// Fixtures recorded before the probes existed replay exactly as before: no latency section.
+#[test]
+fn old_fixtures_have_no_latency_section() {
+    let r = sixty_second("cpu-saturation");
+    assert!(r.sections.latency.is_none());
+    assert!(!triage::render::json(&r).contains("\"latency\""));
+}
+
+/// The binary replays the fixture as folded stacks and as an SVG flame graph.
+#[test]
+fn folded_and_svg_from_the_fixture() {
+    let bin = env!("CARGO_BIN_EXE_triage");
+    let fx = fixture_dir();
+    let out = std::process::Command::new(bin)
+        .args(["offcpu", "--folded", "--fixture"])
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lock: Vec<&str> = text.lines().filter(|l| l.starts_with("scn_lockc;")).collect();
+    assert!(!lock.is_empty(), "{text}");
+    for l in text.lines() {
+        let (stack, v) = l.rsplit_once(' ').expect("value at the end");
+        assert!(v.parse::<u64>().is_ok(), "{l}");
+        assert!(!stack.is_empty());
+    }
+    assert!(lock.iter().any(|l| l.contains(";worker;") && l.contains("futex_wait_[k]")));
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("f.svg");
+    let st = std::process::Command::new(bin)
+        .args(["offcpu", "--json", "--svg"])
+        .arg(&svg)
+        .arg("--fixture")
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert!(doc.starts_with("<?xml") && doc.contains("scn_lockc"));
+}
+
 #[cfg(feature = "bpf")]
 mod live {
     use super::*;
