@@ -16,22 +16,24 @@ fn recorded_lock_contention_replays() {
     let probe: OffcpuProbe = serde_json::from_str(&text).unwrap();
     let r = report(probe, 10, false);
     assert!(
-        r.findings.iter().any(|f| f.id == "offcpu.lock_contention"
-            && f.summary.contains("scn_lockc")),
+        r.findings
+            .iter()
+            .any(|f| f.id == "offcpu.lock_contention" && f.summary.contains("scn_lockc")),
         "{:#?}",
         r.findings
     );
     let json = triage::render::json(&r);
     insta::assert_snapshot!("offcpu_lock_contention_json", json);
-    let table =
-        triage::render::table::render(&r, &triage::render::table::Style { color: false });
+    let table = triage::render::table::render(&r, &triage::render::table::Style { color: false });
     insta::assert_snapshot!("offcpu_lock_contention_table", table);
 }
 
 /// sixty-second over a fixture recorded with the eBPF latency probes (`probes/latency.json`).
 fn sixty_second(name: &str) -> triage::model::report::Report {
     use clap::Parser;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     let cli = triage::cli::Cli::parse_from([
         "triage",
         "sixty-second",
@@ -60,8 +62,7 @@ fn cpu_saturation_quotes_run_queue_latency() {
     assert!(e.value >= 8000.0, "{e:?}");
     let lat = r.sections.latency.as_ref().unwrap();
     assert_eq!(lat.runqueue[0].cpu, "all");
-    let table =
-        triage::render::table::render(&r, &triage::render::table::Style { color: false });
+    let table = triage::render::table::render(&r, &triage::render::table::Style { color: false });
     insta::assert_snapshot!("sixty_second_cpu_saturation_ebpf_table", table);
 }
 
@@ -102,14 +103,19 @@ fn folded_and_svg_from_the_fixture() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let lock: Vec<&str> = text.lines().filter(|l| l.starts_with("scn_lockc;")).collect();
+    let lock: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("scn_lockc;"))
+        .collect();
     assert!(!lock.is_empty(), "{text}");
     for l in text.lines() {
         let (stack, v) = l.rsplit_once(' ').expect("value at the end");
         assert!(v.parse::<u64>().is_ok(), "{l}");
         assert!(!stack.is_empty());
     }
-    assert!(lock.iter().any(|l| l.contains(";worker;") && l.contains("futex_wait_[k]")));
+    assert!(lock
+        .iter()
+        .any(|l| l.contains(";worker;") && l.contains("futex_wait_[k]")));
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("f.svg");
     let st = std::process::Command::new(bin)
@@ -119,7 +125,11 @@ fn folded_and_svg_from_the_fixture() {
         .arg(&fx)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let doc = std::fs::read_to_string(&svg).unwrap();
     assert!(doc.starts_with("<?xml") && doc.contains("scn_lockc"));
 }
@@ -195,21 +205,33 @@ mod live {
             .spawn()
             .unwrap();
         let p = trace_child(child, 1000);
-        let sleeping: Vec<_> = p.stacks.iter().filter(|s| s.has_frame("nanosleep")).collect();
+        let sleeping: Vec<_> = p
+            .stacks
+            .iter()
+            .filter(|s| s.has_frame("nanosleep"))
+            .collect();
         let total_ms: f64 = sleeping.iter().map(|s| s.total_ms()).sum();
         let count: u64 = sleeping.iter().map(|s| s.count).sum();
         let want = (ms * k) as f64;
         eprintln!("slept {total_ms:.2} ms in {count} blocks, expected {want} ms in {k}");
         assert_eq!(count, k, "{:#?}", p.stacks);
-        assert!((total_ms - want).abs() <= want * 0.05, "{total_ms} vs {want}");
+        assert!(
+            (total_ms - want).abs() <= want * 0.05,
+            "{total_ms} vs {want}"
+        );
         let top = &p.stacks[0];
         assert!(top.has_frame("nanosleep"), "{top:#?}");
         assert!(
-            top.kernel.iter().any(|f| f.func.as_deref().is_some_and(|n| n.contains("nanosleep"))),
+            top.kernel
+                .iter()
+                .any(|f| f.func.as_deref().is_some_and(|n| n.contains("nanosleep"))),
             "kernel side names the sleep: {top:#?}"
         );
         assert_eq!(top.state, "S");
-        assert!(top.has_frame("nap") || top.has_frame("main"), "user frames: {top:#?}");
+        assert!(
+            top.has_frame("nap") || top.has_frame("main"),
+            "user frames: {top:#?}"
+        );
     }
 
     #[test]
@@ -233,8 +255,16 @@ mod live {
             .filter(|s| s.has_frame("futex_wait") || s.has_frame("__lll_lock_wait"))
             .map(|s| s.total_ns)
             .sum();
-        eprintln!("futex share {:.1}% of {:.0} ms", 100.0 * futex as f64 / total as f64, total as f64 / 1e6);
-        assert!(futex as f64 >= 0.7 * total as f64, "{:#?}", &p.stacks[..p.stacks.len().min(3)]);
+        eprintln!(
+            "futex share {:.1}% of {:.0} ms",
+            100.0 * futex as f64 / total as f64,
+            total as f64 / 1e6
+        );
+        assert!(
+            futex as f64 >= 0.7 * total as f64,
+            "{:#?}",
+            &p.stacks[..p.stacks.len().min(3)]
+        );
         let r = report(p, 10, true);
         let f = r
             .findings
@@ -242,6 +272,34 @@ mod live {
             .find(|f| f.id == "offcpu.lock_contention")
             .unwrap_or_else(|| panic!("{:#?}", r.findings));
         assert!(f.summary.contains("contend"), "{}", f.summary);
+    }
+
+    /// A deadlock older than the window: its threads never switch, /proc shows them.
+    #[test]
+    fn deadlock_older_than_the_window_is_suspected() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !privileged() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bin = build("deadlock", dir.path());
+        let mut child = Command::new(&bin).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(500)); // deadlocked by now
+        let opts = offcpu::Options {
+            pid: Some(child.id()),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let p = offcpu::trace(&opts, || t0.elapsed() >= Duration::from_millis(1000)).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let r = report(p, 10, true);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.id == "offcpu.deadlock_suspect")
+            .unwrap_or_else(|| panic!("{:#?}\n{:#?}", r.findings, r.sections.offcpu));
+        assert!(f.summary.contains("deadlock"), "{}", f.summary);
     }
 
     fn runq_p99_us(w: Duration, spinners: usize) -> f64 {
@@ -283,7 +341,9 @@ mod live {
         ticker.join().unwrap();
         let t = r.runqueue_total().unwrap();
         eprintln!("{spinners} spinners: {:?}", t.summary());
-        t.summary().map(|s| s.p99_hi_us.unwrap_or(s.max_us)).unwrap_or(0.0)
+        t.summary()
+            .map(|s| s.p99_hi_us.unwrap_or(s.max_us))
+            .unwrap_or(0.0)
     }
 
     #[test]
@@ -295,8 +355,14 @@ mod live {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let idle = runq_p99_us(Duration::from_millis(1000), 0);
         let busy = runq_p99_us(Duration::from_millis(1500), cpus * 4);
-        eprintln!("run-queue p99: idle {idle} us, {} spinners on {cpus} CPUs {busy} us", cpus * 4);
-        assert!(busy >= 2000.0 && busy >= 10.0 * idle, "idle {idle} us, busy {busy} us");
+        eprintln!(
+            "run-queue p99: idle {idle} us, {} spinners on {cpus} CPUs {busy} us",
+            cpus * 4
+        );
+        assert!(
+            busy >= 2000.0 && busy >= 10.0 * idle,
+            "idle {idle} us, busy {busy} us"
+        );
     }
 
     #[test]
@@ -333,13 +399,24 @@ mod live {
         child.stdin.take().unwrap().write_all(b"g").unwrap();
         let st = child.wait().unwrap();
         let r = run.finish();
+        if st.code() == Some(2) {
+            eprintln!("skipped: O_DIRECT is not supported on {}", path.display());
+            return;
+        }
         assert!(st.success(), "directio: {st}");
         let rows = r.block.unwrap();
-        let reads: u64 = rows.iter().filter(|b| b.op == "read").map(|b| b.hist.count).sum();
+        let reads: u64 = rows
+            .iter()
+            .filter(|b| b.op == "read")
+            .map(|b| b.hist.count)
+            .sum();
         assert_eq!(reads, n, "{rows:#?}");
         let max = rows.iter().map(|b| b.hist.max_ns).max().unwrap();
         let s = rows[0].hist.summary().unwrap();
-        eprintln!("{n} direct reads: p50 {:?}-{:?} us, p99 <= {:?} us, max {} us", s.p50_lo_us, s.p50_hi_us, s.p99_hi_us, s.max_us);
+        eprintln!(
+            "{n} direct reads: p50 {:?}-{:?} us, p99 <= {:?} us, max {} us",
+            s.p50_lo_us, s.p50_hi_us, s.p99_hi_us, s.max_us
+        );
         assert!(max > 0);
     }
 }

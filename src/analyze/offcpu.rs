@@ -21,15 +21,42 @@ pub enum Wait {
     Other,
 }
 
-const LOCK: &[&str] = &["futex_wait", "__lll_lock_wait", "pthread_mutex_lock", "futex_q_lock"];
-const IO: &[&str] = &[
-    "io_schedule", "blk_mq_", "bit_wait_io", "folio_wait", "wait_on_page", "submit_bio_wait",
-    "jbd2", "ext4_", "xfs_", "nfs_", "blkdev_", "iomap_dio", "__filemap_get_folio",
+const LOCK: &[&str] = &[
+    "futex_wait",
+    "__lll_lock_wait",
+    "pthread_mutex_lock",
+    "futex_q_lock",
 ];
-const SLEEP: &[&str] = &["do_nanosleep", "hrtimer_nanosleep", "clock_nanosleep", "nanosleep"];
+const IO: &[&str] = &[
+    "io_schedule",
+    "blk_mq_",
+    "bit_wait_io",
+    "folio_wait",
+    "wait_on_page",
+    "submit_bio_wait",
+    "jbd2",
+    "ext4_",
+    "xfs_",
+    "nfs_",
+    "blkdev_",
+    "iomap_dio",
+    "__filemap_get_folio",
+];
+const SLEEP: &[&str] = &[
+    "do_nanosleep",
+    "hrtimer_nanosleep",
+    "clock_nanosleep",
+    "nanosleep",
+];
 const NET: &[&str] = &[
-    "sk_wait_data", "tcp_recvmsg", "udp_recvmsg", "inet_csk_accept", "unix_stream_read",
-    "__skb_wait_for_more_packets", "recvfrom", "recvmsg",
+    "sk_wait_data",
+    "tcp_recvmsg",
+    "udp_recvmsg",
+    "inet_csk_accept",
+    "unix_stream_read",
+    "__skb_wait_for_more_packets",
+    "recvfrom",
+    "recvmsg",
 ];
 const POLL: &[&str] = &["ep_poll", "do_select", "do_sys_poll", "do_epoll_wait"];
 
@@ -60,7 +87,13 @@ pub fn short_stack(s: &OffcpuStack, n: usize) -> String {
         .map(|f| f.short())
         .into_iter()
         .collect();
-    frames.extend(s.user.iter().filter(|f| f.resolved()).take(n).map(|f| f.short()));
+    frames.extend(
+        s.user
+            .iter()
+            .filter(|f| f.resolved())
+            .take(n)
+            .map(|f| f.short()),
+    );
     if frames.is_empty() {
         frames.extend(s.user.iter().take(n).map(|f| f.short()));
     }
@@ -115,16 +148,19 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         // condition variable (same futex in the kernel, not a contended lock).
         let lock_blocks = w.blocks.get(&Wait::Lock).copied().unwrap_or(0);
         let blocks_per_s = lock_blocks as f64 / (window_ns.max(1) as f64 / 1e9);
-        let avg_block_ms = w.by.get(&Wait::Lock).copied().unwrap_or(0) as f64
-            / lock_blocks.max(1) as f64
-            / 1e6;
+        let avg_block_ms =
+            w.by.get(&Wait::Lock).copied().unwrap_or(0) as f64 / lock_blocks.max(1) as f64 / 1e6;
         if share(Wait::Lock) >= 0.5
             && threads(Wait::Lock) >= 2
             && lock_avg >= 0.5
             && blocks_per_s >= 10.0
             && avg_block_ms <= 100.0
         {
-            let sev = if lock_avg >= 2.0 { Severity::Critical } else { Severity::Warning };
+            let sev = if lock_avg >= 2.0 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
             out.push(finding(
                 "offcpu.lock_contention",
                 sev,
@@ -139,9 +175,27 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                     top(Wait::Lock)
                 ),
                 vec![
-                    ev("offcpu.futex_share_pct", share(Wait::Lock) * 100.0, ">=", 50.0, "pct"),
-                    ev("offcpu.futex_threads_blocked_avg", lock_avg, ">=", 0.5, "count"),
-                    ev("offcpu.futex_waits_per_s", blocks_per_s, ">=", 10.0, "per_s"),
+                    ev(
+                        "offcpu.futex_share_pct",
+                        share(Wait::Lock) * 100.0,
+                        ">=",
+                        50.0,
+                        "pct",
+                    ),
+                    ev(
+                        "offcpu.futex_threads_blocked_avg",
+                        lock_avg,
+                        ">=",
+                        0.5,
+                        "count",
+                    ),
+                    ev(
+                        "offcpu.futex_waits_per_s",
+                        blocks_per_s,
+                        ">=",
+                        10.0,
+                        "per_s",
+                    ),
                     ev("offcpu.futex_wait_avg_ms", avg_block_ms, "<=", 100.0, "ms"),
                 ],
                 vec![
@@ -179,12 +233,23 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                     w.comm,
                     top(Wait::Net)
                 ),
-                vec![ev("offcpu.threads_in_receive", net_threads as f64, ">=", 4.0, "count")],
+                vec![ev(
+                    "offcpu.threads_in_receive",
+                    net_threads as f64,
+                    ">=",
+                    4.0,
+                    "count",
+                )],
                 vec![format!("ss -tip | grep pid={pid}")],
             ));
         }
         // Deadlock suspect: at least two threads of the process each blocked on a lock for
-        // (nearly) the whole window in one block.
+        // (nearly) the whole window in one block, and no thread of it seen doing anything
+        // else (an idle pool has some thread that wakes up now and then).
+        let all_stuck = w
+            .longest
+            .values()
+            .all(|l| window_ns > 0 && *l as f64 >= 0.9 * window_ns as f64);
         let stuck = w
             .longest
             .iter()
@@ -194,14 +259,14 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                     && w.threads.get(&Wait::Lock).is_some_and(|t| t.contains(tid))
             })
             .count();
-        if stuck >= 2 {
+        if stuck >= 2 && all_stuck {
             out.push(finding(
                 "offcpu.deadlock_suspect",
-                Severity::Critical,
+                Severity::Warning,
                 "offcpu",
                 format!(
                     "Deadlock suspect: {stuck} threads of {} (pid {pid}) blocked on a futex for the \
-                     whole window; top: {}",
+                     whole window and none of its threads ran; top: {}",
                     w.comm,
                     top(Wait::Lock)
                 ),
@@ -223,14 +288,25 @@ pub const RUNQ_P99_WARN_US: f64 = 500.0;
 /// of its own when the counters missed it), then re-rank.
 pub fn enrich(r: &mut Report, lat: &LatencySection) {
     let elapsed = r.window.elapsed_s.max(0.001);
-    if let Some(all) = lat.runqueue.iter().find(|q| q.cpu == "all").map(|q| &q.latency) {
+    if let Some(all) = lat
+        .runqueue
+        .iter()
+        .find(|q| q.cpu == "all")
+        .map(|q| &q.latency)
+    {
         let p99 = all.p99_hi_us.unwrap_or(all.max_us);
         if let Some(f) = r
             .findings
             .iter_mut()
             .find(|f| f.id == "cpu.saturation.runqueue")
         {
-            f.evidence.push(ev("cpu.runqueue_latency_p99_us", p99, ">=", RUNQ_P99_WARN_US, "us"));
+            f.evidence.push(ev(
+                "cpu.runqueue_latency_p99_us",
+                p99,
+                ">=",
+                RUNQ_P99_WARN_US,
+                "us",
+            ));
             f.summary.push_str(&format!(
                 "; run-queue latency p99 {} (eBPF)",
                 crate::probe::hist::human_ns((p99 * 1e3) as u64)
@@ -240,7 +316,11 @@ pub fn enrich(r: &mut Report, lat: &LatencySection) {
     if let Some(top) = lat.retransmits.first() {
         let total: u64 = lat.retransmits.iter().map(|x| x.count).sum();
         let flow = format!("{} -> {}", top.local, top.remote);
-        match r.findings.iter_mut().find(|f| f.id == "tcp.errors.retransmits") {
+        match r
+            .findings
+            .iter_mut()
+            .find(|f| f.id == "tcp.errors.retransmits")
+        {
             Some(f) => f.summary.push_str(&format!(
                 "; top flow {flow} ({} retransmits, {})",
                 top.count, top.state
@@ -256,7 +336,13 @@ pub fn enrich(r: &mut Report, lat: &LatencySection) {
                     top.count,
                     top.state
                 ),
-                vec![ev("tcp.retransmits_per_s", total as f64 / elapsed, ">=", 10.0, "per_s")],
+                vec![ev(
+                    "tcp.retransmits_per_s",
+                    total as f64 / elapsed,
+                    ">=",
+                    10.0,
+                    "per_s",
+                )],
                 vec!["triage net".into(), "ss -tin".into()],
             )),
             None => {}

@@ -128,7 +128,11 @@ fn trace_live(a: &Args, g: &Global) -> Result<OffcpuProbe, String> {
     use std::time::{Duration, Instant};
     crate::probe::set_verbose(g.verbose);
     if let Some(b) = crate::probe::preflight::bpf_blockers().first() {
-        let fix = b.fix.as_deref().map(|f| format!(" ({f})")).unwrap_or_default();
+        let fix = b
+            .fix
+            .as_deref()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
         return Err(format!("offcpu needs eBPF: {}{fix}", b.reason));
     }
     let cgroup = match &a.cgroup {
@@ -178,14 +182,20 @@ fn bench_probe(a: &Args) -> Result<(), String> {
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;
-    eprintln!("runqlat probe attached in {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "runqlat probe attached in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     let dur = Duration::from_secs_f64(a.duration);
     while t0.elapsed() < dur && !flag.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let r = run.finish();
     if let Some(s) = r.runqueue_total().and_then(|t| t.summary()) {
-        eprintln!("run-queue latency: {} wakeups, p99 < {:?} us", s.count, s.p99_hi_us);
+        eprintln!(
+            "run-queue latency: {} wakeups, p99 < {:?} us",
+            s.count, s.p99_hi_us
+        );
     }
     Ok(())
 }
@@ -284,7 +294,8 @@ fn write_svg(p: &OffcpuProbe, path: &Path) -> Result<(), String> {
     let mut opts = inferno::flamegraph::Options::default();
     opts.title = "Off-CPU time (triage offcpu)".into();
     opts.count_name = "us".into();
-    opts.colors = inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Blue);
+    opts.colors =
+        inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Blue);
     let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let w = std::io::BufWriter::new(f);
     if lines.is_empty() {

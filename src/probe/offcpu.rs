@@ -195,6 +195,7 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                 let startup = t0.elapsed();
                 let attached = Instant::now();
                 let mut w = Watcher::new();
+                let before = opts.pid.map(thread_runtimes);
                 if let Some(p) = opts.pid {
                     w.see(p);
                 }
@@ -203,8 +204,11 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                     w.poll(&skel);
                 }
                 let traced = attached.elapsed();
-                let raw = read(&skel, opts.min_block_us.saturating_mul(1000));
+                let mut raw = read(&skel, opts.min_block_us.saturating_mul(1000));
                 drop(skel);
+                if let (Some(pid), Some(before)) = (opts.pid, before) {
+                    add_never_ran(&mut raw, pid, &before, traced.as_nanos() as u64);
+                }
                 let mut out = symbolize(&mut w, raw, opts);
                 out.attach_type = kind.to_string();
                 out.traced_s = traced.as_secs_f64();
@@ -381,7 +385,8 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         vmlinux: MaybeDefault::None,
         ..Default::default()
     });
-    let kframes: HashMap<u64, Frame> = match w.symbolizer.symbolize(&ksrc, Input::AbsAddr(&kaddrs)) {
+    let kframes: HashMap<u64, Frame> = match w.symbolizer.symbolize(&ksrc, Input::AbsAddr(&kaddrs))
+    {
         Ok(syms) => kaddrs
             .iter()
             .zip(syms.iter())
@@ -402,7 +407,10 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
     let mut per_proc: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
     for r in &raw.rows {
         if let Some(ips) = raw.stacks.get(&r.ustack).filter(|_| r.ustack >= 0) {
-            per_proc.entry(r.tgid).or_default().extend(ips.iter().copied());
+            per_proc
+                .entry(r.tgid)
+                .or_default()
+                .extend(ips.iter().copied());
         }
     }
     let mut uframes: HashMap<(u32, u64), Frame> = HashMap::new();
@@ -495,7 +503,9 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             .iter()
             .take_while(|f| {
                 f.func.as_deref().is_some_and(|n| {
-                    n.starts_with("bpf_prog_") || n.starts_with("bpf_trace_run") || n.starts_with("__bpf_trace")
+                    n.starts_with("bpf_prog_")
+                        || n.starts_with("bpf_trace_run")
+                        || n.starts_with("__bpf_trace")
                 })
             })
             .count();
@@ -504,7 +514,11 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             .stacks
             .get(&r.ustack)
             .filter(|_| r.ustack >= 0)
-            .map(|ips| ips.iter().filter_map(|a| uframes.get(&(r.tgid, *a)).cloned()).collect())
+            .map(|ips| {
+                ips.iter()
+                    .filter_map(|a| uframes.get(&(r.tgid, *a)).cloned())
+                    .collect()
+            })
             .unwrap_or_default();
         if opts.user_stacks && r.ustack >= 0 && user.len() <= 1 {
             out.user_stacks_truncated += 1;
@@ -595,4 +609,58 @@ fn proc_stack(tgid: u32, pid: u32) -> Option<Vec<Frame>> {
         })
         .collect();
     (!frames.is_empty()).then_some(frames)
+}
+
+/// Per thread of `tgid`: (run time ns, switches) from `/proc/TGID/task/TID/schedstat`.
+fn thread_runtimes(tgid: u32) -> BTreeMap<u32, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{tgid}/task")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(t) = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/schedstat")) {
+            let v: Vec<u64> = t
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if v.len() >= 3 {
+                out.insert(tid, (v[0], v[2]));
+            }
+        }
+    }
+    out
+}
+
+/// Threads of the traced process that did not run at all in the window were blocked since
+/// before it: the switch tracepoint never sees them. Add them (whole window, their state and
+/// kernel stack from /proc), so a deadlock older than the window still shows.
+fn add_never_ran(raw: &mut Raw, tgid: u32, before: &BTreeMap<u32, (u64, u64)>, window_ns: u64) {
+    let after = thread_runtimes(tgid);
+    for (tid, t1) in &after {
+        if before.get(tid) != Some(t1) || raw.rows.iter().any(|r| r.pid == *tid) {
+            continue;
+        }
+        let stat =
+            std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/stat")).unwrap_or_default();
+        let state = match stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) {
+            Some('D') => 2,
+            Some('S') => 1,
+            _ => continue, // running, stopped or gone: not a blocked thread
+        };
+        raw.rows.push(RawRow {
+            tgid,
+            pid: *tid,
+            kstack: 0,
+            proc_kstack: proc_stack(tgid, *tid),
+            ustack: -1,
+            state,
+            total_ns: window_ns,
+            count: 1,
+            max_ns: window_ns,
+            comm: thread_comm(tgid, *tid),
+        });
+    }
 }

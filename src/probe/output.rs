@@ -117,6 +117,10 @@ pub struct Dropped {
 
 impl Dropped {
     pub fn total(&self) -> u64 {
-        self.process_syscalls + self.process_names + self.errnos + self.start_times + self.bad_numbers
+        self.process_syscalls
+            + self.process_names
+            + self.errnos
+            + self.start_times
+            + self.bad_numbers
     }
 }

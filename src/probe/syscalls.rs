@@ -107,8 +107,11 @@ pub fn trace<R>(
     opts: &Options,
     during: impl FnOnce() -> R,
 ) -> Result<(SyscallsProbe, R), AttachFailure> {
-    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 3] =
-        [MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit()];
+    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 3] = [
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+    ];
     let mut attempts = Vec::new();
     let t0 = Instant::now();
     for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {

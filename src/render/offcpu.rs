@@ -36,9 +36,23 @@ pub fn render(out: &mut String, r: &Report, st: &Style) {
 fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
     let p = &o.probe;
     let mut t = new_table(&[
-        "process", "threads", "off-CPU ms", "lock", "I/O", "sleep", "net", "poll", "other",
+        "process",
+        "threads",
+        "off-CPU ms",
+        "lock",
+        "I/O",
+        "sleep",
+        "net",
+        "poll",
+        "other",
     ]);
-    let ms = |v: f64| if v > 0.0 { format!("{v:.0}") } else { "-".into() };
+    let ms = |v: f64| {
+        if v > 0.0 {
+            format!("{v:.0}")
+        } else {
+            "-".into()
+        }
+    };
     for x in &o.processes {
         t.add_row(vec![
             format!("{} ({})", s(&x.process), x.pid),
@@ -59,7 +73,15 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
          socket receive, poll/epoll)",
         &t,
     );
-    let mut t = new_table(&["#", "off-CPU ms", "share", "count", "max ms", "state", "process/thread"]);
+    let mut t = new_table(&[
+        "#",
+        "off-CPU ms",
+        "share",
+        "count",
+        "max ms",
+        "state",
+        "process/thread",
+    ]);
     let top: Vec<_> = p.stacks.iter().take(10).collect();
     for (i, x) in top.iter().enumerate() {
         t.add_row(vec![
@@ -69,7 +91,13 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
             x.count.to_string(),
             format!("{:.1}", x.max_ns as f64 / 1e6),
             x.state.clone(),
-            format!("{} ({}) / {} ({})", s(&x.process), x.pid, s(&x.thread), x.tid),
+            format!(
+                "{} ({}) / {} ({})",
+                s(&x.process),
+                x.pid,
+                s(&x.thread),
+                x.tid
+            ),
         ]);
     }
     let title = format!(
@@ -171,9 +199,18 @@ fn latency(out: &mut String, l: &LatencySection, st: &Style) {
                 x.netns.to_string(),
             ]);
         }
-        section(out, st, "TCP RETRANSMITS (eBPF tcp:tcp_retransmit_skb, all namespaces)", &t);
+        section(
+            out,
+            st,
+            "TCP RETRANSMITS (eBPF tcp:tcp_retransmit_skb, all namespaces)",
+            &t,
+        );
     }
     if l.dropped > 0 {
-        let _ = writeln!(out, "latency probes dropped {} events (maps full)", l.dropped);
+        let _ = writeln!(
+            out,
+            "latency probes dropped {} events (maps full)",
+            l.dropped
+        );
     }
 }

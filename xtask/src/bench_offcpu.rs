@@ -28,7 +28,15 @@ fn tracers(triage: &str) -> Vec<Tracer> {
         t("none", &[]),
         t(
             "triage offcpu (min-block 1us)",
-            &[triage, "offcpu", "--duration", "3600", "--min-block", "1us", "--json"],
+            &[
+                triage,
+                "offcpu",
+                "--duration",
+                "3600",
+                "--min-block",
+                "1us",
+                "--json",
+            ],
         ),
         t(
             "triage offcpu (default, min-block 1ms)",
@@ -36,17 +44,34 @@ fn tracers(triage: &str) -> Vec<Tracer> {
         ),
         t(
             "triage run-queue latency",
-            &[triage, "offcpu", "--bench-probe", "runqlat", "--duration", "3600"],
+            &[
+                triage,
+                "offcpu",
+                "--bench-probe",
+                "runqlat",
+                "--duration",
+                "3600",
+            ],
         ),
         t("libbpf-tools offcputime", &["offcputime"]),
         t("libbpf-tools runqlat", &["runqlat"]),
         t(
             "bpftrace sched_switch + stacks",
-            &["bpftrace", "-q", "-e", "tracepoint:sched:sched_switch { @[kstack, ustack, comm] = count(); }"],
+            &[
+                "bpftrace",
+                "-q",
+                "-e",
+                "tracepoint:sched:sched_switch { @[kstack, ustack, comm] = count(); }",
+            ],
         ),
         t(
             "bpftrace sched_switch",
-            &["bpftrace", "-q", "-e", "tracepoint:sched:sched_switch { @[comm] = count(); }"],
+            &[
+                "bpftrace",
+                "-q",
+                "-e",
+                "tracepoint:sched:sched_switch { @[comm] = count(); }",
+            ],
         ),
     ]
 }
@@ -59,8 +84,9 @@ fn workload(kind: &str, loops: u64, forks: u64) -> Command {
             .arg(loops.to_string());
     } else {
         c = Command::new("sh");
-        c.arg("-c")
-            .arg(format!("i=0; while [ $i -lt {forks} ]; do /bin/true; i=$((i+1)); done"));
+        c.arg("-c").arg(format!(
+            "i=0; while [ $i -lt {forks} ]; do /bin/true; i=$((i+1)); done"
+        ));
     }
     c.stdout(Stdio::null()).stderr(Stdio::null());
     c
@@ -175,7 +201,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             let m = median(v.clone());
             let per = if kind == "pipe" {
                 // Two context switches per loop.
-                format!(", +{:.2} us per switch", (m - base) * 1e6 / (2.0 * loops as f64))
+                format!(
+                    ", +{:.2} us per switch",
+                    (m - base) * 1e6 / (2.0 * loops as f64)
+                )
             } else {
                 format!(", +{:.0} us per fork", (m - base) * 1e6 / forks as f64)
             };
