@@ -46,6 +46,15 @@ struct {
 	__type(value, struct bio_start);
 } bio_starts SEC(".maps");
 
+/* With a process filter: requests that process queued through an I/O scheduler (they may be
+ * issued later from another context, e.g. kblockd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} bio_owned SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024);
@@ -192,11 +201,25 @@ static __always_inline __u32 rq_dev(struct request *rq)
 	return (major << 20) | minor;
 }
 
+static __always_inline void bio_insert(struct request *rq)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bio_tgid || tgid != bio_tgid)
+		return;
+	__u64 key = (__u64)rq;
+	bpf_map_update_elem(&bio_owned, &key, &tgid, BPF_ANY);
+}
+
 static __always_inline void bio_issue(struct request *rq)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (bio_tgid && tgid != bio_tgid)
-		return;
+	if (bio_tgid && tgid != bio_tgid) {
+		__u64 key = (__u64)rq;
+		if (!bpf_map_lookup_elem(&bio_owned, &key))
+			return;
+		bpf_map_delete_elem(&bio_owned, &key);
+		tgid = bio_tgid;
+	}
 	if (bio_dev && rq_dev(rq) != bio_dev)
 		return;
 	__u64 key = (__u64)rq;
@@ -235,6 +258,20 @@ SEC("tp_btf/block_rq_issue")
 int BPF_PROG(bio_issue_btf, struct request *rq)
 {
 	bio_issue(rq);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(bio_insert_btf, struct request *rq)
+{
+	bio_insert(rq);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_insert")
+int BPF_PROG(bio_insert_raw, struct request *rq)
+{
+	bio_insert(rq);
 	return 0;
 }
 

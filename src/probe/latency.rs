@@ -82,12 +82,22 @@ fn load<'obj>(
         (w.runqueue, true, &mut p.rq_wakeup_new_btf),
         (w.runqueue, true, &mut p.rq_switch_btf),
         (w.block, true, &mut p.bio_issue_btf),
+        (
+            w.block && w.block_pid.is_some(),
+            true,
+            &mut p.bio_insert_btf,
+        ),
         (w.block, true, &mut p.bio_complete_btf),
         (w.retransmits, true, &mut p.retrans_btf),
         (w.runqueue, false, &mut p.rq_wakeup_raw),
         (w.runqueue, false, &mut p.rq_wakeup_new_raw),
         (w.runqueue, false, &mut p.rq_switch_raw),
         (w.block, false, &mut p.bio_issue_raw),
+        (
+            w.block && w.block_pid.is_some(),
+            false,
+            &mut p.bio_insert_raw,
+        ),
         (w.block, false, &mut p.bio_complete_raw),
         (w.retransmits, false, &mut p.retrans_raw),
     ];

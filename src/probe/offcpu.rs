@@ -438,7 +438,7 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             .unwrap_or_default();
         for (i, &a) in addrs.iter().enumerate() {
             let f = match syms.get(i) {
-                Some(s) => frame_of(s, a, &fallback),
+                Some(s) => frame_of(s, a, fallback),
                 None => fallback(a),
             };
             uframes.insert((*tgid, a), f);
