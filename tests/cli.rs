@@ -38,12 +38,10 @@ fn help_lists_only_working_subcommands() {
     assert!(text.contains("sixty-second"));
     assert!(text.contains("capture"));
     assert!(text.contains("offcpu"));
-    for missing in ["syscalls"] {
-        assert!(
-            !text.contains(missing),
-            "help mentions unbuilt subcommand {missing}"
-        );
-    }
+    assert!(
+        !text.contains("syscalls"),
+        "help mentions unbuilt subcommand syscalls"
+    );
 }
 
 #[test]
