@@ -359,7 +359,7 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
     let processes = crate::analyze::offcpu::per_process(&probe, top.max(1));
     let stacks_total = probe.stacks.len();
     let mut probe = probe;
-    probe.stacks.truncate(top.max(1) * 5);
+    probe.stacks.truncate(top.max(1));
     let secs = probe.traced_s;
     let (host, start, end) = if live {
         let online = read_trim("/sys/devices/system/cpu/online");

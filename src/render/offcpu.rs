@@ -82,7 +82,7 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
         "state",
         "process/thread",
     ]);
-    let top: Vec<_> = p.stacks.iter().take(10).collect();
+    let top: Vec<_> = p.stacks.iter().collect();
     for (i, x) in top.iter().enumerate() {
         t.add_row(vec![
             format!("{}", i + 1),
