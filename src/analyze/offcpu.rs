@@ -401,3 +401,124 @@ pub fn per_process(p: &OffcpuProbe, n: usize) -> Vec<crate::model::offcpu::Offcp
     v.truncate(n);
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::offcpu::Frame;
+
+    fn stack(
+        pid: u32,
+        tid: u32,
+        kernel: &[&str],
+        state: &str,
+        total_ms: u64,
+        count: u64,
+    ) -> OffcpuStack {
+        OffcpuStack {
+            pid,
+            process: format!("p{pid}"),
+            tid,
+            thread: format!("t{tid}"),
+            state: state.into(),
+            total_ns: total_ms * 1_000_000,
+            count,
+            max_ns: total_ms * 1_000_000 / count.max(1),
+            kernel: kernel
+                .iter()
+                .map(|n| Frame {
+                    func: Some(n.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn probe(stacks: Vec<OffcpuStack>) -> OffcpuProbe {
+        OffcpuProbe {
+            traced_s: 2.0,
+            stacks,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn classifies_by_frames_and_state() {
+        assert_eq!(
+            classify(&stack(1, 1, &["futex_wait"], "S", 1, 1)),
+            Wait::Lock
+        );
+        assert_eq!(
+            classify(&stack(1, 1, &["io_schedule", "blk_mq_get_tag"], "D", 1, 1)),
+            Wait::Io
+        );
+        // The same code path outside D state is not an I/O wait.
+        assert_eq!(
+            classify(&stack(1, 1, &["io_schedule"], "S", 1, 1)),
+            Wait::Other
+        );
+        assert_eq!(
+            classify(&stack(1, 1, &["do_nanosleep"], "S", 1, 1)),
+            Wait::Sleep
+        );
+        assert_eq!(
+            classify(&stack(1, 1, &["sk_wait_data", "tcp_recvmsg"], "S", 1, 1)),
+            Wait::Net
+        );
+        assert_eq!(classify(&stack(1, 1, &["ep_poll"], "S", 1, 1)), Wait::Poll);
+    }
+
+    #[test]
+    fn many_short_futex_waits_are_contention_long_ones_are_not() {
+        // 4 threads, each 1.5 s blocked in 200 waits: contention.
+        let hot = probe(
+            (1..=4)
+                .map(|t| stack(10, t, &["futex_wait"], "S", 1500, 200))
+                .collect(),
+        );
+        let f = findings(&hot);
+        assert_eq!(f[0].id, "offcpu.lock_contention", "{f:#?}");
+        // 4 idle workers parked on a condition variable: 2 long waits each.
+        let idle = probe(
+            (1..=4)
+                .map(|t| stack(10, t, &["futex_wait"], "S", 1500, 2))
+                .collect(),
+        );
+        assert!(findings(&idle)
+            .iter()
+            .all(|f| f.id != "offcpu.lock_contention"));
+    }
+
+    #[test]
+    fn whole_window_futex_blocks_are_a_deadlock_suspect_only_if_nothing_ran() {
+        let stuck = probe(
+            (1..=2)
+                .map(|t| stack(10, t, &["futex_wait"], "S", 2000, 1))
+                .collect(),
+        );
+        assert!(findings(&stuck)
+            .iter()
+            .any(|f| f.id == "offcpu.deadlock_suspect"));
+        let mut alive = stuck.stacks.clone();
+        alive.push(stack(10, 3, &["do_nanosleep"], "S", 100, 10));
+        assert!(findings(&probe(alive))
+            .iter()
+            .all(|f| f.id != "offcpu.deadlock_suspect"));
+    }
+
+    #[test]
+    fn io_waits_and_per_process_split() {
+        let p = probe(vec![
+            stack(20, 1, &["io_schedule", "blk_mq_get_tag"], "D", 1800, 300),
+            stack(20, 2, &["do_nanosleep"], "S", 200, 2),
+        ]);
+        assert!(findings(&p).iter().any(|f| f.id == "offcpu.io_wait"));
+        let pp = per_process(&p, 5);
+        assert_eq!(pp.len(), 1);
+        assert_eq!(
+            (pp[0].threads, pp[0].io_ms, pp[0].sleep_ms),
+            (2, 1800.0, 200.0)
+        );
+    }
+}

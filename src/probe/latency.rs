@@ -333,3 +333,26 @@ pub fn tcp_state(s: u32) -> String {
         .map(|s| s.to_string())
         .unwrap_or_else(|| format!("state {s}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_histogram_and_names() {
+        let mut v = vec![0u8; 24 + LAT_SLOTS * 8];
+        v[0..8].copy_from_slice(&3u64.to_ne_bytes());
+        v[8..16].copy_from_slice(&3000u64.to_ne_bytes());
+        v[16..24].copy_from_slice(&1500u64.to_ne_bytes());
+        v[24 + 10 * 8..24 + 11 * 8].copy_from_slice(&3u64.to_ne_bytes());
+        let h = hist_of(&v);
+        assert_eq!(
+            (h.count, h.sum_ns, h.max_ns, h.slots.len()),
+            (3, 3000, 1500, 11)
+        );
+        assert_eq!(op_name(0), "read");
+        assert_eq!(op_name(1), "write");
+        assert_eq!(tcp_state(1), "ESTABLISHED");
+        assert_eq!(tcp_state(99), "state 99");
+    }
+}
