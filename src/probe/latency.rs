@@ -56,6 +56,15 @@ pub struct Running {
 
 const ATTACH_TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
 
+/// The attach types to try: `TRIAGE_ATTACH=raw_tp` forces the fallback (to test it on a
+/// kernel where tp_btf works).
+fn attach_types() -> Vec<&'static str> {
+    match std::env::var("TRIAGE_ATTACH") {
+        Ok(k) => ATTACH_TYPES.iter().copied().filter(|t| *t == k).collect(),
+        Err(_) => ATTACH_TYPES.to_vec(),
+    }
+}
+
 fn load<'obj>(
     kind: &str,
     w: &Wanted,
@@ -122,7 +131,7 @@ pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
                 [MaybeUninit::uninit(), MaybeUninit::uninit()];
             let mut attempts = Vec::new();
             let t0 = Instant::now();
-            for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {
+            for (kind, storage) in attach_types().into_iter().zip(storages.iter_mut()) {
                 match load(kind, &w, storage) {
                     Ok(skel) => {
                         let startup_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -137,7 +146,7 @@ pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
                         let _ = res_tx.send(out);
                         return;
                     }
-                    Err(e) => attempts.push((*kind, e)),
+                    Err(e) => attempts.push((kind, e)),
                 }
             }
             let _ = ready_tx.send(Err(AttachFailure { attempts }));

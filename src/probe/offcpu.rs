@@ -62,6 +62,15 @@ impl Default for Options {
 
 const ATTACH_TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
 
+/// The attach types to try: `TRIAGE_ATTACH=raw_tp` forces the fallback (to test it on a
+/// kernel where tp_btf works).
+fn attach_types() -> Vec<&'static str> {
+    match std::env::var("TRIAGE_ATTACH") {
+        Ok(k) => ATTACH_TYPES.iter().copied().filter(|t| *t == k).collect(),
+        Err(_) => ATTACH_TYPES.to_vec(),
+    }
+}
+
 fn load<'obj>(
     kind: &str,
     opts: &Options,
@@ -189,7 +198,7 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
         [MaybeUninit::uninit(), MaybeUninit::uninit()];
     let mut attempts = Vec::new();
     let t0 = Instant::now();
-    for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {
+    for (kind, storage) in attach_types().into_iter().zip(storages.iter_mut()) {
         match load(kind, opts, storage) {
             Ok(skel) => {
                 let startup = t0.elapsed();
@@ -215,7 +224,7 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                 out.startup_ms = startup.as_secs_f64() * 1000.0;
                 return Ok(out);
             }
-            Err(e) => attempts.push((*kind, e)),
+            Err(e) => attempts.push((kind, e)),
         }
     }
     Err(AttachFailure { attempts })
