@@ -236,6 +236,29 @@ pub fn all_latency() -> crate::probe::latency::Wanted {
     crate::probe::latency::Wanted::all()
 }
 
+/// What `triage cpu` / `disk` / `net` run: run-queue latency (of one process's threads with
+/// `pid`), block I/O latency (of requests one process issued with `pid`), TCP retransmits.
+#[cfg(feature = "bpf")]
+pub fn latency_for(resource: &str, pid: Option<u32>) -> crate::probe::latency::Wanted {
+    let mut w = crate::probe::latency::Wanted::default();
+    match resource {
+        "cpu" => {
+            w.runqueue = true;
+            w.runqueue_pid = pid;
+        }
+        "disk" => {
+            w.block = true;
+            w.block_pid = pid;
+        }
+        "net" => w.retransmits = true,
+        _ => w = crate::probe::latency::Wanted::all(),
+    }
+    w
+}
+
+#[cfg(not(feature = "bpf"))]
+pub fn latency_for(_resource: &str, _pid: Option<u32>) {}
+
 /// Without eBPF support nothing starts, and the report says why.
 #[cfg(not(feature = "bpf"))]
 pub fn start_latency(_wanted: &(), _verbose: bool) -> (Option<NoProbe>, Option<Unavailable>) {
