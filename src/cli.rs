@@ -82,6 +82,9 @@ pub enum Command {
     /// cgroups, namespaces, and whether each probe loads here, with the exact fix for each problem.
     /// Always exits 0 when it ran.
     Doctor(crate::commands::doctor::Args),
+    /// Where threads wait instead of run: off-CPU time by stack and state (eBPF), as a table,
+    /// folded stacks or a flame graph.
+    Offcpu(crate::commands::offcpu::Args),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -99,6 +102,9 @@ pub struct WindowArgs {
     /// Report kernel log problems this many seconds before the end of the window.
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     pub log_lookback: f64,
+    /// Leave out the eBPF latency histograms (run queue, block I/O, TCP retransmits).
+    #[arg(long)]
+    pub no_bpf: bool,
 }
 
 pub fn parse_duration(s: &str) -> Result<f64, String> {

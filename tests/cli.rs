@@ -38,12 +38,11 @@ fn help_lists_only_working_subcommands() {
     assert!(text.contains("sixty-second"));
     assert!(text.contains("capture"));
     assert!(text.contains("doctor"));
-    for missing in ["offcpu", "syscalls"] {
-        assert!(
-            !text.contains(missing),
-            "help mentions unbuilt subcommand {missing}"
-        );
-    }
+    assert!(text.contains("offcpu"));
+    assert!(
+        !text.contains("syscalls"),
+        "help mentions unbuilt subcommand syscalls"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! mere presence of activity.
 
 pub mod deep;
+pub mod offcpu;
 
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity};

@@ -193,13 +193,20 @@ pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
         log_lookback_s: a.window.log_lookback,
     };
     let one = |w: &WindowArgs| -> Result<Report, String> {
-        let r = super::sixty_second::readings(w, None, "", g.verbose, &spec)?;
+        // The eBPF latency histogram of this resource runs during the window (mem has none).
+        let wanted = (focus.name() != "mem")
+            .then(|| super::offcpu::latency_for(focus.name(), a.pid.map(|p| p as u32)));
+        let win = super::sixty_second::readings(w, None, "", g.verbose, &spec, wanted.as_ref())?;
+        let r = &win.readings;
         if let Some(pid) = a.pid {
             if !r.t1.procs.procs.contains_key(&pid) && !r.t0.procs.procs.contains_key(&pid) {
                 return Err(format!("--pid {pid}: no such process"));
             }
         }
-        Ok(report(&r, focus, &sc, &analysis))
+        let mut rep = report(r, focus, &sc, &analysis);
+        win.add_latency_to(&mut rep);
+        analyze::rank(&mut rep.findings);
+        Ok(rep)
     };
     let Some(interval) = a.interval else {
         return one(&a.window).map(|r| Output::One(Box::new(r)));

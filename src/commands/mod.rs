@@ -8,6 +8,7 @@ pub mod disk;
 pub mod doctor;
 pub mod mem;
 pub mod net;
+pub mod offcpu;
 pub mod sixty_second;
 pub mod syscalls;
 
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Syscalls(a) => one(syscalls::run(a, g)),
         // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
         Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
+        Command::Offcpu(a) => one(offcpu::run(a, g)),
     };
     match report {
         Ok(Output::Series(series)) => {

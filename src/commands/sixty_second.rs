@@ -7,6 +7,8 @@ use crate::cli::WindowArgs;
 use crate::collect::deep::Spec;
 use crate::collect::run::{self, LiveOptions, Readings};
 use crate::host::LiveSource;
+use crate::model::offcpu::LatencyReadings;
+use crate::model::report::Unavailable;
 use crate::model::{self, report::Report, Analysis};
 
 pub const NAME: &str = "sixty-second";
@@ -26,23 +28,47 @@ pub fn run(
     } else {
         Spec::SIXTY_SECOND
     };
-    let readings = readings(w, record, note, verbose, &spec)?;
+    #[allow(clippy::let_unit_value)] // `Wanted` is `()` without eBPF support
+    let wanted = super::offcpu::all_latency();
+    let win = readings(w, record, note, verbose, &spec, Some(&wanted))?;
     let analysis = Analysis {
         log_lookback_s: w.log_lookback,
     };
-    Ok(model::build_report(&readings, NAME, &analysis))
+    let mut report = model::build_report(&win.readings, NAME, &analysis);
+    win.add_latency_to(&mut report);
+    Ok(report)
+}
+
+/// One window's /proc readings and the eBPF latency histograms that ran during it.
+pub struct WindowReadings {
+    pub readings: Readings,
+    pub latency: Option<LatencyReadings>,
+    /// Why the latency probes did not run, when they were wanted and did not.
+    pub latency_missing: Option<Unavailable>,
+}
+
+impl WindowReadings {
+    /// Put the histograms into the report (section, evidence, `unavailable`).
+    pub fn add_latency_to(self, report: &mut Report) {
+        super::offcpu::add_latency(report, self.latency.as_ref(), self.latency_missing);
+    }
 }
 
 /// One window's readings, live (optionally recorded) or from `--fixture`, with what `spec`
-/// adds; with `verbose`, what could not be read goes to stderr.
+/// adds and, unless `--no-bpf`, the `wanted` latency probes running during the window
+/// (started before t0, read after t1); with `verbose`, what could not be read goes to stderr.
 pub fn readings(
     w: &WindowArgs,
     record: Option<&Path>,
     note: &str,
     verbose: bool,
     spec: &Spec,
-) -> Result<Readings, String> {
+    wanted: Option<&super::offcpu::Wanted>,
+) -> Result<WindowReadings, String> {
+    let mut latency_missing = None;
+    let latency;
     let readings = if let Some(dir) = &w.fixture {
+        latency = read_latency_fixture(dir)?;
         run::from_fixture_spec(dir, spec).map_err(|e| e.to_string())?
     } else {
         if let Some(out) = record {
@@ -60,7 +86,20 @@ pub fn readings(
             interrupted: Some(super::interrupt_flag()),
             spec: *spec,
         };
-        run::live(&src, &opts, record)
+        let probes = match wanted {
+            Some(wanted) if !w.no_bpf => {
+                let (p, why) = super::offcpu::start_latency(wanted, verbose);
+                latency_missing = why;
+                p
+            }
+            _ => None,
+        };
+        let readings = run::live(&src, &opts, record);
+        latency = probes.map(|p| p.finish());
+        if let (Some(out), Some(l)) = (record, &latency) {
+            write_latency_fixture(out, l)?;
+        }
+        readings
     };
     if verbose {
         for p in &readings.problems {
@@ -70,7 +109,31 @@ pub fn readings(
             );
         }
     }
-    Ok(readings)
+    Ok(WindowReadings {
+        readings,
+        latency,
+        latency_missing,
+    })
+}
+
+/// `probes/latency.json` of a fixture, when it has one (older fixtures do not).
+fn read_latency_fixture(dir: &Path) -> Result<Option<LatencyReadings>, String> {
+    let path = dir.join("probes").join("latency.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_latency_fixture(dir: &Path, l: &LatencyReadings) -> Result<(), String> {
+    let pdir = dir.join("probes");
+    std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
+    let path = pdir.join("latency.json");
+    let json = serde_json::to_string_pretty(l).map_err(|e| e.to_string())?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn prepare_capture_dir(out: &Path) -> Result<(), String> {

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod deep;
+pub mod offcpu;
 pub mod report;
 pub mod resources;
 pub mod sections;

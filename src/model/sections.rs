@@ -45,6 +45,12 @@ pub struct Sections {
     /// `triage net`: link use, softnet, UDP, socket states, listeners, conntrack, ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_detail: Option<super::deep::NetDetail>,
+    /// `triage offcpu`: off-CPU stacks (absent from other commands' reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offcpu: Option<super::offcpu::OffcpuSection>,
+    /// eBPF latency histograms (run queue, block I/O, TCP retransmits), when they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<super::offcpu::LatencySection>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

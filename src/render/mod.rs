@@ -3,6 +3,7 @@
 
 pub mod deep;
 pub mod doctor;
+pub mod offcpu;
 pub mod table;
 
 use std::borrow::Cow;

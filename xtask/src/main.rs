@@ -17,6 +17,7 @@
 
 mod bench;
 mod bench_deep;
+mod bench_offcpu;
 mod capture;
 mod check;
 mod deps;
@@ -42,6 +43,9 @@ commands:
   bench --deep [--runs N] [--duration SECS] [--procs N] [--sockets N]
                                  triage cpu|mem|disk|net vs pidstat/ps/ss under load
                                  (defaults: --runs 5 --duration 2 --procs 5000 --sockets 50000)
+  bench --offcpu [--runs N] [--loops N] [--forks N]
+                                 slowdown of `perf bench sched pipe` and a fork loop under
+                                 triage offcpu / run-queue probe, libbpf-tools, bpftrace
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
@@ -114,6 +118,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         }
         "sixty-second" => sixty_second(rest),
         "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
+        "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),
         "bench" => bench::run(rest),
         // Internal: a helper process of `bench --deep` holding loopback sockets.
         "__hold-sockets" => bench_deep::hold_sockets(rest),

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * triage syscalls: per-syscall and per-(process, syscall) counts, errors and time, aggregated
+ * in the kernel and read once at the end of the window.
+ *
+ * Each handler exists three times around one body: tp_btf (typed arguments, cheapest), raw_tp
+ * (same arguments through CO-RE reads) and the classic tracepoint (last resort; it must return
+ * 1 or the event is hidden from other perf users). User space enables one family with
+ * set_autoload. Counting happens at sys_exit, which knows the result: one program gives
+ * counts and errors; the sys_enter program only runs when latency is measured.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "syscalls.h"
+
+/* errno values used below (not in vmlinux.h) */
+#define E2BIG 7
+#define EEXIST 17
+
+/* Set before load (rodata): filters, applied first so filtered-out calls cost least. */
+const volatile __u32 targ_tgid = 0;	/* 0: every process */
+const volatile __u32 self_tgid = 0;	/* triage itself is never counted */
+const volatile __u64 targ_cgid = 0;	/* 0: every cgroup; else this v2 cgroup and below */
+const volatile int targ_cg_level = 0;	/* depth of targ_cgid in the v2 hierarchy */
+const volatile bool filter_comm = false;
+const volatile char targ_comm[TASK_COMM_LEN] = {};
+const volatile bool measure_latency = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SYSCALLS);
+	__type(key, __u32);
+	__type(value, struct sys_stat);
+} sys_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384); /* resized from user space before load */
+	__type(key, struct proc_sys_key);
+	__type(value, struct proc_sys_val);
+} proc_sys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct proc_id);
+	__type(value, struct proc_info);
+} proc_infos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct errno_key);
+	__type(value, __u64);
+} errnos SEC(".maps");
+
+/* Keyed by thread id in one shared map: a thread can sleep in a syscall and wake elsewhere. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, __u64);
+} starts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+/* Dummy instances so the skeleton's `types` module has the shared structs. */
+struct sys_stat _sys_stat = {};
+struct proc_sys_key _proc_sys_key = {};
+struct proc_sys_val _proc_sys_val = {};
+struct proc_id _proc_id = {};
+struct proc_info _proc_info = {};
+struct errno_key _errno_key = {};
+
+static __always_inline void drop(__u32 what)
+{
+	__u64 *d = bpf_map_lookup_elem(&dropped, &what);
+	if (d)
+		*d += 1;
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0, shift;
+	shift = (v > 0xFFFFFFFF) << 5; v >>= shift; r |= shift;
+	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+/* The filters that do not need the task: pid and self. Returns the tgid or 0 to skip. */
+static __always_inline __u32 wanted_tgid(__u64 id)
+{
+	__u32 tgid = id >> 32;
+	if (tgid == self_tgid)
+		return 0;
+	if (targ_tgid && tgid != targ_tgid)
+		return 0;
+	return tgid;
+}
+
+static __always_inline bool wanted_rest(void)
+{
+	if (targ_cgid && bpf_get_current_ancestor_cgroup_id(targ_cg_level) != targ_cgid)
+		return false;
+	if (filter_comm) {
+		char comm[TASK_COMM_LEN];
+		bpf_get_current_comm(comm, sizeof(comm));
+		for (int i = 0; i < TASK_COMM_LEN; i++) {
+			if (comm[i] != targ_comm[i])
+				return false;
+			if (comm[i] == 0)
+				break;
+		}
+	}
+	return true;
+}
+
+static __always_inline void on_enter(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	if (!wanted_tgid(id) || !wanted_rest())
+		return;
+	__u32 tid = (__u32)id;
+	__u64 ts = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&starts, &tid, &ts, BPF_ANY))
+		drop(DROP_START);
+}
+
+static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
+{
+	struct proc_info info;
+	bpf_get_current_comm(info.comm, sizeof(info.comm));
+	if (bpf_map_update_elem(&proc_infos, pid, &info, overwrite ? BPF_ANY : BPF_NOEXIST) == -E2BIG)
+		drop(DROP_PROC_INFO);
+}
+
+static __always_inline void on_exit(long nr_l, long ret, __u64 start_ns, bool exec_nr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = wanted_tgid(id);
+	if (!tgid || !wanted_rest())
+		return;
+	__u64 delta = 0;
+	if (measure_latency) {
+		__u32 tid = (__u32)id;
+		__u64 *ts = bpf_map_lookup_elem(&starts, &tid);
+		if (ts) {
+			delta = bpf_ktime_get_ns() - *ts;
+			bpf_map_delete_elem(&starts, &tid);
+		}
+	}
+	if (nr_l < 0 || nr_l >= MAX_SYSCALLS) {
+		drop(DROP_NR);
+		return;
+	}
+	__u32 nr = (__u32)nr_l;
+	bool err = ret < 0 && ret >= -4095;
+
+	struct sys_stat *s = bpf_map_lookup_elem(&sys_stats, &nr);
+	if (s) {
+		s->count += 1;
+		if (err)
+			s->errors += 1;
+		if (measure_latency && delta) {
+			s->time_ns += delta;
+			__u32 slot = log2_u64(delta);
+			if (slot >= MAX_SLOTS)
+				slot = MAX_SLOTS - 1;
+			s->slots[slot] += 1;
+		}
+	}
+
+	struct proc_sys_key k = { .tgid = tgid, .nr = nr, .start_ns = start_ns };
+	struct proc_sys_val *v = bpf_map_lookup_elem(&proc_sys, &k);
+	if (!v) {
+		struct proc_sys_val zero = {};
+		long e = bpf_map_update_elem(&proc_sys, &k, &zero, BPF_NOEXIST);
+		if (e && e != -EEXIST) {
+			drop(DROP_PROC_SYS);
+		} else {
+			struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
+			remember_comm(&pid, false);
+		}
+		v = bpf_map_lookup_elem(&proc_sys, &k);
+	}
+	if (v) {
+		v->count += 1;
+		if (err)
+			v->errors += 1;
+		v->time_ns += delta;
+	}
+	if (exec_nr && ret == 0) {
+		struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
+		remember_comm(&pid, true);
+	}
+	if (err) {
+		struct errno_key ek = { .nr = nr, .err = (__u32)(-ret) };
+		__u64 *c = bpf_map_lookup_elem(&errnos, &ek);
+		if (c) {
+			*c += 1;
+		} else {
+			__u64 one = 1;
+			if (bpf_map_update_elem(&errnos, &ek, &one, BPF_NOEXIST) == -E2BIG)
+				drop(DROP_ERRNO);
+		}
+	}
+}
+
+#if defined(__TARGET_ARCH_x86)
+#define REGS_NR(regs) ((regs)->orig_ax)
+#define REGS_NR_FIELD orig_ax
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#elif defined(__TARGET_ARCH_arm64)
+#define REGS_NR(regs) ((regs)->syscallno)
+#define REGS_NR_FIELD syscallno
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+#else
+#error "triage syscalls supports x86_64 and arm64"
+#endif
+
+#define IS_EXEC(nr) ((nr) == NR_EXECVE || (nr) == NR_EXECVEAT)
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(triage_enter_btf, struct pt_regs *regs, long id)
+{
+	on_enter();
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(triage_exit_btf, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	long nr = REGS_NR(regs);
+	on_exit(nr, ret, t->group_leader->start_time, IS_EXEC(nr));
+	return 0;
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(triage_enter_raw, struct pt_regs *regs, long id)
+{
+	on_enter();
+	return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(triage_exit_raw, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	long nr = BPF_CORE_READ(regs, REGS_NR_FIELD);
+	on_exit(nr, ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int triage_enter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	on_enter();
+	return 1; /* 0 would hide the event from other perf users of this tracepoint */
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int triage_exit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	long nr = ctx->id;
+	on_exit(nr, ctx->ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";

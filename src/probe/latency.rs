@@ -1,0 +1,367 @@
+//! The cheap latency probes (`bpf/latency.bpf.c`) for sixty-second and the resource views:
+//! run-queue latency per CPU, block I/O latency per (device, op), TCP retransmits per flow.
+//!
+//! `start` loads and attaches the wanted parts (tp_btf, else raw_tp) and returns at once;
+//! `Running::finish` reads the maps once and detaches. The skeleton lives on its own thread
+//! (it borrows its storage), so a `Running` can be held across the caller's window.
+
+use std::mem::MaybeUninit;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
+use libbpf_rs::{MapCore as _, MapFlags};
+
+use super::syscalls::AttachFailure;
+use crate::model::offcpu::*;
+
+#[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/latency.skel.rs"));
+}
+use skel::*;
+
+/// Which parts to run.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub runqueue: bool,
+    pub block: bool,
+    pub retransmits: bool,
+    /// Run-queue latency of this process's threads only (None: every task).
+    pub runqueue_pid: Option<u32>,
+    /// Count only block requests issued by this process (0/None: all).
+    pub block_pid: Option<u32>,
+    /// Count only this whole-disk device (`major:minor`).
+    pub block_dev: Option<(u32, u32)>,
+}
+
+impl Wanted {
+    /// Everything sixty-second uses.
+    pub fn all() -> Self {
+        Wanted {
+            runqueue: true,
+            block: true,
+            retransmits: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// Probes attached and counting; `finish` ends them.
+pub struct Running {
+    stop: mpsc::Sender<()>,
+    result: mpsc::Receiver<LatencyReadings>,
+    started: Instant,
+}
+
+const ATTACH_TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
+
+/// The attach types to try: `TRIAGE_ATTACH=raw_tp` forces the fallback (to test it on a
+/// kernel where tp_btf works).
+fn attach_types() -> Vec<&'static str> {
+    match std::env::var("TRIAGE_ATTACH") {
+        Ok(k) => ATTACH_TYPES.iter().copied().filter(|t| *t == k).collect(),
+        Err(_) => ATTACH_TYPES.to_vec(),
+    }
+}
+
+fn load<'obj>(
+    kind: &str,
+    w: &Wanted,
+    storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> Result<LatencySkel<'obj>, String> {
+    let mut open = LatencySkelBuilder::default()
+        .open(storage)
+        .map_err(|e| format!("open: {e}"))?;
+    {
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or("rodata is not memory-mapped")?;
+        ro.self_tgid = std::process::id();
+        ro.rq_tgid = w.runqueue_pid.unwrap_or(0);
+        ro.bio_tgid = w.block_pid.unwrap_or(0);
+        ro.bio_dev = w.block_dev.map(|(ma, mi)| (ma << 20) | mi).unwrap_or(0);
+    }
+    let btf = kind == "tp_btf";
+    let p = &mut open.progs;
+    let progs = [
+        (w.runqueue, true, &mut p.rq_wakeup_btf),
+        (w.runqueue, true, &mut p.rq_wakeup_new_btf),
+        (w.runqueue, true, &mut p.rq_switch_btf),
+        (w.block, true, &mut p.bio_issue_btf),
+        (
+            w.block && w.block_pid.is_some(),
+            true,
+            &mut p.bio_insert_btf,
+        ),
+        (w.block, true, &mut p.bio_complete_btf),
+        (w.retransmits, true, &mut p.retrans_btf),
+        (w.runqueue, false, &mut p.rq_wakeup_raw),
+        (w.runqueue, false, &mut p.rq_wakeup_new_raw),
+        (w.runqueue, false, &mut p.rq_switch_raw),
+        (w.block, false, &mut p.bio_issue_raw),
+        (
+            w.block && w.block_pid.is_some(),
+            false,
+            &mut p.bio_insert_raw,
+        ),
+        (w.block, false, &mut p.bio_complete_raw),
+        (w.retransmits, false, &mut p.retrans_raw),
+    ];
+    for (want, is_btf, prog) in progs {
+        prog.set_autoload(want && is_btf == btf);
+    }
+    let mut skel = open.load().map_err(|e| format!("load: {e}"))?;
+    libbpf_rs::skel::Skel::attach(&mut skel).map_err(|e| format!("attach: {e}"))?;
+    Ok(skel)
+}
+
+/// Load and attach the wanted probes. Returns once they count (or every attach type failed).
+pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, f64), AttachFailure>>();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (res_tx, res_rx) = mpsc::channel::<LatencyReadings>();
+    let w = w.clone();
+    std::thread::Builder::new()
+        .name("triage-latency".into())
+        .spawn(move || {
+            let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 2] =
+                [MaybeUninit::uninit(), MaybeUninit::uninit()];
+            let mut attempts = Vec::new();
+            let t0 = Instant::now();
+            for (kind, storage) in attach_types().into_iter().zip(storages.iter_mut()) {
+                match load(kind, &w, storage) {
+                    Ok(skel) => {
+                        let startup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                        let attached = Instant::now();
+                        let _ = ready_tx.send(Ok((kind.to_string(), startup_ms)));
+                        let _ = stop_rx.recv();
+                        let mut out = read(&skel, &w);
+                        drop(skel);
+                        out.attach_type = kind.to_string();
+                        out.startup_ms = startup_ms;
+                        out.traced_s = attached.elapsed().as_secs_f64();
+                        let _ = res_tx.send(out);
+                        return;
+                    }
+                    Err(e) => attempts.push((kind, e)),
+                }
+            }
+            let _ = ready_tx.send(Err(AttachFailure { attempts }));
+        })
+        .map_err(|e| AttachFailure {
+            attempts: vec![("thread", e.to_string())],
+        })?;
+    match ready_rx.recv() {
+        Ok(Ok(_)) => Ok(Running {
+            stop: stop_tx,
+            result: res_rx,
+            started: Instant::now(),
+        }),
+        Ok(Err(f)) => Err(f),
+        Err(e) => Err(AttachFailure {
+            attempts: vec![("thread", e.to_string())],
+        }),
+    }
+}
+
+impl Running {
+    /// Read the maps once and detach.
+    pub fn finish(self) -> LatencyReadings {
+        let _ = self.stop.send(());
+        self.result.recv().unwrap_or_else(|_| LatencyReadings {
+            format_version: LATENCY_FORMAT,
+            traced_s: self.started.elapsed().as_secs_f64(),
+            ..Default::default()
+        })
+    }
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+/// Decode a `struct lat_hist` (count, sum, max, slots), trailing empty slots cut.
+pub fn hist_of(v: &[u8]) -> LatHist {
+    let mut slots: Vec<u64> = (0..LAT_SLOTS).map(|i| u64_at(v, 24 + i * 8)).collect();
+    while slots.last() == Some(&0) {
+        slots.pop();
+    }
+    LatHist {
+        count: u64_at(v, 0),
+        sum_ns: u64_at(v, 8),
+        max_ns: u64_at(v, 16),
+        slots,
+    }
+}
+
+fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
+    let m = &skel.maps;
+    let mut out = LatencyReadings {
+        format_version: LATENCY_FORMAT,
+        ..Default::default()
+    };
+    if w.runqueue {
+        let ncpu = libbpf_rs::num_possible_cpus().unwrap_or(1).min(1024) as u32;
+        let mut per = Vec::new();
+        for cpu in 0..ncpu {
+            let h = m
+                .rq_hist
+                .lookup(&cpu.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|v| hist_of(&v))
+                .unwrap_or_default();
+            per.push(h);
+        }
+        while per.last().is_some_and(|h| h.count == 0) && per.len() > 1 {
+            per.pop();
+        }
+        out.runqueue = Some(per);
+    }
+    if w.block {
+        let mut rows = Vec::new();
+        for k in m.bio_hist.keys() {
+            let Ok(Some(vals)) = m.bio_hist.lookup_percpu(&k, MapFlags::ANY) else {
+                continue;
+            };
+            let mut h = LatHist::default();
+            for v in &vals {
+                h.merge(&hist_of(v));
+            }
+            let dev = u32_at(&k, 0);
+            let (ma, mi) = (dev >> 20, dev & 0xfffff);
+            rows.push(BlockLat {
+                dev: format!("{ma}:{mi}"),
+                name: disk_name(ma, mi),
+                op: op_name(u32_at(&k, 4)),
+                hist: h,
+            });
+        }
+        rows.sort_by(|a, b| (&a.dev, &a.op).cmp(&(&b.dev, &b.op)));
+        out.block = Some(rows);
+    }
+    if w.retransmits {
+        let mut rows = Vec::new();
+        for k in m.retrans.keys() {
+            let Ok(Some(v)) = m.retrans.lookup(&k, MapFlags::ANY) else {
+                continue;
+            };
+            let family = u16::from_ne_bytes([k[40], k[41]]);
+            let sport = u16::from_ne_bytes([k[42], k[43]]);
+            let dport = u16::from_ne_bytes([k[44], k[45]]);
+            let addr = |b: &[u8]| -> String {
+                if family == 10 {
+                    let a: [u8; 16] = b[..16].try_into().unwrap();
+                    std::net::Ipv6Addr::from(a).to_string()
+                } else {
+                    std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()
+                }
+            };
+            let fmt = |a: String, p: u16| {
+                if family == 10 {
+                    format!("[{a}]:{p}")
+                } else {
+                    format!("{a}:{p}")
+                }
+            };
+            rows.push(Retransmit {
+                netns: u64_at(&k, 0),
+                local: fmt(addr(&k[8..24]), sport),
+                remote: fmt(addr(&k[24..40]), dport),
+                state: tcp_state(u32_at(&v, 8)),
+                count: u64_at(&v, 0),
+            });
+        }
+        rows.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.local, &a.remote).cmp(&(&b.local, &b.remote)))
+        });
+        out.retransmits = Some(rows);
+    }
+    for (i, d) in out.dropped.iter_mut().enumerate() {
+        *d = m
+            .lat_dropped
+            .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .map(|v| v.iter().map(|b| u64_at(b, 0)).sum())
+            .unwrap_or(0);
+    }
+    out
+}
+
+/// `vda` for 254:0, from /sys/dev/block/M:m/uevent.
+pub fn disk_name(major: u32, minor: u32) -> Option<String> {
+    let u = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent")).ok()?;
+    u.lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))
+        .map(str::to_string)
+}
+
+pub fn op_name(op: u32) -> String {
+    match op {
+        0 => "read".into(),
+        1 => "write".into(),
+        2 => "flush".into(),
+        3 => "discard".into(),
+        5 => "secure_erase".into(),
+        9 => "write_zeroes".into(),
+        o => format!("op {o}"),
+    }
+}
+
+pub fn tcp_state(s: u32) -> String {
+    const N: [&str; 13] = [
+        "?",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "CLOSING",
+        "NEW_SYN_RECV",
+    ];
+    N.get(s as usize)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("state {s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_histogram_and_names() {
+        let mut v = vec![0u8; 24 + LAT_SLOTS * 8];
+        v[0..8].copy_from_slice(&3u64.to_ne_bytes());
+        v[8..16].copy_from_slice(&3000u64.to_ne_bytes());
+        v[16..24].copy_from_slice(&1500u64.to_ne_bytes());
+        v[24 + 10 * 8..24 + 11 * 8].copy_from_slice(&3u64.to_ne_bytes());
+        let h = hist_of(&v);
+        assert_eq!(
+            (h.count, h.sum_ns, h.max_ns, h.slots.len()),
+            (3, 3000, 1500, 11)
+        );
+        assert_eq!(op_name(0), "read");
+        assert_eq!(op_name(1), "write");
+        assert_eq!(tcp_state(1), "ESTABLISHED");
+        assert_eq!(tcp_state(99), "state 99");
+    }
+}

@@ -1,0 +1,675 @@
+//! The off-CPU probe (`bpf/offcpu.bpf.c`): load (tp_btf, else raw_tp), run the window while
+//! remembering each new process's mappings as soon as it shows up (so processes that exit
+//! before the end still symbolize), read the maps once, symbolize with blazesym, detach.
+//!
+//! Invariants: stacks are read and symbolized after the window, never per event; what could
+//! not be captured or named is counted, not hidden.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
+use blazesym::symbolize::{cache, Input, Symbolized, Symbolizer};
+use blazesym::MaybeDefault;
+use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
+use libbpf_rs::{MapCore as _, MapFlags};
+
+use super::syscalls::AttachFailure;
+use crate::model::offcpu::*;
+
+#[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/offcpu.skel.rs"));
+}
+use skel::*;
+
+/// Mirrors `bpf/offcpu.h`.
+const MAX_DEPTH: usize = 127;
+const COMM_LEN: usize = 16;
+
+/// What to trace.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub pid: Option<u32>,
+    /// v2 cgroup: (path as given, cgroup id = inode, depth below the root).
+    pub cgroup: Option<(String, u64, u32)>,
+    /// Blocks shorter than this are not counted (filtered in the kernel).
+    pub min_block_us: u64,
+    pub user_stacks: bool,
+    pub kernel_threads: bool,
+    /// Also count preemption (state R), which is run-queue wait rather than blocking.
+    pub include_runnable: bool,
+    /// Capacity of the aggregation map and of the stack map.
+    pub max_entries: u32,
+    pub stack_entries: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pid: None,
+            cgroup: None,
+            min_block_us: 1,
+            user_stacks: true,
+            kernel_threads: false,
+            include_runnable: false,
+            max_entries: 16384,
+            stack_entries: 16384,
+        }
+    }
+}
+
+const ATTACH_TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
+
+/// The attach types to try: `TRIAGE_ATTACH=raw_tp` forces the fallback (to test it on a
+/// kernel where tp_btf works).
+fn attach_types() -> Vec<&'static str> {
+    match std::env::var("TRIAGE_ATTACH") {
+        Ok(k) => ATTACH_TYPES.iter().copied().filter(|t| *t == k).collect(),
+        Err(_) => ATTACH_TYPES.to_vec(),
+    }
+}
+
+fn load<'obj>(
+    kind: &str,
+    opts: &Options,
+    storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> Result<OffcpuSkel<'obj>, String> {
+    let mut open = OffcpuSkelBuilder::default()
+        .open(storage)
+        .map_err(|e| format!("open: {e}"))?;
+    {
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or("rodata is not memory-mapped")?;
+        ro.targ_tgid = opts.pid.unwrap_or(0);
+        ro.self_tgid = std::process::id();
+        if let Some((_, id, level)) = &opts.cgroup {
+            ro.targ_cgid = *id;
+            ro.targ_cg_level = *level as i32;
+        }
+        ro.min_block_ns = opts.min_block_us.saturating_mul(1000);
+        ro.user_stacks = opts.user_stacks;
+        ro.kernel_threads = opts.kernel_threads;
+        ro.include_runnable = opts.include_runnable;
+    }
+    open.progs.offcpu_switch_btf.set_autoload(kind == "tp_btf");
+    open.progs.offcpu_switch_raw.set_autoload(kind == "raw_tp");
+    open.maps
+        .offcpu_agg
+        .set_max_entries(opts.max_entries.max(64))
+        .map_err(|e| format!("sizing offcpu_agg: {e}"))?;
+    open.maps
+        .offcpu_stacks
+        .set_max_entries(opts.stack_entries.max(64))
+        .map_err(|e| format!("sizing offcpu_stacks: {e}"))?;
+    let mut skel = open.load().map_err(|e| format!("load: {e}"))?;
+    libbpf_rs::skel::Skel::attach(&mut skel).map_err(|e| format!("attach: {e}"))?;
+    Ok(skel)
+}
+
+/// A process's mappings and name, kept from when it was first seen.
+#[derive(Debug, Clone, Default)]
+struct ProcInfo {
+    comm: Option<String>,
+    /// (start, end, file offset, path) of file-backed executable mappings.
+    maps: Vec<(u64, u64, u64, String)>,
+}
+
+fn read_proc(tgid: u32) -> ProcInfo {
+    let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string());
+    let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let range = it.next()?;
+            let perms = it.next()?;
+            let off = u64::from_str_radix(it.next()?, 16).ok()?;
+            let _dev = it.next()?;
+            let _ino = it.next()?;
+            let path = it.collect::<Vec<_>>().join(" ");
+            if !perms.contains('x') || path.is_empty() {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+                off,
+                path,
+            ))
+        })
+        .collect();
+    ProcInfo { comm, maps }
+}
+
+/// Tracks processes seen during the window and caches their mappings at once.
+struct Watcher {
+    symbolizer: Symbolizer,
+    procs: HashMap<u32, ProcInfo>,
+}
+
+impl Watcher {
+    fn new() -> Self {
+        Watcher {
+            symbolizer: Symbolizer::builder()
+                .enable_code_info(false)
+                .enable_inlined_fns(false)
+                .build(),
+            procs: HashMap::new(),
+        }
+    }
+
+    fn see(&mut self, tgid: u32) {
+        if tgid == 0 || self.procs.contains_key(&tgid) {
+            return;
+        }
+        let info = read_proc(tgid);
+        let _ = self
+            .symbolizer
+            .cache(&cache::Cache::Process(cache::Process::new(tgid.into())));
+        self.procs.insert(tgid, info);
+    }
+
+    fn poll(&mut self, skel: &OffcpuSkel<'_>) {
+        let new: BTreeSet<u32> = skel
+            .maps
+            .offcpu_agg
+            .keys()
+            .map(|k| u32_at(&k, 0))
+            .filter(|t| !self.procs.contains_key(t))
+            .collect();
+        for t in new {
+            self.see(t);
+        }
+    }
+}
+
+/// Load, attach, poll until `stop()` says the window is over (every 100 ms, remembering new
+/// processes), read and symbolize. On failure nothing ran.
+pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuProbe, AttachFailure> {
+    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 2] =
+        [MaybeUninit::uninit(), MaybeUninit::uninit()];
+    let mut attempts = Vec::new();
+    let t0 = Instant::now();
+    for (kind, storage) in attach_types().into_iter().zip(storages.iter_mut()) {
+        match load(kind, opts, storage) {
+            Ok(skel) => {
+                let startup = t0.elapsed();
+                let attached = Instant::now();
+                let mut w = Watcher::new();
+                let before = opts.pid.map(thread_runtimes);
+                if let Some(p) = opts.pid {
+                    w.see(p);
+                }
+                while !stop() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    w.poll(&skel);
+                }
+                let traced = attached.elapsed();
+                let mut raw = read(&skel, opts.min_block_us.saturating_mul(1000));
+                drop(skel);
+                if let (Some(pid), Some(before)) = (opts.pid, before) {
+                    add_never_ran(&mut raw, pid, &before, traced.as_nanos() as u64);
+                }
+                let mut out = symbolize(&mut w, raw, opts);
+                out.attach_type = kind.to_string();
+                out.traced_s = traced.as_secs_f64();
+                out.startup_ms = startup.as_secs_f64() * 1000.0;
+                return Ok(out);
+            }
+            Err(e) => attempts.push((kind, e)),
+        }
+    }
+    Err(AttachFailure { attempts })
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+struct RawRow {
+    tgid: u32,
+    pid: u32,
+    /// Hash key in offcpu_kstacks; 0: none.
+    kstack: u64,
+    /// Still blocked at the end, no kernel stack captured: /proc's view of it.
+    proc_kstack: Option<Vec<Frame>>,
+    ustack: i32,
+    state: u32,
+    total_ns: u64,
+    count: u64,
+    max_ns: u64,
+    comm: String,
+}
+
+struct Raw {
+    rows: Vec<RawRow>,
+    /// User stacks by id, kernel stacks by hash.
+    stacks: HashMap<i32, Vec<u64>>,
+    kstacks: HashMap<u64, Vec<u64>>,
+    dropped: OffcpuDropped,
+}
+
+fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
+    let m = &skel.maps;
+    let mut rows = Vec::new();
+    for k in m.offcpu_agg.keys() {
+        let Ok(Some(v)) = m.offcpu_agg.lookup(&k, MapFlags::ANY) else {
+            continue;
+        };
+        let comm = &v[24..24 + COMM_LEN];
+        let end = comm.iter().position(|&c| c == 0).unwrap_or(COMM_LEN);
+        rows.push(RawRow {
+            tgid: u32_at(&k, 0),
+            pid: u32_at(&k, 4),
+            kstack: u64_at(&k, 8),
+            proc_kstack: None,
+            ustack: u32_at(&k, 16) as i32,
+            state: u32_at(&k, 20),
+            total_ns: u64_at(&v, 0),
+            count: u64_at(&v, 8),
+            max_ns: u64_at(&v, 16),
+            comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+        });
+    }
+    // Threads still off CPU at the end: their block so far counts (a thread stuck for the
+    // whole window would otherwise never show up).
+    let now = monotonic_ns();
+    for k in m.offcpu_starts.keys() {
+        let Ok(Some(v)) = m.offcpu_starts.lookup(&k, MapFlags::ANY) else {
+            continue;
+        };
+        let (ts, tgid, pid) = (u64_at(&v, 0), u32_at(&v, 16), u32_at(&k, 0));
+        let delta = now.saturating_sub(ts);
+        if delta < min_block_ns {
+            continue;
+        }
+        let kstack = u64_at(&v, 8);
+        let row = RawRow {
+            tgid,
+            pid,
+            kstack,
+            proc_kstack: if kstack == 0 {
+                proc_stack(tgid, pid)
+            } else {
+                None
+            },
+            ustack: u32_at(&v, 20) as i32,
+            state: u32_at(&v, 24),
+            total_ns: delta,
+            count: 1,
+            max_ns: delta,
+            comm: thread_comm(tgid, pid),
+        };
+        match rows.iter_mut().find(|r| {
+            (r.tgid, r.pid, r.kstack, r.ustack, r.state)
+                == (row.tgid, row.pid, row.kstack, row.ustack, row.state)
+        }) {
+            Some(r) => {
+                r.total_ns += row.total_ns;
+                r.count += 1;
+                r.max_ns = r.max_ns.max(row.max_ns);
+            }
+            None => rows.push(row),
+        }
+    }
+    let mut stacks = HashMap::new();
+    let ids: BTreeSet<i32> = rows.iter().map(|r| r.ustack).filter(|&i| i >= 0).collect();
+    for id in ids {
+        if let Ok(Some(v)) = m.offcpu_stacks.lookup(&id.to_ne_bytes(), MapFlags::ANY) {
+            let ips: Vec<u64> = (0..MAX_DEPTH)
+                .map(|i| u64_at(&v, i * 8))
+                .take_while(|&a| a != 0)
+                .collect();
+            stacks.insert(id, ips);
+        }
+    }
+    let mut kstacks = HashMap::new();
+    let kids: BTreeSet<u64> = rows.iter().map(|r| r.kstack).filter(|&h| h != 0).collect();
+    for h in kids {
+        if let Ok(Some(v)) = m.offcpu_kstacks.lookup(&h.to_ne_bytes(), MapFlags::ANY) {
+            let ips: Vec<u64> = (0..MAX_DEPTH)
+                .map(|i| u64_at(&v, i * 8))
+                .take_while(|&a| a != 0)
+                .collect();
+            kstacks.insert(h, ips);
+        }
+    }
+    let d = |i: u32| {
+        m.offcpu_dropped
+            .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .map(|v| v.iter().map(|b| u64_at(b, 0)).sum())
+            .unwrap_or(0)
+    };
+    Raw {
+        rows,
+        stacks,
+        kstacks,
+        dropped: OffcpuDropped {
+            start_records: d(0),
+            aggregations: d(1),
+            kernel_stacks: d(2),
+            user_stacks: d(3),
+        },
+    }
+}
+
+fn frame_of(s: &Symbolized<'_>, addr: u64, fallback: impl Fn(u64) -> Frame) -> Frame {
+    match s {
+        Symbolized::Sym(sym) => Frame {
+            func: Some(sym.name.to_string()),
+            offset: sym.offset as u64,
+            module: sym
+                .module
+                .as_ref()
+                .map(|m| m.to_string_lossy().into_owned()),
+        },
+        Symbolized::Unknown(_) => fallback(addr),
+    }
+}
+
+fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
+    // Kernel: one batch of every kernel address.
+    let mut kaddrs: Vec<u64> = raw.kstacks.values().flatten().copied().collect();
+    kaddrs.sort_unstable();
+    kaddrs.dedup();
+    let ksrc = Source::Kernel(Kernel {
+        vmlinux: MaybeDefault::None,
+        ..Default::default()
+    });
+    let kframes: HashMap<u64, Frame> = match w.symbolizer.symbolize(&ksrc, Input::AbsAddr(&kaddrs))
+    {
+        Ok(syms) => kaddrs
+            .iter()
+            .zip(syms.iter())
+            .map(|(&a, s)| {
+                (
+                    a,
+                    frame_of(s, a, |a| Frame {
+                        func: None,
+                        offset: a,
+                        module: None,
+                    }),
+                )
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    };
+    // User: one batch per process.
+    let mut per_proc: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for r in &raw.rows {
+        if let Some(ips) = raw.stacks.get(&r.ustack).filter(|_| r.ustack >= 0) {
+            per_proc
+                .entry(r.tgid)
+                .or_default()
+                .extend(ips.iter().copied());
+        }
+    }
+    let mut uframes: HashMap<(u32, u64), Frame> = HashMap::new();
+    for (tgid, addrs) in &per_proc {
+        w.see(*tgid);
+        let addrs: Vec<u64> = addrs.iter().copied().collect();
+        let info = w.procs.get(tgid).cloned().unwrap_or_default();
+        let fallback = |a: u64| match info.maps.iter().find(|m| m.0 <= a && a < m.1) {
+            Some(m) => Frame {
+                func: None,
+                offset: a - m.0 + m.2,
+                module: Some(m.3.clone()),
+            },
+            None => Frame {
+                func: None,
+                offset: a,
+                module: None,
+            },
+        };
+        let mut p = Process::new((*tgid).into());
+        p.debug_syms = true;
+        let syms = w
+            .symbolizer
+            .symbolize(&Source::Process(p), Input::AbsAddr(&addrs))
+            .unwrap_or_default();
+        for (i, &a) in addrs.iter().enumerate() {
+            let f = match syms.get(i) {
+                Some(s) => frame_of(s, a, fallback),
+                None => fallback(a),
+            };
+            uframes.insert((*tgid, a), f);
+        }
+    }
+    // Frames still unnamed but inside a known file (the process exited): symbolize them
+    // from the file itself, by file offset.
+    let mut by_module: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for f in uframes.values() {
+        if let (None, Some(m)) = (&f.func, &f.module) {
+            by_module.entry(m.clone()).or_default().insert(f.offset);
+        }
+    }
+    for (module, offs) in by_module {
+        let offs: Vec<u64> = offs.into_iter().collect();
+        let src = Source::Elf(Elf::new(&module));
+        let Ok(syms) = w.symbolizer.symbolize(&src, Input::FileOffset(&offs)) else {
+            continue;
+        };
+        let named: HashMap<u64, (String, u64)> = offs
+            .iter()
+            .zip(syms.iter())
+            .filter_map(|(&o, s)| match s {
+                Symbolized::Sym(sym) => Some((o, (sym.name.to_string(), sym.offset as u64))),
+                Symbolized::Unknown(_) => None,
+            })
+            .collect();
+        for f in uframes.values_mut() {
+            if f.func.is_none() && f.module.as_deref() == Some(module.as_str()) {
+                if let Some((name, off)) = named.get(&f.offset) {
+                    f.func = Some(name.clone());
+                    f.offset = *off;
+                }
+            }
+        }
+    }
+    let mut out = OffcpuProbe {
+        format_version: OFFCPU_FORMAT,
+        scope: scope_of(opts),
+        min_block_us: opts.min_block_us,
+        user_stacks: opts.user_stacks,
+        dropped: raw.dropped,
+        ..Default::default()
+    };
+    for r in raw.rows {
+        let mut kernel: Vec<Frame> = match (&r.proc_kstack, raw.kstacks.get(&r.kstack)) {
+            (Some(frames), _) => frames.clone(),
+            (None, Some(ips)) => ips
+                .iter()
+                .map(|a| {
+                    kframes.get(a).cloned().unwrap_or(Frame {
+                        func: None,
+                        offset: *a,
+                        module: None,
+                    })
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        // The probe's own frames (the BPF program and the tracepoint trampoline) come first.
+        let own = kernel
+            .iter()
+            .take_while(|f| {
+                f.func.as_deref().is_some_and(|n| {
+                    n.starts_with("bpf_prog_")
+                        || n.starts_with("bpf_trace_run")
+                        || n.starts_with("__bpf_trace")
+                })
+            })
+            .count();
+        kernel.drain(..own);
+        let user: Vec<Frame> = raw
+            .stacks
+            .get(&r.ustack)
+            .filter(|_| r.ustack >= 0)
+            .map(|ips| {
+                ips.iter()
+                    .filter_map(|a| uframes.get(&(r.tgid, *a)).cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if opts.user_stacks && r.ustack >= 0 && user.len() <= 1 {
+            out.user_stacks_truncated += 1;
+        }
+        for f in kernel.iter().chain(user.iter()) {
+            out.frames_total += 1;
+            if !f.resolved() {
+                out.frames_unresolved += 1;
+            }
+        }
+        let process = w
+            .procs
+            .get(&r.tgid)
+            .and_then(|p| p.comm.clone())
+            .unwrap_or_else(|| r.comm.clone());
+        out.stacks.push(OffcpuStack {
+            pid: r.tgid,
+            process,
+            tid: r.pid,
+            thread: r.comm,
+            state: state_letter(r.state),
+            total_ns: r.total_ns,
+            count: r.count,
+            max_ns: r.max_ns,
+            kernel_missing: kernel.is_empty(),
+            user_missing: opts.user_stacks && r.ustack < 0,
+            kernel,
+            user,
+        });
+    }
+    sort_stacks(&mut out.stacks);
+    out
+}
+
+/// Largest off-CPU time first; ties by ids, so output is deterministic.
+pub fn sort_stacks(s: &mut [OffcpuStack]) {
+    s.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then(a.pid.cmp(&b.pid))
+            .then(a.tid.cmp(&b.tid))
+            .then(a.state.cmp(&b.state))
+    });
+}
+
+fn scope_of(o: &Options) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = o.pid {
+        parts.push(format!("pid {p}"));
+    }
+    if let Some((c, _, _)) = &o.cgroup {
+        parts.push(format!("cgroup {c}"));
+    }
+    if parts.is_empty() {
+        "system-wide".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns.
+fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+fn thread_comm(tgid: u32, pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{tgid}/task/{pid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default()
+}
+
+/// `/proc/PID/task/TID/stack` (root only) as frames: `[<0>] futex_wait_queue+0x60/0x90`.
+fn proc_stack(tgid: u32, pid: u32) -> Option<Vec<Frame>> {
+    let text = std::fs::read_to_string(format!("/proc/{tgid}/task/{pid}/stack")).ok()?;
+    let frames: Vec<Frame> = text
+        .lines()
+        .filter_map(|l| {
+            let sym = l.split_once("] ")?.1.trim();
+            let (name, rest) = sym.split_once('+').unwrap_or((sym, "0x0/0"));
+            let off = rest.split('/').next().unwrap_or("0x0");
+            let offset = u64::from_str_radix(off.trim_start_matches("0x"), 16).unwrap_or(0);
+            Some(Frame {
+                func: Some(name.to_string()),
+                offset,
+                module: None,
+            })
+        })
+        .collect();
+    (!frames.is_empty()).then_some(frames)
+}
+
+/// Per thread of `tgid`: (run time ns, switches) from `/proc/TGID/task/TID/schedstat`.
+fn thread_runtimes(tgid: u32) -> BTreeMap<u32, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{tgid}/task")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(t) = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/schedstat")) {
+            let v: Vec<u64> = t
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if v.len() >= 3 {
+                out.insert(tid, (v[0], v[2]));
+            }
+        }
+    }
+    out
+}
+
+/// Threads of the traced process that did not run at all in the window were blocked since
+/// before it: the switch tracepoint never sees them. Add them (whole window, their state and
+/// kernel stack from /proc), so a deadlock older than the window still shows.
+fn add_never_ran(raw: &mut Raw, tgid: u32, before: &BTreeMap<u32, (u64, u64)>, window_ns: u64) {
+    let after = thread_runtimes(tgid);
+    for (tid, t1) in &after {
+        if before.get(tid) != Some(t1) || raw.rows.iter().any(|r| r.pid == *tid) {
+            continue;
+        }
+        let stat =
+            std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/stat")).unwrap_or_default();
+        let state = match stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) {
+            Some('D') => 2,
+            Some('S') => 1,
+            _ => continue, // running, stopped or gone: not a blocked thread
+        };
+        raw.rows.push(RawRow {
+            tgid,
+            pid: *tid,
+            kstack: 0,
+            proc_kstack: proc_stack(tgid, *tid),
+            ustack: -1,
+            state,
+            total_ns: window_ns,
+            count: 1,
+            max_ns: window_ns,
+            comm: thread_comm(tgid, *tid),
+        });
+    }
+}

@@ -1,0 +1,258 @@
+//! The syscall counter (`bpf/syscalls.bpf.c`): load with the cheapest attach type this kernel
+//! takes (tp_btf, then raw_tp, then the classic tracepoint), run the caller's window, read the
+//! maps once, detach.
+
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
+use libbpf_rs::{MapCore as _, MapFlags};
+
+use super::output::*;
+use super::syscalls_skel::*;
+
+/// Mirrors `bpf/syscalls.h`.
+const MAX_SYSCALLS: u32 = 512;
+const MAX_SLOTS: usize = 36;
+
+/// What to trace.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub pid: Option<u32>,
+    /// v2 cgroup: (path as given, cgroup id = inode, depth below the root).
+    pub cgroup: Option<(String, u64, u32)>,
+    pub comm: Option<String>,
+    pub latency: bool,
+    /// Capacity of the (process, syscall) map.
+    pub max_proc_entries: u32,
+}
+
+/// Attach types in the order tried.
+pub const ATTACH_TYPES: [&str; 3] = ["tp_btf", "raw_tp", "tracepoint"];
+
+/// Every attach type failed: what each one said.
+#[derive(Debug, Clone)]
+pub struct AttachFailure {
+    pub attempts: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Display for AttachFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .attempts
+            .iter()
+            .map(|(k, e)| format!("{k}: {e}"))
+            .collect();
+        write!(f, "{}", parts.join("; "))
+    }
+}
+
+fn load<'obj>(
+    kind: &str,
+    opts: &Options,
+    storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> Result<SyscallsSkel<'obj>, String> {
+    let builder = SyscallsSkelBuilder::default();
+    let mut open = builder.open(storage).map_err(|e| format!("open: {e}"))?;
+    {
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or("rodata is not memory-mapped")?;
+        ro.targ_tgid = opts.pid.unwrap_or(0);
+        ro.self_tgid = std::process::id();
+        if let Some((_, id, level)) = &opts.cgroup {
+            ro.targ_cgid = *id;
+            ro.targ_cg_level = *level as i32;
+        }
+        if let Some(c) = &opts.comm {
+            ro.filter_comm = true;
+            for (i, b) in c.bytes().take(15).enumerate() {
+                ro.targ_comm[i] = b as i8;
+            }
+        }
+        ro.measure_latency = opts.latency;
+    }
+    let p = &mut open.progs;
+    let progs = [
+        ("tp_btf", false, &mut p.triage_enter_btf),
+        ("tp_btf", true, &mut p.triage_exit_btf),
+        ("raw_tp", false, &mut p.triage_enter_raw),
+        ("raw_tp", true, &mut p.triage_exit_raw),
+        ("tracepoint", false, &mut p.triage_enter_tp),
+        ("tracepoint", true, &mut p.triage_exit_tp),
+    ];
+    for (k, is_exit, prog) in progs {
+        prog.set_autoload(k == kind && (is_exit || opts.latency));
+    }
+    if !opts.latency {
+        // The start-time map is only used by sys_enter.
+        let _ = open.maps.starts.set_max_entries(1);
+    }
+    if opts.max_proc_entries > 0 {
+        open.maps
+            .proc_sys
+            .set_max_entries(opts.max_proc_entries)
+            .map_err(|e| format!("sizing proc_sys: {e}"))?;
+    }
+    let mut skel = open.load().map_err(|e| format!("load: {e}"))?;
+    libbpf_rs::skel::Skel::attach(&mut skel).map_err(|e| format!("attach: {e}"))?;
+    Ok(skel)
+}
+
+/// Load and attach, run `during` (the window), read the maps, detach. Returns the probe's
+/// output and `during`'s result. On failure `during` is not run.
+pub fn trace<R>(
+    opts: &Options,
+    during: impl FnOnce() -> R,
+) -> Result<(SyscallsProbe, R), AttachFailure> {
+    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 3] = [
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+    ];
+    let mut attempts = Vec::new();
+    let t0 = Instant::now();
+    for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {
+        match load(kind, opts, storage) {
+            Ok(skel) => {
+                let startup = t0.elapsed();
+                let attached = Instant::now();
+                let r = during();
+                let traced = attached.elapsed();
+                let mut out = read(&skel, opts);
+                drop(skel);
+                out.attach_type = kind.to_string();
+                out.traced_s = traced.as_secs_f64();
+                out.startup_ms = startup.as_secs_f64() * 1000.0;
+                return Ok((out, r));
+            }
+            Err(e) => attempts.push((*kind, e)),
+        }
+    }
+    Err(AttachFailure { attempts })
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+/// Sum the per-CPU copies of a value made of u64 fields.
+fn sum_percpu(vals: &[Vec<u8>], fields: usize) -> Vec<u64> {
+    let mut out = vec![0u64; fields];
+    for v in vals {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o += u64_at(v, i * 8);
+        }
+    }
+    out
+}
+
+fn comm_of(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
+    let m = &skel.maps;
+    let mut out = SyscallsProbe {
+        format_version: SYSCALLS_FORMAT,
+        arch: super::names::native_arch().into(),
+        latency: opts.latency,
+        scope: Scope {
+            pid: opts.pid,
+            cgroup: opts.cgroup.as_ref().map(|c| c.0.clone()),
+            comm: opts.comm.clone(),
+        },
+        max_proc_entries: m.proc_sys.max_entries(),
+        ..Default::default()
+    };
+    for nr in 0..MAX_SYSCALLS {
+        let Ok(Some(vals)) = m.sys_stats.lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY) else {
+            continue;
+        };
+        let s = sum_percpu(&vals, 3 + MAX_SLOTS);
+        if s[0] == 0 {
+            continue;
+        }
+        let mut slots = s[3..].to_vec();
+        while slots.last() == Some(&0) {
+            slots.pop();
+        }
+        out.syscalls.push(SyscallTotal {
+            nr,
+            count: s[0],
+            errors: s[1],
+            time_ns: s[2],
+            slots,
+        });
+    }
+    let mut procs: std::collections::BTreeMap<(u32, u64), ProcessTotal> = Default::default();
+    for key in m.proc_sys.keys() {
+        let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) else {
+            continue;
+        };
+        let (tgid, nr, start) = (u32_at(&key, 0), u32_at(&key, 4), u64_at(&key, 8));
+        let s = sum_percpu(&vals, 3);
+        let p = procs.entry((tgid, start)).or_insert_with(|| ProcessTotal {
+            pid: tgid,
+            start_ns: start,
+            ..Default::default()
+        });
+        p.syscalls.push(ProcessSyscall {
+            nr,
+            count: s[0],
+            errors: s[1],
+            time_ns: s[2],
+        });
+    }
+    for key in m.proc_infos.keys() {
+        let (tgid, start) = (u32_at(&key, 0), u64_at(&key, 8));
+        if let (Some(p), Ok(Some(v))) = (
+            procs.get_mut(&(tgid, start)),
+            m.proc_infos.lookup(&key, MapFlags::ANY),
+        ) {
+            p.comm = Some(comm_of(&v));
+        }
+    }
+    out.processes = procs.into_values().collect();
+    for p in &mut out.processes {
+        p.syscalls.sort_by_key(|s| s.nr);
+    }
+    for key in m.errnos.keys() {
+        let Ok(Some(vals)) = m.errnos.lookup_percpu(&key, MapFlags::ANY) else {
+            continue;
+        };
+        out.errnos.push(ErrnoCount {
+            nr: u32_at(&key, 0),
+            errno: u32_at(&key, 4),
+            count: sum_percpu(&vals, 1)[0],
+        });
+    }
+    out.errnos.sort_by_key(|e| (e.nr, e.errno));
+    let d = |i: u32| {
+        m.dropped
+            .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .map(|v| sum_percpu(&v, 1)[0])
+            .unwrap_or(0)
+    };
+    out.dropped = Dropped {
+        process_syscalls: d(0),
+        process_names: d(1),
+        errnos: d(2),
+        start_times: d(3),
+        bad_numbers: d(4),
+    };
+    out
+}

@@ -1,0 +1,422 @@
+//! The off-CPU and latency probes, for real (as root; skipped otherwise), against workloads
+//! with a known answer; and the recorded offcpu fixture replayed without BPF.
+
+use std::path::{Path, PathBuf};
+
+use triage::commands::offcpu::report;
+use triage::model::offcpu::OffcpuProbe;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offcpu-lock-contention")
+}
+
+#[test]
+fn recorded_lock_contention_replays() {
+    let text = std::fs::read_to_string(fixture_dir().join("probes/offcpu.json")).unwrap();
+    let probe: OffcpuProbe = serde_json::from_str(&text).unwrap();
+    let r = report(probe, 10, false);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.id == "offcpu.lock_contention" && f.summary.contains("scn_lockc")),
+        "{:#?}",
+        r.findings
+    );
+    let json = triage::render::json(&r);
+    insta::assert_snapshot!("offcpu_lock_contention_json", json);
+    let table = triage::render::table::render(&r, &triage::render::table::Style { color: false });
+    insta::assert_snapshot!("offcpu_lock_contention_table", table);
+}
+
+/// sixty-second over a fixture recorded with the eBPF latency probes (`probes/latency.json`).
+fn sixty_second(name: &str) -> triage::model::report::Report {
+    use clap::Parser;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let cli = triage::cli::Cli::parse_from([
+        "triage",
+        "sixty-second",
+        "--fixture",
+        dir.to_str().unwrap(),
+    ]);
+    let triage::cli::Command::SixtySecond(w) = &cli.command else {
+        unreachable!()
+    };
+    triage::commands::sixty_second::run(w, None, "", false).unwrap()
+}
+
+#[test]
+fn cpu_saturation_quotes_run_queue_latency() {
+    let r = sixty_second("cpu-saturation-ebpf");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == "cpu.saturation.runqueue")
+        .unwrap();
+    let e = f
+        .evidence
+        .iter()
+        .find(|e| e.metric == "cpu.runqueue_latency_p99_us")
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(e.value >= 8000.0, "{e:?}");
+    let lat = r.sections.latency.as_ref().unwrap();
+    assert_eq!(lat.runqueue[0].cpu, "all");
+    let table = triage::render::table::render(&r, &triage::render::table::Style { color: false });
+    insta::assert_snapshot!("sixty_second_cpu_saturation_ebpf_table", table);
+}
+
+#[test]
+fn retransmit_finding_names_the_flow() {
+    let r = sixty_second("net-retransmits-ebpf");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == "tcp.errors.retransmits")
+        .unwrap();
+    assert!(
+        f.summary.contains("10.200.9.1:") && f.summary.contains("-> 10.200.9.2:5201"),
+        "{}",
+        f.summary
+    );
+    let json = triage::render::json(&r);
+    insta::assert_snapshot!("sixty_second_net_retransmits_ebpf_json", json);
+}
+
+/// Fixtures recorded before the probes existed replay exactly as before: no latency section.
+#[test]
+fn old_fixtures_have_no_latency_section() {
+    let r = sixty_second("cpu-saturation");
+    assert!(r.sections.latency.is_none());
+    assert!(!triage::render::json(&r).contains("\"latency\""));
+}
+
+/// The binary replays the fixture as folded stacks and as an SVG flame graph.
+#[test]
+fn folded_and_svg_from_the_fixture() {
+    let bin = env!("CARGO_BIN_EXE_triage");
+    let fx = fixture_dir();
+    let out = std::process::Command::new(bin)
+        .args(["offcpu", "--folded", "--fixture"])
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lock: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("scn_lockc;"))
+        .collect();
+    assert!(!lock.is_empty(), "{text}");
+    for l in text.lines() {
+        let (stack, v) = l.rsplit_once(' ').expect("value at the end");
+        assert!(v.parse::<u64>().is_ok(), "{l}");
+        assert!(!stack.is_empty());
+    }
+    assert!(lock
+        .iter()
+        .any(|l| l.contains(";worker;") && l.contains("futex_wait_[k]")));
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("f.svg");
+    let st = std::process::Command::new(bin)
+        .args(["offcpu", "--json", "--svg"])
+        .arg(&svg)
+        .arg("--fixture")
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert!(doc.starts_with("<?xml") && doc.contains("scn_lockc"));
+}
+
+#[cfg(feature = "bpf")]
+mod live {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// The probes measure the whole machine: one test at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+    use triage::probe::{latency, offcpu, preflight};
+
+    fn privileged() -> bool {
+        let ok = preflight::bpf_blockers().is_empty();
+        if !ok {
+            eprintln!("skipped: not privileged for BPF");
+        }
+        ok
+    }
+
+    /// Compile tests/offcpu/NAME.c with frame pointers into a temporary directory.
+    fn build(name: &str, dir: &Path) -> PathBuf {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/offcpu/{name}.c"));
+        let out = dir.join(name);
+        let st = Command::new("cc")
+            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .expect("cc runs");
+        assert!(st.success(), "cc {}", src.display());
+        out
+    }
+
+    /// Trace `child` (blocked on its stdin until released) until it exits.
+    fn trace_child(mut child: Child, min_block_us: u64) -> OffcpuProbe {
+        let pid = child.id();
+        let opts = offcpu::Options {
+            pid: Some(pid),
+            min_block_us,
+            ..Default::default()
+        };
+        let mut stdin = child.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let p = offcpu::trace(&opts, || {
+            if let Some(mut s) = stdin.take() {
+                s.write_all(b"g").unwrap(); // attached: start the workload
+            }
+            matches!(child.try_wait(), Ok(Some(_))) || Instant::now() > deadline
+        })
+        .expect("offcpu probe attaches");
+        let _ = child.kill();
+        let _ = child.wait();
+        p
+    }
+
+    #[test]
+    fn sleeping_thread_is_measured_to_five_percent() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !privileged() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bin = build("sleeper", dir.path());
+        let (ms, k) = (20u64, 25u64);
+        let child = Command::new(&bin)
+            .args([ms.to_string(), k.to_string()])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let p = trace_child(child, 1000);
+        let sleeping: Vec<_> = p
+            .stacks
+            .iter()
+            .filter(|s| s.has_frame("nanosleep"))
+            .collect();
+        let total_ms: f64 = sleeping.iter().map(|s| s.total_ms()).sum();
+        let count: u64 = sleeping.iter().map(|s| s.count).sum();
+        let want = (ms * k) as f64;
+        eprintln!("slept {total_ms:.2} ms in {count} blocks, expected {want} ms in {k}");
+        assert_eq!(count, k, "{:#?}", p.stacks);
+        assert!(
+            (total_ms - want).abs() <= want * 0.05,
+            "{total_ms} vs {want}"
+        );
+        let top = &p.stacks[0];
+        assert!(top.has_frame("nanosleep"), "{top:#?}");
+        assert!(
+            top.kernel
+                .iter()
+                .any(|f| f.func.as_deref().is_some_and(|n| n.contains("nanosleep"))),
+            "kernel side names the sleep: {top:#?}"
+        );
+        assert_eq!(top.state, "S");
+        assert!(
+            top.has_frame("nap") || top.has_frame("main"),
+            "user frames: {top:#?}"
+        );
+    }
+
+    #[test]
+    fn mutex_contention_is_found() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !privileged() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bin = build("contend", dir.path());
+        let child = Command::new(&bin)
+            .args(["4", "2000", "1.5"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let p = trace_child(child, 100);
+        let total: u64 = p.stacks.iter().map(|s| s.total_ns).sum();
+        let futex: u64 = p
+            .stacks
+            .iter()
+            .filter(|s| s.has_frame("futex_wait") || s.has_frame("__lll_lock_wait"))
+            .map(|s| s.total_ns)
+            .sum();
+        eprintln!(
+            "futex share {:.1}% of {:.0} ms",
+            100.0 * futex as f64 / total as f64,
+            total as f64 / 1e6
+        );
+        assert!(
+            futex as f64 >= 0.7 * total as f64,
+            "{:#?}",
+            &p.stacks[..p.stacks.len().min(3)]
+        );
+        let r = report(p, 10, true);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.id == "offcpu.lock_contention")
+            .unwrap_or_else(|| panic!("{:#?}", r.findings));
+        assert!(f.summary.contains("contend"), "{}", f.summary);
+    }
+
+    /// A deadlock older than the window: its threads never switch, /proc shows them.
+    #[test]
+    fn deadlock_older_than_the_window_is_suspected() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !privileged() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bin = build("deadlock", dir.path());
+        let mut child = Command::new(&bin).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(500)); // deadlocked by now
+        let opts = offcpu::Options {
+            pid: Some(child.id()),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let p = offcpu::trace(&opts, || t0.elapsed() >= Duration::from_millis(1000)).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let r = report(p, 10, true);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.id == "offcpu.deadlock_suspect")
+            .unwrap_or_else(|| panic!("{:#?}\n{:#?}", r.findings, r.sections.offcpu));
+        assert!(f.summary.contains("deadlock"), "{}", f.summary);
+    }
+
+    fn runq_p99_us(w: Duration, spinners: usize) -> f64 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Only this process: the machine's own background wakeups do not dilute the figure.
+        let run = latency::start(&latency::Wanted {
+            runqueue: true,
+            runqueue_pid: Some(std::process::id()),
+            ..Default::default()
+        })
+        .expect("latency probe attaches");
+        // A thread that wakes every millisecond: its wakeups are the idle figure.
+        let ticker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let hs: Vec<_> = (0..spinners)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        std::hint::black_box(x);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(w);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = run.finish();
+        for h in hs {
+            h.join().unwrap();
+        }
+        ticker.join().unwrap();
+        let t = r.runqueue_total().unwrap();
+        eprintln!("{spinners} spinners: {:?}", t.summary());
+        t.summary()
+            .map(|s| s.p99_hi_us.unwrap_or(s.max_us))
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn runqueue_latency_rises_under_cpu_saturation() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !privileged() {
+            return;
+        }
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let idle = runq_p99_us(Duration::from_millis(1000), 0);
+        let busy = runq_p99_us(Duration::from_millis(1500), cpus * 4);
+        eprintln!(
+            "run-queue p99: idle {idle} us, {} spinners on {cpus} CPUs {busy} us",
+            cpus * 4
+        );
+        assert!(
+            busy >= 2000.0 && busy >= 4.0 * idle,
+            "idle {idle} us, busy {busy} us"
+        );
+    }
+
+    #[test]
+    fn direct_reads_are_counted_exactly() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !privileged() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = build("directio", tmp.path());
+        // On the root filesystem (not tmpfs): the build directory.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let path = dir.path().join("data");
+        let n = 64u64;
+        {
+            let mut f = std::fs::File::create(&path).unwrap();
+            f.write_all(&vec![7u8; 4096 * n as usize]).unwrap();
+            f.sync_all().unwrap();
+        }
+        // A process of its own, so nothing else (page faults of this test binary) is counted.
+        let mut child = Command::new(&bin)
+            .arg(&path)
+            .arg(n.to_string())
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // opened, waiting on stdin
+        let run = latency::start(&latency::Wanted {
+            block: true,
+            block_pid: Some(child.id()),
+            ..Default::default()
+        })
+        .expect("latency probe attaches");
+        child.stdin.take().unwrap().write_all(b"g").unwrap();
+        let st = child.wait().unwrap();
+        let r = run.finish();
+        if st.code() == Some(2) {
+            eprintln!("skipped: O_DIRECT is not supported on {}", path.display());
+            return;
+        }
+        assert!(st.success(), "directio: {st}");
+        let rows = r.block.unwrap();
+        let reads: u64 = rows
+            .iter()
+            .filter(|b| b.op == "read")
+            .map(|b| b.hist.count)
+            .sum();
+        assert_eq!(reads, n, "{rows:#?}");
+        let max = rows.iter().map(|b| b.hist.max_ns).max().unwrap();
+        let s = rows[0].hist.summary().unwrap();
+        eprintln!(
+            "{n} direct reads: p50 {:?}-{:?} us, p99 <= {:?} us, max {} us",
+            s.p50_lo_us, s.p50_hi_us, s.p99_hi_us, s.max_us
+        );
+        assert!(max > 0);
+    }
+}
