@@ -79,8 +79,8 @@ pub enum Command {
     /// Network deep dive: interfaces, TCP/UDP errors, socket states, listen queues, conntrack.
     #[command(hide = true)]
     Net(crate::commands::net::Args),
-    /// Syscall counts, errors and latency per process, traced in the kernel with eBPF.
-    #[command(hide = true)]
+    /// Syscall counts, errors and latency per process and per syscall, counted in the kernel
+    /// with eBPF (needs root or CAP_BPF+CAP_PERFMON); --pid/--cgroup/--comm to scope.
     Syscalls(crate::commands::syscalls::Args),
     /// What this box allows: kernel, BTF, capabilities, lockdown, and whether each probe loads.
     #[command(hide = true)]

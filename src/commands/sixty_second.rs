@@ -52,7 +52,7 @@ pub fn run(
     Ok(model::build_report(&readings, NAME, &analysis))
 }
 
-fn prepare_capture_dir(out: &Path) -> Result<(), String> {
+pub fn prepare_capture_dir(out: &Path) -> Result<(), String> {
     if out.exists() {
         let empty = std::fs::read_dir(out)
             .map(|mut d| d.next().is_none())

@@ -732,6 +732,7 @@ pub fn sections(r: &Readings, lookback_s: f64) -> Sections {
         cgroups: cgroups(r),
         kernel_log: kernel_log(r, lookback_s),
         limits: Some(limits(r)),
+        syscalls: None,
     }
 }
 

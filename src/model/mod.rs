@@ -114,3 +114,4 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         unavailable,
     }
 }
+pub mod syscalls;

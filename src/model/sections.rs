@@ -33,6 +33,9 @@ pub struct Sections {
     pub kernel_log: Option<KernelLogSection>,
     /// System-wide handles: file handles, tasks, conntrack.
     pub limits: Option<LimitsSection>,
+    /// `triage syscalls`: what the eBPF syscall counter saw (absent in other commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<super::syscalls::SyscallsSection>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -1,6 +1,7 @@
 //! Rendering one report: a table for people, JSON for machines. Both read the same `Report`, so
 //! they cannot disagree.
 
+mod syscalls;
 pub mod table;
 
 use std::borrow::Cow;

@@ -20,19 +20,19 @@ pub struct Style {
 }
 
 impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
+    pub(super) fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
             s.to_string()
         }
     }
-    fn head(&self, s: &str) -> String {
+    pub(super) fn head(&self, s: &str) -> String {
         self.paint("1", s)
     }
 }
 
-fn new_table(headers: &[&str]) -> Table {
+pub(super) fn new_table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UNDERLINED_HEADER)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -46,11 +46,11 @@ fn new_table(headers: &[&str]) -> Table {
     t
 }
 
-fn f1(v: f64) -> String {
+pub(super) fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
 
-fn o1(v: Option<f64>) -> String {
+pub(super) fn o1(v: Option<f64>) -> String {
     v.map(f1).unwrap_or_else(|| "-".into())
 }
 
@@ -58,13 +58,13 @@ fn ou(v: Option<u64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn s(x: &str) -> String {
+pub(super) fn s(x: &str) -> String {
     sanitize(x).into_owned()
 }
 
 /// Word-wrap `text` to WIDTH columns: the first line starts with `first`, the others with
 /// `rest` (indentation). A word longer than a line stays whole.
-fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
+pub(super) fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
     let width = WIDTH as usize;
     let mut line = first.to_string();
     // The first line's prefix is a label (`CRIT`, `next:`): a space follows it.
@@ -86,7 +86,7 @@ fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
 }
 
 /// Keep the end of a long name (`…sandbox/v1/python`): the end tells mounts and cgroups apart.
-fn shorten(x: &str, max: usize) -> String {
+pub(super) fn shorten(x: &str, max: usize) -> String {
     let n = x.chars().count();
     if n <= max {
         return x.to_string();
@@ -95,7 +95,7 @@ fn shorten(x: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
-fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
+pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
     let _ = writeln!(out, "\n{}", st.head(title));
     for line in t.to_string().lines() {
         let _ = writeln!(out, "{}", line.trim_end());
@@ -142,6 +142,7 @@ pub fn render(r: &Report, st: &Style) -> String {
     );
 
     findings(&mut out, r, st);
+    super::syscalls::render(&mut out, r, st);
     use_summary(&mut out, r, st);
     checklist(&mut out, r, st);
 
