@@ -1,0 +1,262 @@
+//! `triage syscalls` for real: the eBPF probe against a workload with a known answer (exactly
+//! N getppid calls, N failing opens, sleeps of a known length), Ctrl-C, and an unprivileged
+//! run. The probe tests need root (or CAP_BPF+CAP_PERFMON) and skip with a note otherwise;
+//! they hold one lock so no two tracers (and the leak check) overlap.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static ONE_TRACER: Mutex<()> = Mutex::new(());
+
+fn privileged() -> bool {
+    triage::probe::preflight::bpf_blockers().is_empty() && cfg!(feature = "bpf")
+}
+
+fn triage() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_triage"))
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// Start triage with `args` and return once its probe is attached (it says so on stderr).
+fn start_tracing(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = triage()
+        .arg("syscalls")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn triage");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("tracing syscalls") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("triage did not start tracing");
+    (child, reader)
+}
+
+/// Run the workload under `triage syscalls --pid`: the tracer attaches first, then the
+/// workload is told to go.
+fn traced_workload(work: &[&str], duration: &str) -> Value {
+    let mut w = Command::new(env!("CARGO_BIN_EXE_triage-workload"))
+        .args(work)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn workload");
+    let pid = w.id().to_string();
+    let (child, reader) = start_tracing(&["--pid", &pid, "--duration", duration, "--json"]);
+    w.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(w.wait().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let err = reader.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let j = json(&o);
+    assert_eq!(j["command"], "syscalls");
+    assert_eq!(j["sections"]["syscalls"]["scope"], format!("pid {pid}"));
+    j
+}
+
+fn syscall<'a>(j: &'a Value, name: &str) -> &'a Value {
+    j["sections"]["syscalls"]["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} row in {}", j["sections"]["syscalls"]))
+}
+
+#[test]
+fn counts_exactly_n_getppid_calls_of_the_traced_pid() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
+        return;
+    }
+    const N: u64 = 12_345;
+    let j = traced_workload(&["getppid", &N.to_string()], "1.5");
+    let s = &j["sections"]["syscalls"];
+    assert_eq!(s["attach_type"], "tp_btf");
+    assert_eq!(syscall(&j, "getppid")["calls"], N);
+    assert_eq!(syscall(&j, "getppid")["errors"], 0);
+    let p = &s["processes"][0];
+    assert_eq!(p["comm"], "triage-workload");
+    assert_eq!(p["top_syscall"], "getppid");
+    let b = s["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["syscall"] == "getppid")
+        .unwrap();
+    assert_eq!(b["calls"], N);
+    assert_eq!(s["dropped"]["process_syscalls"], 0);
+}
+
+#[test]
+fn counts_n_failed_opens_as_enoent() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
+        return;
+    }
+    const N: u64 = 777;
+    let j = traced_workload(&["enoent", &N.to_string()], "1.5");
+    let open = syscall(&j, "openat");
+    assert_eq!(open["errors"], N);
+    assert_eq!(open["top_errors"][0]["name"], "ENOENT");
+    assert_eq!(open["top_errors"][0]["count"], N);
+}
+
+#[test]
+fn nanosleep_lands_in_its_latency_bucket() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
+        return;
+    }
+    // 40 ms = 4.0e7 ns: bucket [2^25, 2^26) ns = [33.6 ms, 67.1 ms).
+    let j = traced_workload(&["nanosleep", "40", "5"], "1.5");
+    let n = syscall(&j, "nanosleep");
+    assert_eq!(n["calls"], 5);
+    let h = &n["latency"];
+    assert_eq!(h["count"], 5);
+    for p in ["p50", "p99"] {
+        assert_eq!(h[p]["lo_ns"], 1u64 << 25, "{p}: {h}");
+        assert_eq!(h[p]["hi_ns"], 1u64 << 26, "{p}: {h}");
+    }
+    let avg_ms = n["avg_us"].as_f64().unwrap() / 1000.0;
+    assert!((40.0..60.0).contains(&avg_ms), "avg {avg_ms} ms");
+}
+
+/// Ids of the BPF programs loaded in the kernel now (libbpf-rs query API), by name.
+#[cfg(feature = "bpf")]
+fn loaded_programs() -> Vec<(u32, String)> {
+    libbpf_rs::query::ProgInfoIter::default()
+        .map(|p| (p.id, p.name.to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// Ids of the BPF programs process `pid` holds through its fds (program and link fds say
+/// `prog_id` in their fdinfo). Precise even when other tracers run on the machine.
+fn programs_held_by(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return ids;
+    };
+    for e in rd.flatten() {
+        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for l in info.lines() {
+            if let Some(v) = l.strip_prefix("prog_id:") {
+                if let Ok(id) = v.trim().parse() {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[cfg(feature = "bpf")]
+#[test]
+fn sigint_prints_a_valid_report_and_leaves_no_program_loaded() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON)");
+        return;
+    }
+    let (child, reader) = start_tracing(&["--duration", "30", "--json"]);
+    let ours = programs_held_by(child.id());
+    let names: Vec<String> = loaded_programs()
+        .into_iter()
+        .filter(|(id, _)| ours.contains(id))
+        .map(|(_, n)| n)
+        .collect();
+    // Latency mode: one program on sys_enter, one on sys_exit (names cut to 15 bytes).
+    assert_eq!(names.len(), 2, "programs held while tracing: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with("triage_")), "{names:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let _ = reader.join();
+    assert_eq!(o.status.code(), Some(0));
+    let j = json(&o);
+    let traced = j["sections"]["syscalls"]["traced_s"].as_f64().unwrap();
+    assert!(traced < 5.0, "window did not end early: {traced}");
+    // Programs are freed once the last reference goes; give the kernel a moment.
+    let still = || -> Vec<(u32, String)> {
+        loaded_programs()
+            .into_iter()
+            .filter(|(id, _)| ours.contains(id))
+            .collect()
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    while !still().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(still(), vec![], "left loaded after SIGINT");
+}
+
+/// As nobody, without capabilities: the /proc report, exit 0, and the reason with its fix.
+#[test]
+fn unprivileged_run_names_the_missing_capabilities() {
+    let can = rustix::process::geteuid().is_root()
+        && Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !can {
+        eprintln!("skipped: needs root and setpriv to drop privileges");
+        return;
+    }
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_triage"))
+        .args(["syscalls", "--duration", "0.3", "--json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let j = json(&o);
+    assert!(j["sections"]["syscalls"].is_null());
+    assert!(j["sections"]["cpus"].as_array().unwrap().len() >= 2);
+    let u = j["unavailable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["what"] == "syscall tracing (eBPF)")
+        .expect("syscall tracing listed as unavailable");
+    if cfg!(feature = "bpf") {
+        assert!(u["reason"].as_str().unwrap().contains("CAP_BPF"), "{u}");
+        assert!(u["fix"].as_str().unwrap().contains("CAP_PERFMON"), "{u}");
+        assert!(err.contains("CAP_BPF"), "stderr does not say what is missing: {err}");
+    }
+}
