@@ -17,7 +17,7 @@
 #define DROP_PROC_INFO 1 /* process names */
 #define DROP_ERRNO 2 /* (syscall, errno) pairs */
 #define DROP_START 3 /* in-flight start timestamps: those calls have no latency */
-#define DROP_NR 4 /* syscall numbers >= MAX_SYSCALLS (or -1) */
+#define DROP_NR 4 /* number -1 at exit (rt_sigreturn) or >= MAX_SYSCALLS: not a map drop */
 #define DROP_SLOTS 5
 
 /* Per syscall number, per CPU. */

@@ -18,6 +18,29 @@ pub fn findings(s: &SyscallsSection) -> Vec<Finding> {
     out
 }
 
+/// The /proc rule "high kernel time" names a process; when the syscall rules explain that
+/// process's system time, the /proc finding becomes context (info), pointing at them.
+pub fn demote_explained(all: &mut [Finding]) {
+    let explained: Vec<String> = all
+        .iter()
+        .filter(|f| f.id == "cpu.utilization.syscall_system_time")
+        .filter_map(|f| {
+            let i = f.summary.find("(pid ")?;
+            let end = f.summary[i..].find(')')?;
+            Some(f.summary[i..i + end + 1].to_string())
+        })
+        .collect();
+    for f in all.iter_mut() {
+        if f.id == "cpu.utilization.system_time"
+            && explained.iter().any(|p| f.summary.contains(p.as_str()))
+        {
+            f.severity = Severity::Info;
+            f.summary
+                .push_str(" (explained by its syscalls: see cpu.utilization.syscall_system_time)");
+        }
+    }
+}
+
 fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
     let Some(top) = s.processes.first() else {
         return;
@@ -32,7 +55,12 @@ fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
     let second = s
         .processes
         .get(1)
-        .map(|p| format!("; next: {} (pid {}) {:.0}/s", p.comm, p.pid, p.calls_per_s))
+        .map(|p| {
+            format!(
+                "; the next busiest: {} (pid {}) {:.0}/s",
+                p.comm, p.pid, p.calls_per_s
+            )
+        })
         .unwrap_or_default();
     out.push(finding(
         "syscalls.saturation.storm",

@@ -1,20 +1,33 @@
 //! A workload with a known answer, for the eBPF tests: it waits for one line on stdin (so
 //! the tracer can attach first), does exactly what it was asked with raw syscalls, then exits.
 //!
-//! `triage-workload getppid N` | `enoent N` | `nanosleep MS COUNT`
+//! `triage-workload [--now] getppid N` | `read0 N` | `enoent N` | `nanosleep MS COUNT`
+//! (`--now`: do not wait for stdin; the overhead bench uses it).
 
 use std::io::BufRead;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let now = args.first().is_some_and(|a| a == "--now");
+    if now {
+        args.remove(0);
+    } else {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
     let n = |i: usize| -> u64 { args.get(i).and_then(|v| v.parse().ok()).unwrap_or(1) };
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
     match args.first().map(String::as_str) {
         Some("getppid") => {
             for _ in 0..n(1) {
                 // SAFETY: getppid takes no arguments and cannot fail.
                 unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+        }
+        Some("read0") => {
+            let mut b = [0u8; 1];
+            for _ in 0..n(1) {
+                // SAFETY: a zero-length read from stdin-independent fd 0 touches no memory.
+                unsafe { libc::syscall(libc::SYS_read, 0, b.as_mut_ptr(), 0usize) };
             }
         }
         Some("enoent") => {
@@ -41,7 +54,7 @@ fn main() {
             }
         }
         _ => {
-            eprintln!("usage: triage-workload getppid N | enoent N | nanosleep MS COUNT");
+            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT");
             std::process::exit(2);
         }
     }

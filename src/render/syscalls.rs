@@ -54,9 +54,17 @@ fn header(out: &mut String, x: &SyscallsSection, st: &Style) {
     } else {
         "; nothing dropped".into()
     };
+    let unnumbered = if x.dropped.bad_numbers > 0 {
+        format!(
+            "; {} calls without a number at exit (rt_sigreturn) not in the tables",
+            x.dropped.bad_numbers
+        )
+    } else {
+        String::new()
+    };
     let text = format!(
         "{} calls ({}/s), {} errors over {:.2} s traced ({}), {} processes, {} distinct syscalls{time}; \
-         probe attached as {} in {:.0} ms{dropped}",
+         probe attached as {} in {:.0} ms{dropped}{unnumbered}",
         x.calls,
         count(x.calls_per_s),
         x.errors,

@@ -26,6 +26,9 @@ pub const BENCH: &[&str] = &[
     "hyperfine",
 ];
 
+/// The syscall tracers `bench --syscalls` compares against (strace, perf trace is in BENCH).
+pub const BENCH_SYSCALLS: &[&str] = &["strace", "bpftrace", "libbpf-tools"];
+
 /// What the shared fault scenarios need beyond [`BENCH`]: they compile small C loads and build
 /// network namespaces.
 pub const SCENARIOS: &[&str] = &["gcc", "iproute2"];

@@ -9,12 +9,15 @@
 //! - `sixty-second [ARGS...]`: deps, release build, then exec `triage sixty-second ARGS...`.
 //! - `bench [--runs N] [--duration SECS] [--procs N]`: triage against the classic 60-second
 //!   checklist, and its cost as the process count grows.
+//! - `bench --syscalls [--runs N] [--calls N]`: what `triage syscalls` costs the traced
+//!   process, against strace, perf trace, bpftrace and syscount.
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle`.
 
 mod bench;
+mod bench_syscalls;
 mod capture;
 mod check;
 mod deps;
@@ -37,6 +40,10 @@ commands:
   bench [--runs N] [--duration SECS] [--procs N]
                                  triage vs the classic 60-second commands, and scale cost
                                  (defaults: --runs 5 --duration 2 --procs 5000)
+  bench --syscalls [--runs N] [--calls N]
+                                 slowdown of syscall loops under triage syscalls vs strace,
+                                 perf trace, bpftrace and libbpf-tools syscount
+                                 (defaults: --runs 3 --calls 300000)
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
@@ -105,6 +112,9 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             check::run()
         }
         "sixty-second" => sixty_second(rest),
+        "bench" if rest.first().is_some_and(|a| a == "--syscalls") => {
+            bench_syscalls::run(&rest[1..])
+        }
         "bench" => bench::run(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
