@@ -60,13 +60,23 @@ fn start_tracing(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
 /// Run the workload under `triage syscalls --pid`: the tracer attaches first, then the
 /// workload is told to go.
 fn traced_workload(work: &[&str], duration: &str) -> Value {
+    traced_workload_with(work, duration, &[], true)
+}
+
+/// As [`traced_workload`], with extra triage arguments; `by_pid` scopes with `--pid`.
+fn traced_workload_with(work: &[&str], duration: &str, extra: &[&str], by_pid: bool) -> Value {
     let mut w = Command::new(env!("CARGO_BIN_EXE_triage-workload"))
         .args(work)
         .stdin(Stdio::piped())
         .spawn()
         .expect("spawn workload");
     let pid = w.id().to_string();
-    let (child, reader) = start_tracing(&["--pid", &pid, "--duration", duration, "--json"]);
+    let mut args = vec!["--duration", duration, "--json"];
+    if by_pid {
+        args.extend(["--pid", &pid]);
+    }
+    args.extend(extra);
+    let (child, reader) = start_tracing(&args);
     w.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(w.wait().unwrap().success());
     let o = child.wait_with_output().unwrap();
@@ -74,8 +84,18 @@ fn traced_workload(work: &[&str], duration: &str) -> Value {
     assert_eq!(o.status.code(), Some(0), "{err}");
     let j = json(&o);
     assert_eq!(j["command"], "syscalls");
-    assert_eq!(j["sections"]["syscalls"]["scope"], format!("pid {pid}"));
+    if by_pid {
+        assert_eq!(j["sections"]["syscalls"]["scope"], format!("pid {pid}"));
+    }
     j
+}
+
+fn calls_of(j: &Value, pid: u32, name: &str) -> Option<u64> {
+    j["sections"]["syscalls"]["breakdown"]
+        .as_array()?
+        .iter()
+        .find(|b| b["pid"] == pid && b["syscall"] == name)
+        .and_then(|b| b["calls"].as_u64())
 }
 
 fn syscall<'a>(j: &'a Value, name: &str) -> &'a Value {
@@ -111,6 +131,51 @@ fn counts_exactly_n_getppid_calls_of_the_traced_pid() {
         .unwrap();
     assert_eq!(b["calls"], N);
     assert_eq!(s["dropped"]["process_syscalls"], 0);
+}
+
+/// The fallbacks count exactly too: raw_tp, and the classic tracepoint (which must return 1 to
+/// leave the event to other perf users).
+#[test]
+fn raw_tp_and_tracepoint_fallbacks_count_exactly() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
+        return;
+    }
+    for kind in ["raw_tp", "tracepoint"] {
+        if kind == "tracepoint" && !std::path::Path::new("/sys/kernel/tracing/events").exists() {
+            eprintln!("skipped tracepoint: tracefs is not mounted");
+            continue;
+        }
+        let j = traced_workload_with(&["getppid", "1000"], "1", &["--attach", kind], true);
+        assert_eq!(j["sections"]["syscalls"]["attach_type"], kind);
+        assert_eq!(syscall(&j, "getppid")["calls"], 1000, "{kind}");
+    }
+}
+
+/// `--comm` filters in the kernel: only the workload is counted, exactly.
+#[test]
+fn comm_filter_counts_only_that_command() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
+        return;
+    }
+    let j = traced_workload_with(
+        &["getppid", "4321"],
+        "1",
+        &["--comm", "triage-workload", "--no-latency"],
+        false,
+    );
+    let s = &j["sections"]["syscalls"];
+    assert_eq!(s["scope"], "comm triage-workload");
+    assert_eq!(s["latency_measured"], false);
+    let procs = s["processes"].as_array().unwrap();
+    assert!(!procs.is_empty());
+    assert!(procs.iter().all(|p| p["comm"] == "triage-workload"), "{procs:?}");
+    let pid = procs[0]["pid"].as_u64().unwrap() as u32;
+    assert_eq!(calls_of(&j, pid, "getppid"), Some(4321));
+    assert!(syscall(&j, "getppid")["latency"].is_null());
 }
 
 #[test]
@@ -259,4 +324,53 @@ fn unprivileged_run_names_the_missing_capabilities() {
         assert!(u["fix"].as_str().unwrap().contains("CAP_PERFMON"), "{u}");
         assert!(err.contains("CAP_BPF"), "stderr does not say what is missing: {err}");
     }
+}
+
+/// `--cgroup` filters in the kernel on a v2 cgroup: a workload moved into a fresh cgroup is
+/// the only process counted, exactly.
+#[test]
+fn cgroup_filter_counts_only_that_cgroup() {
+    let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
+    if !privileged() {
+        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
+        return;
+    }
+    let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|m| {
+            std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
+            })
+        });
+    let Some(mount) = mount else {
+        eprintln!("skipped: no cgroup v2 hierarchy");
+        return;
+    };
+    let name = format!("triage-test-{}", std::process::id());
+    let dir = std::path::Path::new(mount).join(&name);
+    if std::fs::create_dir(&dir).is_err() {
+        eprintln!("skipped: cannot create a cgroup under {mount}");
+        return;
+    }
+    let mut w = Command::new(env!("CARGO_BIN_EXE_triage-workload"))
+        .args(["getppid", "2500"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = w.id();
+    std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    let cg = format!("/{name}");
+    let (child, reader) = start_tracing(&["--cgroup", &cg, "--duration", "1", "--json"]);
+    w.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(w.wait().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let _ = reader.join();
+    let _ = std::fs::remove_dir(&dir);
+    let j = json(&o);
+    let s = &j["sections"]["syscalls"];
+    assert_eq!(s["scope"], format!("cgroup {cg}"));
+    let procs = s["processes"].as_array().unwrap();
+    assert!(procs.iter().all(|p| p["pid"] == pid), "{procs:?}");
+    assert_eq!(calls_of(&j, pid, "getppid"), Some(2500));
 }

@@ -47,6 +47,9 @@ pub struct Args {
     /// replay it with `--fixture DIR`.
     #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
     pub record: Option<PathBuf>,
+    /// Force one attach type instead of the cheapest that loads (for testing the fallbacks).
+    #[arg(long, hide = true, value_parser = ["tp_btf", "raw_tp", "tracepoint"])]
+    pub attach: Option<String>,
 }
 
 pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
@@ -202,6 +205,7 @@ fn traced(args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Res
         comm: args.comm.clone(),
         latency: !args.no_latency,
         max_proc_entries: args.max_entries.max(64),
+        only_attach: args.attach.clone(),
     };
     let scope = crate::probe::output::Scope {
         pid: opts.pid,

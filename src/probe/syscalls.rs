@@ -25,6 +25,8 @@ pub struct Options {
     pub latency: bool,
     /// Capacity of the (process, syscall) map.
     pub max_proc_entries: u32,
+    /// Try only this attach type (tests of the fallbacks); `None`: the cheapest that loads.
+    pub only_attach: Option<String>,
 }
 
 /// Attach types in the order tried.
@@ -112,6 +114,9 @@ pub fn trace<R>(
     let mut attempts = Vec::new();
     let t0 = Instant::now();
     for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {
+        if opts.only_attach.as_deref().is_some_and(|o| o != *kind) {
+            continue;
+        }
         match load(kind, opts, storage) {
             Ok(skel) => {
                 let startup = t0.elapsed();
