@@ -64,6 +64,17 @@ struct {
 	__type(value, __u64);
 } starts SEC(".maps");
 
+/*
+ * The same for the tp_btf programs, in task-local storage: no hash, no delete, no capacity
+ * to run out of; the slot goes away with the task (or with the map when triage exits).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} task_starts SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DROP_SLOTS);
@@ -126,13 +137,23 @@ static __always_inline bool wanted_rest(void)
 	return true;
 }
 
-static __always_inline void on_enter(void)
+/* `task` is the current task as a BTF pointer (tp_btf), or NULL: then the hash is used. */
+static __always_inline void on_enter(struct task_struct *task)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!wanted_tgid(id) || !wanted_rest())
 		return;
-	__u32 tid = (__u32)id;
 	__u64 ts = bpf_ktime_get_ns();
+	if (task) {
+		__u64 *slot = bpf_task_storage_get(&task_starts, task, 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (slot)
+			*slot = ts;
+		else
+			drop(DROP_START);
+		return;
+	}
+	__u32 tid = (__u32)id;
 	if (bpf_map_update_elem(&starts, &tid, &ts, BPF_ANY))
 		drop(DROP_START);
 }
@@ -145,14 +166,21 @@ static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
 		drop(DROP_PROC_INFO);
 }
 
-static __always_inline void on_exit(long nr_l, long ret, __u64 start_ns, bool exec_nr)
+static __always_inline void on_exit(struct task_struct *task, long nr_l, long ret,
+				    __u64 start_ns, bool exec_nr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = wanted_tgid(id);
 	if (!tgid || !wanted_rest())
 		return;
 	__u64 delta = 0;
-	if (measure_latency) {
+	if (measure_latency && task) {
+		__u64 *ts = bpf_task_storage_get(&task_starts, task, 0, 0);
+		if (ts && *ts) {
+			delta = bpf_ktime_get_ns() - *ts;
+			*ts = 0;
+		}
+	} else if (measure_latency) {
 		__u32 tid = (__u32)id;
 		__u64 *ts = bpf_map_lookup_elem(&starts, &tid);
 		if (ts) {
@@ -236,7 +264,7 @@ static __always_inline void on_exit(long nr_l, long ret, __u64 start_ns, bool ex
 SEC("tp_btf/sys_enter")
 int BPF_PROG(triage_enter_btf, struct pt_regs *regs, long id)
 {
-	on_enter();
+	on_enter(bpf_get_current_task_btf());
 	return 0;
 }
 
@@ -245,14 +273,14 @@ int BPF_PROG(triage_exit_btf, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	long nr = REGS_NR(regs);
-	on_exit(nr, ret, t->group_leader->start_time, IS_EXEC(nr));
+	on_exit(t, nr, ret, t->group_leader->start_time, IS_EXEC(nr));
 	return 0;
 }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(triage_enter_raw, struct pt_regs *regs, long id)
 {
-	on_enter();
+	on_enter(NULL);
 	return 0;
 }
 
@@ -261,14 +289,14 @@ int BPF_PROG(triage_exit_raw, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	long nr = BPF_CORE_READ(regs, REGS_NR_FIELD);
-	on_exit(nr, ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
+	on_exit(NULL, nr, ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
 	return 0;
 }
 
 SEC("tracepoint/raw_syscalls/sys_enter")
 int triage_enter_tp(struct trace_event_raw_sys_enter *ctx)
 {
-	on_enter();
+	on_enter(NULL);
 	return 1; /* 0 would hide the event from other perf users of this tracepoint */
 }
 
@@ -277,7 +305,7 @@ int triage_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	long nr = ctx->id;
-	on_exit(nr, ctx->ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
+	on_exit(NULL, nr, ctx->ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
 	return 1;
 }
 

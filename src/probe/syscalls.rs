@@ -88,9 +88,13 @@ fn load<'obj>(
     for (k, is_exit, prog) in progs {
         prog.set_autoload(k == kind && (is_exit || opts.latency));
     }
-    if !opts.latency {
-        // The start-time map is only used by sys_enter.
+    // Start times live in task storage for tp_btf, in the tid hash otherwise; the unused
+    // one is not created (task storage needs 5.11+, which a fallback kernel may predate).
+    if !opts.latency || kind == "tp_btf" {
         let _ = open.maps.starts.set_max_entries(1);
+    }
+    if !opts.latency || kind != "tp_btf" {
+        open.maps.task_starts.set_autocreate(false).map_err(|e| format!("task_starts: {e}"))?;
     }
     if opts.max_proc_entries > 0 {
         open.maps
