@@ -8,5 +8,5 @@ pub mod collect;
 pub mod commands;
 pub mod host;
 pub mod model;
-pub mod render;
 pub mod probe;
+pub mod render;

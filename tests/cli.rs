@@ -38,12 +38,10 @@ fn help_lists_only_working_subcommands() {
     assert!(text.contains("sixty-second"));
     assert!(text.contains("capture"));
     assert!(text.contains("syscalls"));
-    for missing in ["offcpu"] {
-        assert!(
-            !text.contains(missing),
-            "help mentions unbuilt subcommand {missing}"
-        );
-    }
+    assert!(
+        !text.contains("offcpu"),
+        "help mentions unbuilt subcommand offcpu"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -172,7 +172,10 @@ fn comm_filter_counts_only_that_command() {
     assert_eq!(s["latency_measured"], false);
     let procs = s["processes"].as_array().unwrap();
     assert!(!procs.is_empty());
-    assert!(procs.iter().all(|p| p["comm"] == "triage-workload"), "{procs:?}");
+    assert!(
+        procs.iter().all(|p| p["comm"] == "triage-workload"),
+        "{procs:?}"
+    );
     let pid = procs[0]["pid"].as_u64().unwrap() as u32;
     assert_eq!(calls_of(&j, pid, "getppid"), Some(4321));
     assert!(syscall(&j, "getppid")["latency"].is_null());
@@ -224,6 +227,7 @@ fn loaded_programs() -> Vec<(u32, String)> {
 
 /// Ids of the BPF programs process `pid` holds through its fds (program and link fds say
 /// `prog_id` in their fdinfo). Precise even when other tracers run on the machine.
+#[cfg(feature = "bpf")]
 fn programs_held_by(pid: u32) -> Vec<u32> {
     let mut ids = Vec::new();
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
@@ -278,8 +282,8 @@ fn sigint_prints_a_valid_report_and_leaves_no_program_loaded() {
             .filter(|(id, _)| ours.contains(id))
             .collect()
     };
-    let until = Instant::now() + Duration::from_secs(5);
-    while !still().is_empty() && Instant::now() < until {
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !still().is_empty() && std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(still(), vec![], "left loaded after SIGINT");
@@ -322,7 +326,10 @@ fn unprivileged_run_names_the_missing_capabilities() {
     if cfg!(feature = "bpf") {
         assert!(u["reason"].as_str().unwrap().contains("CAP_BPF"), "{u}");
         assert!(u["fix"].as_str().unwrap().contains("CAP_PERFMON"), "{u}");
-        assert!(err.contains("CAP_BPF"), "stderr does not say what is missing: {err}");
+        assert!(
+            err.contains("CAP_BPF"),
+            "stderr does not say what is missing: {err}"
+        );
     }
 }
 

@@ -37,7 +37,10 @@ fn recorded() -> Vec<String> {
 #[test]
 fn every_recorded_probe_renders_table_and_json() {
     let names = recorded();
-    assert!(names.len() >= 2, "expected syscall recordings, found {names:?}");
+    assert!(
+        names.len() >= 2,
+        "expected syscall recordings, found {names:?}"
+    );
     for name in names {
         let r = syscalls_report(&name);
         let json = render::json(&r);

@@ -112,9 +112,21 @@ fn futex(s: &SyscallsSection, out: &mut Vec<Finding>) {
         let waited = p.time_ms.unwrap_or(0.0) * share / 100.0 / 1000.0 / s.traced_s.max(1e-3);
         let mut e = vec![ev("syscalls.futex_time_pct", share, ">=", t.warn, "pct")];
         if cpu >= busy_min {
-            e.push(ev("syscalls.futex_busy_cpu_pct", cpu, ">=", busy_min, "pct"));
+            e.push(ev(
+                "syscalls.futex_busy_cpu_pct",
+                cpu,
+                ">=",
+                busy_min,
+                "pct",
+            ));
         } else {
-            e.push(ev("syscalls.futex_calls_per_s", futex_rate, ">=", rate_min, "per_s"));
+            e.push(ev(
+                "syscalls.futex_calls_per_s",
+                futex_rate,
+                ">=",
+                rate_min,
+                "per_s",
+            ));
         }
         out.push(finding(
             "locks.saturation.futex",
@@ -190,7 +202,13 @@ fn errors(s: &SyscallsSection, out: &mut Vec<Finding>) {
                     r.name,
                     who.clone().unwrap_or_default()
                 ),
-                vec![ev("syscalls.exhaustion_errors", exhausted as f64, ">=", t.warn, "count")],
+                vec![ev(
+                    "syscalls.exhaustion_errors",
+                    exhausted as f64,
+                    ">=",
+                    t.warn,
+                    "count",
+                )],
                 next("triage sixty-second (file descriptors, filesystems)"),
             ));
             continue;
@@ -236,7 +254,13 @@ fn errors(s: &SyscallsSection, out: &mut Vec<Finding>) {
                     who.unwrap_or_default()
                 ),
                 vec![
-                    ev("syscalls.errors_per_s", r.errors_per_s, ">=", t.warn, "per_s"),
+                    ev(
+                        "syscalls.errors_per_s",
+                        r.errors_per_s,
+                        ">=",
+                        t.warn,
+                        "per_s",
+                    ),
                     ev("syscalls.error_pct", r.error_pct, ">=", pct_min, "pct"),
                 ],
                 next(""),
@@ -275,7 +299,13 @@ fn system_time(s: &SyscallsSection, out: &mut Vec<Finding>) {
                 "{} (pid {}) spends {share:.0}% of its {cpu:.0}% CPU in the kernel{why}",
                 p.comm, p.pid
             ),
-            vec![ev("syscalls.process_sys_share_pct", share, ">=", t.warn, "pct")],
+            vec![ev(
+                "syscalls.process_sys_share_pct",
+                share,
+                ">=",
+                t.warn,
+                "pct",
+            )],
             vec![
                 format!("perf top -p {}", p.pid),
                 format!("triage syscalls --pid {}", p.pid),

@@ -35,7 +35,12 @@ fn main() {
             for _ in 0..n(1) {
                 // SAFETY: a valid NUL-terminated path; the call fails with ENOENT.
                 let fd = unsafe {
-                    libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY)
+                    libc::syscall(
+                        libc::SYS_openat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        libc::O_RDONLY,
+                    )
                 };
                 assert!(fd < 0);
             }
@@ -49,7 +54,11 @@ fn main() {
             for _ in 0..n(2) {
                 // SAFETY: valid timespec, null remainder.
                 unsafe {
-                    libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, std::ptr::null_mut::<libc::timespec>())
+                    libc::syscall(
+                        libc::SYS_nanosleep,
+                        &ts as *const libc::timespec,
+                        std::ptr::null_mut::<libc::timespec>(),
+                    )
                 };
             }
         }

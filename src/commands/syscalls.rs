@@ -67,8 +67,10 @@ pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
             Err(e) => (
                 readings,
                 None,
-                vec![Problem::io("syscall tracing (eBPF)", &path.display().to_string(), &e)
-                    .with_fix("record the fixture with `triage syscalls --record DIR`")],
+                vec![
+                    Problem::io("syscall tracing (eBPF)", &path.display().to_string(), &e)
+                        .with_fix("record the fixture with `triage syscalls --record DIR`"),
+                ],
             ),
         }
     } else {
@@ -76,7 +78,10 @@ pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
     };
     if global.verbose {
         for p in &readings.problems {
-            eprintln!("triage: not measured: {} ({}: {})", p.what, p.path, p.reason);
+            eprintln!(
+                "triage: not measured: {} ({}: {})",
+                p.what, p.path, p.reason
+            );
         }
     }
     for p in &problems {
@@ -84,13 +89,21 @@ pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
             "triage: {}: {}{}",
             p.what,
             p.reason,
-            p.fix.as_ref().map(|f| format!(" (fix: {f})")).unwrap_or_default()
+            p.fix
+                .as_ref()
+                .map(|f| format!(" (fix: {f})"))
+                .unwrap_or_default()
         );
     }
     let analysis = Analysis {
         log_lookback_s: w.log_lookback,
     };
-    Ok(report(&readings, probe.as_ref(), std::mem::take(&mut problems), &analysis))
+    Ok(report(
+        &readings,
+        probe.as_ref(),
+        std::mem::take(&mut problems),
+        &analysis,
+    ))
 }
 
 /// The report: the /proc window as in every command, plus the syscalls section and its
@@ -170,11 +183,7 @@ fn write_probe(dir: &Path, p: &SyscallsProbe) -> Result<(), String> {
 }
 
 #[cfg(not(feature = "bpf"))]
-fn traced(
-    _args: &Args,
-    _verbose: bool,
-    window: impl FnOnce() -> Readings,
-) -> Result<Live, String> {
+fn traced(_args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Result<Live, String> {
     let p = Problem::new("syscall tracing (eBPF)", "triage", crate::probe::NO_BPF)
         .with_fix("rebuild triage with the default `bpf` feature");
     Ok((window(), None, vec![p]))
@@ -216,17 +225,19 @@ fn traced(args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Res
     let secs = args.window.duration;
     let mut window = Some(window);
     let during = || {
-        eprintln!(
-            "triage: tracing syscalls ({scope}) for {secs} s; Ctrl-C to stop early"
-        );
+        eprintln!("triage: tracing syscalls ({scope}) for {secs} s; Ctrl-C to stop early");
         (window.take().expect("window runs once"))()
     };
     match syscalls::trace(&opts, during) {
         Ok((probe, readings)) => Ok((readings, Some(probe), Vec::new())),
         Err(e) => {
             let msg = e.to_string();
-            let p = Problem::new("syscall tracing (eBPF)", "bpf", format!("could not attach: {msg}"))
-                .with_fix(crate::probe::attach_fix(&msg));
+            let p = Problem::new(
+                "syscall tracing (eBPF)",
+                "bpf",
+                format!("could not attach: {msg}"),
+            )
+            .with_fix(crate::probe::attach_fix(&msg));
             let w = window.take().expect("window not run when attach fails");
             Ok((w(), None, vec![p]))
         }

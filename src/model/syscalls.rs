@@ -322,19 +322,45 @@ mod tests {
             latency: true,
             traced_s: 2.0,
             syscalls: vec![
-                SyscallTotal { nr: 110, count: 100, errors: 0, time_ns: 15_000, slots },
-                SyscallTotal { nr: 257, count: 10, errors: 4, time_ns: 0, slots: vec![] },
+                SyscallTotal {
+                    nr: 110,
+                    count: 100,
+                    errors: 0,
+                    time_ns: 15_000,
+                    slots,
+                },
+                SyscallTotal {
+                    nr: 257,
+                    count: 10,
+                    errors: 4,
+                    time_ns: 0,
+                    slots: vec![],
+                },
             ],
             processes: vec![ProcessTotal {
                 pid: 42,
                 start_ns: 1,
                 comm: Some("loop".into()),
                 syscalls: vec![
-                    ProcessSyscall { nr: 110, count: 100, errors: 0, time_ns: 15_000 },
-                    ProcessSyscall { nr: 257, count: 10, errors: 4, time_ns: 0 },
+                    ProcessSyscall {
+                        nr: 110,
+                        count: 100,
+                        errors: 0,
+                        time_ns: 15_000,
+                    },
+                    ProcessSyscall {
+                        nr: 257,
+                        count: 10,
+                        errors: 4,
+                        time_ns: 0,
+                    },
                 ],
             }],
-            errnos: vec![ErrnoCount { nr: 257, errno: 2, count: 4 }],
+            errnos: vec![ErrnoCount {
+                nr: 257,
+                errno: 2,
+                count: 4,
+            }],
             ..Default::default()
         }
     }
@@ -356,5 +382,21 @@ mod tests {
         assert_eq!(s.processes[0].top_syscall, "getppid");
         assert_eq!(s.processes[0].calls_pct, 100.0);
         assert_eq!(s.breakdown.len(), 2);
+    }
+
+    /// A reused PID is a different process (another start time): two rows, never merged.
+    #[test]
+    fn reused_pid_stays_two_processes() {
+        let mut p = probe();
+        let mut again = p.processes[0].clone();
+        again.start_ns = 999;
+        again.comm = Some("other".into());
+        again.syscalls.truncate(1);
+        p.processes.push(again);
+        let s = section(&p, None);
+        assert_eq!(s.processes_seen, 2);
+        let comms: Vec<&str> = s.processes.iter().map(|r| r.comm.as_str()).collect();
+        assert_eq!(comms, ["loop", "other"]);
+        assert!(s.processes.iter().all(|r| r.pid == 42));
     }
 }

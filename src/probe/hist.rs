@@ -24,7 +24,11 @@ pub fn slot_hi(i: usize, n: usize) -> Option<u64> {
 
 /// The slot a value falls in (what the BPF side computes), clamped to `n` slots.
 pub fn slot_of(v: u64, n: usize) -> usize {
-    let s = if v == 0 { 0 } else { 63 - v.leading_zeros() as usize };
+    let s = if v == 0 {
+        0
+    } else {
+        63 - v.leading_zeros() as usize
+    };
     s.min(n - 1)
 }
 

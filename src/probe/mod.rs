@@ -68,7 +68,8 @@ pub fn try_attach(name: &str) -> ProbeCheck {
     #[cfg(not(feature = "bpf"))]
     {
         c.error = Some(NO_BPF.into());
-        c.fix = Some("rebuild with the default features (needs clang, libelf-dev, zlib1g-dev)".into());
+        c.fix =
+            Some("rebuild with the default features (needs clang, libelf-dev, zlib1g-dev)".into());
     }
     #[cfg(feature = "bpf")]
     {
@@ -132,7 +133,10 @@ mod tests {
     fn catalog_has_syscalls() {
         let c = catalog();
         assert!(c.iter().any(|p| p.name == "syscalls"));
-        assert_eq!(try_attach("nope").error.as_deref(), Some("no probe named nope"));
+        assert_eq!(
+            try_attach("nope").error.as_deref(),
+            Some("no probe named nope")
+        );
     }
 
     #[cfg(not(feature = "bpf"))]

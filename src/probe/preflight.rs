@@ -57,7 +57,9 @@ pub fn bpf_blockers() -> Vec<Problem> {
                     "sys/kernel/security/lockdown",
                     "kernel lockdown is in confidentiality mode: BPF may not read kernel memory",
                 )
-                .with_fix("boot with lockdown=integrity or none (or disable Secure Boot's lockdown)"),
+                .with_fix(
+                    "boot with lockdown=integrity or none (or disable Secure Boot's lockdown)",
+                ),
             );
         }
     }

@@ -94,7 +94,10 @@ fn load<'obj>(
         let _ = open.maps.starts.set_max_entries(1);
     }
     if !opts.latency || kind != "tp_btf" {
-        open.maps.task_starts.set_autocreate(false).map_err(|e| format!("task_starts: {e}"))?;
+        open.maps
+            .task_starts
+            .set_autocreate(false)
+            .map_err(|e| format!("task_starts: {e}"))?;
     }
     if opts.max_proc_entries > 0 {
         open.maps
@@ -113,8 +116,11 @@ pub fn trace<R>(
     opts: &Options,
     during: impl FnOnce() -> R,
 ) -> Result<(SyscallsProbe, R), AttachFailure> {
-    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 3] =
-        [MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit()];
+    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 3] = [
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+        MaybeUninit::uninit(),
+    ];
     let mut attempts = Vec::new();
     let t0 = Instant::now();
     for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {

@@ -84,7 +84,15 @@ fn processes(out: &mut String, x: &SyscallsSection, st: &Style) {
         return;
     }
     let mut t = new_table(&[
-        "pid", "comm", "calls/s", "share%", "errors", "time ms", "top syscall", "cpu%", "sys%",
+        "pid",
+        "comm",
+        "calls/s",
+        "share%",
+        "errors",
+        "time ms",
+        "top syscall",
+        "cpu%",
+        "sys%",
     ]);
     for p in &x.processes {
         t.add_row(vec![
@@ -95,11 +103,20 @@ fn processes(out: &mut String, x: &SyscallsSection, st: &Style) {
             p.errors.to_string(),
             opt_ms(p.time_ms),
             format!("{} {:.0}%", p.top_syscall, p.top_syscall_pct),
-            p.cpu_pct.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into()),
-            p.sys_pct.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into()),
+            p.cpu_pct
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            p.sys_pct
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
-    section(out, st, "top processes by syscalls (comm as first seen; cpu/sys% from /proc)", &t);
+    section(
+        out,
+        st,
+        "top processes by syscalls (comm as first seen; cpu/sys% from /proc)",
+        &t,
+    );
 }
 
 fn syscalls(out: &mut String, x: &SyscallsSection, st: &Style) {
@@ -107,7 +124,15 @@ fn syscalls(out: &mut String, x: &SyscallsSection, st: &Style) {
         return;
     }
     let mut t = new_table(&[
-        "syscall", "calls/s", "errors", "err%", "top errno", "time ms", "time%", "avg us", "p50",
+        "syscall",
+        "calls/s",
+        "errors",
+        "err%",
+        "top errno",
+        "time ms",
+        "time%",
+        "avg us",
+        "p50",
         "p99",
     ]);
     for r in &x.syscalls {
@@ -124,13 +149,22 @@ fn syscalls(out: &mut String, x: &SyscallsSection, st: &Style) {
             format!("{:.1}", r.error_pct),
             errno,
             opt_ms(r.time_ms),
-            r.time_pct.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
-            r.avg_us.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            r.time_pct
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            r.avg_us
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into()),
             lat.map(|h| pctl(&h.p50)).unwrap_or_else(|| "-".into()),
             lat.map(|h| pctl(&h.p99)).unwrap_or_else(|| "-".into()),
         ]);
     }
-    section(out, st, "top syscalls (p50/p99: upper bound of the log2 bucket holding them)", &t);
+    section(
+        out,
+        st,
+        "top syscalls (p50/p99: upper bound of the log2 bucket holding them)",
+        &t,
+    );
 }
 
 fn breakdown(out: &mut String, x: &SyscallsSection, st: &Style) {

@@ -179,7 +179,7 @@ fn median(v: &[f64]) -> f64 {
         return f64::NAN;
     }
     let m = v.len() / 2;
-    if v.len() % 2 == 0 {
+    if v.len().is_multiple_of(2) {
         (v[m - 1] + v[m]) / 2.0
     } else {
         v[m]
@@ -214,7 +214,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         dir,
         calls: o.calls,
     };
-    let have = |bin: &str| Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().is_ok_and(|o| o.status.success());
+    let have = |bin: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {bin}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     let subjects: Vec<Subject> = SUBJECTS
         .iter()
         .copied()
@@ -266,12 +271,21 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("{:<40} {:>14} {:>20} {:>10}", "tracer", WORKLOADS[0], WORKLOADS[1], WORKLOADS[2]);
+    println!(
+        "{:<40} {:>14} {:>20} {:>10}",
+        "tracer", WORKLOADS[0], WORKLOADS[1], WORKLOADS[2]
+    );
     for (si, s) in subjects.iter().enumerate() {
         let cells: Vec<String> = (0..WORKLOADS.len())
             .map(|w| format!("{:.2}x", median(&times[si][w]) / base[w]))
             .collect();
-        println!("{:<40} {:>14} {:>20} {:>10}", s.label(), cells[0], cells[1], cells[2]);
+        println!(
+            "{:<40} {:>14} {:>20} {:>10}",
+            s.label(),
+            cells[0],
+            cells[1],
+            cells[2]
+        );
     }
     println!(
         "\ntriage: load+attach median {:.1} ms (max {:.1}), peak RSS median {:.1} MB (max {:.1}), \
@@ -313,11 +327,19 @@ fn measure_subject(cx: &Ctx, s: Subject) -> Result<SubjectResult> {
                 argv.push("--no-latency");
             }
             let t = spawn_bg(&argv, dir, "triage")?;
-            wait_for(&dir.join("triage.err"), "tracing syscalls", Duration::from_secs(30))?;
+            wait_for(
+                &dir.join("triage.err"),
+                "tracing syscalls",
+                Duration::from_secs(30),
+            )?;
             Some(t)
         }
         Subject::PerfTrace => {
-            let t = spawn_bg(&["perf", "trace", "-s", "-a", "-o", "/dev/null"], dir, "perf")?;
+            let t = spawn_bg(
+                &["perf", "trace", "-s", "-a", "-o", "/dev/null"],
+                dir,
+                "perf",
+            )?;
             // perf trace prints nothing when ready: give it time to open every event.
             std::thread::sleep(Duration::from_secs(3));
             Some(t)
@@ -332,7 +354,11 @@ fn measure_subject(cx: &Ctx, s: Subject) -> Result<SubjectResult> {
                 dir,
                 "bpftrace",
             )?;
-            wait_for(&dir.join("bpftrace.out"), "Attaching", Duration::from_secs(30))?;
+            wait_for(
+                &dir.join("bpftrace.out"),
+                "Attaching",
+                Duration::from_secs(30),
+            )?;
             std::thread::sleep(Duration::from_millis(500));
             Some(t)
         }
@@ -343,7 +369,11 @@ fn measure_subject(cx: &Ctx, s: Subject) -> Result<SubjectResult> {
                 argv.push("-L");
             }
             let t = spawn_bg(&argv, dir, "syscount")?;
-            wait_for(&dir.join("syscount.out"), "Tracing", Duration::from_secs(30))?;
+            wait_for(
+                &dir.join("syscount.out"),
+                "Tracing",
+                Duration::from_secs(30),
+            )?;
             Some(t)
         }
         Subject::Untraced | Subject::Strace => None,
@@ -378,7 +408,10 @@ fn measure_subject(cx: &Ctx, s: Subject) -> Result<SubjectResult> {
                 .and_then(|b| b["calls"].as_u64());
             res.exact = Some(got == Some(cx.calls));
             if got != Some(cx.calls) {
-                eprintln!("xtask: triage counted {got:?} getppid calls, expected {}", cx.calls);
+                eprintln!(
+                    "xtask: triage counted {got:?} getppid calls, expected {}",
+                    cx.calls
+                );
             }
         }
     }
