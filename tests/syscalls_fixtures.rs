@@ -80,7 +80,7 @@ fn syscall_storm_is_the_top_finding_and_names_the_loop() {
 
 #[test]
 fn lock_contention_is_seen_as_futex_time() {
-    let r = syscalls_report("offcpu-lock-contention");
+    let r = syscalls_report("futex-lock-contention");
     let f = &r.findings[0];
     assert_eq!(f.id, "locks.saturation.futex", "{:#?}", r.findings);
     assert!(f.summary.contains("scn_lockc"), "{}", f.summary);

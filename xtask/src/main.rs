@@ -47,7 +47,9 @@ commands:
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
-                                  memory-pressure-swap disk-saturation net-retransmits)
+                                  memory-pressure-swap disk-saturation net-retransmits;
+                                  with `triage syscalls --record`: syscall-storm
+                                  futex-lock-contention)
   handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
                                  (default all: cgroup-v2-only container-quota-2-of-64
                                   garbled-proc)
