@@ -152,6 +152,11 @@ type Live = (Readings, Option<SyscallsProbe>, Vec<Problem>);
 
 fn live(args: &Args, verbose: bool) -> Result<Live, String> {
     let w = &args.window;
+    if let Some(pid) = args.pid {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(format!("--pid {pid}: no such process"));
+        }
+    }
     if let Some(out) = &args.record {
         super::sixty_second::prepare_capture_dir(out)?;
     }

@@ -73,6 +73,8 @@ pub fn try_attach(name: &str) -> ProbeCheck {
     }
     #[cfg(feature = "bpf")]
     {
+        // libbpf's own log stays quiet unless -v was given (set_verbose(true) before).
+        set_verbose(VERBOSE.load(std::sync::atomic::Ordering::Relaxed));
         let blockers = preflight::bpf_blockers();
         if let Some(b) = blockers.first() {
             c.error = Some(b.reason.clone());
