@@ -11,8 +11,15 @@ use anyhow::{bail, Context, Result};
 use crate::util;
 
 /// Needed by every build: the eBPF programs are compiled with clang against libelf/zlib, found
-/// through pkg-config.
-pub const BUILD: &[&str] = &["clang", "libelf-dev", "zlib1g-dev", "pkg-config"];
+/// through pkg-config; libbpf-sys builds its vendored libbpf with make and the C compiler.
+pub const BUILD: &[&str] = &[
+    "clang",
+    "libelf-dev",
+    "zlib1g-dev",
+    "pkg-config",
+    "make",
+    "gcc",
+];
 
 /// The classic 60-second commands the bench compares against (sysstat, procps, util-linux),
 /// and the load generators and profilers the fault scenarios and benchmarks use.
