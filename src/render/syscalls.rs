@@ -32,6 +32,13 @@ fn opt_ms(v: Option<f64>) -> String {
 
 pub fn render(out: &mut String, r: &Report, st: &Style) {
     let Some(x) = &r.sections.syscalls else {
+        if r.command == "syscalls" {
+            let _ = writeln!(
+                out,
+                "\n{} not traced: the eBPF probe could not run (why and the fix: NOT MEASURED below)",
+                st.head("SYSCALLS")
+            );
+        }
         return;
     };
     header(out, x, st);
