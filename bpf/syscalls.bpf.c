@@ -42,6 +42,18 @@ struct {
 	__type(value, struct proc_sys_val);
 } proc_sys SEC(".maps");
 
+/*
+ * In front of proc_sys: the hot path is an (inlined) per-CPU array access, not a hash lookup.
+ * A slot holds one (process, syscall) pair; another pair hashing to the slot flushes it into
+ * proc_sys and takes it. User space adds the slots to proc_sys at the end.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cache_ent);
+} proc_cache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -87,14 +99,20 @@ struct sys_stat _sys_stat = {};
 struct proc_sys_key _proc_sys_key = {};
 struct proc_sys_val _proc_sys_val = {};
 struct proc_id _proc_id = {};
+struct cache_ent _cache_ent = {};
 struct proc_info _proc_info = {};
 struct errno_key _errno_key = {};
 
-static __always_inline void drop(__u32 what)
+static __always_inline void drop_n(__u32 what, __u64 n)
 {
 	__u64 *d = bpf_map_lookup_elem(&dropped, &what);
 	if (d)
-		*d += 1;
+		*d += n;
+}
+
+static __always_inline void drop(__u32 what)
+{
+	drop_n(what, 1);
 }
 
 static __always_inline __u32 log2_u64(__u64 v)
@@ -166,6 +184,29 @@ static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
 		drop(DROP_PROC_INFO);
 }
 
+/* Add a cache slot's counts to proc_sys (inserting the key if new). */
+static __always_inline void flush(struct proc_sys_key *k, struct proc_sys_val *add)
+{
+	struct proc_sys_val *v = bpf_map_lookup_elem(&proc_sys, k);
+	if (!v) {
+		long e = bpf_map_update_elem(&proc_sys, k, add, BPF_NOEXIST);
+		if (e == 0)
+			return;
+		if (e != -EEXIST) {
+			drop_n(DROP_PROC_SYS, add->count);
+			return;
+		}
+		v = bpf_map_lookup_elem(&proc_sys, k);
+		if (!v) {
+			drop_n(DROP_PROC_SYS, add->count);
+			return;
+		}
+	}
+	v->count += add->count;
+	v->errors += add->errors;
+	v->time_ns += add->time_ns;
+}
+
 static __always_inline void on_exit(struct task_struct *task, long nr_l, long ret,
 				    __u64 start_ns, bool exec_nr)
 {
@@ -209,24 +250,27 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 		}
 	}
 
-	struct proc_sys_key k = { .tgid = tgid, .nr = nr, .start_ns = start_ns };
-	struct proc_sys_val *v = bpf_map_lookup_elem(&proc_sys, &k);
-	if (!v) {
-		struct proc_sys_val zero = {};
-		long e = bpf_map_update_elem(&proc_sys, &k, &zero, BPF_NOEXIST);
-		if (e && e != -EEXIST) {
-			drop(DROP_PROC_SYS);
+	__u32 idx = (tgid * 2654435761u) ^ (nr * 40503u) ^ (__u32)start_ns;
+	idx &= CACHE_SLOTS - 1;
+	struct cache_ent *c = bpf_map_lookup_elem(&proc_cache, &idx);
+	if (c) {
+		if (c->key.tgid == tgid && c->key.nr == nr && c->key.start_ns == start_ns) {
+			c->val.count += 1;
+			if (err)
+				c->val.errors += 1;
+			c->val.time_ns += delta;
 		} else {
+			if (c->val.count)
+				flush(&c->key, &c->val);
+			c->key.tgid = tgid;
+			c->key.nr = nr;
+			c->key.start_ns = start_ns;
+			c->val.count = 1;
+			c->val.errors = err ? 1 : 0;
+			c->val.time_ns = delta;
 			struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
 			remember_comm(&pid, false);
 		}
-		v = bpf_map_lookup_elem(&proc_sys, &k);
-	}
-	if (v) {
-		v->count += 1;
-		if (err)
-			v->errors += 1;
-		v->time_ns += delta;
 	}
 	if (exec_nr && ret == 0) {
 		struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
