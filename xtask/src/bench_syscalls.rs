@@ -142,8 +142,10 @@ impl Ctx {
         }
     }
 
-    /// Run workload `w`, wrapped by `wrap` (strace), and return (wall seconds, pid).
-    fn run_workload(&self, w: usize, wrap: &[&str]) -> Result<(f64, u32)> {
+    /// Run workload `w`, wrapped by `wrap` (strace), and return (wall s, CPU s, pid). CPU is
+    /// user + system of the workload (and its reaped children) from wait4: steadier than wall
+    /// time on a shared machine, but blind to time spent waiting for a tracer (strace).
+    fn run_workload(&self, w: usize, wrap: &[&str]) -> Result<(f64, f64, u32)> {
         let argv = self.workload_argv(w);
         let mut cmd = if wrap.is_empty() {
             let mut c = Command::new(&argv[0]);
@@ -160,17 +162,24 @@ impl Ctx {
         let start = Instant::now();
         let mut child = cmd.spawn().context("cannot start workload")?;
         let pid = child.id();
-        let st = child.wait()?;
+        let mut status = 0;
+        // SAFETY: zeroed rusage is valid; pid is our own unreaped child.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
         let wall = start.elapsed().as_secs_f64();
-        if !st.success() {
-            bail!("workload {} failed: {st}", argv.join(" "));
+        let _ = child.try_wait();
+        if r != pid as libc::pid_t || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            bail!("workload {} failed (status {status})", argv.join(" "));
         }
-        Ok((wall, pid))
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        // With a wrapper (strace), the wrapper's own CPU is included: it is part of the cost.
+        let cpu = secs(ru.ru_utime) + secs(ru.ru_stime);
+        Ok((wall, cpu, pid))
     }
 }
 
-/// Per subject and workload, the wall times of every round.
-type Times = Vec<Vec<Vec<f64>>>;
+/// Per subject and workload, the (wall, CPU) times of every round.
+type Times = Vec<Vec<Vec<(f64, f64)>>>;
 
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
@@ -259,33 +268,39 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             }
         }
     }
-    let base: Vec<f64> = (0..WORKLOADS.len()).map(|w| median(&times[0][w])).collect();
-    println!(
-        "\nsyscall tracing overhead: slowdown of the traced workload (median of {} runs; \
-         untraced {} calls: {})",
-        o.runs,
-        o.calls,
-        base.iter()
-            .zip(WORKLOADS)
-            .map(|(b, w)| format!("{w} {:.0} ms", b * 1000.0))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!(
-        "{:<40} {:>14} {:>20} {:>10}",
-        "tracer", WORKLOADS[0], WORKLOADS[1], WORKLOADS[2]
-    );
-    for (si, s) in subjects.iter().enumerate() {
-        let cells: Vec<String> = (0..WORKLOADS.len())
-            .map(|w| format!("{:.2}x", median(&times[si][w]) / base[w]))
+    let med = |si: usize, w: usize, cpu: bool| {
+        let v: Vec<f64> = times[si][w]
+            .iter()
+            .map(|t| if cpu { t.1 } else { t.0 })
             .collect();
+        median(&v)
+    };
+    for (cpu, what) in [(false, "wall time"), (true, "CPU time (user+sys)")] {
+        println!(
+            "\nslowdown of the traced workload, {what} (median of {} runs); untraced, {} calls: {}",
+            o.runs,
+            o.calls,
+            (0..WORKLOADS.len())
+                .map(|w| format!("{} {:.0} ms", WORKLOADS[w], med(0, w, cpu) * 1000.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!(
             "{:<40} {:>14} {:>20} {:>10}",
-            s.label(),
-            cells[0],
-            cells[1],
-            cells[2]
+            "tracer", WORKLOADS[0], WORKLOADS[1], WORKLOADS[2]
         );
+        for (si, s) in subjects.iter().enumerate() {
+            let cells: Vec<String> = (0..WORKLOADS.len())
+                .map(|w| format!("{:.2}x", med(si, w, cpu) / med(0, w, cpu)))
+                .collect();
+            println!(
+                "{:<40} {:>14} {:>20} {:>10}",
+                s.label(),
+                cells[0],
+                cells[1],
+                cells[2]
+            );
+        }
     }
     println!(
         "\ntriage: load+attach median {:.1} ms (max {:.1}), peak RSS median {:.1} MB (max {:.1}), \
@@ -305,7 +320,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
 }
 
 struct SubjectResult {
-    walls: Vec<f64>,
+    walls: Vec<(f64, f64)>,
     startup_ms: Option<f64>,
     rss_kb: Option<u64>,
     exact: Option<bool>,
@@ -385,11 +400,11 @@ fn measure_subject(cx: &Ctx, s: Subject) -> Result<SubjectResult> {
     };
     let mut getppid_pid = 0;
     for w in 0..WORKLOADS.len() {
-        let (wall, pid) = cx.run_workload(w, wrap)?;
+        let (wall, cpu, pid) = cx.run_workload(w, wrap)?;
         if w == 0 {
             getppid_pid = pid;
         }
-        res.walls.push(wall);
+        res.walls.push((wall, cpu));
     }
     if let Some(t) = bg {
         let (_, rss) = stop(t)?;
