@@ -313,3 +313,187 @@ fn system_time(s: &SyscallsSection, out: &mut Vec<Finding>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sections::{ProcRow, ProcessSection};
+    use crate::model::syscalls::section;
+    use crate::probe::output::*;
+
+    fn proc(pid: u32, comm: &str, calls: &[(u32, u64, u64, u64)]) -> ProcessTotal {
+        ProcessTotal {
+            pid,
+            start_ns: 1,
+            comm: Some(comm.into()),
+            syscalls: calls
+                .iter()
+                .map(|&(nr, count, errors, time_ns)| ProcessSyscall {
+                    nr,
+                    count,
+                    errors,
+                    time_ns,
+                })
+                .collect(),
+        }
+    }
+
+    fn probe(procs: Vec<ProcessTotal>, errnos: Vec<ErrnoCount>) -> SyscallsProbe {
+        let mut totals: std::collections::BTreeMap<u32, SyscallTotal> = Default::default();
+        for p in &procs {
+            for s in &p.syscalls {
+                let t = totals.entry(s.nr).or_insert(SyscallTotal {
+                    nr: s.nr,
+                    ..Default::default()
+                });
+                t.count += s.count;
+                t.errors += s.errors;
+                t.time_ns += s.time_ns;
+            }
+        }
+        SyscallsProbe {
+            arch: "x86_64".into(),
+            latency: true,
+            traced_s: 1.0,
+            syscalls: totals.into_values().collect(),
+            processes: procs,
+            errnos,
+            ..Default::default()
+        }
+    }
+
+    fn busy(pid: i32, cpu: f64, sys: f64) -> ProcessSection {
+        ProcessSection {
+            top_cpu: vec![ProcRow {
+                pid,
+                comm: "x".into(),
+                cpu_pct: cpu,
+                sys_pct: sys,
+                usr_pct: cpu - sys,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn ids(f: &[Finding]) -> Vec<&str> {
+        f.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    #[test]
+    fn storm_needs_rate_and_dominance() {
+        // 600k getppid/s from one process, others quiet: critical storm.
+        let p = probe(
+            vec![
+                proc(1, "loop", &[(110, 600_000, 0, 0)]),
+                proc(2, "sh", &[(0, 10, 0, 0)]),
+            ],
+            vec![],
+        );
+        let f = findings(&section(&p, None));
+        assert_eq!(ids(&f), ["syscalls.saturation.storm"]);
+        assert_eq!(f[0].severity, Severity::Critical);
+        // Two equally busy processes: nobody dominates, no storm.
+        let p = probe(
+            vec![
+                proc(1, "a", &[(110, 60_000, 0, 0)]),
+                proc(2, "b", &[(110, 60_000, 0, 0)]),
+            ],
+            vec![],
+        );
+        assert!(findings(&section(&p, None)).is_empty());
+    }
+
+    #[test]
+    fn futex_time_is_contention_only_when_busy() {
+        // 8 s/s waiting in futex (202), 2000 calls/s.
+        let p = probe(
+            vec![proc(7, "pool", &[(202, 2000, 0, 8_000_000_000)])],
+            vec![],
+        );
+        // An idle thread pool waits in futex too: no finding.
+        assert!(findings(&section(&p, Some(&busy(7, 1.0, 0.5)))).is_empty());
+        // Busy while waiting: lock contention.
+        let f = findings(&section(&p, Some(&busy(7, 100.0, 5.0))));
+        assert_eq!(ids(&f), ["locks.saturation.futex"]);
+    }
+
+    #[test]
+    fn errors_by_kind() {
+        // EMFILE once is exhaustion; ECONNREFUSED at 50/s; ENOENT at 5000/s, all failing.
+        let p = probe(
+            vec![proc(
+                3,
+                "srv",
+                &[(43, 10, 1, 0), (42, 50, 50, 0), (257, 5000, 5000, 0)],
+            )],
+            vec![
+                ErrnoCount {
+                    nr: 43,
+                    errno: 24,
+                    count: 1,
+                },
+                ErrnoCount {
+                    nr: 42,
+                    errno: 111,
+                    count: 50,
+                },
+                ErrnoCount {
+                    nr: 257,
+                    errno: 2,
+                    count: 5000,
+                },
+            ],
+        );
+        let mut got = ids(&findings(&section(&p, None)))
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "syscalls.errors.connection_refused",
+                "syscalls.errors.exhaustion",
+                "syscalls.errors.rate"
+            ]
+        );
+        // EAGAIN at the same rate is how non-blocking I/O works: info only.
+        let p = probe(
+            vec![proc(3, "srv", &[(0, 5000, 5000, 0)])],
+            vec![ErrnoCount {
+                nr: 0,
+                errno: 11,
+                count: 5000,
+            }],
+        );
+        let f = findings(&section(&p, None));
+        assert_eq!(f[0].severity, Severity::Info);
+    }
+
+    #[test]
+    fn system_time_is_explained_by_the_top_syscall() {
+        let p = probe(
+            vec![proc(9, "spin", &[(110, 900_000, 0, 400_000_000)])],
+            vec![],
+        );
+        let mut f = findings(&section(&p, Some(&busy(9, 99.0, 93.0))));
+        let sys = f
+            .iter()
+            .find(|f| f.id == "cpu.utilization.syscall_system_time")
+            .unwrap();
+        assert!(sys.summary.contains("getppid"), "{}", sys.summary);
+        // The /proc rule naming the same process becomes context.
+        f.push(Finding {
+            id: "cpu.utilization.system_time".into(),
+            severity: Severity::Warning,
+            resource: "cpu".into(),
+            summary: "High kernel time: most system time: spin (pid 9) 93% sys".into(),
+            evidence: vec![],
+            next: vec![],
+            score: 1.0,
+        });
+        demote_explained(&mut f);
+        assert_eq!(f.last().unwrap().severity, Severity::Info);
+    }
+}
