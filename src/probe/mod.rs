@@ -21,7 +21,7 @@ mod syscalls_skel {
 }
 
 /// One probe triage can load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ProbeSpec {
     pub name: &'static str,
     /// What it measures, for people.
@@ -39,7 +39,7 @@ pub fn catalog() -> Vec<ProbeSpec> {
 }
 
 /// The result of really loading and attaching a probe, then detaching it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProbeCheck {
     pub name: String,
     pub ok: bool,
