@@ -13,6 +13,7 @@
 //!   process, against strace, perf trace, bpftrace and syscount.
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
+//! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle`.
 
@@ -25,6 +26,7 @@ mod handmade;
 mod measure;
 mod sleepers;
 mod util;
+mod vmlinux;
 
 use std::process::ExitCode;
 
@@ -50,6 +52,9 @@ commands:
                                   memory-pressure-swap disk-saturation net-retransmits;
                                   with `triage syscalls --record`: syscall-storm
                                   futex-lock-contention)
+  vmlinux [--btf FILE] [--arch x86|arm64]
+                                 regenerate bpf/vmlinux/<arch>/vmlinux_<ver>.h with bpftool
+                                 (default: this kernel's BTF)
   handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
                                  (default all: cgroup-v2-only container-quota-2-of-64
                                   garbled-proc)
@@ -120,6 +125,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "bench" => bench::run(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
+        "vmlinux" => vmlinux::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
