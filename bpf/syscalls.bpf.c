@@ -176,10 +176,16 @@ static __always_inline void on_enter(struct task_struct *task)
 		drop(DROP_START);
 }
 
+/*
+ * The process's name is its main thread's (a thread's own comm may be `lto cgu.00` or
+ * `tokio-runtime-w`). Only on the slow path: a new (process, syscall) slot or an execve.
+ */
 static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
 {
-	struct proc_info info;
-	bpf_get_current_comm(info.comm, sizeof(info.comm));
+	struct proc_info info = {};
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ_STR_INTO(&info.comm, t, group_leader, comm) < 0)
+		bpf_get_current_comm(info.comm, sizeof(info.comm));
 	if (bpf_map_update_elem(&proc_infos, pid, &info, overwrite ? BPF_ANY : BPF_NOEXIST) == -E2BIG)
 		drop(DROP_PROC_INFO);
 }
