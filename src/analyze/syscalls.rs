@@ -7,6 +7,17 @@ use crate::model::report::{Finding, Severity};
 use crate::model::syscalls::SyscallsSection;
 
 const FUTEX: &str = "futex";
+
+/// A rate for people: `1.26M`, `52.3k`, `940`.
+fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
 const EXHAUSTION: &[&str] = &["EMFILE", "ENFILE", "ENOMEM", "ENOSPC", "EDQUOT"];
 
 pub fn findings(s: &SyscallsSection) -> Vec<Finding> {
@@ -57,8 +68,10 @@ fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
         .get(1)
         .map(|p| {
             format!(
-                "; the next busiest: {} (pid {}) {:.0}/s",
-                p.comm, p.pid, p.calls_per_s
+                "; the next busiest: {} (pid {}) {}/s",
+                p.comm,
+                p.pid,
+                rate(p.calls_per_s)
             )
         })
         .unwrap_or_default();
@@ -67,8 +80,13 @@ fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
         sev,
         "syscalls",
         format!(
-            "Syscall storm: {} (pid {}) makes {:.0} syscalls/s, {:.0}% of all, {:.0}% of them {}{second}",
-            top.comm, top.pid, top.calls_per_s, top.calls_pct, top.top_syscall_pct, top.top_syscall
+            "Syscall storm: {} (pid {}) makes {} syscalls/s, {:.0}% of all, {:.0}% of them {}{second}",
+            top.comm,
+            top.pid,
+            rate(top.calls_per_s),
+            top.calls_pct,
+            top.top_syscall_pct,
+            top.top_syscall
         ),
         vec![
             ev("syscalls.process_calls_per_s", top.calls_per_s, ">=", t.warn, "per_s"),
@@ -134,13 +152,18 @@ fn futex(s: &SyscallsSection, out: &mut Vec<Finding>) {
             "locks",
             format!(
                 "Lock contention: {} (pid {}) spends {share:.0}% of its syscall time in futex \
-                 ({waited:.1} thread-seconds per second, {futex_rate:.0} calls/s) while using {cpu:.0}% CPU",
-                p.comm, p.pid
+                 ({waited:.1} thread-seconds per second, {} calls/s) while using {cpu:.0}% CPU",
+                p.comm,
+                p.pid,
+                rate(futex_rate)
             ),
             e,
             vec![
                 format!("triage offcpu --pid {}", p.pid),
-                format!("perf lock record -p {} -- sleep 5 && perf lock report", p.pid),
+                format!(
+                    "perf lock record -p {} -- sleep 5 && perf lock report",
+                    p.pid
+                ),
                 format!("strace -f -e futex -c -p {} (briefly)", p.pid),
             ],
         ));
@@ -283,12 +306,16 @@ fn system_time(s: &SyscallsSection, out: &mut Vec<Finding>) {
         };
         let why = match (&p.top_time_syscall, p.top_time_syscall_pct) {
             (Some(n), Some(pc)) if n != FUTEX => format!(
-                "; {:.0} syscalls/s, {:.0}% {} by count, {pc:.0}% of its syscall time in {n}",
-                p.calls_per_s, p.top_syscall_pct, p.top_syscall
+                "; {} syscalls/s, {:.0}% {} by count, {pc:.0}% of its syscall time in {n}",
+                rate(p.calls_per_s),
+                p.top_syscall_pct,
+                p.top_syscall
             ),
             _ => format!(
-                "; {:.0} syscalls/s, {:.0}% of them {}",
-                p.calls_per_s, p.top_syscall_pct, p.top_syscall
+                "; {} syscalls/s, {:.0}% of them {}",
+                rate(p.calls_per_s),
+                p.top_syscall_pct,
+                p.top_syscall
             ),
         };
         out.push(finding(
