@@ -71,6 +71,17 @@ struct Tracer {
 
 /// Wait until a tracer says it is attached; a tracer that never says so gets 3 s more and a
 /// warning (its figure may then include some untraced time).
+/// A tracer left running would skew every later measurement (and hide events from perf, for
+/// those whose programs return 0): on every early return it is killed and reaped.
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn wait_for(path: &Path, marker: &str, timeout: Duration) -> Result<()> {
     let until = Instant::now() + timeout;
     while Instant::now() < until {
@@ -88,7 +99,7 @@ fn wait_for(path: &Path, marker: &str, timeout: Duration) -> Result<()> {
 }
 
 /// SIGINT, then reap with wait4: (exit code, peak RSS in KiB).
-fn stop(mut t: Tracer) -> Result<(Option<i32>, u64)> {
+fn stop(t: Tracer) -> Result<(Option<i32>, u64)> {
     let pid = t.child.id() as libc::pid_t;
     // SAFETY: our own unreaped child.
     unsafe { libc::kill(pid, libc::SIGINT) };
@@ -96,7 +107,6 @@ fn stop(mut t: Tracer) -> Result<(Option<i32>, u64)> {
     // SAFETY: zeroed rusage is valid; pid is our child.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let _ = t.child.try_wait();
     if r != pid {
         bail!("wait4 failed for tracer {pid}");
     }
