@@ -156,9 +156,17 @@ static __always_inline bool wanted_rest(void)
 }
 
 /* `task` is the current task as a BTF pointer (tp_btf), or NULL: then the hash is used. */
+/* pid_tgid from the BTF task pointer when there is one (two loads, no helper call). */
+static __always_inline __u64 pid_tgid(struct task_struct *task)
+{
+	if (task)
+		return ((__u64)task->tgid << 32) | (__u32)task->pid;
+	return bpf_get_current_pid_tgid();
+}
+
 static __always_inline void on_enter(struct task_struct *task)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = pid_tgid(task);
 	if (!wanted_tgid(id) || !wanted_rest())
 		return;
 	__u64 ts = bpf_ktime_get_ns();
@@ -216,7 +224,7 @@ static __always_inline void flush(struct proc_sys_key *k, struct proc_sys_val *a
 static __always_inline void on_exit(struct task_struct *task, long nr_l, long ret,
 				    __u64 start_ns, bool exec_nr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = pid_tgid(task);
 	__u32 tgid = wanted_tgid(id);
 	if (!tgid || !wanted_rest())
 		return;
