@@ -42,6 +42,18 @@ struct {
 	__type(value, struct proc_sys_val);
 } proc_sys SEC(".maps");
 
+/*
+ * In front of proc_sys: the hot path is an (inlined) per-CPU array access, not a hash lookup.
+ * A slot holds one (process, syscall) pair; another pair hashing to the slot flushes it into
+ * proc_sys and takes it. User space adds the slots to proc_sys at the end.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cache_ent);
+} proc_cache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -64,6 +76,17 @@ struct {
 	__type(value, __u64);
 } starts SEC(".maps");
 
+/*
+ * The same for the tp_btf programs, in task-local storage: no hash, no delete, no capacity
+ * to run out of; the slot goes away with the task (or with the map when triage exits).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} task_starts SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, DROP_SLOTS);
@@ -76,14 +99,20 @@ struct sys_stat _sys_stat = {};
 struct proc_sys_key _proc_sys_key = {};
 struct proc_sys_val _proc_sys_val = {};
 struct proc_id _proc_id = {};
+struct cache_ent _cache_ent = {};
 struct proc_info _proc_info = {};
 struct errno_key _errno_key = {};
 
-static __always_inline void drop(__u32 what)
+static __always_inline void drop_n(__u32 what, __u64 n)
 {
 	__u64 *d = bpf_map_lookup_elem(&dropped, &what);
 	if (d)
-		*d += 1;
+		*d += n;
+}
+
+static __always_inline void drop(__u32 what)
+{
+	drop_n(what, 1);
 }
 
 static __always_inline __u32 log2_u64(__u64 v)
@@ -126,33 +155,87 @@ static __always_inline bool wanted_rest(void)
 	return true;
 }
 
-static __always_inline void on_enter(void)
+/* `task` is the current task as a BTF pointer (tp_btf), or NULL: then the hash is used. */
+/* pid_tgid from the BTF task pointer when there is one (two loads, no helper call). */
+static __always_inline __u64 pid_tgid(struct task_struct *task)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	if (task)
+		return ((__u64)task->tgid << 32) | (__u32)task->pid;
+	return bpf_get_current_pid_tgid();
+}
+
+static __always_inline void on_enter(struct task_struct *task)
+{
+	__u64 id = pid_tgid(task);
 	if (!wanted_tgid(id) || !wanted_rest())
 		return;
-	__u32 tid = (__u32)id;
 	__u64 ts = bpf_ktime_get_ns();
+	if (task) {
+		__u64 *slot = bpf_task_storage_get(&task_starts, task, 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (slot)
+			*slot = ts;
+		else
+			drop(DROP_START);
+		return;
+	}
+	__u32 tid = (__u32)id;
 	if (bpf_map_update_elem(&starts, &tid, &ts, BPF_ANY))
 		drop(DROP_START);
 }
 
+/*
+ * The process's name is its main thread's (a thread's own comm may be `lto cgu.00` or
+ * `tokio-runtime-w`). Only on the slow path: a new (process, syscall) slot or an execve.
+ */
 static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
 {
-	struct proc_info info;
-	bpf_get_current_comm(info.comm, sizeof(info.comm));
+	struct proc_info info = {};
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ_STR_INTO(&info.comm, t, group_leader, comm) < 0)
+		bpf_get_current_comm(info.comm, sizeof(info.comm));
 	if (bpf_map_update_elem(&proc_infos, pid, &info, overwrite ? BPF_ANY : BPF_NOEXIST) == -E2BIG)
 		drop(DROP_PROC_INFO);
 }
 
-static __always_inline void on_exit(long nr_l, long ret, __u64 start_ns, bool exec_nr)
+/* Add a cache slot's counts to proc_sys (inserting the key if new). */
+static __always_inline void flush(struct proc_sys_key *k, struct proc_sys_val *add)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct proc_sys_val *v = bpf_map_lookup_elem(&proc_sys, k);
+	if (!v) {
+		long e = bpf_map_update_elem(&proc_sys, k, add, BPF_NOEXIST);
+		if (e == 0)
+			return;
+		if (e != -EEXIST) {
+			drop_n(DROP_PROC_SYS, add->count);
+			return;
+		}
+		v = bpf_map_lookup_elem(&proc_sys, k);
+		if (!v) {
+			drop_n(DROP_PROC_SYS, add->count);
+			return;
+		}
+	}
+	v->count += add->count;
+	v->errors += add->errors;
+	v->time_ns += add->time_ns;
+}
+
+static __always_inline void on_exit(struct task_struct *task, long nr_l, long ret,
+				    __u64 start_ns, bool exec_nr)
+{
+	__u64 id = pid_tgid(task);
 	__u32 tgid = wanted_tgid(id);
 	if (!tgid || !wanted_rest())
 		return;
 	__u64 delta = 0;
-	if (measure_latency) {
+	if (measure_latency && task) {
+		__u64 *ts = bpf_task_storage_get(&task_starts, task, 0, 0);
+		if (ts && *ts) {
+			delta = bpf_ktime_get_ns() - *ts;
+			*ts = 0;
+		}
+	} else if (measure_latency) {
 		__u32 tid = (__u32)id;
 		__u64 *ts = bpf_map_lookup_elem(&starts, &tid);
 		if (ts) {
@@ -181,24 +264,27 @@ static __always_inline void on_exit(long nr_l, long ret, __u64 start_ns, bool ex
 		}
 	}
 
-	struct proc_sys_key k = { .tgid = tgid, .nr = nr, .start_ns = start_ns };
-	struct proc_sys_val *v = bpf_map_lookup_elem(&proc_sys, &k);
-	if (!v) {
-		struct proc_sys_val zero = {};
-		long e = bpf_map_update_elem(&proc_sys, &k, &zero, BPF_NOEXIST);
-		if (e && e != -EEXIST) {
-			drop(DROP_PROC_SYS);
+	__u32 idx = (tgid * 2654435761u) ^ (nr * 40503u) ^ (__u32)start_ns;
+	idx &= CACHE_SLOTS - 1;
+	struct cache_ent *c = bpf_map_lookup_elem(&proc_cache, &idx);
+	if (c) {
+		if (c->key.tgid == tgid && c->key.nr == nr && c->key.start_ns == start_ns) {
+			c->val.count += 1;
+			if (err)
+				c->val.errors += 1;
+			c->val.time_ns += delta;
 		} else {
+			if (c->val.count)
+				flush(&c->key, &c->val);
+			c->key.tgid = tgid;
+			c->key.nr = nr;
+			c->key.start_ns = start_ns;
+			c->val.count = 1;
+			c->val.errors = err ? 1 : 0;
+			c->val.time_ns = delta;
 			struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
 			remember_comm(&pid, false);
 		}
-		v = bpf_map_lookup_elem(&proc_sys, &k);
-	}
-	if (v) {
-		v->count += 1;
-		if (err)
-			v->errors += 1;
-		v->time_ns += delta;
 	}
 	if (exec_nr && ret == 0) {
 		struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
@@ -236,7 +322,7 @@ static __always_inline void on_exit(long nr_l, long ret, __u64 start_ns, bool ex
 SEC("tp_btf/sys_enter")
 int BPF_PROG(triage_enter_btf, struct pt_regs *regs, long id)
 {
-	on_enter();
+	on_enter(bpf_get_current_task_btf());
 	return 0;
 }
 
@@ -245,14 +331,14 @@ int BPF_PROG(triage_exit_btf, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	long nr = REGS_NR(regs);
-	on_exit(nr, ret, t->group_leader->start_time, IS_EXEC(nr));
+	on_exit(t, nr, ret, t->group_leader->start_time, IS_EXEC(nr));
 	return 0;
 }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(triage_enter_raw, struct pt_regs *regs, long id)
 {
-	on_enter();
+	on_enter(NULL);
 	return 0;
 }
 
@@ -261,14 +347,14 @@ int BPF_PROG(triage_exit_raw, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	long nr = BPF_CORE_READ(regs, REGS_NR_FIELD);
-	on_exit(nr, ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
+	on_exit(NULL, nr, ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
 	return 0;
 }
 
 SEC("tracepoint/raw_syscalls/sys_enter")
 int triage_enter_tp(struct trace_event_raw_sys_enter *ctx)
 {
-	on_enter();
+	on_enter(NULL);
 	return 1; /* 0 would hide the event from other perf users of this tracepoint */
 }
 
@@ -277,7 +363,7 @@ int triage_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	long nr = ctx->id;
-	on_exit(nr, ctx->ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
+	on_exit(NULL, nr, ctx->ret, BPF_CORE_READ(t, group_leader, start_time), IS_EXEC(nr));
 	return 1;
 }
 

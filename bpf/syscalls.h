@@ -11,13 +11,15 @@
 /* log2 latency buckets in nanoseconds: slot i holds [2^i, 2^(i+1)) ns; the last is open. */
 #define MAX_SLOTS 36
 #define TASK_COMM_LEN 16
+/* Per-CPU direct-mapped cache of (process, syscall) counters in front of the hash. */
+#define CACHE_SLOTS 1024
 
 /* Indexes into the `dropped` per-CPU array: events not recorded because a map was full. */
 #define DROP_PROC_SYS 0 /* (process, syscall) pairs: the per-process tables are incomplete */
 #define DROP_PROC_INFO 1 /* process names */
 #define DROP_ERRNO 2 /* (syscall, errno) pairs */
 #define DROP_START 3 /* in-flight start timestamps: those calls have no latency */
-#define DROP_NR 4 /* syscall numbers >= MAX_SYSCALLS (or -1) */
+#define DROP_NR 4 /* number -1 at exit (rt_sigreturn) or >= MAX_SYSCALLS: not a map drop */
 #define DROP_SLOTS 5
 
 /* Per syscall number, per CPU. */
@@ -39,6 +41,12 @@ struct proc_sys_val {
 	__u64 count;
 	__u64 errors;
 	__u64 time_ns;
+};
+
+/* A slot of the per-CPU cache: tgid 0 (never a syscall caller) marks it empty. */
+struct cache_ent {
+	struct proc_sys_key key;
+	struct proc_sys_val val;
 };
 
 struct proc_id {

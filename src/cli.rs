@@ -75,8 +75,8 @@ pub enum Command {
     Disk(crate::commands::disk::Args),
     /// Network deep dive: interfaces, TCP/UDP errors, socket states, listen queues, conntrack.
     Net(crate::commands::net::Args),
-    /// Syscall counts, errors and latency per process, traced in the kernel with eBPF.
-    #[command(hide = true)]
+    /// Syscall counts, errors and latency per process and per syscall, counted in the kernel
+    /// with eBPF (needs root or CAP_BPF+CAP_PERFMON); --pid/--cgroup/--comm to scope.
     Syscalls(crate::commands::syscalls::Args),
     /// What this box allows: kernel, BTF, tracefs, lockdown, capabilities, sysctls, memlock,
     /// cgroups, namespaces, and whether each probe loads here, with the exact fix for each problem.

@@ -7,6 +7,7 @@
 
 pub mod deep;
 pub mod offcpu;
+pub mod syscalls;
 
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity};
@@ -53,6 +54,16 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "tasks.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "PID exhaustion makes fork fail (S0:104)" },
     Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
     Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
+    Threshold { id: "syscalls.process_calls_per_s", warn: 50000.0, crit: 500000.0, unit: "per_s", why: "a minimal syscall costs ~100-200 ns (S0:262, S0:966) and 2 M/s cost 200-400 ms of CPU (S0:1154): 50k/s from one process is already ~1% of a CPU in entry/exit alone; 500k/s is a tight loop (S0:994)" },
+    Threshold { id: "syscalls.top_process_share_pct", warn: 60.0, crit: 60.0, unit: "pct", why: "companion of the storm rule: the process issues clearly more calls than all others together (our choice for 'far more than the rest': 60%, so two equal loops are not 'a storm from one process')" },
+    Threshold { id: "syscalls.futex_time_pct", warn: 50.0, crit: 90.0, unit: "pct", why: "'If 90% of time is in futex(), the process is contending on a lock' (S0:977); warn at half" },
+    Threshold { id: "syscalls.futex_busy_cpu_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the futex rule: an idle thread pool also waits in futex; contention is waiting while the process wants CPU (S0:1365: contention = high CPU, deadlock = zero CPU); or a futex rate of >= 10k/s" },
+    Threshold { id: "syscalls.futex_calls_per_s", warn: 10000.0, crit: 1000000.0, unit: "per_s", why: "healthy ~4,000 futex/s vs pathological ~8 M/s (S0:1352, S0:1361); 'millions of futex() calls per second indicates severe lock contention'" },
+    Threshold { id: "syscalls.errors_per_s", warn: 1000.0, crit: 10000.0, unit: "per_s", why: "our choice: failing calls at 1000/s are work wasted in a loop; needs >= 50% of that syscall's calls failing (EAGAIN on non-blocking I/O is normal in small numbers)" },
+    Threshold { id: "syscalls.error_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the error-rate rule: most calls of that syscall fail" },
+    Threshold { id: "syscalls.exhaustion_errors", warn: 1.0, crit: 100.0, unit: "count", why: "EMFILE/ENFILE (fd limit, S0:213), ENOMEM, ENOSPC/EDQUOT (S3:303): any one is a resource running out" },
+    Threshold { id: "syscalls.refused_per_s", warn: 10.0, crit: 1000.0, unit: "per_s", why: "our choice: ECONNREFUSED at 10/s is a client hammering a dead or overloaded backend" },
+    Threshold { id: "syscalls.process_sys_share_pct", warn: 70.0, crit: 90.0, unit: "pct", why: "'100% kernel-mode CPU with no user-mode time means the process is spinning inside the kernel' (S0:976, S0:991); needs >= 20% CPU used so an idle process is never named" },
     Threshold { id: "cpu.busy_pct_low", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the D-state rule: CPUs mostly idle" },
     // Deep dives (`triage cpu|mem|disk|net`).
     Threshold { id: "cpu.softirq_cpu_soft_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "not in the seeds: a CPU spending a fifth of its time in softirq is visibly taken from applications; half is a saturated core (mpstat %soft)" },
@@ -77,7 +88,7 @@ pub fn threshold(id: &str) -> Threshold {
         .unwrap_or_else(|| panic!("no threshold named {id}: THRESHOLDS and the rules disagree"))
 }
 
-fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
+pub(crate) fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
     Evidence {
         metric: metric.to_string(),
         value: r2(value),
@@ -88,7 +99,7 @@ fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
 }
 
 /// Severity for `value` against threshold `id`, if it crosses the warning level.
-fn level(id: &str, value: f64) -> Option<(Severity, Threshold)> {
+pub(crate) fn level(id: &str, value: f64) -> Option<(Severity, Threshold)> {
     let t = threshold(id);
     if value >= t.crit {
         Some((Severity::Critical, t))
@@ -99,7 +110,7 @@ fn level(id: &str, value: f64) -> Option<(Severity, Threshold)> {
     }
 }
 
-fn finding(
+pub(crate) fn finding(
     id: &str,
     sev: Severity,
     resource: &str,

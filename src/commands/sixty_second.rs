@@ -136,7 +136,7 @@ fn write_latency_fixture(dir: &Path, l: &LatencyReadings) -> Result<(), String> 
     std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn prepare_capture_dir(out: &Path) -> Result<(), String> {
+pub fn prepare_capture_dir(out: &Path) -> Result<(), String> {
     if out.exists() {
         let empty = std::fs::read_dir(out)
             .map(|mut d| d.next().is_none())

@@ -1,16 +1,292 @@
-//! `triage syscalls`: syscall counts, errors and latency per process, from eBPF.
+//! `triage syscalls`: syscall counts, errors and time per process and per syscall, counted in
+//! the kernel by the eBPF syscall probe while the usual /proc window runs, so each process's
+//! user/system CPU split sits next to the syscalls that explain it.
 //!
-//! Not built yet: hidden from `--help` until it works.
+//! When the probe cannot run (privileges, no BTF, a /proc-only build), the /proc report is
+//! still produced, the reason is in `unavailable` with its fix and on stderr, and the exit
+//! status stays 0 (a report was produced).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::{Global, WindowArgs};
-use crate::model::report::Report;
+use crate::collect::run::{self, LiveOptions, Readings};
+use crate::collect::Problem;
+use crate::host::LiveSource;
+use crate::model::report::{Report, Unavailable};
+use crate::model::{self, Analysis};
+use crate::probe::output::SyscallsProbe;
+
+pub const NAME: &str = "syscalls";
+/// Where a recording keeps the probe output, inside the fixture directory.
+pub const PROBE_FILE: &str = "probes/syscalls.json";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub window: WindowArgs,
+    /// Only this process (tgid); filtered in the kernel.
+    #[arg(long, short = 'p', value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Only this cgroup v2 and below: a path like /system.slice/nginx.service (or the full
+    /// /sys/fs/cgroup/... path); filtered in the kernel.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Only threads with this command name (first 15 bytes, as the kernel keeps it).
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Do not measure time in syscall (no latency histograms): only counts and errors, one
+    /// probe instead of two (lower overhead).
+    #[arg(long)]
+    pub no_latency: bool,
+    /// Capacity of the in-kernel (process, syscall) table; calls beyond it are counted as
+    /// dropped from the per-process tables (the per-syscall totals stay exact).
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    pub max_entries: u32,
+    /// Record the run as a fixture in DIR (the /proc files read, and probes/syscalls.json);
+    /// replay it with `--fixture DIR`.
+    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    pub record: Option<PathBuf>,
+    /// Force one attach type instead of the cheapest that loads (for testing the fallbacks).
+    #[arg(long, hide = true, value_parser = ["tp_btf", "raw_tp", "tracepoint"])]
+    pub attach: Option<String>,
 }
 
-pub fn run(_args: &Args, _global: &Global) -> Result<Report, String> {
-    Err("`syscalls` is not built yet".into())
+pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
+    let w = &args.window;
+    crate::probe::set_verbose(global.verbose);
+    let (readings, probe, mut problems) = if let Some(dir) = &w.fixture {
+        let readings = run::from_fixture(dir).map_err(|e| e.to_string())?;
+        let path = dir.join(PROBE_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => {
+                let p: SyscallsProbe = serde_json::from_slice(&b)
+                    .map_err(|e| format!("{}: invalid probe output: {e}", path.display()))?;
+                (readings, Some(p), Vec::new())
+            }
+            Err(e) => (
+                readings,
+                None,
+                vec![
+                    Problem::io("syscall tracing (eBPF)", &path.display().to_string(), &e)
+                        .with_fix("record the fixture with `triage syscalls --record DIR`"),
+                ],
+            ),
+        }
+    } else {
+        live(args, global.verbose)?
+    };
+    if global.verbose {
+        for p in &readings.problems {
+            eprintln!(
+                "triage: not measured: {} ({}: {})",
+                p.what, p.path, p.reason
+            );
+        }
+    }
+    for p in &problems {
+        eprintln!(
+            "triage: {}: {}{}",
+            p.what,
+            p.reason,
+            p.fix
+                .as_ref()
+                .map(|f| format!(" (fix: {f})"))
+                .unwrap_or_default()
+        );
+    }
+    let analysis = Analysis {
+        log_lookback_s: w.log_lookback,
+    };
+    Ok(report(
+        &readings,
+        probe.as_ref(),
+        std::mem::take(&mut problems),
+        &analysis,
+    ))
+}
+
+/// The report: the /proc window as in every command, plus the syscalls section and its
+/// findings. Public so fixture tests build exactly what the binary prints.
+pub fn report(
+    readings: &Readings,
+    probe: Option<&SyscallsProbe>,
+    problems: Vec<Problem>,
+    analysis: &Analysis,
+) -> Report {
+    let mut r = model::build_report(readings, NAME, analysis);
+    if let Some(p) = probe {
+        let sec = model::syscalls::section(p, r.sections.processes.as_ref());
+        r.findings.extend(crate::analyze::syscalls::findings(&sec));
+        crate::analyze::syscalls::demote_explained(&mut r.findings);
+        crate::analyze::rank(&mut r.findings);
+        if sec.dropped.total() > 0 {
+            r.unavailable.push(Unavailable {
+                what: "part of the syscall tables".into(),
+                reason: format!(
+                    "in-kernel maps full: {} call(s) missing from per-process rows, {} errno \
+                     count(s), {} latency sample(s), {} process name(s)",
+                    sec.dropped.process_syscalls,
+                    sec.dropped.errnos,
+                    sec.dropped.start_times,
+                    sec.dropped.process_names
+                ),
+                fix: Some("raise --max-entries, or scope with --pid/--cgroup/--comm".into()),
+            });
+        }
+        r.sections.syscalls = Some(sec);
+    }
+    for p in problems {
+        r.unavailable.push(Unavailable {
+            what: p.what,
+            reason: format!("{}: {}", p.path, p.reason),
+            fix: p.fix,
+        });
+    }
+    r.unavailable.sort();
+    r.unavailable.dedup();
+    r
+}
+
+type Live = (Readings, Option<SyscallsProbe>, Vec<Problem>);
+
+fn live(args: &Args, verbose: bool) -> Result<Live, String> {
+    let w = &args.window;
+    if let Some(pid) = args.pid {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(format!("--pid {pid}: no such process"));
+        }
+    }
+    if let Some(out) = &args.record {
+        super::sixty_second::prepare_capture_dir(out)?;
+    }
+    let base = w.root.clone().unwrap_or_else(|| "/".into());
+    let mut src = LiveSource::new(&base);
+    if let Some(out) = &args.record {
+        src = src.with_recorder(out);
+    }
+    let opts = LiveOptions {
+        duration: Duration::from_secs_f64(w.duration),
+        sample_interval: super::sixty_second::SAMPLE_INTERVAL,
+        note: String::new(),
+        interrupted: Some(super::interrupt_flag()),
+        spec: crate::collect::deep::Spec::SIXTY_SECOND,
+    };
+    let record = args.record.as_deref();
+    let window = || run::live(&src, &opts, record);
+    let (readings, probe, problems) = traced(args, verbose, window)?;
+    if let (Some(dir), Some(p)) = (record, &probe) {
+        write_probe(dir, p)?;
+    }
+    Ok((readings, probe, problems))
+}
+
+fn write_probe(dir: &Path, p: &SyscallsProbe) -> Result<(), String> {
+    let path = dir.join(PROBE_FILE);
+    let _ = std::fs::create_dir_all(dir.join("probes"));
+    let json = serde_json::to_vec_pretty(p).unwrap_or_default();
+    std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(not(feature = "bpf"))]
+fn traced(_args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Result<Live, String> {
+    let p = Problem::new("syscall tracing (eBPF)", "triage", crate::probe::NO_BPF)
+        .with_fix("rebuild triage with the default `bpf` feature");
+    Ok((window(), None, vec![p]))
+}
+
+#[cfg(feature = "bpf")]
+fn traced(args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Result<Live, String> {
+    use crate::probe::{preflight, syscalls};
+
+    let blockers = preflight::bpf_blockers();
+    if !blockers.is_empty() {
+        let blockers = blockers
+            .into_iter()
+            .map(|mut p| {
+                p.what = "syscall tracing (eBPF)".into();
+                p
+            })
+            .collect();
+        return Ok((window(), None, blockers));
+    }
+    let cgroup = match &args.cgroup {
+        Some(c) => Some(resolve_cgroup(c)?),
+        None => None,
+    };
+    let opts = syscalls::Options {
+        pid: args.pid,
+        cgroup,
+        comm: args.comm.clone(),
+        latency: !args.no_latency,
+        max_proc_entries: args.max_entries.max(64),
+        only_attach: args.attach.clone(),
+    };
+    let scope = crate::probe::output::Scope {
+        pid: opts.pid,
+        cgroup: args.cgroup.clone(),
+        comm: opts.comm.clone(),
+    }
+    .describe();
+    let secs = args.window.duration;
+    let mut window = Some(window);
+    let during = || {
+        eprintln!("triage: tracing syscalls ({scope}) for {secs} s; Ctrl-C to stop early");
+        (window.take().expect("window runs once"))()
+    };
+    match syscalls::trace(&opts, during) {
+        Ok((probe, readings)) => Ok((readings, Some(probe), Vec::new())),
+        Err(e) => {
+            let msg = e.to_string();
+            let p = Problem::new(
+                "syscall tracing (eBPF)",
+                "bpf",
+                format!("could not attach: {msg}"),
+            )
+            .with_fix(crate::probe::attach_fix(&msg));
+            let w = window.take().expect("window not run when attach fails");
+            Ok((w(), None, vec![p]))
+        }
+    }
+}
+
+/// A cgroup v2 path to (path, id, depth) for the in-kernel filter. The id of a v2 cgroup is
+/// its directory's inode number.
+#[cfg(feature = "bpf")]
+fn resolve_cgroup(path: &str) -> Result<(String, u64, u32), String> {
+    use std::os::unix::fs::MetadataExt;
+
+    let rel = path
+        .trim_start_matches("/sys/fs/cgroup/unified")
+        .trim_start_matches("/sys/fs/cgroup")
+        .trim_matches('/');
+    for mount in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        if !Path::new(mount).join("cgroup.controllers").exists()
+            && !Path::new(mount).join("cgroup.procs").exists()
+        {
+            continue;
+        }
+        // Only a v2 hierarchy has cgroup ids that bpf_get_current_cgroup_id sees.
+        let is_v2 = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+            m.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 2 && f[1] == mount && f[2] == "cgroup2"
+            })
+        });
+        if !is_v2 {
+            continue;
+        }
+        let dir = Path::new(mount).join(rel);
+        if let Ok(md) = std::fs::metadata(&dir) {
+            let level = if rel.is_empty() {
+                0
+            } else {
+                rel.split('/').count() as u32
+            };
+            return Ok((format!("/{rel}"), md.ino(), level));
+        }
+    }
+    Err(format!(
+        "--cgroup {path}: no such cgroup in a cgroup v2 hierarchy (/sys/fs/cgroup or /sys/fs/cgroup/unified)"
+    ))
 }

@@ -123,3 +123,4 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         unavailable,
     }
 }
+pub mod syscalls;

@@ -51,6 +51,9 @@ pub struct Sections {
     /// eBPF latency histograms (run queue, block I/O, TCP retransmits), when they ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<super::offcpu::LatencySection>,
+    /// `triage syscalls`: what the eBPF syscall counter saw (absent in other commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<super::syscalls::SyscallsSection>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

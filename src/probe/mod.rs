@@ -25,7 +25,7 @@ mod syscalls_skel {
 }
 
 /// One probe triage can load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ProbeSpec {
     pub name: &'static str,
     /// What it measures, for people.
@@ -35,15 +35,35 @@ pub struct ProbeSpec {
 
 /// Every probe triage has.
 pub fn catalog() -> Vec<ProbeSpec> {
-    vec![ProbeSpec {
-        name: "syscalls",
-        what: "syscall counts, errors and latency per process (triage syscalls)",
-        tracepoints: &["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"],
-    }]
+    vec![
+        ProbeSpec {
+            name: "syscalls",
+            what: "syscall counts, errors and latency per process (triage syscalls)",
+            tracepoints: &["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"],
+        },
+        ProbeSpec {
+            name: "offcpu",
+            what: "off-CPU time by stack and thread state (triage offcpu)",
+            tracepoints: &["sched:sched_switch"],
+        },
+        ProbeSpec {
+            name: "latency",
+            what: "run-queue, block I/O latency and TCP retransmits (sixty-second, cpu, disk, net)",
+            tracepoints: &[
+                "sched:sched_wakeup",
+                "sched:sched_wakeup_new",
+                "sched:sched_switch",
+                "block:block_rq_insert",
+                "block:block_rq_issue",
+                "block:block_rq_complete",
+                "tcp:tcp_retransmit_skb",
+            ],
+        },
+    ]
 }
 
 /// The result of really loading and attaching a probe, then detaching it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProbeCheck {
     pub name: String,
     pub ok: bool,
@@ -77,26 +97,48 @@ pub fn try_attach(name: &str) -> ProbeCheck {
     }
     #[cfg(feature = "bpf")]
     {
+        // libbpf's own log stays quiet unless -v was given (set_verbose(true) before).
+        set_verbose(VERBOSE.load(std::sync::atomic::Ordering::Relaxed));
         let blockers = preflight::bpf_blockers();
         if let Some(b) = blockers.first() {
             c.error = Some(b.reason.clone());
             c.fix = b.fix.clone();
             return c;
         }
-        let opts = syscalls::Options {
-            // No process has this tgid (pid_max <= 2^22): attached, counting nothing.
-            pid: Some(u32::MAX),
-            latency: true,
-            ..Default::default()
+        // Each probe is loaded and attached for real, then detached; a pid no process can
+        // have (pid_max <= 2^22) keeps the filtered ones from counting anything meanwhile.
+        let attached: Result<String, String> = match name {
+            "syscalls" => {
+                let opts = syscalls::Options {
+                    pid: Some(u32::MAX),
+                    latency: true,
+                    ..Default::default()
+                };
+                syscalls::trace(&opts, || ())
+                    .map(|(p, ())| p.attach_type)
+                    .map_err(|e| e.to_string())
+            }
+            "offcpu" => {
+                let opts = offcpu::Options {
+                    pid: Some(u32::MAX),
+                    ..Default::default()
+                };
+                offcpu::trace(&opts, || true)
+                    .map(|p| p.attach_type)
+                    .map_err(|e| e.to_string())
+            }
+            _ => latency::start(&latency::Wanted::all())
+                .map(|r| r.finish().attach_type)
+                .map_err(|e| e.to_string()),
         };
-        match syscalls::trace(&opts, || ()) {
-            Ok((p, ())) => {
+        match attached {
+            Ok(kind) => {
                 c.ok = true;
-                c.attach_type = Some(p.attach_type);
+                c.attach_type = Some(kind);
             }
             Err(e) => {
-                c.error = Some(e.to_string());
-                c.fix = Some(attach_fix(&e.to_string()));
+                c.fix = Some(attach_fix(&e));
+                c.error = Some(e);
             }
         }
     }

@@ -111,16 +111,14 @@ pub struct Dropped {
     pub errnos: u64,
     /// Calls without a start time, so without latency.
     pub start_times: u64,
-    /// Calls with a syscall number outside the table (e.g. -1).
+    /// Calls whose number is -1 at exit or outside the table: not map drops. Mostly
+    /// `rt_sigreturn`, which restores the registers with the number set to -1.
     pub bad_numbers: u64,
 }
 
 impl Dropped {
+    /// Events lost to full maps (not counting `bad_numbers`).
     pub fn total(&self) -> u64 {
-        self.process_syscalls
-            + self.process_names
-            + self.errnos
-            + self.start_times
-            + self.bad_numbers
+        self.process_syscalls + self.process_names + self.errnos + self.start_times
     }
 }

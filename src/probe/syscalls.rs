@@ -14,6 +14,7 @@ use super::syscalls_skel::*;
 /// Mirrors `bpf/syscalls.h`.
 const MAX_SYSCALLS: u32 = 512;
 const MAX_SLOTS: usize = 36;
+const CACHE_SLOTS: u32 = 1024;
 
 /// What to trace.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,8 @@ pub struct Options {
     pub latency: bool,
     /// Capacity of the (process, syscall) map.
     pub max_proc_entries: u32,
+    /// Try only this attach type (tests of the fallbacks); `None`: the cheapest that loads.
+    pub only_attach: Option<String>,
 }
 
 /// Attach types in the order tried.
@@ -86,9 +89,16 @@ fn load<'obj>(
     for (k, is_exit, prog) in progs {
         prog.set_autoload(k == kind && (is_exit || opts.latency));
     }
-    if !opts.latency {
-        // The start-time map is only used by sys_enter.
+    // Start times live in task storage for tp_btf, in the tid hash otherwise; the unused
+    // one is not created (task storage needs 5.11+, which a fallback kernel may predate).
+    if !opts.latency || kind == "tp_btf" {
         let _ = open.maps.starts.set_max_entries(1);
+    }
+    if !opts.latency || kind != "tp_btf" {
+        open.maps
+            .task_starts
+            .set_autocreate(false)
+            .map_err(|e| format!("task_starts: {e}"))?;
     }
     if opts.max_proc_entries > 0 {
         open.maps
@@ -115,6 +125,9 @@ pub fn trace<R>(
     let mut attempts = Vec::new();
     let t0 = Instant::now();
     for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {
+        if opts.only_attach.as_deref().is_some_and(|o| o != *kind) {
+            continue;
+        }
         match load(kind, opts, storage) {
             Ok(skel) => {
                 let startup = t0.elapsed();
@@ -196,25 +209,57 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
             slots,
         });
     }
-    let mut procs: std::collections::BTreeMap<(u32, u64), ProcessTotal> = Default::default();
+    // (tgid, start) -> nr -> [count, errors, time]: the hash plus every CPU's cache slots.
+    type Counts = std::collections::BTreeMap<u32, [u64; 3]>;
+    let mut per: std::collections::BTreeMap<(u32, u64), Counts> = Default::default();
+    let mut add = |key: &[u8], v: [u64; 3]| {
+        let (tgid, nr, start) = (u32_at(key, 0), u32_at(key, 4), u64_at(key, 8));
+        if tgid == 0 || v[0] == 0 {
+            return;
+        }
+        let e = per.entry((tgid, start)).or_default().entry(nr).or_default();
+        for i in 0..3 {
+            e[i] += v[i];
+        }
+    };
     for key in m.proc_sys.keys() {
-        let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) else {
-            continue;
-        };
-        let (tgid, nr, start) = (u32_at(&key, 0), u32_at(&key, 4), u64_at(&key, 8));
-        let s = sum_percpu(&vals, 3);
-        let p = procs.entry((tgid, start)).or_insert_with(|| ProcessTotal {
-            pid: tgid,
-            start_ns: start,
-            ..Default::default()
-        });
-        p.syscalls.push(ProcessSyscall {
-            nr,
-            count: s[0],
-            errors: s[1],
-            time_ns: s[2],
-        });
+        if let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) {
+            let s = sum_percpu(&vals, 3);
+            add(&key, [s[0], s[1], s[2]]);
+        }
     }
+    for idx in 0..CACHE_SLOTS {
+        if let Ok(Some(vals)) = m
+            .proc_cache
+            .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+        {
+            // struct cache_ent: 16-byte key, then count, errors, time_ns.
+            for v in &vals {
+                add(&v[..16], [u64_at(v, 16), u64_at(v, 24), u64_at(v, 32)]);
+            }
+        }
+    }
+    let mut procs: std::collections::BTreeMap<(u32, u64), ProcessTotal> = per
+        .into_iter()
+        .map(|((tgid, start), counts)| {
+            let syscalls = counts
+                .into_iter()
+                .map(|(nr, c)| ProcessSyscall {
+                    nr,
+                    count: c[0],
+                    errors: c[1],
+                    time_ns: c[2],
+                })
+                .collect();
+            let p = ProcessTotal {
+                pid: tgid,
+                start_ns: start,
+                comm: None,
+                syscalls,
+            };
+            ((tgid, start), p)
+        })
+        .collect();
     for key in m.proc_infos.keys() {
         let (tgid, start) = (u32_at(&key, 0), u64_at(&key, 8));
         if let (Some(p), Ok(Some(v))) = (

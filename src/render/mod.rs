@@ -4,6 +4,7 @@
 pub mod deep;
 pub mod doctor;
 pub mod offcpu;
+mod syscalls;
 pub mod table;
 
 use std::borrow::Cow;

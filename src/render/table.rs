@@ -20,7 +20,7 @@ pub struct Style {
 }
 
 impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
+    pub(super) fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
@@ -142,6 +142,7 @@ pub fn render(r: &Report, st: &Style) -> String {
     );
 
     findings(&mut out, r, st);
+    super::syscalls::render(&mut out, r, st);
     if r.sections.offcpu.is_none() {
         use_summary(&mut out, r, st);
         checklist(&mut out, r, st);

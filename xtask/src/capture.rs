@@ -23,6 +23,13 @@ pub const SCENARIOS: &[&str] = &[
     "net-retransmits",
 ];
 
+/// Fixtures recorded by `triage syscalls --record` (the /proc files plus the syscall probe's
+/// output), as (fixture name, scenario script).
+pub const SYSCALL_SCENARIOS: &[(&str, &str)] = &[
+    ("syscall-storm", "syscall-storm"),
+    ("futex-lock-contention", "offcpu-lock-contention"),
+];
+
 /// Seconds the fault runs before the capture starts, so it is at steady state.
 const WARMUP_S: &str = "5";
 
@@ -47,14 +54,19 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let Some(name) = name else {
         return crate::usage_err("capture: missing scenario NAME (or `all`)");
     };
+    let known: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .chain(SYSCALL_SCENARIOS.iter().map(|s| s.0))
+        .collect();
     let names: Vec<&str> = if name == "all" {
-        SCENARIOS.to_vec()
-    } else if let Some(n) = SCENARIOS.iter().find(|s| **s == name) {
+        known
+    } else if let Some(n) = known.iter().find(|s| **s == name) {
         vec![n]
     } else {
         return crate::usage_err(format!(
             "capture: unknown scenario `{name}` (known: {}, all)",
-            SCENARIOS.join(" ")
+            known.join(" ")
         ));
     };
 
@@ -113,12 +125,17 @@ fn capture_one(run_sh: &PathBuf, bin: &PathBuf, name: &str, duration: &str) -> R
         std::fs::remove_dir_all(&out)
             .with_context(|| format!("cannot remove old {}", out.display()))?;
     }
+    // The syscall fixtures are recorded by `triage syscalls --record` (needs root for BPF).
+    let (scenario, sub, flag) = match SYSCALL_SCENARIOS.iter().find(|s| s.0 == name) {
+        Some((_, scenario)) => (*scenario, "syscalls", "--record"),
+        None => (name, "capture", "--out"),
+    };
     let mut cmd = Command::new(run_sh);
     cmd.current_dir(util::root())
-        .args([name, "-w", WARMUP_S, "--"])
+        .args([scenario, "-w", WARMUP_S, "--"])
         .arg(bin)
-        .arg("capture")
-        .arg("--out")
+        .arg(sub)
+        .arg(flag)
         .arg(&out)
         .args(["--duration", duration])
         .stdin(Stdio::null())

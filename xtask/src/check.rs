@@ -13,7 +13,7 @@ use crate::{deps, util};
 pub fn run() -> Result<ExitCode> {
     deps::ensure(false)?;
 
-    let steps: [(&str, &[&str]); 3] = [
+    let steps: [(&str, &[&str]); 4] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -24,6 +24,17 @@ pub fn run() -> Result<ExitCode> {
                 "--",
                 "-D",
                 "warnings",
+            ],
+        ),
+        // The /proc-only build (no clang needed) must keep compiling: check, not build.
+        (
+            "no-bpf",
+            &[
+                "check",
+                "-p",
+                "triage",
+                "--no-default-features",
+                "--all-targets",
             ],
         ),
         // --no-fail-fast: a failing test binary must not hide the results of the others.

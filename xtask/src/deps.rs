@@ -11,8 +11,15 @@ use anyhow::{bail, Context, Result};
 use crate::util;
 
 /// Needed by every build: the eBPF programs are compiled with clang against libelf/zlib, found
-/// through pkg-config.
-pub const BUILD: &[&str] = &["clang", "libelf-dev", "zlib1g-dev", "pkg-config"];
+/// through pkg-config; libbpf-sys builds its vendored libbpf with make and the C compiler.
+pub const BUILD: &[&str] = &[
+    "clang",
+    "libelf-dev",
+    "zlib1g-dev",
+    "pkg-config",
+    "make",
+    "gcc",
+];
 
 /// The classic 60-second commands the bench compares against (sysstat, procps, util-linux),
 /// and the load generators and profilers the fault scenarios and benchmarks use.
@@ -25,6 +32,9 @@ pub const BENCH: &[&str] = &[
     "linux-perf",
     "hyperfine",
 ];
+
+/// The syscall tracers `bench --syscalls` compares against (strace, perf trace is in BENCH).
+pub const BENCH_SYSCALLS: &[&str] = &["strace", "bpftrace", "libbpf-tools"];
 
 /// What the shared fault scenarios need beyond [`BENCH`]: they compile small C loads and build
 /// network namespaces.

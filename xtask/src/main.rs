@@ -10,14 +10,18 @@
 //! - `bench [--runs N] [--duration SECS] [--procs N]`: triage against the classic 60-second
 //!   checklist, and its cost as the process count grows; `bench --deep` times the deep dives
 //!   with extra processes and loopback sockets.
+//! - `bench --syscalls [--runs N] [--calls N]`: what `triage syscalls` costs the traced
+//!   process, against strace, perf trace, bpftrace and syscount.
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
+//! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle` (and `fixtures/deep-idle` for the deep dives).
 
 mod bench;
 mod bench_deep;
 mod bench_offcpu;
+mod bench_syscalls;
 mod capture;
 mod check;
 mod deps;
@@ -25,6 +29,7 @@ mod handmade;
 mod measure;
 mod sleepers;
 mod util;
+mod vmlinux;
 
 use std::process::ExitCode;
 
@@ -46,10 +51,19 @@ commands:
   bench --offcpu [--runs N] [--loops N] [--forks N]
                                  slowdown of `perf bench sched pipe` and a fork loop under
                                  triage offcpu / run-queue probe, libbpf-tools, bpftrace
+  bench --syscalls [--runs N] [--calls N]
+                                 slowdown of syscall loops under triage syscalls vs strace,
+                                 perf trace, bpftrace and libbpf-tools syscount
+                                 (defaults: --runs 3 --calls 300000)
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
-                                  memory-pressure-swap disk-saturation net-retransmits)
+                                  memory-pressure-swap disk-saturation net-retransmits;
+                                  with `triage syscalls --record`: syscall-storm
+                                  futex-lock-contention)
+  vmlinux [--btf FILE] [--arch x86|arm64]
+                                 regenerate bpf/vmlinux/<arch>/vmlinux_<ver>.h with bpftool
+                                 (default: this kernel's BTF)
   handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
                                  (default all: cgroup-v2-only container-quota-2-of-64
                                   garbled-proc) or, for the deep dives, fixtures/deep-idle
@@ -119,11 +133,15 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "sixty-second" => sixty_second(rest),
         "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
         "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),
+        "bench" if rest.first().is_some_and(|a| a == "--syscalls") => {
+            bench_syscalls::run(&rest[1..])
+        }
         "bench" => bench::run(rest),
         // Internal: a helper process of `bench --deep` holding loopback sockets.
         "__hold-sockets" => bench_deep::hold_sockets(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
+        "vmlinux" => vmlinux::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,526 @@
+//! Rules over the `syscalls` section: a syscall storm, lock contention seen as futex time,
+//! failing syscalls, and a process in system time explained by its syscalls. Thresholds are in
+//! [`super::THRESHOLDS`] (`syscalls.*`).
+
+use super::{ev, finding, level, threshold};
+use crate::model::report::{Finding, Severity};
+use crate::model::syscalls::SyscallsSection;
+
+const FUTEX: &str = "futex";
+
+/// A rate for people: `1.26M`, `52.3k`, `940`.
+fn rate(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+const EXHAUSTION: &[&str] = &["EMFILE", "ENFILE", "ENOMEM", "ENOSPC", "EDQUOT"];
+
+pub fn findings(s: &SyscallsSection) -> Vec<Finding> {
+    let mut out = Vec::new();
+    storm(s, &mut out);
+    futex(s, &mut out);
+    errors(s, &mut out);
+    system_time(s, &mut out);
+    out
+}
+
+/// The /proc rule "high kernel time" names a process; when the syscall rules explain that
+/// process's system time, the /proc finding becomes context (info), pointing at them.
+pub fn demote_explained(all: &mut [Finding]) {
+    let explained: Vec<String> = all
+        .iter()
+        .filter(|f| f.id == "cpu.utilization.syscall_system_time")
+        .filter_map(|f| {
+            let i = f.summary.find("(pid ")?;
+            let end = f.summary[i..].find(')')?;
+            Some(f.summary[i..i + end + 1].to_string())
+        })
+        .collect();
+    for f in all.iter_mut() {
+        if f.id == "cpu.utilization.system_time"
+            && explained.iter().any(|p| f.summary.contains(p.as_str()))
+        {
+            f.severity = Severity::Info;
+            f.summary
+                .push_str(" (explained by its syscalls: see cpu.utilization.syscall_system_time)");
+        }
+    }
+}
+
+fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
+    let Some(top) = s.processes.first() else {
+        return;
+    };
+    let share_min = threshold("syscalls.top_process_share_pct").warn;
+    let Some((sev, t)) = level("syscalls.process_calls_per_s", top.calls_per_s) else {
+        return;
+    };
+    if top.calls_pct < share_min {
+        return;
+    }
+    let second = s
+        .processes
+        .get(1)
+        .map(|p| {
+            format!(
+                "; the next busiest: {} (pid {}) {}/s",
+                p.comm,
+                p.pid,
+                rate(p.calls_per_s)
+            )
+        })
+        .unwrap_or_default();
+    out.push(finding(
+        "syscalls.saturation.storm",
+        sev,
+        "syscalls",
+        format!(
+            "Syscall storm: {} (pid {}) makes {} syscalls/s, {:.0}% of all, {:.0}% of them {}{second}",
+            top.comm,
+            top.pid,
+            rate(top.calls_per_s),
+            top.calls_pct,
+            top.top_syscall_pct,
+            top.top_syscall
+        ),
+        vec![
+            ev("syscalls.process_calls_per_s", top.calls_per_s, ">=", t.warn, "per_s"),
+            ev("syscalls.top_process_share_pct", top.calls_pct, ">=", share_min, "pct"),
+        ],
+        vec![
+            format!("triage syscalls --pid {}", top.pid),
+            format!("strace -f -e trace={} -p {} (briefly: 10-100x slowdown)", top.top_syscall, top.pid),
+            format!("perf top -p {}", top.pid),
+        ],
+    ));
+}
+
+fn futex(s: &SyscallsSection, out: &mut Vec<Finding>) {
+    if !s.latency_measured {
+        return;
+    }
+    let busy_min = threshold("syscalls.futex_busy_cpu_pct").warn;
+    let rate_min = threshold("syscalls.futex_calls_per_s").warn;
+    for p in &s.processes {
+        if p.top_time_syscall.as_deref() != Some(FUTEX) {
+            continue;
+        }
+        let Some(share) = p.top_time_syscall_pct else {
+            continue;
+        };
+        let Some((sev, t)) = level("syscalls.futex_time_pct", share) else {
+            continue;
+        };
+        let futex_rate = s
+            .breakdown
+            .iter()
+            .find(|b| b.pid == p.pid && b.syscall == FUTEX)
+            .map(|b| b.calls_per_s)
+            .unwrap_or(0.0);
+        let cpu = p.cpu_pct.unwrap_or(0.0);
+        let contended = cpu >= busy_min || futex_rate >= rate_min;
+        if !contended {
+            continue;
+        }
+        let waited = p.time_ms.unwrap_or(0.0) * share / 100.0 / 1000.0 / s.traced_s.max(1e-3);
+        let mut e = vec![ev("syscalls.futex_time_pct", share, ">=", t.warn, "pct")];
+        if cpu >= busy_min {
+            e.push(ev(
+                "syscalls.futex_busy_cpu_pct",
+                cpu,
+                ">=",
+                busy_min,
+                "pct",
+            ));
+        } else {
+            e.push(ev(
+                "syscalls.futex_calls_per_s",
+                futex_rate,
+                ">=",
+                rate_min,
+                "per_s",
+            ));
+        }
+        out.push(finding(
+            "locks.saturation.futex",
+            sev,
+            "locks",
+            format!(
+                "Lock contention: {} (pid {}) spends {share:.0}% of its syscall time in futex \
+                 ({waited:.1} thread-seconds per second, {} calls/s) while using {cpu:.0}% CPU",
+                p.comm,
+                p.pid,
+                rate(futex_rate)
+            ),
+            e,
+            vec![
+                format!("triage offcpu --pid {}", p.pid),
+                format!(
+                    "perf lock record -p {} -- sleep 5 && perf lock report",
+                    p.pid
+                ),
+                format!("strace -f -e futex -c -p {} (briefly)", p.pid),
+            ],
+        ));
+    }
+}
+
+fn errors(s: &SyscallsSection, out: &mut Vec<Finding>) {
+    for r in &s.syscalls {
+        if r.errors == 0 {
+            continue;
+        }
+        let top = r.top_errors.first();
+        let top_name = top.map(|e| e.name.as_str()).unwrap_or("");
+        let errs = r
+            .top_errors
+            .iter()
+            .map(|e| format!("{} {}", e.name, e.count))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let who = s
+            .breakdown
+            .iter()
+            .filter(|b| b.syscall == r.name && b.errors > 0)
+            .max_by_key(|b| b.errors)
+            .map(|b| format!("; most from {} (pid {})", b.comm, b.pid));
+        let next = |extra: &str| {
+            let mut v = vec![format!("strace -f -e trace={} -Z (briefly)", r.name)];
+            if !extra.is_empty() {
+                v.push(extra.to_string());
+            }
+            v
+        };
+        // A resource ran out: any occurrence counts.
+        let exhausted: u64 = r
+            .top_errors
+            .iter()
+            .filter(|e| EXHAUSTION.contains(&e.name.as_str()))
+            .map(|e| e.count)
+            .sum();
+        if let Some((sev, t)) = level("syscalls.exhaustion_errors", exhausted as f64) {
+            let name = r
+                .top_errors
+                .iter()
+                .find(|e| EXHAUSTION.contains(&e.name.as_str()))
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
+            let hint = match name.as_str() {
+                "EMFILE" => "the per-process fd limit (ulimit -n) is reached",
+                "ENFILE" => "the system-wide file table (fs.file-max) is full",
+                "ENOMEM" => "the kernel refused memory",
+                _ => "a filesystem is full (space, inodes or quota)",
+            };
+            out.push(finding(
+                "syscalls.errors.exhaustion",
+                sev,
+                "syscalls",
+                format!(
+                    "{} failed {exhausted} time(s) with {name}: {hint}{}",
+                    r.name,
+                    who.clone().unwrap_or_default()
+                ),
+                vec![ev(
+                    "syscalls.exhaustion_errors",
+                    exhausted as f64,
+                    ">=",
+                    t.warn,
+                    "count",
+                )],
+                next("triage sixty-second (file descriptors, filesystems)"),
+            ));
+            continue;
+        }
+        let refused = r
+            .top_errors
+            .iter()
+            .find(|e| e.name == "ECONNREFUSED")
+            .map(|e| e.count as f64 / s.traced_s.max(1e-3))
+            .unwrap_or(0.0);
+        if let Some((sev, t)) = level("syscalls.refused_per_s", refused) {
+            out.push(finding(
+                "syscalls.errors.connection_refused",
+                sev,
+                "syscalls",
+                format!(
+                    "{} refused {refused:.0} times/s (ECONNREFUSED): nothing listens where a client connects{}",
+                    r.name,
+                    who.clone().unwrap_or_default()
+                ),
+                vec![ev("syscalls.refused_per_s", refused, ">=", t.warn, "per_s")],
+                next("ss -tnp state syn-sent"),
+            ));
+            continue;
+        }
+        let pct_min = threshold("syscalls.error_pct").warn;
+        if let (Some((sev, t)), true) = (
+            level("syscalls.errors_per_s", r.errors_per_s),
+            r.error_pct >= pct_min,
+        ) {
+            // EAGAIN from non-blocking I/O and futex timeouts are how those APIs work: info.
+            let benign = matches!(top_name, "EAGAIN" | "ETIMEDOUT" | "EINTR" | "EINPROGRESS");
+            let sev = if benign { Severity::Info } else { sev };
+            out.push(finding(
+                "syscalls.errors.rate",
+                sev,
+                "syscalls",
+                format!(
+                    "{} fails {:.0} times/s ({:.0}% of its calls): {errs}{}",
+                    r.name,
+                    r.errors_per_s,
+                    r.error_pct,
+                    who.unwrap_or_default()
+                ),
+                vec![
+                    ev(
+                        "syscalls.errors_per_s",
+                        r.errors_per_s,
+                        ">=",
+                        t.warn,
+                        "per_s",
+                    ),
+                    ev("syscalls.error_pct", r.error_pct, ">=", pct_min, "pct"),
+                ],
+                next(""),
+            ));
+        }
+    }
+}
+
+fn system_time(s: &SyscallsSection, out: &mut Vec<Finding>) {
+    for p in &s.processes {
+        let (Some(cpu), Some(sys)) = (p.cpu_pct, p.sys_pct) else {
+            continue;
+        };
+        if cpu < 20.0 {
+            continue;
+        }
+        let share = 100.0 * sys / cpu;
+        let Some((sev, t)) = level("syscalls.process_sys_share_pct", share) else {
+            continue;
+        };
+        let why = match (&p.top_time_syscall, p.top_time_syscall_pct) {
+            (Some(n), Some(pc)) if n != FUTEX => format!(
+                "; {} syscalls/s, {:.0}% {} by count, {pc:.0}% of its syscall time in {n}",
+                rate(p.calls_per_s),
+                p.top_syscall_pct,
+                p.top_syscall
+            ),
+            _ => format!(
+                "; {} syscalls/s, {:.0}% of them {}",
+                rate(p.calls_per_s),
+                p.top_syscall_pct,
+                p.top_syscall
+            ),
+        };
+        out.push(finding(
+            "cpu.utilization.syscall_system_time",
+            sev,
+            "cpu",
+            format!(
+                "{} (pid {}) spends {share:.0}% of its {cpu:.0}% CPU in the kernel{why}",
+                p.comm, p.pid
+            ),
+            vec![ev(
+                "syscalls.process_sys_share_pct",
+                share,
+                ">=",
+                t.warn,
+                "pct",
+            )],
+            vec![
+                format!("perf top -p {}", p.pid),
+                format!("triage syscalls --pid {}", p.pid),
+            ],
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sections::{ProcRow, ProcessSection};
+    use crate::model::syscalls::section;
+    use crate::probe::output::*;
+
+    fn proc(pid: u32, comm: &str, calls: &[(u32, u64, u64, u64)]) -> ProcessTotal {
+        ProcessTotal {
+            pid,
+            start_ns: 1,
+            comm: Some(comm.into()),
+            syscalls: calls
+                .iter()
+                .map(|&(nr, count, errors, time_ns)| ProcessSyscall {
+                    nr,
+                    count,
+                    errors,
+                    time_ns,
+                })
+                .collect(),
+        }
+    }
+
+    fn probe(procs: Vec<ProcessTotal>, errnos: Vec<ErrnoCount>) -> SyscallsProbe {
+        let mut totals: std::collections::BTreeMap<u32, SyscallTotal> = Default::default();
+        for p in &procs {
+            for s in &p.syscalls {
+                let t = totals.entry(s.nr).or_insert(SyscallTotal {
+                    nr: s.nr,
+                    ..Default::default()
+                });
+                t.count += s.count;
+                t.errors += s.errors;
+                t.time_ns += s.time_ns;
+            }
+        }
+        SyscallsProbe {
+            arch: "x86_64".into(),
+            latency: true,
+            traced_s: 1.0,
+            syscalls: totals.into_values().collect(),
+            processes: procs,
+            errnos,
+            ..Default::default()
+        }
+    }
+
+    fn busy(pid: i32, cpu: f64, sys: f64) -> ProcessSection {
+        ProcessSection {
+            top_cpu: vec![ProcRow {
+                pid,
+                comm: "x".into(),
+                cpu_pct: cpu,
+                sys_pct: sys,
+                usr_pct: cpu - sys,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn ids(f: &[Finding]) -> Vec<&str> {
+        f.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    #[test]
+    fn storm_needs_rate_and_dominance() {
+        // 600k getppid/s from one process, others quiet: critical storm.
+        let p = probe(
+            vec![
+                proc(1, "loop", &[(110, 600_000, 0, 0)]),
+                proc(2, "sh", &[(0, 10, 0, 0)]),
+            ],
+            vec![],
+        );
+        let f = findings(&section(&p, None));
+        assert_eq!(ids(&f), ["syscalls.saturation.storm"]);
+        assert_eq!(f[0].severity, Severity::Critical);
+        // Two equally busy processes: nobody dominates, no storm.
+        let p = probe(
+            vec![
+                proc(1, "a", &[(110, 60_000, 0, 0)]),
+                proc(2, "b", &[(110, 60_000, 0, 0)]),
+            ],
+            vec![],
+        );
+        assert!(findings(&section(&p, None)).is_empty());
+    }
+
+    #[test]
+    fn futex_time_is_contention_only_when_busy() {
+        // 8 s/s waiting in futex (202), 2000 calls/s.
+        let p = probe(
+            vec![proc(7, "pool", &[(202, 2000, 0, 8_000_000_000)])],
+            vec![],
+        );
+        // An idle thread pool waits in futex too: no finding.
+        assert!(findings(&section(&p, Some(&busy(7, 1.0, 0.5)))).is_empty());
+        // Busy while waiting: lock contention.
+        let f = findings(&section(&p, Some(&busy(7, 100.0, 5.0))));
+        assert_eq!(ids(&f), ["locks.saturation.futex"]);
+    }
+
+    #[test]
+    fn errors_by_kind() {
+        // EMFILE once is exhaustion; ECONNREFUSED at 50/s; ENOENT at 5000/s, all failing.
+        let p = probe(
+            vec![proc(
+                3,
+                "srv",
+                &[(43, 10, 1, 0), (42, 50, 50, 0), (257, 5000, 5000, 0)],
+            )],
+            vec![
+                ErrnoCount {
+                    nr: 43,
+                    errno: 24,
+                    count: 1,
+                },
+                ErrnoCount {
+                    nr: 42,
+                    errno: 111,
+                    count: 50,
+                },
+                ErrnoCount {
+                    nr: 257,
+                    errno: 2,
+                    count: 5000,
+                },
+            ],
+        );
+        let mut got = ids(&findings(&section(&p, None)))
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "syscalls.errors.connection_refused",
+                "syscalls.errors.exhaustion",
+                "syscalls.errors.rate"
+            ]
+        );
+        // EAGAIN at the same rate is how non-blocking I/O works: info only.
+        let p = probe(
+            vec![proc(3, "srv", &[(0, 5000, 5000, 0)])],
+            vec![ErrnoCount {
+                nr: 0,
+                errno: 11,
+                count: 5000,
+            }],
+        );
+        let f = findings(&section(&p, None));
+        assert_eq!(f[0].severity, Severity::Info);
+    }
+
+    #[test]
+    fn system_time_is_explained_by_the_top_syscall() {
+        let p = probe(
+            vec![proc(9, "spin", &[(110, 900_000, 0, 400_000_000)])],
+            vec![],
+        );
+        let mut f = findings(&section(&p, Some(&busy(9, 99.0, 93.0))));
+        let sys = f
+            .iter()
+            .find(|f| f.id == "cpu.utilization.syscall_system_time")
+            .unwrap();
+        assert!(sys.summary.contains("getppid"), "{}", sys.summary);
+        // The /proc rule naming the same process becomes context.
+        f.push(Finding {
+            id: "cpu.utilization.system_time".into(),
+            severity: Severity::Warning,
+            resource: "cpu".into(),
+            summary: "High kernel time: most system time: spin (pid 9) 93% sys".into(),
+            evidence: vec![],
+            next: vec![],
+            score: 1.0,
+        });
+        demote_explained(&mut f);
+        assert_eq!(f.last().unwrap().severity, Severity::Info);
+    }
+}
