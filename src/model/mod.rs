@@ -88,7 +88,7 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         unavailable.push(Unavailable {
             what: "other users' processes: open fds and network namespaces".into(),
             reason: format!(
-                "{} process(es) not inspectable without privileges",
+                "{} process(es) could not be inspected (permission denied)",
                 r.end.fd_denied.max(r.namespaces.denied)
             ),
             fix: Some("run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)".into()),

@@ -324,6 +324,10 @@ pub struct LatencySection {
     pub retransmits: Vec<Retransmit>,
     pub attach_type: String,
     pub dropped: u64,
+    /// Which probes ran (`runqueue`, `block`, `retransmits`): an empty list above means
+    /// "nothing in the window", not "not measured".
+    #[serde(default)]
+    pub probes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -342,9 +346,19 @@ pub struct BlockLatRow {
 
 impl LatencySection {
     pub fn from_readings(r: &LatencyReadings) -> LatencySection {
+        let ran = [
+            ("runqueue", r.runqueue.is_some()),
+            ("block", r.block.is_some()),
+            ("retransmits", r.retransmits.is_some()),
+        ];
         let mut s = LatencySection {
             attach_type: r.attach_type.clone(),
             dropped: r.dropped.iter().sum(),
+            probes: ran
+                .iter()
+                .filter(|x| x.1)
+                .map(|x| x.0.to_string())
+                .collect(),
             ..Default::default()
         };
         if let Some(per) = &r.runqueue {

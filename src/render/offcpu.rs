@@ -206,6 +206,24 @@ fn latency(out: &mut String, l: &LatencySection, st: &Style) {
             &t,
         );
     }
+    // A probe that ran and saw nothing says so: an absent table is not a silent gap.
+    let quiet: Vec<&str> = [
+        ("runqueue", l.runqueue.is_empty(), "run-queue wakeups"),
+        ("block", l.block.is_empty(), "block I/O requests"),
+        ("retransmits", l.retransmits.is_empty(), "TCP retransmits"),
+    ]
+    .iter()
+    .filter(|(p, empty, _)| *empty && l.probes.iter().any(|x| x == p))
+    .map(|x| x.2)
+    .collect();
+    if !quiet.is_empty() {
+        let _ = writeln!(
+            out,
+            "\neBPF ({}): no {} in the window",
+            l.attach_type,
+            quiet.join(", no ")
+        );
+    }
     if l.dropped > 0 {
         let _ = writeln!(
             out,
