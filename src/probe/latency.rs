@@ -5,6 +5,7 @@
 //! `Running::finish` reads the maps once and detaches. The skeleton lives on its own thread
 //! (it borrows its storage), so a `Running` can be held across the caller's window.
 
+use super::{u32_at, u64_at};
 use std::mem::MaybeUninit;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -52,17 +53,6 @@ pub struct Running {
     stop: mpsc::Sender<()>,
     result: mpsc::Receiver<LatencyReadings>,
     started: Instant,
-}
-
-const ATTACH_TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
-
-/// The attach types to try: `TRIAGE_ATTACH=raw_tp` forces the fallback (to test it on a
-/// kernel where tp_btf works).
-fn attach_types() -> Vec<&'static str> {
-    match std::env::var("TRIAGE_ATTACH") {
-        Ok(k) => ATTACH_TYPES.iter().copied().filter(|t| *t == k).collect(),
-        Err(_) => ATTACH_TYPES.to_vec(),
-    }
 }
 
 fn load<'obj>(
@@ -131,7 +121,10 @@ pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
                 [MaybeUninit::uninit(), MaybeUninit::uninit()];
             let mut attempts = Vec::new();
             let t0 = Instant::now();
-            for (kind, storage) in attach_types().into_iter().zip(storages.iter_mut()) {
+            for (kind, storage) in super::btf_attach_types()
+                .into_iter()
+                .zip(storages.iter_mut())
+            {
                 match load(kind, &w, storage) {
                     Ok(skel) => {
                         let startup_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -177,18 +170,6 @@ impl Running {
             ..Default::default()
         })
     }
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
 }
 
 /// Decode a `struct lat_hist` (count, sum, max, slots), trailing empty slots cut.
@@ -323,23 +304,10 @@ pub fn op_name(op: u32) -> String {
 }
 
 pub fn tcp_state(s: u32) -> String {
-    const N: [&str; 13] = [
-        "?",
-        "ESTABLISHED",
-        "SYN_SENT",
-        "SYN_RECV",
-        "FIN_WAIT1",
-        "FIN_WAIT2",
-        "TIME_WAIT",
-        "CLOSE",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "LISTEN",
-        "CLOSING",
-        "NEW_SYN_RECV",
-    ];
-    N.get(s as usize)
-        .map(|s| s.to_string())
+    u8::try_from(s)
+        .ok()
+        .and_then(crate::host::sockdiag::state_name)
+        .map(str::to_string)
         .unwrap_or_else(|| format!("state {s}"))
 }
 

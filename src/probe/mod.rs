@@ -171,6 +171,35 @@ pub fn set_verbose(v: bool) {
     }
 }
 
+/// A native-endian u64 at `off` of a map value (0 when the value is shorter).
+#[cfg(feature = "bpf")]
+pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_ne_bytes)
+        .unwrap_or(0)
+}
+
+/// A native-endian u32 at `off` of a map value (0 when the value is shorter).
+#[cfg(feature = "bpf")]
+pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_ne_bytes)
+        .unwrap_or(0)
+}
+
+/// The BTF-based attach types a probe tries in order: `TRIAGE_ATTACH=raw_tp` forces the
+/// fallback (to test it on a kernel where tp_btf works).
+#[cfg(feature = "bpf")]
+pub(crate) fn btf_attach_types() -> Vec<&'static str> {
+    const TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
+    match std::env::var("TRIAGE_ATTACH") {
+        Ok(k) => TYPES.iter().copied().filter(|t| *t == k).collect(),
+        Err(_) => TYPES.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

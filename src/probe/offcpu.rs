@@ -5,6 +5,7 @@
 //! Invariants: stacks are read and symbolized after the window, never per event; what could
 //! not be captured or named is counted, not hidden.
 
+use super::{u32_at, u64_at};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
@@ -57,17 +58,6 @@ impl Default for Options {
             max_entries: 16384,
             stack_entries: 16384,
         }
-    }
-}
-
-const ATTACH_TYPES: [&str; 2] = ["tp_btf", "raw_tp"];
-
-/// The attach types to try: `TRIAGE_ATTACH=raw_tp` forces the fallback (to test it on a
-/// kernel where tp_btf works).
-fn attach_types() -> Vec<&'static str> {
-    match std::env::var("TRIAGE_ATTACH") {
-        Ok(k) => ATTACH_TYPES.iter().copied().filter(|t| *t == k).collect(),
-        Err(_) => ATTACH_TYPES.to_vec(),
     }
 }
 
@@ -198,7 +188,10 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
         [MaybeUninit::uninit(), MaybeUninit::uninit()];
     let mut attempts = Vec::new();
     let t0 = Instant::now();
-    for (kind, storage) in attach_types().into_iter().zip(storages.iter_mut()) {
+    for (kind, storage) in super::btf_attach_types()
+        .into_iter()
+        .zip(storages.iter_mut())
+    {
         match load(kind, opts, storage) {
             Ok(skel) => {
                 let startup = t0.elapsed();
@@ -228,18 +221,6 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
         }
     }
     Err(AttachFailure { attempts })
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
 }
 
 struct RawRow {

@@ -2,6 +2,7 @@
 //! takes (tp_btf, then raw_tp, then the classic tracepoint), run the caller's window, read the
 //! maps once, detach.
 
+use super::{u32_at, u64_at};
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
@@ -145,18 +146,6 @@ pub fn trace<R>(
         }
     }
     Err(AttachFailure { attempts })
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .map(|s| u64::from_ne_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .map(|s| u32::from_ne_bytes(s.try_into().unwrap()))
-        .unwrap_or(0)
 }
 
 /// Sum the per-CPU copies of a value made of u64 fields.
