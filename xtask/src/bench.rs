@@ -50,6 +50,8 @@ struct Opts {
     runs: usize,
     duration: f64,
     procs: usize,
+    /// Pass `--no-bpf`: the /proc-only cost, without the eBPF latency probes' load and attach.
+    no_bpf: bool,
 }
 
 impl Opts {
@@ -58,6 +60,7 @@ impl Opts {
             runs: 5,
             duration: 2.0,
             procs: 5000,
+            no_bpf: false,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -65,6 +68,7 @@ impl Opts {
                 "--runs" => o.runs = util::parse_value("--runs", it.next())?,
                 "--duration" => o.duration = util::parse_value("--duration", it.next())?,
                 "--procs" => o.procs = util::parse_value("--procs", it.next())?,
+                "--no-bpf" => o.no_bpf = true,
                 a => return crate::usage_err(format!("bench: unexpected argument `{a}`")),
             }
         }
@@ -80,8 +84,11 @@ impl Opts {
     /// The command line that reproduces this run, printed and stored with the results.
     fn reproduce(&self) -> String {
         format!(
-            "cargo xtask bench --runs {} --duration {} --procs {}",
-            self.runs, self.duration, self.procs
+            "cargo xtask bench --runs {} --duration {} --procs {}{}",
+            self.runs,
+            self.duration,
+            self.procs,
+            if self.no_bpf { " --no-bpf" } else { "" }
         )
     }
 }
@@ -152,6 +159,7 @@ impl Sample {
 struct Runner {
     bin: PathBuf,
     duration: String,
+    no_bpf: bool,
     work: PathBuf,
     /// Classic commands already warned about for a non-zero exit (warn once, not every round).
     warned: Vec<usize>,
@@ -172,8 +180,11 @@ impl Runner {
         let out = self.work.join("triage.json");
         let err = self.work.join("triage.err");
         let mut cmd = Command::new(&self.bin);
-        cmd.args(["sixty-second", "--json", "--duration", &self.duration])
-            .stdin(Stdio::null())
+        cmd.args(["sixty-second", "--json", "--duration", &self.duration]);
+        if self.no_bpf {
+            cmd.arg("--no-bpf");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(File::create(&out)?)
             .stderr(File::create(&err)?);
         let timeout = Duration::from_secs_f64(self.duration.parse::<f64>()? + 120.0);
@@ -348,6 +359,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let mut runner = Runner {
         bin: bin.clone(),
         duration: opts.duration.to_string(),
+        no_bpf: opts.no_bpf,
         work,
         warned: Vec::new(),
     };

@@ -42,7 +42,7 @@ commands:
   deps [--bench]                 install build (and benchmark) packages on Debian (root)
   test                           deps, cargo fmt --check, clippy -D warnings, cargo test (= CI)
   sixty-second [ARGS...]         deps, release build, run `triage sixty-second ARGS...`
-  bench [--runs N] [--duration SECS] [--procs N]
+  bench [--runs N] [--duration SECS] [--procs N] [--no-bpf]
                                  triage vs the classic 60-second commands, and scale cost
                                  (defaults: --runs 5 --duration 2 --procs 5000)
   bench --deep [--runs N] [--duration SECS] [--procs N] [--sockets N]
