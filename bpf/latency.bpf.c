@@ -12,6 +12,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "latency.h"
+#include "bits.h"
 
 #define TASK_RUNNING 0
 #define E2BIG 7
@@ -87,18 +88,6 @@ static __always_inline void ldrop(__u32 what)
 	__u64 *d = bpf_map_lookup_elem(&lat_dropped, &what);
 	if (d)
 		*d += 1;
-}
-
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r = 0, shift;
-	shift = (v > 0xFFFFFFFF) << 5; v >>= shift; r |= shift;
-	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
-	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
-	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
-	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
-	r |= (v >> 1);
-	return r;
 }
 
 static __always_inline void hist_add(struct lat_hist *h, __u64 delta)

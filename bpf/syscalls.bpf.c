@@ -14,6 +14,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "syscalls.h"
+#include "bits.h"
 
 /* errno values used below (not in vmlinux.h) */
 #define E2BIG 7
@@ -113,18 +114,6 @@ static __always_inline void drop_n(__u32 what, __u64 n)
 static __always_inline void drop(__u32 what)
 {
 	drop_n(what, 1);
-}
-
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r = 0, shift;
-	shift = (v > 0xFFFFFFFF) << 5; v >>= shift; r |= shift;
-	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
-	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
-	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
-	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
-	r |= (v >> 1);
-	return r;
 }
 
 /* The filters that do not need the task: pid and self. Returns the tgid or 0 to skip. */
