@@ -132,6 +132,7 @@ pub(crate) fn finding(
         id: id.to_string(),
         severity: sev,
         resource: resource.to_string(),
+        subject: Default::default(),
         summary,
         evidence,
         next,

@@ -515,6 +515,7 @@ mod tests {
             id: "cpu.utilization.system_time".into(),
             severity: Severity::Warning,
             resource: "cpu".into(),
+            subject: Default::default(),
             summary: "High kernel time: most system time: spin (pid 9) 93% sys".into(),
             evidence: vec![],
             next: vec![],

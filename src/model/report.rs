@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::sections::Sections;
 
 /// Major.minor. Minor bumps add fields; a major bump removes or changes one.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -123,6 +123,10 @@ pub struct Finding {
     pub id: String,
     pub severity: Severity,
     pub resource: String,
+    /// What the finding is about (process, device, mount, cgroup, socket, syscall): the fields
+    /// later code ranks, demotes, scopes and enriches by. Code never parses `summary`.
+    #[serde(default, skip_serializing_if = "Subject::is_empty")]
+    pub subject: Subject,
     /// One line a senior engineer would write.
     pub summary: String,
     pub evidence: Vec<Evidence>,
@@ -130,6 +134,77 @@ pub struct Finding {
     pub next: Vec<String>,
     /// For ranking: how far the leading evidence is past its threshold (value / threshold).
     pub score: f64,
+}
+
+/// The structured subject of a finding: whichever of these apply. Absent fields are omitted
+/// from JSON; an empty subject (a system-wide finding) is omitted whole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Subject {
+    /// The process (thread group id) the finding blames or is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Its command name (`/proc/PID/comm`, sanitized at render time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// The parent process, for findings about what a process spawns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<i32>,
+    /// A CPU number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+    /// A block device (`vda`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// A network interface (`eth0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// A mount point (`/srv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    /// A cgroup path (`/system.slice/nginx.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// A network namespace (`net:[4026531840]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// A local address and port (`10.0.0.1:443`, `*:8080`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// A remote address and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// A port, when the finding is about one port rather than one connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// A system call name (`futex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall: Option<String>,
+    /// A kernel log class or other named kind (`oom_kill`, `io_error`, `hung_task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+impl Subject {
+    pub fn is_empty(&self) -> bool {
+        *self == Subject::default()
+    }
+
+    /// A process subject.
+    pub fn process(pid: i32, comm: &str) -> Self {
+        Subject {
+            pid: Some(pid),
+            comm: Some(comm.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// A block-device subject.
+    pub fn device(name: &str) -> Self {
+        Subject {
+            device: Some(name.to_string()),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -216,6 +291,14 @@ impl Resource {
 
     pub fn metric(&self, id: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.id == id)
+    }
+}
+
+impl Finding {
+    /// Sets the structured subject (builder style, for the rules).
+    pub fn with_subject(mut self, subject: Subject) -> Self {
+        self.subject = subject;
+        self
     }
 }
 
