@@ -10,3 +10,4 @@ pub mod host;
 pub mod model;
 pub mod probe;
 pub mod render;
+pub mod text;

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use triage::analyze::Analysis;
 use triage::collect::deep::Spec;
 use triage::collect::run::from_fixture_spec;
 use triage::commands::deep::{report as deep_report, Focus};
 use triage::model::deep::Scope;
 use triage::model::report::{Report, Severity};
-use triage::model::Analysis;
 use triage::render;
 
 const FOCI: [Focus; 4] = [Focus::Cpu, Focus::Mem, Focus::Disk, Focus::Net];
@@ -426,7 +426,7 @@ fn pid_and_cgroup_scope_the_views() {
 fn sixty_second_json_has_no_deep_sections() {
     let dir = fixtures_dir().join("deep-idle");
     let r = triage::collect::run::from_fixture(&dir).unwrap();
-    let rep = triage::model::build_report(&r, "sixty-second", &Analysis::default());
+    let rep = triage::analyze::build_report(&r, "sixty-second", &Analysis::default());
     let json = render::json(&rep);
     for k in ["cpu_detail", "mem_detail", "disk_detail", "net_detail"] {
         assert!(!json.contains(k), "{k} in sixty-second JSON");

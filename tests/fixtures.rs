@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use triage::analyze::{build_report, Analysis};
 use triage::collect::run::from_fixture;
 use triage::model::report::{Report, Severity};
-use triage::model::{build_report, Analysis};
 use triage::render;
 
 fn fixtures_dir() -> PathBuf {

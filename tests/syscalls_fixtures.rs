@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use triage::analyze::Analysis;
 use triage::collect::run::from_fixture;
 use triage::commands::syscalls::{report, PROBE_FILE};
 use triage::model::report::Report;
-use triage::model::Analysis;
 use triage::probe::output::SyscallsProbe;
 use triage::render;
 

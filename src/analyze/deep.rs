@@ -6,7 +6,7 @@
 use super::{ev, finding, human_bytes, level, median, threshold};
 use crate::model::report::{Finding, Host, Severity};
 use crate::model::sections::Sections;
-use crate::render::sanitize;
+use crate::text::sanitize;
 
 fn s(x: &str) -> String {
     sanitize(x).into_owned()

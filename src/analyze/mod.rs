@@ -7,11 +7,14 @@
 
 pub mod deep;
 pub mod offcpu;
+mod report;
 pub mod syscalls;
 
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity};
 use crate::model::sections::*;
+pub use crate::text::human_bytes;
+pub use report::{build_report, Analysis};
 
 /// One threshold: warn at `warn`, critical at `crit` (compared with `>=` unless said).
 #[derive(Debug, Clone, Copy)]
@@ -1062,22 +1065,6 @@ pub fn human_kb_rate(kb: f64) -> String {
         format!("{:.1} MB/s", kb / 1024.0)
     } else {
         format!("{kb:.0} kB/s")
-    }
-}
-
-/// `1.5 GiB`.
-pub fn human_bytes(b: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
     }
 }
 

@@ -3,12 +3,12 @@
 //! and optionally repeated as a time series (`--interval S --count N`).
 
 use crate::analyze;
+use crate::analyze::Analysis;
 use crate::cli::{Global, WindowArgs};
 use crate::collect::deep::Spec;
 use crate::collect::run::Readings;
 use crate::model::deep::{self as mdeep, Scope, Series};
 use crate::model::report::{Finding, Report};
-use crate::model::{self, Analysis};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeepArgs {
@@ -109,7 +109,7 @@ fn scope(a: &DeepArgs) -> Scope {
 /// One window's report for `focus`: the checklist pruned to this resource, its deep section,
 /// and the checklist's findings about it plus the deep rules'.
 pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report {
-    let mut rep = model::build_report(r, focus.name(), a);
+    let mut rep = analyze::build_report(r, focus.name(), a);
     let s = &mut rep.sections;
     let lookback = a.log_lookback_s;
     let keep_psi = |res: &str| match focus {

@@ -3,13 +3,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::analyze::{self, Analysis};
 use crate::cli::WindowArgs;
 use crate::collect::deep::Spec;
 use crate::collect::run::{self, LiveOptions, Readings};
 use crate::host::LiveSource;
 use crate::model::offcpu::LatencyReadings;
+use crate::model::report::Report;
 use crate::model::report::Unavailable;
-use crate::model::{self, report::Report, Analysis};
 
 pub const NAME: &str = "sixty-second";
 
@@ -34,7 +35,7 @@ pub fn run(
     let analysis = Analysis {
         log_lookback_s: w.log_lookback,
     };
-    let mut report = model::build_report(&win.readings, NAME, &analysis);
+    let mut report = analyze::build_report(&win.readings, NAME, &analysis);
     win.add_latency_to(&mut report);
     Ok(report)
 }

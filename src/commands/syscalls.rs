@@ -9,12 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::analyze::{self, Analysis};
 use crate::cli::{Global, WindowArgs};
 use crate::collect::run::{self, LiveOptions, Readings};
 use crate::collect::Problem;
 use crate::host::LiveSource;
+use crate::model;
 use crate::model::report::{Report, Unavailable};
-use crate::model::{self, Analysis};
 use crate::probe::output::SyscallsProbe;
 
 pub const NAME: &str = "syscalls";
@@ -114,7 +115,7 @@ pub fn report(
     problems: Vec<Problem>,
     analysis: &Analysis,
 ) -> Report {
-    let mut r = model::build_report(readings, NAME, analysis);
+    let mut r = analyze::build_report(readings, NAME, analysis);
     if let Some(p) = probe {
         let sec = model::syscalls::section(p, r.sections.processes.as_ref());
         r.findings.extend(crate::analyze::syscalls::findings(&sec));

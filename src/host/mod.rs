@@ -1,6 +1,5 @@
 //! Where the system lives (a [`Source`]) and facts about it.
 
-pub mod preflight;
 pub mod sockdiag;
 pub mod source;
 

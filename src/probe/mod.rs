@@ -7,12 +7,14 @@
 //! window; whatever was dropped is counted; nothing global (sysctls) is changed; the
 //! programs are detached when the probe's function returns, on every path.
 
+pub mod checks;
 pub mod hist;
 #[cfg(feature = "bpf")]
 pub mod latency;
 pub mod names;
 #[cfg(feature = "bpf")]
 pub mod offcpu;
+pub mod offcpu_model;
 pub mod output;
 pub mod preflight;
 #[cfg(feature = "bpf")]

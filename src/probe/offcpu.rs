@@ -16,8 +16,8 @@ use blazesym::MaybeDefault;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags};
 
+use super::offcpu_model::*;
 use super::syscalls::AttachFailure;
-use crate::model::offcpu::*;
 
 #[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
 mod skel {

@@ -2,8 +2,9 @@
 //! lockdown. The checks themselves are `host::preflight`'s, the same ones `triage doctor`
 //! shows, so the two can never disagree.
 
+use super::checks as preflight;
 use crate::collect::Problem;
-use crate::host::{preflight, LiveSource};
+use crate::host::LiveSource;
 
 /// Everything that stops the eBPF probes from running here, each with its fix. Empty: go.
 /// Probes always run against the running kernel, so this reads the live system.

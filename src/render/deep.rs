@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use comfy_table::CellAlignment;
 
 use super::table::{f1, new_table, o1, ou, s, section, shorten, wrap, Style};
-use crate::analyze::human_bytes;
 use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
+use crate::text::human_bytes;
 
 fn ob(v: Option<u64>) -> String {
     v.map(hb).unwrap_or_else(|| "-".into())

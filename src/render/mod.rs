@@ -2,39 +2,12 @@
 //! they cannot disagree.
 
 pub mod deep;
-pub mod doctor;
 pub mod offcpu;
 mod syscalls;
 pub mod table;
 
-use std::borrow::Cow;
-
 use crate::model::report::Report;
-
-/// Make a system-provided string safe for a terminal: control characters (C0, DEL, C1) and
-/// Unicode bidi overrides become visible escapes, so a process named `\x1b]0;pwned\x07` cannot
-/// move the cursor, retitle the terminal or reorder what is shown.
-pub fn sanitize(s: &str) -> Cow<'_, str> {
-    let bad =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !s.chars().any(bad) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if bad(c) {
-            let n = c as u32;
-            if n <= 0xff {
-                out.push_str(&format!("\\x{n:02x}"));
-            } else {
-                out.push_str(&format!("\\u{{{n:x}}}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
+pub use crate::text::sanitize;
 
 /// The report as one JSON document (pretty, with a trailing newline).
 pub fn json(report: &Report) -> String {

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::sanitize;
-use crate::analyze::human_bytes;
 use crate::model::report::{Report, Severity, UseKind};
+use crate::text::human_bytes;
 
 pub const WIDTH: u16 = 100;
 

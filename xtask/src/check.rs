@@ -22,7 +22,13 @@ pub fn run() -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let test_args: &[&str] = if root {
-        &["test", "--workspace", "--no-fail-fast", "--", "--include-ignored"]
+        &[
+            "test",
+            "--workspace",
+            "--no-fail-fast",
+            "--",
+            "--include-ignored",
+        ]
     } else {
         eprintln!(
             "xtask: not root: tests marked `needs root` are ignored (run as root to include them)"
@@ -61,6 +67,15 @@ pub fn run() -> Result<ExitCode> {
 
     let mut failed = Vec::new();
     let mut verdicts = Vec::new();
+    // No import cycle between the top-level modules of src/ (layers read one way).
+    match crate::layers::run(&util::root().join("src")) {
+        Ok(()) => verdicts.push("layers ok".to_string()),
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            verdicts.push("layers FAILED".to_string());
+            failed.push("layers");
+        }
+    }
     for (name, args) in steps {
         let ok = match util::run(util::cargo().args(args)) {
             Ok(()) => true,

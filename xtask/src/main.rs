@@ -4,7 +4,8 @@
 //! The alias lives in `.cargo/config.toml`. Commands:
 //!
 //! - `deps [--bench]`: install the Debian packages building (and benchmarking) needs.
-//! - `test`: deps, then fmt check, clippy with `-D warnings`, and the whole test suite (what CI
+//! - `layers`: no two top-level modules of `src/` import each other.
+//! - `test`: deps, then layers, fmt check, clippy with `-D warnings`, and the whole test suite (what CI
 //!   runs via `.ci/run`).
 //! - `sixty-second [ARGS...]`: deps, release build, then exec `triage sixty-second ARGS...`.
 //! - `bench [--runs N] [--duration SECS] [--procs N]`: triage against the classic 60-second
@@ -26,6 +27,7 @@ mod capture;
 mod check;
 mod deps;
 mod handmade;
+mod layers;
 mod measure;
 mod sleepers;
 mod util;
@@ -40,7 +42,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   deps [--bench]                 install build (and benchmark) packages on Debian (root)
-  test                           deps, cargo fmt --check, clippy -D warnings, cargo test (= CI)
+  test                           deps, layers, cargo fmt --check, clippy -D warnings, cargo test
+                                 (= CI; as root it includes the tests marked `needs root`)
+  layers                         fail if two top-level modules of src/ import each other
   sixty-second [ARGS...]         deps, release build, run `triage sixty-second ARGS...`
   bench [--runs N] [--duration SECS] [--procs N] [--no-bpf]
                                  triage vs the classic 60-second commands, and scale cost
@@ -141,6 +145,10 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "__hold-sockets" => bench_deep::hold_sockets(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
+        "layers" => {
+            layers::run(&util::root().join("src"))?;
+            Ok(ExitCode::SUCCESS)
+        }
         "vmlinux" => vmlinux::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

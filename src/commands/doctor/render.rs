@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::sanitize;
-use super::table::WIDTH;
-use crate::commands::doctor::Doctor;
+use super::Doctor;
+use crate::render::sanitize;
+use crate::render::table::WIDTH;
 
 /// Where values start: ` ok   name<pad> value`.
 const NAME_W: usize = 26;
@@ -205,8 +205,8 @@ fn strip_escapes(x: &str) -> String {
 mod tests {
     use super::*;
     use crate::commands::doctor::{Check, Doctor};
-    use crate::host::preflight::Preflight;
     use crate::model::report::Tool;
+    use crate::probe::checks::Preflight;
 
     #[test]
     fn fits_100_columns_and_escapes_system_strings() {
@@ -221,7 +221,7 @@ mod tests {
             root: "/".into(),
             preflight: Preflight::default(),
             can_bpf: false,
-            bpf_blockers: crate::host::preflight::bpf_blockers(&Preflight::default()),
+            bpf_blockers: crate::probe::checks::bpf_blockers(&Preflight::default()),
             checks: vec![Check {
                 name: "container".into(),
                 ok: true,

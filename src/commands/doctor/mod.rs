@@ -7,16 +7,18 @@
 //! that is not a directory). It changes nothing (no
 //! sysctl, no rlimit). Probes go only through [`probe::catalog`] and [`probe::try_attach`].
 
+mod render;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Global;
 use crate::collect::Problem;
-use crate::host::preflight::{self, has_cap, Preflight};
 use crate::host::{LiveSource, Source};
 use crate::model::report::{Tool, SCHEMA_VERSION};
 use crate::probe;
+use crate::probe::checks::{self as preflight, has_cap, Preflight};
 
 pub const NAME: &str = "doctor";
 
@@ -88,7 +90,7 @@ pub fn run(args: &Args, g: &Global, color: bool) -> i32 {
         s.push('\n');
         s
     } else {
-        crate::render::doctor::render(&doc, color)
+        render::render(&doc, color)
     };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
