@@ -4,9 +4,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn triage() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_triage"))
-}
+mod common;
+use common::{json, triage};
 
 fn run(args: &[&str]) -> Output {
     triage().args(args).output().expect("spawn triage")
@@ -18,16 +17,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
 }
 
 #[test]
@@ -69,7 +58,7 @@ fn fixture_json_and_table_agree() {
     ]);
     assert!(o.status.success());
     let j = json(&o);
-    assert_eq!(j["schema_version"], "1.0");
+    assert_eq!(j["schema_version"], triage::model::report::SCHEMA_VERSION);
     assert_eq!(j["findings"][0]["id"], "cpu.saturation.runqueue");
     let summary = j["findings"][0]["summary"].as_str().unwrap().to_string();
     let t = run(&["sixty-second", "--fixture", &fixture("cpu-saturation")]);
@@ -126,21 +115,11 @@ fn sigint_ends_the_window_early_with_a_valid_report() {
     assert!(el < 5.0, "window did not end early: {el}");
 }
 
-fn can_drop_privileges() -> bool {
-    rustix::process::geteuid().is_root()
-        && Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-}
-
 /// As nobody: the /proc report is complete and what could not be read is listed.
 #[test]
+#[ignore = "needs root: drops privileges with setpriv; cargo xtask test runs it as root"]
 fn unprivileged_run_reports_what_it_could_not_read() {
-    if !can_drop_privileges() {
-        eprintln!("skipped: needs root and setpriv to drop privileges");
-        return;
-    }
+    common::require_root();
     let o = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -326,7 +305,7 @@ fn interval_count_gives_a_versioned_series() {
             String::from_utf8_lossy(&o.stderr)
         );
         let j = json(&o);
-        assert_eq!(j["schema_version"], "1.0");
+        assert_eq!(j["schema_version"], triage::model::report::SCHEMA_VERSION);
         assert_eq!(j["kind"], "series");
         assert_eq!(j["command"], cmd);
         assert_eq!(j["count"], 3);
@@ -387,7 +366,7 @@ fn doctor_json_is_the_documented_document() {
     let o = run(&["doctor", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let j = json(&o);
-    assert_eq!(j["schema_version"], "1.0");
+    assert_eq!(j["schema_version"], triage::model::report::SCHEMA_VERSION);
     assert_eq!(j["command"], "doctor");
     assert_eq!(j["tool"]["name"], "triage");
     let pf = &j["preflight"];
@@ -465,11 +444,9 @@ fn as_nobody(args: &[&str]) -> Output {
 
 /// As nobody: no capabilities, said with the exact fix, and still exit 0 (doctor is a report).
 #[test]
+#[ignore = "needs root: drops privileges with setpriv; cargo xtask test runs it as root"]
 fn unprivileged_doctor_names_missing_capabilities_and_the_fix() {
-    if !can_drop_privileges() {
-        eprintln!("skipped: needs root and setpriv to drop privileges");
-        return;
-    }
+    common::require_root();
     const SETCAP: &str = "sudo setcap cap_bpf,cap_perfmon+ep $(which triage)";
     let o = as_nobody(&["doctor"]);
     assert_eq!(

@@ -2,6 +2,8 @@
 //! fixture x subcommand (table and JSON), what each deep fault fixture must be diagnosed as,
 //! and that the idle recordings give no deep finding.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use triage::analyze::Analysis;
@@ -73,7 +75,7 @@ const SNAPSHOT_FIXTURES: &[&str] = &[
 
 #[test]
 fn every_deep_view_renders_table_and_json() {
-    for name in SNAPSHOT_FIXTURES {
+    common::check_each(SNAPSHOT_FIXTURES, |name| {
         for focus in FOCI {
             let r = report(name, focus);
             assert_eq!(r.command, focus.name());
@@ -92,7 +94,7 @@ fn every_deep_view_renders_table_and_json() {
             insta::assert_snapshot!(format!("{name}.{}.table", focus.name()), table);
             insta::assert_json_snapshot!(format!("{name}.{}.json", focus.name()), r);
         }
-    }
+    });
 }
 
 /// (fixture, subcommand, finding id, words the summary must hold)

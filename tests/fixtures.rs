@@ -1,6 +1,8 @@
 //! Every fixture under fixtures/ through the whole pipeline, rendered as JSON and as a table
 //! (insta snapshots), plus what each fault fixture must be diagnosed as.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use triage::analyze::{build_report, Analysis};
@@ -44,7 +46,7 @@ fn every_fixture_renders_table_and_json() {
         names.len() >= 9,
         "expected the captured and hand-made fixtures, found {names:?}"
     );
-    for name in names {
+    common::check_each(names, |name| {
         let r = report(&name);
         let json = render::json(&r);
         // The JSON is valid, versioned and round-trips to the same model.
@@ -62,7 +64,7 @@ fn every_fixture_renders_table_and_json() {
         }
         insta::assert_snapshot!(format!("{name}.table"), table);
         insta::assert_json_snapshot!(format!("{name}.json"), r);
-    }
+    });
 }
 
 /// The fault each captured scenario produces, as the top finding.

@@ -1,10 +1,12 @@
-//! The off-CPU and latency probes, for real (as root; skipped otherwise), against workloads
+//! The off-CPU and latency probes, for real (as root: `#[ignore]`d otherwise), against workloads
 //! with a known answer; and the recorded offcpu fixture replayed without BPF.
 
 use std::path::{Path, PathBuf};
 
 use triage::commands::offcpu::report;
 use triage::model::offcpu::OffcpuProbe;
+
+mod common;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offcpu-lock-contention")
@@ -144,15 +146,7 @@ mod live {
 
     /// The probes measure the whole machine: one test at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
-    use triage::probe::{latency, offcpu, preflight};
-
-    fn privileged() -> bool {
-        let ok = preflight::bpf_blockers().is_empty();
-        if !ok {
-            eprintln!("skipped: not privileged for BPF");
-        }
-        ok
-    }
+    use triage::probe::{latency, offcpu};
 
     /// Compile tests/offcpu/NAME.c with frame pointers into a temporary directory.
     fn build(name: &str, dir: &Path) -> PathBuf {
@@ -191,11 +185,10 @@ mod live {
     }
 
     #[test]
+    #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
     fn sleeping_thread_is_measured_to_five_percent() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        if !privileged() {
-            return;
-        }
+        common::require_bpf();
         let dir = tempfile::tempdir().unwrap();
         let bin = build("sleeper", dir.path());
         let (ms, k) = (20u64, 25u64);
@@ -258,11 +251,10 @@ mod live {
     }
 
     #[test]
+    #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
     fn mutex_contention_is_found() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        if !privileged() {
-            return;
-        }
+        common::require_bpf();
         let dir = tempfile::tempdir().unwrap();
         let bin = build("contend", dir.path());
         let child = Command::new(&bin)
@@ -299,11 +291,10 @@ mod live {
 
     /// A deadlock older than the window: its threads never switch, /proc shows them.
     #[test]
+    #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
     fn deadlock_older_than_the_window_is_suspected() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        if !privileged() {
-            return;
-        }
+        common::require_bpf();
         let dir = tempfile::tempdir().unwrap();
         let bin = build("deadlock", dir.path());
         let mut child = Command::new(&bin).spawn().unwrap();
@@ -370,11 +361,10 @@ mod live {
     }
 
     #[test]
+    #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
     fn runqueue_latency_rises_under_cpu_saturation() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        if !privileged() {
-            return;
-        }
+        common::require_bpf();
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let idle = runq_p99_us(Duration::from_millis(1000), 0);
         let busy = runq_p99_us(Duration::from_millis(1500), cpus * 4);
@@ -389,11 +379,10 @@ mod live {
     }
 
     #[test]
+    #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
     fn direct_reads_are_counted_exactly() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        if !privileged() {
-            return;
-        }
+        common::require_bpf();
         let tmp = tempfile::tempdir().unwrap();
         let bin = build("directio", tmp.path());
         // On the root filesystem (not tmpfs): the build directory.
@@ -422,10 +411,12 @@ mod live {
         child.stdin.take().unwrap().write_all(b"g").unwrap();
         let st = child.wait().unwrap();
         let r = run.finish();
-        if st.code() == Some(2) {
-            eprintln!("skipped: O_DIRECT is not supported on {}", path.display());
-            return;
-        }
+        assert_ne!(
+            st.code(),
+            Some(2),
+            "O_DIRECT is not supported on {}",
+            path.display()
+        );
         assert!(st.success(), "directio: {st}");
         let rows = r.block.unwrap();
         let reads: u64 = rows

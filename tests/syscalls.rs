@@ -1,34 +1,20 @@
 //! `triage syscalls` for real: the eBPF probe against a workload with a known answer (exactly
 //! N getppid calls, N failing opens, sleeps of a known length), Ctrl-C, and an unprivileged
-//! run. The probe tests need root (or CAP_BPF+CAP_PERFMON) and skip with a note otherwise;
+//! run. The probe tests need root (or CAP_BPF+CAP_PERFMON): they are `#[ignore]`d with the
+//! reason, and `cargo xtask test` runs them as root;
 //! they hold one lock so no two tracers (and the leak check) overlap.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::{json, triage};
+
 static ONE_TRACER: Mutex<()> = Mutex::new(());
-
-fn privileged() -> bool {
-    triage::probe::preflight::bpf_blockers().is_empty() && cfg!(feature = "bpf")
-}
-
-fn triage() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_triage"))
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
 
 /// Start triage with `args` and return once its probe is attached (it says so on stderr).
 fn start_tracing(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
@@ -108,12 +94,10 @@ fn syscall<'a>(j: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn counts_exactly_n_getppid_calls_of_the_traced_pid() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
     const N: u64 = 12_345;
     let j = traced_workload(&["getppid", &N.to_string()], "1.5");
     let s = &j["sections"]["syscalls"];
@@ -136,17 +120,12 @@ fn counts_exactly_n_getppid_calls_of_the_traced_pid() {
 /// The fallbacks count exactly too: raw_tp, and the classic tracepoint (which must return 1 to
 /// leave the event to other perf users).
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn raw_tp_and_tracepoint_fallbacks_count_exactly() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
+    common::ensure_tracefs();
     for kind in ["raw_tp", "tracepoint"] {
-        if kind == "tracepoint" && !std::path::Path::new("/sys/kernel/tracing/events").exists() {
-            eprintln!("skipped tracepoint: tracefs is not mounted");
-            continue;
-        }
         let j = traced_workload_with(&["getppid", "1000"], "1", &["--attach", kind], true);
         assert_eq!(j["sections"]["syscalls"]["attach_type"], kind);
         assert_eq!(syscall(&j, "getppid")["calls"], 1000, "{kind}");
@@ -155,12 +134,10 @@ fn raw_tp_and_tracepoint_fallbacks_count_exactly() {
 
 /// `--comm` filters in the kernel: only the workload is counted, exactly.
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn comm_filter_counts_only_that_command() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
     let j = traced_workload_with(
         &["getppid", "4321"],
         "1",
@@ -182,12 +159,10 @@ fn comm_filter_counts_only_that_command() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn counts_n_failed_opens_as_enoent() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
     const N: u64 = 777;
     let j = traced_workload(&["enoent", &N.to_string()], "1.5");
     let open = syscall(&j, "openat");
@@ -197,12 +172,10 @@ fn counts_n_failed_opens_as_enoent() {
 }
 
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn nanosleep_lands_in_its_latency_bucket() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
     // 40 ms = 4.0e7 ns: bucket [2^25, 2^26) ns = [33.6 ms, 67.1 ms).
     let j = traced_workload(&["nanosleep", "40", "5"], "1.5");
     let n = syscall(&j, "nanosleep");
@@ -250,12 +223,10 @@ fn programs_held_by(pid: u32) -> Vec<u32> {
 
 #[cfg(feature = "bpf")]
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn sigint_prints_a_valid_report_and_leaves_no_program_loaded() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON)");
-        return;
-    }
+    common::require_bpf();
     let (child, reader) = start_tracing(&["--duration", "30", "--json"]);
     let ours = programs_held_by(child.id());
     let names: Vec<String> = loaded_programs()
@@ -291,16 +262,9 @@ fn sigint_prints_a_valid_report_and_leaves_no_program_loaded() {
 
 /// As nobody, without capabilities: the /proc report, exit 0, and the reason with its fix.
 #[test]
+#[ignore = "needs root: drops privileges with setpriv; cargo xtask test runs it as root"]
 fn unprivileged_run_names_the_missing_capabilities() {
-    let can = rustix::process::geteuid().is_root()
-        && Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !can {
-        eprintln!("skipped: needs root and setpriv to drop privileges");
-        return;
-    }
+    common::require_root();
     let o = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -336,12 +300,10 @@ fn unprivileged_run_names_the_missing_capabilities() {
 /// `--cgroup` filters in the kernel on a v2 cgroup: a workload moved into a fresh cgroup is
 /// the only process counted, exactly.
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn cgroup_filter_counts_only_that_cgroup() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
     let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
         .into_iter()
         .find(|m| {
@@ -350,16 +312,10 @@ fn cgroup_filter_counts_only_that_cgroup() {
                     .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
             })
         });
-    let Some(mount) = mount else {
-        eprintln!("skipped: no cgroup v2 hierarchy");
-        return;
-    };
+    let mount = mount.expect("a cgroup2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup");
     let name = format!("triage-test-{}", std::process::id());
     let dir = std::path::Path::new(mount).join(&name);
-    if std::fs::create_dir(&dir).is_err() {
-        eprintln!("skipped: cannot create a cgroup under {mount}");
-        return;
-    }
+    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create a cgroup under {mount}: {e}"));
     let mut w = Command::new(env!("CARGO_BIN_EXE_triage-workload"))
         .args(["getppid", "2500"])
         .stdin(Stdio::piped())
@@ -386,28 +342,28 @@ fn cgroup_filter_counts_only_that_cgroup() {
 /// `perf stat` counting raw_syscalls:sys_exit for the workload sees all N calls while triage
 /// is attached as `tracepoint`.
 #[test]
+#[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
 fn classic_tracepoint_leaves_events_to_other_perf_users() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
-    if !privileged() {
-        eprintln!("skipped: needs root (CAP_BPF+CAP_PERFMON) and the bpf feature");
-        return;
-    }
+    common::require_bpf();
     let perf_ok = Command::new("perf")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !perf_ok || !std::path::Path::new("/sys/kernel/tracing/events/raw_syscalls").exists() {
-        eprintln!("skipped: needs perf and tracefs");
-        return;
-    }
+    assert!(
+        perf_ok,
+        "perf (linux-perf) is missing: cargo xtask test installs it"
+    );
+    common::ensure_tracefs();
     const N: u64 = 3000;
     // Without triage first: another program on this machine that returns 0 on sys_exit
     // (libbpf-tools syscount does) would hide the events from perf whatever triage does.
     let (seen, _) = perf_counts_sys_exit(N, None);
-    if seen < N {
-        eprintln!("skipped: perf sees {seen} < {N} sys_exit events even without triage (another tracer hides them)");
-        return;
-    }
+    assert!(
+        seen >= N,
+        "perf sees {seen} < {N} sys_exit events even without triage: another tracer on this \
+         machine hides them (a classic tracepoint program returning 0, e.g. libbpf-tools syscount)"
+    );
     let (seen, j) = perf_counts_sys_exit(N, Some("tracepoint"));
     let j = j.unwrap();
     assert_eq!(j["sections"]["syscalls"]["attach_type"], "tracepoint");

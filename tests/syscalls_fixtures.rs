@@ -2,6 +2,8 @@
 //! report without loading BPF, as insta snapshots, and the fault each recording must be
 //! diagnosed as.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use triage::analyze::Analysis;
@@ -41,7 +43,7 @@ fn every_recorded_probe_renders_table_and_json() {
         names.len() >= 2,
         "expected syscall recordings, found {names:?}"
     );
-    for name in names {
+    common::check_each(names, |name| {
         let r = syscalls_report(&name);
         let json = render::json(&r);
         let back: Report = serde_json::from_str(&json).unwrap();
@@ -55,7 +57,7 @@ fn every_recorded_probe_renders_table_and_json() {
         }
         insta::assert_snapshot!(format!("{name}.syscalls.table"), table);
         insta::assert_json_snapshot!(format!("{name}.syscalls.json"), r);
-    }
+    });
 }
 
 #[test]

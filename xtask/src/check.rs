@@ -11,7 +11,7 @@ use crate::{deps, util};
 
 /// Runs deps, fmt, clippy and the tests, then prints a one-line verdict per step.
 pub fn run() -> Result<ExitCode> {
-    deps::ensure(false)?;
+    deps::ensure_packages(&[deps::BUILD, deps::TEST].concat())?;
 
     // Tests that need root (eBPF, setpriv, cgroups) are `#[ignore = "needs root: ..."]`, so a
     // plain `cargo test` never passes them silently. As root we run them too; in CI we must be

@@ -1,0 +1,120 @@
+//! Helpers shared by the integration tests: the binaries, fixture paths, JSON output, and the
+//! privilege gates.
+//!
+//! A test that needs privileges is `#[ignore = "needs root: ..."]`, so a plain `cargo test`
+//! lists it as ignored instead of passing it silently; `cargo xtask test` (CI, as root) runs it
+//! with `--include-ignored`. Inside such a test, [`require_bpf`] / [`require_root`] fail loudly
+//! when it is run anyway without the privileges it needs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The `triage` binary under test.
+pub fn triage() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_triage"))
+}
+
+/// `fixtures/NAME` in the repository.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// Every fixture directory (those with a `meta.json`), sorted.
+pub fn fixture_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// stdout parsed as JSON, or a panic showing both streams.
+pub fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// Effective uid 0.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Fails the test unless the eBPF probes can load here (CAP_BPF+CAP_PERFMON, BTF, the `bpf`
+/// feature). Only called from `#[ignore = "needs root: ..."]` tests.
+pub fn require_bpf() {
+    assert!(
+        cfg!(feature = "bpf"),
+        "this test needs the `bpf` feature (it is #[ignore]d; cargo xtask test runs it as root)"
+    );
+    let blockers = triage::probe::preflight::bpf_blockers();
+    assert!(
+        blockers.is_empty(),
+        "this test needs root (CAP_BPF+CAP_PERFMON) and BTF; it is #[ignore]d so a plain \
+         `cargo test` does not run it; cargo xtask test runs it as root. Blocked by: {blockers:?}"
+    );
+}
+
+/// Fails the test unless we are root with `setpriv` to drop privileges (util-linux).
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it is #[ignore]d; cargo xtask test runs it as root)"
+    );
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        setpriv,
+        "setpriv (util-linux) is missing: cargo xtask test installs it"
+    );
+}
+
+/// Mounts tracefs at /sys/kernel/tracing if it is not mounted (root only): the classic
+/// tracepoint tests need its event ids.
+pub fn ensure_tracefs() {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        return;
+    }
+    let st = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status()
+        .expect("mount runs");
+    assert!(
+        st.success() && Path::new("/sys/kernel/tracing/events").exists(),
+        "could not mount tracefs at /sys/kernel/tracing"
+    );
+}
+
+/// Runs `check` on every item and fails once at the end naming each item that failed, so one
+/// mismatching snapshot does not hide the rest (what `insta::glob!` does for files).
+pub fn check_each<T: std::fmt::Debug>(items: impl IntoIterator<Item = T>, check: impl Fn(&T)) {
+    let mut failed = Vec::new();
+    let mut n = 0;
+    for item in items {
+        n += 1;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&item))).is_err() {
+            failed.push(format!("{item:?}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {n} case(s) failed: {}",
+        failed.len(),
+        failed.join(", ")
+    );
+}
