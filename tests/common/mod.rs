@@ -56,10 +56,9 @@ pub fn is_root() -> bool {
 /// Fails the test unless the eBPF probes can load here (CAP_BPF+CAP_PERFMON, BTF, the `bpf`
 /// feature). Only called from `#[ignore = "needs root: ..."]` tests.
 pub fn require_bpf() {
-    assert!(
-        cfg!(feature = "bpf"),
-        "this test needs the `bpf` feature (it is #[ignore]d; cargo xtask test runs it as root)"
-    );
+    if !cfg!(feature = "bpf") {
+        panic!("this test needs the `bpf` feature (it is #[ignore]d; cargo xtask test runs it as root)");
+    }
     let blockers = triage::probe::preflight::bpf_blockers();
     assert!(
         blockers.is_empty(),
