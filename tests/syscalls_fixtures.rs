@@ -44,7 +44,7 @@ fn every_recorded_probe_renders_table_and_json() {
         "expected syscall recordings, found {names:?}"
     );
     common::check_each(names, |name| {
-        let r = syscalls_report(&name);
+        let r = syscalls_report(name);
         let json = render::json(&r);
         let back: Report = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r, "{name}: JSON does not round-trip");
