@@ -47,7 +47,7 @@ fn every_fixture_renders_table_and_json() {
         "expected the captured and hand-made fixtures, found {names:?}"
     );
     common::check_each(names, |name| {
-        let r = report(&name);
+        let r = report(name);
         let json = render::json(&r);
         // The JSON is valid, versioned and round-trips to the same model.
         let back: Report = serde_json::from_str(&json).unwrap();
