@@ -305,7 +305,10 @@ fn interval_count_gives_a_versioned_series() {
             String::from_utf8_lossy(&o.stderr)
         );
         let j = json(&o);
-        assert_eq!(j["schema_version"], triage::model::deep::SERIES_SCHEMA_VERSION);
+        assert_eq!(
+            j["schema_version"],
+            triage::model::deep::SERIES_SCHEMA_VERSION
+        );
         assert_eq!(j["kind"], "series");
         assert_eq!(j["command"], cmd);
         assert_eq!(j["count"], 3);

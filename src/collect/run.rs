@@ -17,7 +17,7 @@ use super::net::{self, NetReading, TcpStates};
 use super::procs::{self, FdUse, ProcScan};
 use super::system::{self, Limits, SystemReading, TaskSample};
 use super::Problem;
-use crate::host::{FixtureSource, LiveSource, Source};
+use crate::host::{FixtureTree, LiveSource, Source};
 
 /// Upper bound on cgroups walked per snapshot (a Kubernetes node has a few hundred).
 pub const MAX_CGROUPS: usize = 2000;
@@ -433,8 +433,9 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         source: e,
     })?;
     let mut problems = Vec::new();
-    let s0 = FixtureSource::open(dir.join("t0")).map_err(|e| io(&dir.join("t0"), e))?;
-    let s1 = FixtureSource::open(dir.join("t1")).map_err(|e| io(&dir.join("t1"), e))?;
+    let tree = FixtureTree::open(dir).map_err(|e| io(dir, e))?;
+    let s0 = tree.phase("t0").map_err(|e| io(&dir.join("t0"), e))?;
+    let s1 = tree.phase("t1").map_err(|e| io(&dir.join("t1"), e))?;
     let layout = match cgroup::layout(&s0) {
         Ok(l) => Some(l),
         Err(p) => {
@@ -444,11 +445,10 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
     };
     let (t0, ns) = snapshot(&s0, spec, layout.as_ref(), None, None, &mut problems);
     let mut samples = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir.join("samples")) {
-        let mut dirs: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        dirs.sort();
-        for d in dirs {
-            if let Ok(s) = FixtureSource::open(&d) {
+    if let Ok(names) = tree.phase("samples").and_then(|s| s.list("")) {
+        // Sorted by the source: samples/000, 001, ... in order.
+        for n in names {
+            if let Ok(s) = tree.phase(&format!("samples/{n}")) {
                 if let Some(t) = system::read_task_sample(&s) {
                     samples.push(t);
                 }

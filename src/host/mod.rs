@@ -3,4 +3,4 @@
 pub mod sockdiag;
 pub mod source;
 
-pub use source::{FixtureSource, FsStat, LiveSource, Source};
+pub use source::{FixtureSource, FixtureTree, FsStat, LiveSource, Source};

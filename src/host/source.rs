@@ -422,56 +422,224 @@ impl Recorder {
 
 /// One recorded snapshot directory (`fixtures/NAME/t1`).
 pub struct FixtureSource {
-    dir: PathBuf,
+    /// The snapshot directory of each layer, the overlay first (one layer for a plain fixture).
+    dirs: Vec<PathBuf>,
+    /// Per layer: paths (relative to the snapshot) it removed from the layers below it.
+    removed: Vec<Vec<String>>,
     statvfs: BTreeMap<String, FsStat>,
 }
 
 impl FixtureSource {
+    /// One snapshot directory (`t0/`, `t1/`, `samples/NNN/`) of a plain fixture.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
-        let dir = dir.into();
-        if !dir.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{}: not a snapshot directory", dir.display()),
-            ));
-        }
-        let statvfs = match std::fs::read(dir.join("statvfs.json")) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", dir.join("statvfs.json").display()),
-                )
-            })?,
-            Err(_) => BTreeMap::new(),
-        };
-        Ok(FixtureSource { dir, statvfs })
+        Self::layered(vec![dir.into()], vec![Vec::new()])
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+    /// A snapshot seen through overlay layers: `dirs[0]` first, then each base in turn, with
+    /// `removed[i]` hiding paths of the layers below layer `i`.
+    fn layered(dirs: Vec<PathBuf>, removed: Vec<Vec<String>>) -> io::Result<Self> {
+        if !dirs.iter().any(|d| d.is_dir()) {
+            let first = dirs.first().map(|d| d.display().to_string());
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: not a snapshot directory", first.unwrap_or_default()),
+            ));
+        }
+        let mut src = FixtureSource {
+            dirs,
+            removed,
+            statvfs: BTreeMap::new(),
+        };
+        if let Some(p) = src.locate("statvfs.json") {
+            let b = std::fs::read(&p)?;
+            src.statvfs = serde_json::from_slice(&b).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+            })?;
+        }
+        Ok(src)
     }
+
+    /// Whether layer `i` removed `rel` or one of its parent directories.
+    fn removed_in(&self, i: usize, rel: &str) -> bool {
+        self.removed.get(i).is_some_and(|r| hides(r, rel))
+    }
+
+    /// The path that answers for `rel`: the topmost layer holding it, unless a layer above
+    /// removed it.
+    fn locate(&self, rel: &str) -> Option<PathBuf> {
+        for (i, d) in self.dirs.iter().enumerate() {
+            let p = d.join(rel);
+            if p.symlink_metadata().is_ok() {
+                return Some(p);
+            }
+            if self.removed_in(i, rel) {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn path(&self, rel: &str) -> io::Result<PathBuf> {
+        // The same error a plain directory gives, so an overlay replays byte-identically.
+        self.locate(rel)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+
+    /// A recorded JSON file, `Unsupported` with `what` when it was not recorded.
+    fn json_file<T: serde::de::DeserializeOwned>(&self, rel: &str, what: &str) -> io::Result<T> {
+        match self.locate(rel) {
+            Some(p) => serde_json::from_slice(&std::fs::read(p)?)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            None => Err(io::Error::new(io::ErrorKind::Unsupported, what.to_string())),
+        }
+    }
+}
+
+/// A fixture directory, plain or an overlay. An overlay's `meta.json` names a `base` fixture
+/// (a sibling directory) and may list `removed` paths (relative to the fixture, e.g.
+/// `t1/proc/pressure`); it holds only the files that differ from its base, and every read falls
+/// back to the base (and to the base's base). A derived fixture is then a handful of files,
+/// and its replay is byte-identical to the full copy it replaces.
+#[derive(Debug, Clone)]
+pub struct FixtureTree {
+    /// The fixture first, then its bases.
+    layers: Vec<PathBuf>,
+    /// Per layer: its `removed` paths, relative to the fixture root.
+    removed: Vec<Vec<String>>,
+}
+
+/// How deep overlays may stack (a loop of bases is an error, not a hang).
+const MAX_OVERLAY_DEPTH: usize = 8;
+
+impl FixtureTree {
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        let mut layers = Vec::new();
+        let mut removed = Vec::new();
+        let mut cur = dir.to_path_buf();
+        loop {
+            if layers.len() >= MAX_OVERLAY_DEPTH {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: overlay bases nest deeper than {MAX_OVERLAY_DEPTH}",
+                        dir.display()
+                    ),
+                ));
+            }
+            let meta = cur.join("meta.json");
+            let v: serde_json::Value = match std::fs::read(&meta) {
+                Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", meta.display()),
+                    )
+                })?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::Value::Null,
+                Err(e) => return Err(e),
+            };
+            let gone: Vec<String> = v["removed"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            layers.push(cur.clone());
+            removed.push(gone);
+            let Some(base) = v["base"].as_str() else {
+                break;
+            };
+            // A base is a sibling fixture's plain name: never a path out of fixtures/.
+            if base.is_empty() || base.contains('/') || base == "." || base == ".." {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: base {base:?} is not a fixture name", meta.display()),
+                ));
+            }
+            cur = cur.parent().unwrap_or(Path::new(".")).join(base);
+        }
+        Ok(FixtureTree { layers, removed })
+    }
+
+    /// Whether this fixture is an overlay of another.
+    pub fn is_overlay(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The snapshot `phase` (`t0`, `t1`, `samples/003`) through every layer.
+    pub fn phase(&self, phase: &str) -> io::Result<FixtureSource> {
+        let prefix = format!("{phase}/");
+        let dirs = self.layers.iter().map(|l| l.join(phase)).collect();
+        let removed = self
+            .removed
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|w| {
+                        if w == phase {
+                            Some(String::new())
+                        } else {
+                            w.strip_prefix(&prefix).map(String::from)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        FixtureSource::layered(dirs, removed)
+    }
+}
+
+/// Whether a whiteout list hides `rel` (itself or a parent directory).
+fn hides(removed: &[String], rel: &str) -> bool {
+    removed.iter().any(|w| {
+        rel == w || (rel.starts_with(w.as_str()) && rel.as_bytes().get(w.len()) == Some(&b'/'))
+    })
 }
 
 impl Source for FixtureSource {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path(rel))
+        std::fs::read(self.path(rel)?)
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
-        list_dir(&self.path(rel))
+        let mut out = std::collections::BTreeSet::new();
+        let mut found = false;
+        for (i, d) in self.dirs.iter().enumerate() {
+            if let Ok(names) = list_dir(&d.join(rel)) {
+                found = true;
+                for n in names {
+                    let child = if rel.is_empty() {
+                        n.clone()
+                    } else {
+                        format!("{rel}/{n}")
+                    };
+                    if !(0..i).any(|j| self.removed_in(j, &child)) {
+                        out.insert(n);
+                    }
+                }
+            }
+            if self.removed_in(i, rel) {
+                break;
+            }
+        }
+        if !found {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(out.into_iter().collect())
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {
-        Ok(std::fs::read_link(self.path(rel))?
+        Ok(std::fs::read_link(self.path(rel)?)?
             .to_string_lossy()
             .into_owned())
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let mut p = self.path(rel);
+        let mut p = self.path(rel)?;
         if p.is_dir() {
             // Recorded as a directory because links inside it were read too (see `Recorder`).
-            p = p.join(DIR_SIZE);
+            p = self.path(&format!("{rel}/{DIR_SIZE}"))?;
         }
         let s = std::fs::read_to_string(p)?;
         s.trim()
@@ -489,31 +657,15 @@ impl Source for FixtureSource {
     }
 
     fn kmsg(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path("dev/kmsg"))
+        std::fs::read(self.path("dev/kmsg")?)
     }
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
-        match std::fs::read(self.path("sock_diag_tcp.json")) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no sock_diag recording",
-            )),
-            Err(e) => Err(e),
-        }
+        self.json_file("sock_diag_tcp.json", "no sock_diag recording")
     }
 
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
-        match std::fs::read(self.path("sock_diag_listen.json")) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "no sock_diag listener recording",
-            )),
-            Err(e) => Err(e),
-        }
+        self.json_file("sock_diag_listen.json", "no sock_diag listener recording")
     }
 }
 
@@ -583,5 +735,50 @@ mod tests {
             .write_all_at(b"22", 0)
             .unwrap();
         assert_eq!(live.read_kept_string("proc/counter").unwrap(), "22");
+    }
+
+    /// An overlay answers with its own files, falls back to its base, hides what it removed,
+    /// and refuses a base that is a path.
+    #[test]
+    fn overlay_falls_back_to_its_base_and_hides_removed_paths() {
+        let fx = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = fx.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("base/meta.json", "{}");
+        w("base/t1/proc/loadavg", "base");
+        w("base/t1/proc/stat", "base stat");
+        w("base/t1/proc/pressure/cpu", "psi");
+        w("base/t1/proc/7/stat", "7");
+        w("base/samples/000/proc/stat", "s0");
+        w(
+            "over/meta.json",
+            r#"{"base": "base", "removed": ["t1/proc/pressure", "t1/proc/7"]}"#,
+        );
+        w("over/t1/proc/loadavg", "over");
+        w("over/t1/proc/8/stat", "8");
+        let tree = FixtureTree::open(&fx.path().join("over")).unwrap();
+        assert!(tree.is_overlay());
+        let t1 = tree.phase("t1").unwrap();
+        assert_eq!(t1.read_string("proc/loadavg").unwrap(), "over");
+        assert_eq!(t1.read_string("proc/stat").unwrap(), "base stat");
+        let gone = t1.read("proc/pressure/cpu").unwrap_err();
+        assert_eq!(gone.raw_os_error(), Some(libc::ENOENT));
+        let mut procs = t1.list("proc").unwrap();
+        procs.sort();
+        assert_eq!(procs, ["8", "loadavg", "stat"]);
+        // A phase only the base has.
+        let s0 = tree.phase("samples/000").unwrap();
+        assert_eq!(s0.read_string("proc/stat").unwrap(), "s0");
+        assert_eq!(tree.phase("samples").unwrap().list("").unwrap(), ["000"]);
+        // A base must be a sibling's name.
+        w("evil/meta.json", r#"{"base": "../../etc"}"#);
+        assert!(FixtureTree::open(&fx.path().join("evil")).is_err());
+        // A loop of bases ends in an error.
+        w("a/meta.json", r#"{"base": "b"}"#);
+        w("b/meta.json", r#"{"base": "a"}"#);
+        assert!(FixtureTree::open(&fx.path().join("a")).is_err());
     }
 }

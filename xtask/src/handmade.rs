@@ -6,7 +6,8 @@
 //! included, and is then edited file by file, so everything the situation does not touch stays
 //! real. The result is deterministic: the target directory is removed and derived again from
 //! the idle fixture and its `meta.json` (window length, clock ticks) alone, and `meta.json`'s
-//! `note` says `hand-made: ` and what was changed.
+//! `note` says `hand-made: ` and what was changed. Last, the copy is reduced to an overlay of its
+//! base (`overlay::reduce`): only the files that differ stay.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,7 +84,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         .with_context(|| format!("deriving fixtures/{name}"))?;
         let note = format!("hand-made: {what}");
         write(&dir.join("meta.json"), base.meta_with_note(&note)?)?;
-        println!("xtask: wrote fixtures/{name} ({note})");
+        let base_name = base.dir.file_name().unwrap_or_default().to_string_lossy();
+        let (files, removed) = crate::overlay::reduce(&dir, &base_name)?;
+        println!(
+            "xtask: wrote fixtures/{name}, an overlay of fixtures/{base_name} with {files} \
+             file(s), {removed} removed ({note})"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
 //! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
+//! - `overlay NAME BASE`: reduce a derived fixture to the files that differ from its base.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle` (and `fixtures/deep-idle` for the deep dives).
 
@@ -29,6 +30,7 @@ mod deps;
 mod handmade;
 mod layers;
 mod measure;
+mod overlay;
 mod sleepers;
 mod util;
 mod vmlinux;
@@ -45,6 +47,8 @@ commands:
   test                           deps, layers, cargo fmt --check, clippy -D warnings, cargo test
                                  (= CI; as root it includes the tests marked `needs root`)
   layers                         fail if two top-level modules of src/ import each other
+  overlay NAME BASE              reduce fixtures/NAME (a modified copy of fixtures/BASE) to an
+                                 overlay: only the files that differ, meta.json naming BASE
   sixty-second [ARGS...]         deps, release build, run `triage sixty-second ARGS...`
   bench [--runs N] [--duration SECS] [--procs N] [--no-bpf]
                                  triage vs the classic 60-second commands, and scale cost
@@ -145,6 +149,10 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "__hold-sockets" => bench_deep::hold_sockets(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
+        "overlay" => {
+            overlay::run(rest)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "layers" => {
             layers::run(&util::root().join("src"))?;
             Ok(ExitCode::SUCCESS)
