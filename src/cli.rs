@@ -89,7 +89,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct WindowArgs {
-    /// Length of the measurement window in seconds (rates are over the measured time).
+    /// Length of the measurement window (`2s`, `500ms`; a bare number is seconds). Rates are over
+    /// the measured time.
     #[arg(long, short = 'd', default_value_t = 2.0, value_parser = parse_duration)]
     pub duration: f64,
     /// Read the system under DIR instead of / (DIR/proc, DIR/sys, DIR/dev/kmsg), e.g. the host
@@ -99,20 +100,88 @@ pub struct WindowArgs {
     /// Analyze a recorded fixture directory instead of the live system.
     #[arg(long, value_name = "DIR")]
     pub fixture: Option<PathBuf>,
-    /// Report kernel log problems this many seconds before the end of the window.
-    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    /// Report kernel log problems this long before the end of the window (`10m`, `1h`; a bare
+    /// number is seconds).
+    #[arg(long, default_value = "10m", value_name = "TIME", value_parser = parse_lookback)]
     pub log_lookback: f64,
     /// Leave out the eBPF latency histograms (run queue, block I/O, TCP retransmits).
     #[arg(long)]
     pub no_bpf: bool,
 }
 
+/// One duration syntax for every flag: a number with a unit (`500ms`, `2s`, `10m`, `1h`, `200us`,
+/// `1m30s`), or a bare number of seconds. Returns seconds.
+pub fn duration_s(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    if let Ok(v) = t.parse::<f64>() {
+        return if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(format!("`{s}` is not a duration"))
+        };
+    }
+    // jiff's friendly format: `500ms`, `2s`, `10m`, `1h 30m`, `200us`.
+    t.parse::<jiff::SignedDuration>()
+        .ok()
+        .filter(|d| !d.is_negative())
+        .map(|d| d.as_secs_f64())
+        .ok_or_else(|| {
+            format!("`{s}` is not a duration (e.g. 2s, 500ms, 10m; a bare number is seconds)")
+        })
+}
+
+/// A measurement window: 0.2 s to 1 h.
 pub fn parse_duration(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let v = duration_s(s)?;
     if !(0.2..=3600.0).contains(&v) {
-        return Err(format!("{v} s is outside 0.2..3600 s"));
+        return Err(format!("{v} s is outside 0.2 s..1 h"));
     }
     Ok(v)
+}
+
+/// How far back to look in the kernel log: 0 to 30 days.
+pub fn parse_lookback(s: &str) -> Result<f64, String> {
+    let v = duration_s(s)?;
+    if v > 30.0 * 86400.0 {
+        return Err(format!("{v} s is more than 30 days"));
+    }
+    Ok(v)
+}
+
+/// A short time in microseconds (`--min-block 1ms`): the unit is required, since a bare number
+/// meant microseconds before this flag took the common syntax.
+pub fn parse_micros(s: &str) -> Result<u64, String> {
+    if s.trim().parse::<f64>().is_ok() {
+        return Err(format!("`{s}` needs a unit (e.g. 200us, 1ms)"));
+    }
+    let v = duration_s(s)? * 1e6;
+    if v > 3.6e9 {
+        return Err(format!("`{s}` is out of range (at most 1 h)"));
+    }
+    Ok(v.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_duration_syntax() {
+        assert_eq!(duration_s("2").unwrap(), 2.0);
+        assert_eq!(duration_s("0.5").unwrap(), 0.5);
+        assert_eq!(duration_s("500ms").unwrap(), 0.5);
+        assert_eq!(duration_s("2s").unwrap(), 2.0);
+        assert_eq!(duration_s("10m").unwrap(), 600.0);
+        assert_eq!(duration_s("1h").unwrap(), 3600.0);
+        assert_eq!(duration_s("1m30s").unwrap(), 90.0);
+        assert!((duration_s("200us").unwrap() - 0.0002).abs() < 1e-12);
+        assert!(duration_s("-1").is_err());
+        assert!(duration_s("fast").is_err());
+        assert!(parse_duration("0.1").is_err());
+        assert!(parse_duration("2h").is_err());
+        assert_eq!(parse_lookback("10m").unwrap(), 600.0);
+        assert_eq!(parse_micros("1ms").unwrap(), 1000);
+        assert_eq!(parse_micros("200us").unwrap(), 200);
+        assert!(parse_micros("200").is_err());
+    }
 }

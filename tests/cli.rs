@@ -38,7 +38,7 @@ fn bad_flag_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--no-such-flag"));
     let o = run(&["sixty-second", "--duration", "soon"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a number of seconds"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a duration"));
 }
 
 #[test]
@@ -537,4 +537,40 @@ fn cpu_pid_lists_a_busy_thread_with_its_switches() {
         procs[0]["pid"].as_i64(),
         Some(i64::from(std::process::id()))
     );
+}
+
+/// One duration syntax: units everywhere, bare numbers are seconds, a bad value is a usage
+/// error naming the syntax.
+#[test]
+fn durations_take_units_and_bad_ones_are_usage_errors() {
+    let ok = run(&[
+        "sixty-second",
+        "--fixture",
+        &fixture("idle"),
+        "--log-lookback",
+        "10m",
+        "--json",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let live = run(&["sixty-second", "-d", "300ms", "--json"]);
+    assert!(live.status.success());
+    let elapsed = json(&live)["window"]["elapsed_s"].as_f64().unwrap();
+    assert!((0.25..1.5).contains(&elapsed), "elapsed {elapsed}");
+    for args in [
+        &["sixty-second", "-d", "fast"][..],
+        &["sixty-second", "-d", "2h"][..],
+        &["offcpu", "--min-block", "200"][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("duration") || err.contains("unit") || err.contains("outside"),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -23,8 +23,9 @@ pub struct DeepArgs {
     /// Rows in the top lists.
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub top: u32,
-    /// Print a time series: windows of S seconds one after another (like `vmstat S N`).
-    #[arg(long, value_name = "S", value_parser = crate::cli::parse_duration, conflicts_with = "fixture")]
+    /// Print a time series: windows of this length one after another (like `vmstat S N`;
+    /// `1s`, `500ms`, a bare number is seconds).
+    #[arg(long, value_name = "TIME", value_parser = crate::cli::parse_duration, conflicts_with = "fixture")]
     pub interval: Option<f64>,
     /// How many windows the time series has (with --interval; default 5).
     #[arg(long, value_name = "N", requires = "interval", value_parser = clap::value_parser!(u32).range(1..=100000))]

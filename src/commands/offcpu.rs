@@ -15,8 +15,8 @@ pub const NAME: &str = "offcpu";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// How long to trace, in seconds (Ctrl-C ends it early).
-    #[arg(long, short = 'd', default_value_t = 5.0)]
+    /// How long to trace (`5s`, `1m`; a bare number is seconds). Ctrl-C ends it early.
+    #[arg(long, short = 'd', default_value = "5s", value_parser = crate::cli::duration_s)]
     pub duration: f64,
     /// Only this process (tgid).
     #[arg(long, short = 'p')]
@@ -24,8 +24,8 @@ pub struct Args {
     /// Only this cgroup (v2 path under /sys/fs/cgroup) and below.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
-    /// Ignore blocks shorter than this (`1ms`, `200us`, a bare number is microseconds).
-    #[arg(long, default_value = "1ms", value_parser = parse_us, value_name = "TIME")]
+    /// Ignore blocks shorter than this (`1ms`, `200us`; the unit is required).
+    #[arg(long, default_value = "1ms", value_parser = crate::cli::parse_micros, value_name = "TIME")]
     pub min_block: u64,
     /// Rows in the top-stacks table.
     #[arg(long, default_value_t = 10)]
@@ -55,28 +55,6 @@ pub struct Args {
     /// duration, and print its start-up time.
     #[arg(long, hide = true, value_name = "PROBE")]
     pub bench_probe: Option<String>,
-}
-
-/// `1ms`, `250us`, `2s`, or a bare number of microseconds.
-pub fn parse_us(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("us") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1e6)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a time (e.g. 1ms, 200us)"))?;
-    if !(0.0..=3.6e9).contains(&(v * mult)) {
-        return Err(format!("`{s}` is out of range"));
-    }
-    Ok((v * mult) as u64)
 }
 
 pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
