@@ -326,7 +326,7 @@ fn interval_count_gives_a_versioned_series() {
             String::from_utf8_lossy(&o.stderr)
         );
         let j = json(&o);
-        assert_eq!(j["schema_version"], "1.0");
+        assert_eq!(j["schema_version"], "1.1");
         assert_eq!(j["kind"], "series");
         assert_eq!(j["command"], cmd);
         assert_eq!(j["count"], 3);

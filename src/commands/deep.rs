@@ -41,6 +41,18 @@ pub enum Focus {
 }
 
 impl Focus {
+    /// The deep dive a command is, if it is one.
+    pub fn of(c: &crate::cli::Command) -> Option<Focus> {
+        use crate::cli::Command;
+        match c {
+            Command::Cpu(_) => Some(Focus::Cpu),
+            Command::Mem(_) => Some(Focus::Mem),
+            Command::Disk(_) => Some(Focus::Disk),
+            Command::Net(_) => Some(Focus::Net),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Focus::Cpu => "cpu",
@@ -177,6 +189,7 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep.findings
         .extend(analyze::deep::findings(&rep.sections, &rep.host));
     analyze::rank(&mut rep.findings);
+    crate::model::summary::refresh(&mut rep);
     rep
 }
 
@@ -187,6 +200,17 @@ pub enum Output {
 }
 
 pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
+    run_streaming(focus, a, g, &mut |_, _, _| {})
+}
+
+/// [`run`], calling `each(report, index, count)` as each window of a time series ends (so the
+/// caller can print it before the next one is measured).
+pub fn run_streaming(
+    focus: Focus,
+    a: &DeepArgs,
+    g: &Global,
+    each: &mut dyn FnMut(&Report, u32, u32),
+) -> Result<Output, String> {
     let spec = focus.spec(a);
     let sc = scope(a);
     let analysis = Analysis {
@@ -216,8 +240,11 @@ pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
     w.duration = interval;
     let stop = super::interrupt_flag();
     let mut samples = Vec::new();
-    for _ in 0..count {
-        samples.push(one(&w)?);
+    for i in 0..count {
+        let mut rep = one(&w)?;
+        crate::model::summary::refresh(&mut rep);
+        each(&rep, i, count);
+        samples.push(rep);
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }

@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 /// The `doctor --json` document (see docs/json.md).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Doctor {
     pub schema_version: String,
     pub tool: Tool,
@@ -50,7 +50,7 @@ pub struct Doctor {
     pub probes: Vec<ProbeResult>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Check {
     /// Stable id: `kernel`, `btf`, `capabilities`, `kernel_log`, ...
     pub name: String,
@@ -61,7 +61,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProbeResult {
     pub name: String,
     pub what: String,

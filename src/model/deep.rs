@@ -51,7 +51,7 @@ pub fn in_cgroup(path: &str, scope: &str) -> bool {
 }
 
 /// One process or thread by CPU (pidstat -u -w [-t]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TaskCpuRow {
     pub pid: i32,
     /// The thread id (thread rows only).
@@ -68,7 +68,7 @@ pub struct TaskCpuRow {
 }
 
 /// One softirq type over the window (/proc/softirqs).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SoftirqRow {
     pub name: String,
     pub per_s: f64,
@@ -79,7 +79,7 @@ pub struct SoftirqRow {
     pub busiest_cpu_soft_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CpuDetail {
     pub online_cpus: u32,
     pub effective_cpus: f64,
@@ -95,7 +95,7 @@ pub struct CpuDetail {
 }
 
 /// The MemAvailable picture, bytes (/proc/meminfo).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemBreakdown {
     pub total_bytes: Option<u64>,
     pub available_bytes: Option<u64>,
@@ -119,7 +119,7 @@ pub struct MemBreakdown {
 }
 
 /// Paging and reclaim over the window (/proc/vmstat), per second.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Reclaim {
     pub swap_in_kb_per_s: Option<f64>,
     pub swap_out_kb_per_s: Option<f64>,
@@ -134,7 +134,7 @@ pub struct Reclaim {
 }
 
 /// An OOM kill from the kernel log.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OomEvent {
     pub age_s: f64,
     pub pid: Option<u32>,
@@ -146,7 +146,7 @@ pub struct OomEvent {
 }
 
 /// One process's memory (pidstat -r, /proc/PID/status).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemProcRow {
     pub pid: i32,
     pub comm: String,
@@ -162,7 +162,7 @@ pub struct MemProcRow {
 }
 
 /// A memory cgroup against its limits, and its events in the window.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemCgroupRow {
     pub path: String,
     pub usage_bytes: u64,
@@ -179,7 +179,7 @@ pub struct MemCgroupRow {
     pub oom_kill_events: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemDetail {
     pub breakdown: MemBreakdown,
     pub reclaim: Reclaim,
@@ -199,7 +199,7 @@ pub struct MemDetail {
 }
 
 /// iostat -x columns the checklist leaves out, per active device.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DiskExtraRow {
     pub device: String,
     pub rrqm_per_s: f64,
@@ -213,7 +213,7 @@ pub struct DiskExtraRow {
 }
 
 /// One process's storage I/O (pidstat -d, /proc/PID/io).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IoProcRow {
     pub pid: i32,
     pub comm: String,
@@ -223,7 +223,7 @@ pub struct IoProcRow {
 
 /// A cgroup's block I/O over the window, against its throttling limits (v1 blkio.throttle.*,
 /// v2 io.max), and its I/O pressure (v2).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IoCgroupRow {
     pub path: String,
     /// `v1` (blkio) or `v2` (io).
@@ -241,7 +241,7 @@ pub struct IoCgroupRow {
     pub psi_full_stall_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DiskDetail {
     pub devices: Vec<DiskExtraRow>,
     pub top_io: Vec<IoProcRow>,
@@ -261,7 +261,7 @@ pub struct DiskDetail {
 }
 
 /// Link utilization where the speed is known (sar -n DEV %ifutil).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LinkRow {
     pub interface: String,
     pub speed_mbps: u64,
@@ -269,7 +269,7 @@ pub struct LinkRow {
     pub tx_util_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SoftnetCpuRow {
     pub cpu: u32,
     pub processed_per_s: f64,
@@ -278,7 +278,7 @@ pub struct SoftnetCpuRow {
 }
 
 /// A listening socket's accept queue (ss -lnt Recv-Q / Send-Q).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ListenRow {
     pub addr: String,
     pub port: u16,
@@ -291,7 +291,7 @@ pub struct ListenRow {
 }
 
 /// Counters of our own namespace beyond the checklist's TCP row, per second.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NetCounters {
     pub syn_cookies_sent_per_s: Option<f64>,
     pub tcp_memory_pressures_per_s: Option<f64>,
@@ -303,7 +303,7 @@ pub struct NetCounters {
     pub udp_no_ports_per_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NetDetail {
     pub links: Vec<LinkRow>,
     pub softnet: Vec<SoftnetCpuRow>,
@@ -325,10 +325,10 @@ pub struct NetDetail {
 }
 
 /// Version of the time-series wrapper (`--interval S --count N --json`).
-pub const SERIES_SCHEMA_VERSION: &str = "1.0";
+pub const SERIES_SCHEMA_VERSION: &str = "1.1";
 
 /// A time series: one complete report per window, in order.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Series {
     pub schema_version: String,
     /// Always `series` (a single report has no `kind`).
@@ -337,6 +337,10 @@ pub struct Series {
     pub interval_s: f64,
     /// Windows measured (fewer than asked when interrupted).
     pub count: u32,
+    /// The verdict over every window: the worst status of any window (`incomplete` if one
+    /// was), its top findings (since 1.1).
+    #[serde(default)]
+    pub summary: super::summary::Summary,
     pub samples: Vec<super::report::Report>,
 }
 
@@ -348,8 +352,23 @@ impl Series {
             command: command.into(),
             interval_s,
             count: samples.len() as u32,
+            summary: Default::default(),
             samples,
         }
+        .with_summary()
+    }
+
+    fn with_summary(mut self) -> Self {
+        self.refresh_summary();
+        self
+    }
+
+    /// The series' verdict from its windows' (see [`super::summary::over_windows`]).
+    pub fn refresh_summary(&mut self) {
+        for r in &mut self.samples {
+            super::summary::refresh(r);
+        }
+        self.summary = super::summary::over_windows(&self.samples);
     }
 }
 

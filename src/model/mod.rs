@@ -31,15 +31,12 @@ pub fn host(r: &Readings) -> Host {
         memory_total_bytes: r.t1.system.mem.map(|m| m.total),
         memory_limit_bytes: e.memory_limit.as_ref().map(|m| m.0),
         memory_limit_source: e.memory_limit.as_ref().map(|m| m.1.clone()),
-        cgroup_mode: layout
-            .map(|l| l.mode.as_str())
-            .unwrap_or("none")
-            .to_string(),
+        cgroup_mode: layout.map(|l| l.mode.as_str().to_string()),
         cgroup: layout.and_then(|l| l.own_v2.clone().or_else(|| l.own_v1.get("cpu").cloned())),
-        in_container: e.container.is_some(),
+        in_container: layout.map(|_| e.container.is_some()),
         container_evidence: e.container.clone(),
-        clock_ticks_per_s: r.meta.clock_ticks_per_s,
-        page_size_bytes: r.meta.page_size_bytes,
+        clock_ticks_per_s: Some(r.meta.clock_ticks_per_s).filter(|&t| t > 0),
+        page_size_bytes: Some(r.meta.page_size_bytes).filter(|&p| p > 0),
     }
 }
 
@@ -103,13 +100,15 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
     }
     unavailable.sort();
     unavailable.dedup();
-    Report {
+    let missing = summary::missing_core(r);
+    let mut rep = Report {
         schema_version: SCHEMA_VERSION.into(),
         tool: Tool {
             name: "triage".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
         command: command.into(),
+        summary: Default::default(),
         host,
         window: Window {
             start: r.meta.start.clone(),
@@ -121,6 +120,9 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         findings,
         sections,
         unavailable,
-    }
+    };
+    rep.summary = summary::summarize(&rep, &missing);
+    rep
 }
+pub mod summary;
 pub mod syscalls;

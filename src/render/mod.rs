@@ -3,6 +3,7 @@
 
 pub mod deep;
 pub mod doctor;
+pub mod markdown;
 pub mod offcpu;
 mod syscalls;
 pub mod table;

@@ -9,7 +9,32 @@ use super::sanitize;
 use crate::analyze::human_bytes;
 use crate::model::report::{Report, Severity, UseKind};
 
+/// The default width (not a terminal, and no --width).
 pub const WIDTH: u16 = 100;
+
+thread_local! {
+    /// The width this thread renders at: [`WIDTH`] unless [`render_width`] (or
+    /// [`with_width`]) says otherwise.
+    static CURRENT_WIDTH: std::cell::Cell<u16> = const { std::cell::Cell::new(WIDTH) };
+}
+
+/// The width tables and wrapped text are rendered at now.
+pub fn width() -> u16 {
+    CURRENT_WIDTH.with(|w| w.get())
+}
+
+/// Run `f` with tables and text wrapped at `width` columns.
+pub fn with_width<T>(width: u16, f: impl FnOnce() -> T) -> T {
+    let old = CURRENT_WIDTH.with(|w| w.replace(width));
+    let out = f();
+    CURRENT_WIDTH.with(|w| w.set(old));
+    out
+}
+
+/// [`render`] at `width` columns (the terminal's, or --width).
+pub fn render_width(r: &Report, st: &Style, width: u16) -> String {
+    with_width(width, || render(r, st))
+}
 
 /// No borders, a dashed line under the header: compact, and pastes cleanly into tickets.
 const UNDERLINED_HEADER: &str = "     -              ";
@@ -27,7 +52,7 @@ impl Style {
             s.to_string()
         }
     }
-    pub(super) fn head(&self, s: &str) -> String {
+    pub fn head(&self, s: &str) -> String {
         self.paint("1", s)
     }
 }
@@ -36,7 +61,7 @@ pub(super) fn new_table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UNDERLINED_HEADER)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(WIDTH)
+        .set_width(width())
         .set_header(headers.iter().map(|h| Cell::new(*h)));
     for i in 1..headers.len() {
         if let Some(c) = t.column_mut(i) {
@@ -65,7 +90,7 @@ pub(super) fn s(x: &str) -> String {
 /// Word-wrap `text` to WIDTH columns: the first line starts with `first`, the others with
 /// `rest` (indentation). A word longer than a line stays whole.
 pub(super) fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
-    let width = WIDTH as usize;
+    let width = width() as usize;
     let mut line = first.to_string();
     // The first line's prefix is a label (`CRIT`, `next:`): a space follows it.
     let mut empty = first.is_empty();
@@ -114,32 +139,47 @@ pub fn render(r: &Report, st: &Style) -> String {
     } else {
         String::new()
     };
-    let mem = h
-        .memory_total_bytes
-        .map(human_bytes)
-        .unwrap_or_else(|| "?".into());
+    // Only what is known: an unknown fact is left out, never shown as `?` or `-`.
+    let mut facts = Vec::new();
+    if !h.kernel.is_empty() && h.kernel != "-" {
+        facts.push(format!("kernel {}", s(&h.kernel)));
+    }
+    if h.online_cpus > 0 {
+        facts.push(format!("{} CPUs{eff}", h.online_cpus));
+    }
+    if let Some(m) = h.memory_total_bytes {
+        facts.push(format!("{} RAM", human_bytes(m)));
+    }
+    if let Some(c) = &h.cgroup_mode {
+        facts.push(format!("cgroup {}", s(c)));
+    }
+    if h.in_container == Some(true) {
+        facts.push(format!(
+            "in a container ({})",
+            s(h.container_evidence.as_deref().unwrap_or(""))
+        ));
+    }
     let head = format!(
-        "{} on {}: kernel {}, {} CPUs{eff}, {mem} RAM, cgroup {}{}",
+        "{} on {}: {}",
         r.command,
-        s(&h.hostname),
-        s(&h.kernel),
-        h.online_cpus,
-        s(&h.cgroup_mode),
-        if h.in_container {
-            format!(
-                ", in a container ({})",
-                s(h.container_evidence.as_deref().unwrap_or(""))
-            )
+        if h.hostname.is_empty() {
+            "an unknown host".to_string()
         } else {
-            String::new()
+            s(&h.hostname)
+        },
+        if facts.is_empty() {
+            "no host facts could be read".to_string()
+        } else {
+            facts.join(", ")
         }
     );
+    verdict(&mut out, r, st);
     wrap(&mut out, &st.head("triage"), "  ", &head);
-    let _ = writeln!(
-        out,
+    let window = format!(
         "window {:.2} s from {} ({} task samples); rates are per second over the window",
         r.window.elapsed_s, r.window.start, r.window.samples
     );
+    wrap(&mut out, "", "  ", &window);
 
     findings(&mut out, r, st);
     super::syscalls::render(&mut out, r, st);
@@ -165,6 +205,38 @@ pub fn render(r: &Report, st: &Style) -> String {
     out
 }
 
+/// The verdict line, first: the status (colored) and the one-line summary.
+pub(super) fn verdict(out: &mut String, r: &Report, st: &Style) {
+    out.push_str(&verdict_line(&r.summary, st));
+}
+
+/// [`verdict`] of a summary, wrapped to the current width.
+pub fn verdict_line(sum: &crate::model::summary::Summary, st: &Style) -> String {
+    use crate::model::summary::Status;
+    let mut out = String::new();
+    let text = s(&sum.text);
+    let (code, tag) = match sum.status {
+        Status::Ok => ("1;32", "OK"),
+        Status::Warning => ("1;33", "WARNING"),
+        Status::Critical => ("1;31", "CRITICAL"),
+        Status::Incomplete => ("1;35", "INCOMPLETE"),
+    };
+    // The text starts with the status word: paint that word only.
+    let rest = text.strip_prefix(tag).unwrap_or(&text);
+    wrap(
+        &mut out,
+        &st.paint(code, &format!("{tag}:")),
+        "  ",
+        rest.trim_start_matches(':').trim_start(),
+    );
+    out
+}
+
+/// [`shorten`] for the other output modules.
+pub fn shorten_pub(x: &str, max: usize) -> String {
+    shorten(x, max)
+}
+
 fn findings(out: &mut String, r: &Report, st: &Style) {
     let _ = writeln!(out, "\n{}", st.head("FINDINGS"));
     let real: Vec<_> = r
@@ -172,7 +244,12 @@ fn findings(out: &mut String, r: &Report, st: &Style) {
         .iter()
         .filter(|f| f.severity > Severity::Info)
         .collect();
-    if real.is_empty() {
+    if r.summary.status == crate::model::summary::Status::Incomplete {
+        let _ = writeln!(
+            out,
+            "  No verdict: core readings are missing (see NOT MEASURED)."
+        );
+    } else if real.is_empty() {
         let _ = writeln!(
             out,
             "  No resource is saturated or erroring in this window."
@@ -249,7 +326,7 @@ fn use_summary(out: &mut String, r: &Report, st: &Style) {
     section(out, st, "USE (utilization / saturation / errors)", &t);
 }
 
-fn checklist(out: &mut String, r: &Report, st: &Style) {
+pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
     let sec = &r.sections;
     if let Some(l) = &sec.load {
         let _ = writeln!(
