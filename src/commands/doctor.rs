@@ -15,7 +15,10 @@ use crate::cli::Global;
 use crate::collect::Problem;
 use crate::host::preflight::{self, has_cap, Preflight};
 use crate::host::{LiveSource, Source};
-use crate::model::report::{Tool, SCHEMA_VERSION};
+use crate::model::report::Tool;
+
+/// Version of the doctor document (its own: it is not a report).
+pub const SCHEMA_VERSION: &str = "1.0";
 use crate::probe;
 
 pub const NAME: &str = "doctor";

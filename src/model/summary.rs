@@ -98,7 +98,7 @@ pub fn summarize(rep: &Report, missing: &[String]) -> Summary {
         .filter(|f| f.severity >= Severity::Warning)
         .collect();
     // Ranked already; a stable sort keeps the rank within a severity.
-    real.sort_by(|a, b| b.severity.cmp(&a.severity));
+    real.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let top: Vec<TopFinding> = real
         .iter()
         .take(TOP)

@@ -720,8 +720,10 @@ pub fn series_table(series: &Series) -> String {
     for row in rows {
         t.add_row(row);
     }
-    for line in t.to_string().lines() {
-        let _ = writeln!(out, "{}", line.trim_end());
+    for part in super::table::fit(&t, super::table::width()) {
+        for line in part.to_string().lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
     }
     out.push_str(&series_findings(series));
     out

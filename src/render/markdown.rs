@@ -31,11 +31,19 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// `s` as an inline code span: delimited by more backticks than it contains, pipes escaped
-/// (GitHub tables split on them even inside code).
+/// `s` as an inline code span: delimited by more backticks than it contains.
 pub fn code(s: &str) -> String {
-    let s = sanitize(s).replace('|', "\\|").replace(['\n', '\r'], " ");
-    let run = longest_backtick_run(&s);
+    code_span(&sanitize(s).replace(['\n', '\r'], " "))
+}
+
+/// [`code`] inside a table cell: pipes escaped too (GitHub tables split on them even inside
+/// code spans, and show `\|` there as `|`).
+pub fn cell_code(s: &str) -> String {
+    code_span(&sanitize(s).replace(['\n', '\r'], " ").replace('|', "\\|"))
+}
+
+fn code_span(s: &str) -> String {
+    let run = longest_backtick_run(s);
     let fence = "`".repeat(run + 1);
     if run > 0 || s.starts_with(' ') || s.ends_with(' ') {
         format!("{fence} {s} {fence}")
@@ -240,7 +248,7 @@ fn use_table(out: &mut String, r: &Report) {
     let _ = writeln!(out, "|---|---|---|---|");
     for res in &r.resources {
         let name = match &res.instance {
-            Some(i) => format!("{} {}", escape(&res.name), code(i)),
+            Some(i) => format!("{} {}", escape(&res.name), cell_code(i)),
             None => escape(&res.name),
         };
         let col = |k: UseKind| {
@@ -288,14 +296,16 @@ mod tests {
         );
         assert_eq!(escape("a\x1b[31mb"), "a\\\\x1b\\[31mb");
         assert_eq!(escape("rtl\u{202e}x"), "rtl\\\\u{202e}x");
-        assert_eq!(escape("line\nbreak"), "line break");
+        // Sanitized first: a newline in a system string is shown as an escape.
+        assert_eq!(escape("line\nbreak"), "line\\\\x0abreak");
     }
 
     #[test]
     fn code_spans_survive_backticks_and_pipes() {
         assert_eq!(code("ls -l"), "`ls -l`");
         assert_eq!(code("a`b"), "`` a`b ``");
-        assert_eq!(code("x | y"), "`x \\| y`");
+        assert_eq!(code("x | y"), "`x | y`");
+        assert_eq!(cell_code("x | y"), "`x \\| y`");
         let mut out = String::new();
         fenced(&mut out, "a ```` b");
         assert!(out.starts_with("`````text\n"), "{out}");

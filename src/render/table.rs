@@ -122,9 +122,99 @@ pub(super) fn shorten(x: &str, max: usize) -> String {
 
 pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
     let _ = writeln!(out, "\n{}", st.head(title));
-    for line in t.to_string().lines() {
-        let _ = writeln!(out, "{}", line.trim_end());
+    for (i, part) in fit(t, width()).iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(out);
+        }
+        for line in part.to_string().lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
     }
+}
+
+/// Columns are separated by their padding: one space each side.
+const COLUMN_PADDING: usize = 2;
+
+/// Lay `t` out in `width` columns without ever splitting a word: each column is at least as
+/// wide as its longest word (numbers, ids and names stay whole; cells wrap only at spaces).
+/// When even that is too wide, the columns are shown in groups, each repeating the first
+/// column (the row's key), one table after the other.
+pub(super) fn fit(t: &Table, width: u16) -> Vec<Table> {
+    let ncols = t
+        .header()
+        .map(|h| h.cell_count())
+        .unwrap_or(0)
+        .max(t.row_iter().map(|r| r.cell_count()).max().unwrap_or(0));
+    if ncols == 0 {
+        return vec![t.clone()];
+    }
+    // The longest line of each column: when every column fits whole, nothing to arrange.
+    let mut widest = vec![0usize; ncols];
+    for row in t.header().into_iter().chain(t.row_iter()) {
+        for (i, c) in row.cell_iter().enumerate() {
+            let w = c
+                .content()
+                .lines()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0);
+            widest[i] = widest[i].max(w);
+        }
+    }
+    if widest.iter().map(|w| w + COLUMN_PADDING).sum::<usize>() <= width as usize {
+        let mut whole = t.clone();
+        whole.set_width(width);
+        return vec![whole];
+    }
+    // The longest word of each column, header included.
+    let mut min = vec![1usize; ncols];
+    let rows = t.header().into_iter().chain(t.row_iter());
+    for row in rows {
+        for (i, c) in row.cell_iter().enumerate() {
+            let w = c
+                .content()
+                .split_whitespace()
+                .map(|w| w.chars().count())
+                .max()
+                .unwrap_or(0);
+            min[i] = min[i].max(w);
+        }
+    }
+    let need = |cols: &[usize]| cols.iter().map(|&i| min[i] + COLUMN_PADDING).sum::<usize>();
+    let all: Vec<usize> = (0..ncols).collect();
+    let groups: Vec<Vec<usize>> = if need(&all) <= width as usize || ncols == 1 {
+        vec![all]
+    } else {
+        let mut groups = Vec::new();
+        let mut cur = vec![0];
+        for (i, &m) in min.iter().enumerate().skip(1) {
+            if cur.len() > 1 && need(&cur) + m + COLUMN_PADDING > width as usize {
+                groups.push(std::mem::replace(&mut cur, vec![0]));
+            }
+            cur.push(i);
+        }
+        groups.push(cur);
+        groups
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let mut part = t.clone();
+            part.set_width(width);
+            for (i, &m) in min.iter().enumerate() {
+                if let Some(c) = part.column_mut(i) {
+                    c.set_constraint(if g.contains(&i) {
+                        comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+                            (m + COLUMN_PADDING) as u16,
+                        ))
+                    } else {
+                        comfy_table::ColumnConstraint::Hidden
+                    });
+                }
+            }
+            part
+        })
+        .collect()
 }
 
 pub fn render(r: &Report, st: &Style) -> String {
@@ -487,12 +577,8 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         } else {
             section(out, st, &title, &t);
             for d in sec.disks.iter().filter(|d| d.caveat.is_some()) {
-                let _ = writeln!(
-                    out,
-                    "  note {}: {}",
-                    s(&d.device),
-                    d.caveat.as_deref().unwrap_or("")
-                );
+                let note = format!("{}: {}", s(&d.device), d.caveat.as_deref().unwrap_or(""));
+                wrap(out, "  note", "       ", &note);
             }
         }
     }
