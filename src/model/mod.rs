@@ -124,5 +124,6 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
     rep.summary = summary::summarize(&rep, &missing);
     rep
 }
+pub mod schema;
 pub mod summary;
 pub mod syscalls;
