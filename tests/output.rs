@@ -476,3 +476,65 @@ fn verbose_says_what_was_read_and_skipped() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("-v: sixty-second over"), "{err}");
 }
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn json_says_how_many_rows_top_left_out() {
+    let fx = fixture("deep-cpu-saturation");
+    let all = json_of(&["cpu", "--fixture", &fx, "--top", "1000", "--json"]);
+    let cut = json_of(&["cpu", "--fixture", &fx, "--top", "2", "--json"]);
+    let n = all["sections"]["cpu_detail"]["top_processes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(n > 2, "the fixture has {n} processes");
+    let d = &cut["sections"]["cpu_detail"];
+    assert_eq!(d["top_processes"].as_array().unwrap().len(), 2);
+    assert_eq!(d["left_out"]["top_processes"].as_u64(), Some(n as u64 - 2));
+    assert!(all["sections"]["cpu_detail"].get("left_out").is_none());
+    // offcpu: the per-process list is cut too, and says so.
+    let off = fixture("offcpu-lock-contention");
+    let all = json_of(&["offcpu", "--fixture", &off, "--top", "1000", "--json"]);
+    let cut = json_of(&["offcpu", "--fixture", &off, "--top", "1", "--json"]);
+    let total = all["sections"]["offcpu"]["processes"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        cut["sections"]["offcpu"]["processes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        cut["sections"]["offcpu"]["processes_total"].as_u64(),
+        Some(total as u64)
+    );
+}
+
+#[test]
+fn offcpu_fixture_host_facts_are_null_not_made_up() {
+    let off = fixture("offcpu-lock-contention");
+    let j = json_of(&["offcpu", "--fixture", &off, "--json"]);
+    let h = &j["host"];
+    for k in [
+        "cgroup_mode",
+        "clock_ticks_per_s",
+        "page_size_bytes",
+        "in_container",
+    ] {
+        assert!(h[k].is_null(), "host.{k} = {}", h[k]);
+    }
+    let t = String::from_utf8_lossy(&run(&["offcpu", "--fixture", &off]).stdout).into_owned();
+    assert!(!t.contains("? RAM") && !t.contains("cgroup -"), "{t}");
+}

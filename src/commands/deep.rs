@@ -20,7 +20,8 @@ pub struct DeepArgs {
     /// Scope the view to a cgroup and its descendants (path as in /proc/PID/cgroup).
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
-    /// Rows in the top lists.
+    /// Rows in the top lists, in the table and in JSON alike (the JSON's `left_out` says how
+    /// many rows each list left out).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub top: u32,
     /// Print a time series: windows of S seconds one after another (like `vmstat S N`).

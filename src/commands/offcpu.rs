@@ -27,7 +27,8 @@ pub struct Args {
     /// Ignore blocks shorter than this (`1ms`, `200us`, a bare number is microseconds).
     #[arg(long, default_value = "1ms", value_parser = parse_us, value_name = "TIME")]
     pub min_block: u64,
-    /// Rows in the top-stacks table.
+    /// Rows in the top-stacks and per-process lists, in the table and in JSON alike (the JSON's
+    /// `stacks_total` and `processes_total` say how many there were).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// Print folded stacks (`proc;frame;frame value_us`) for flame-graph tools instead.
@@ -393,7 +394,10 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
         });
     }
     let findings = crate::analyze::offcpu::findings(&probe);
-    let processes = crate::analyze::offcpu::per_process(&probe, top.max(1));
+    // Every process, then cut: the document says how many the cut left out.
+    let mut processes = crate::analyze::offcpu::per_process(&probe, usize::MAX);
+    let processes_total = processes.len();
+    processes.truncate(top.max(1));
     let stacks_total = probe.stacks.len();
     let mut probe = probe;
     probe.stacks.truncate(top.max(1));
@@ -447,6 +451,7 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
                 total_ms: (total_ms * 1000.0).round() / 1000.0,
                 stacks_total,
                 processes,
+                processes_total,
                 probe,
             }),
             ..Default::default()

@@ -194,7 +194,9 @@ pub fn completions(shell: Shell) -> i32 {
 pub fn write_manpages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     use clap::CommandFactory;
     std::fs::create_dir_all(dir)?;
-    let cmd = crate::cli::Cli::command();
+    let mut cmd = crate::cli::Cli::command();
+    // Propagate the global flags into each subcommand, so every page lists them.
+    cmd.build();
     let mut written = Vec::new();
     let mut page = |c: clap::Command, name: String| -> std::io::Result<()> {
         let mut buf = Vec::new();

@@ -81,6 +81,9 @@ pub struct SoftirqRow {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CpuDetail {
+    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, usize>,
     pub online_cpus: u32,
     pub effective_cpus: f64,
     pub effective_cpus_source: String,
@@ -181,6 +184,9 @@ pub struct MemCgroupRow {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemDetail {
+    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, usize>,
     pub breakdown: MemBreakdown,
     pub reclaim: Reclaim,
     /// PSI memory in the window.
@@ -243,6 +249,9 @@ pub struct IoCgroupRow {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DiskDetail {
+    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, usize>,
     pub devices: Vec<DiskExtraRow>,
     pub top_io: Vec<IoProcRow>,
     /// Processes whose /proc/PID/io was not readable.
@@ -322,6 +331,15 @@ pub struct NetDetail {
     pub ephemeral_ports: Option<u64>,
     pub tcp_sockets_bound: Option<u64>,
     pub ephemeral_used_pct: Option<f64>,
+}
+
+/// Cut `v` to `n` rows, recording how many were left out under `name` (JSON never drops rows
+/// silently).
+fn cut<T>(v: &mut Vec<T>, n: usize, name: &str, left_out: &mut BTreeMap<String, usize>) {
+    if v.len() > n {
+        left_out.insert(name.to_string(), v.len() - n);
+        v.truncate(n);
+    }
 }
 
 /// Version of the time-series wrapper (`--interval S --count N --json`).
@@ -465,7 +483,8 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
         }
     }
     procs.sort_by(by_cpu);
-    procs.truncate(scope.top);
+    let mut left_out = BTreeMap::new();
+    cut(&mut procs, scope.top, "top_processes", &mut left_out);
 
     let mut threads: Vec<TaskCpuRow> = Vec::new();
     for (pid, ts) in &r.t1.deep.threads {
@@ -501,7 +520,7 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
         }
     }
     threads.sort_by(by_cpu);
-    threads.truncate(scope.top);
+    cut(&mut threads, scope.top, "top_threads", &mut left_out);
 
     let soft_pct: BTreeMap<String, f64> = super::build::cpus(r)
         .into_iter()
@@ -537,6 +556,7 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
 
     let psi = r.t1.system.psi.get("cpu");
     CpuDetail {
+        left_out,
         online_cpus: host.online_cpus,
         effective_cpus: host.effective_cpus,
         effective_cpus_source: host.effective_cpus_source,
@@ -706,7 +726,8 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     }
     top.retain(|p| p.rss_bytes > 0);
     top.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-    top.truncate(scope.top);
+    let mut left_out = BTreeMap::new();
+    cut(&mut top, scope.top, "top_rss", &mut left_out);
     let (a, b) = (&r.t0.system.vmstat, &r.t1.system.vmstat);
     let minor = vm_rate(r, &["pgfault"])
         .zip(vm_rate(r, &["pgmajfault"]))
@@ -733,6 +754,7 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     };
     let d = &r.end.deep;
     MemDetail {
+        left_out,
         breakdown: breakdown(r),
         reclaim,
         psi_some_stall_ms: psi_stall_ms(r, "memory", false),
@@ -878,7 +900,8 @@ pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> 
             .total_cmp(&(a.read_kb_per_s + a.write_kb_per_s))
             .then(a.pid.cmp(&b.pid))
     });
-    top_io.truncate(scope.top);
+    let mut left_out = BTreeMap::new();
+    cut(&mut top_io, scope.top, "top_io", &mut left_out);
     let io_errors = super::build::kernel_log(r, lookback_s)
         .map(|k| {
             k.events
@@ -891,6 +914,7 @@ pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> 
         })
         .unwrap_or_default();
     DiskDetail {
+        left_out,
         devices,
         top_io,
         io_not_readable: r.t1.deep.io_denied as u32,

@@ -295,8 +295,11 @@ pub struct OffcpuSection {
     /// Sum of off-CPU time over every stack, ms.
     pub total_ms: f64,
     pub stacks_total: usize,
-    /// Per process, most off-CPU thread-time first, split by what it waits for.
+    /// Per process, most off-CPU thread-time first, split by what it waits for; cut to
+    /// `--top` (`processes_total` says how many there were, since 1.2).
     pub processes: Vec<OffcpuProc>,
+    #[serde(default)]
+    pub processes_total: usize,
 }
 
 /// One process's off-CPU thread-time (ms) by kind of wait.

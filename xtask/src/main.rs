@@ -15,6 +15,7 @@
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
 //! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
+//! - `man [--out DIR]`: man pages and shell completions from the clap definitions.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle` (and `fixtures/deep-idle` for the deep dives).
 
@@ -26,6 +27,7 @@ mod capture;
 mod check;
 mod deps;
 mod handmade;
+pub mod man;
 mod measure;
 mod sleepers;
 mod util;
@@ -64,6 +66,9 @@ commands:
   vmlinux [--btf FILE] [--arch x86|arm64]
                                  regenerate bpf/vmlinux/<arch>/vmlinux_<ver>.h with bpftool
                                  (default: this kernel's BTF)
+  man [--out DIR]                man pages (DIR/man1) and bash/zsh/fish completions
+                                 (DIR/completions) from the CLI definitions
+                                 (default DIR: target/man)
   handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
                                  (default all: cgroup-v2-only container-quota-2-of-64
                                   garbled-proc) or, for the deep dives, fixtures/deep-idle
@@ -142,6 +147,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
         "vmlinux" => vmlinux::run(rest),
+        "man" => man::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
