@@ -99,6 +99,12 @@ impl Global {
                     .into(),
             );
         }
+        if series && self.format == Format::Markdown {
+            return Err(
+                "--format markdown renders one report; a time series (--interval) prints a table, --json or --format ndjson"
+                    .into(),
+            );
+        }
         if matches!(command, Command::Doctor(_))
             && matches!(self.format, Format::Markdown | Format::Ndjson)
         {

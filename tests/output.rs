@@ -538,3 +538,28 @@ fn offcpu_fixture_host_facts_are_null_not_made_up() {
     let t = String::from_utf8_lossy(&run(&["offcpu", "--fixture", &off]).stdout).into_owned();
     assert!(!t.contains("? RAM") && !t.contains("cgroup -"), "{t}");
 }
+
+#[test]
+fn progress_on_a_terminal_only() {
+    let bin = env!("CARGO_BIN_EXE_triage");
+    // Not a terminal: nothing extra on stderr.
+    let o = run(&["sixty-second", "-d", "0.6", "--no-bpf"]);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("measuring"));
+    // A terminal (util-linux `script` gives the child a pty): what is measured and the time left.
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} sixty-second -d 0.6 --no-bpf"),
+            "/dev/null",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("util-linux script (bsdutils, essential on Debian)");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("measuring the 60-second checklist (0.6 s window):")
+            && text.contains("s left"),
+        "{text}"
+    );
+}

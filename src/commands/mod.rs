@@ -73,7 +73,9 @@ pub fn run(mut cli: Cli) -> i32 {
             let focus = deep::Focus::of(&cli.command).expect("a deep dive");
             if a.interval.is_some() {
                 // A time series streams: a row (or an NDJSON document) per window as it ends.
-                let mut stream = output::SeriesStream::new(g.format, &style, width);
+                let interval = a.interval.unwrap_or_default();
+                let mut stream = output::SeriesStream::new(g.format, &style, width, interval);
+                stream.verbose = g.verbose;
                 deep::run_streaming(focus, a, g, &mut |rep, i, n| stream.window(rep, i, n))
             } else {
                 deep::run(focus, a, g)

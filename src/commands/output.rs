@@ -50,16 +50,21 @@ pub struct SeriesStream {
     format: Format,
     style: Style,
     width: u16,
+    interval_s: f64,
+    /// `-v`: what each window read and skipped, on stderr.
+    pub verbose: bool,
     /// Column widths, fixed at the first window (a later longer value widens its row only).
     cols: Vec<(usize, bool)>,
 }
 
 impl SeriesStream {
-    pub fn new(format: Format, style: &Style, width: u16) -> Self {
+    pub fn new(format: Format, style: &Style, width: u16, interval_s: f64) -> Self {
         SeriesStream {
             format,
             style: *style,
             width,
+            interval_s,
+            verbose: false,
             cols: Vec::new(),
         }
     }
@@ -74,6 +79,9 @@ impl SeriesStream {
             }
             Format::Table | Format::Markdown => {
                 let mut out = String::new();
+                if self.verbose {
+                    verbose_summary(r);
+                }
                 if i == 0 {
                     self.header(&mut out, r, n);
                 }
@@ -97,7 +105,7 @@ impl SeriesStream {
                 "triage {} on {}: {n} windows of {:.2} s, a row as each window ends",
                 r.command,
                 render::sanitize(&r.host.hostname),
-                r.window.elapsed_s.max(0.0)
+                self.interval_s
             ))
         );
         // Numbers right-aligned in columns as wide as their header (at least 6); the text
@@ -106,7 +114,7 @@ impl SeriesStream {
         let fixed: usize = headers
             .iter()
             .filter(|h| !text_col(h))
-            .map(|h| h.len().max(6) + 1)
+            .map(|h| h.len().max(5) + 1)
             .sum::<usize>()
             + 1;
         let texts = headers.iter().filter(|h| text_col(h)).count().max(1);
@@ -115,16 +123,16 @@ impl SeriesStream {
             .iter()
             .map(|h| {
                 if text_col(h) {
-                    (room.clamp(8, 24), false)
+                    (room.clamp(9, 24), false)
                 } else if *h == "time" {
                     (8, false)
                 } else {
-                    (h.len().max(6), true)
+                    (h.len().max(5), true)
                 }
             })
             .collect();
         let cells: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-        let line = self.line(&cells);
+        let line = self.line(&cells, true);
         let _ = writeln!(out, "{line}");
         let _ = writeln!(
             out,
@@ -133,13 +141,17 @@ impl SeriesStream {
         );
     }
 
-    fn line(&self, cells: &[String]) -> String {
+    fn line(&self, cells: &[String], header: bool) -> String {
         // A leading space, like the other tables.
         let mut line = String::from(" ");
         for (i, c) in cells.iter().enumerate() {
             let (w, right) = self.cols.get(i).copied().unwrap_or((6, true));
-            let c = if right {
+            let c = if header || right || c.chars().count() <= w {
                 c.clone()
+            } else if let Some((name, tail)) = c.rsplit_once(' ') {
+                // `name 34%`: shorten the name, keep the number whole.
+                let keep = w.saturating_sub(tail.chars().count() + 1).max(2);
+                format!("{} {tail}", render::table::shorten_pub(name, keep))
             } else {
                 render::table::shorten_pub(c, w)
             };
@@ -156,7 +168,7 @@ impl SeriesStream {
     }
 
     fn row(&self, out: &mut String, row: &[String]) {
-        let _ = writeln!(out, "{}", self.line(row));
+        let _ = writeln!(out, "{}", self.line(row, false));
     }
 }
 

@@ -106,14 +106,6 @@ pub fn readings(
         }
         readings
     };
-    if verbose {
-        for p in &readings.problems {
-            eprintln!(
-                "triage: not measured: {} ({}: {})",
-                p.what, p.path, p.reason
-            );
-        }
-    }
     Ok(WindowReadings {
         readings,
         latency,
