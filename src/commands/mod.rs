@@ -83,7 +83,9 @@ pub fn run(mut cli: Cli) -> i32 {
         }
         Command::Syscalls(a) => one(syscalls::run(a, g)),
         // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
-        Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
+        Command::Doctor(a) => {
+            return render::table::with_width(width, || doctor::run(a, g, use_color(g)))
+        }
         Command::Offcpu(a) => one(offcpu::run(a, g)),
         Command::Completions { .. } => unreachable!("handled above"),
         Command::Manpages { out } => return output::manpages(out),

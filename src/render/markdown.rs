@@ -144,6 +144,7 @@ pub fn render(r: &Report) -> String {
     if !r.resources.is_empty() {
         use_table(&mut out, r);
     }
+    top_processes(&mut out, r);
 
     // The long sections, as the table renders them, folded.
     let st = Style { color: false };
@@ -238,6 +239,49 @@ fn findings(out: &mut String, r: &Report) {
         if !f.next.is_empty() {
             let next: Vec<String> = f.next.iter().map(|n| code(n)).collect();
             let _ = writeln!(out, "  - next: {}", next.join(", "));
+        }
+    }
+}
+
+/// The busiest processes and the tasks stuck in D state: what a ticket reader asks next.
+fn top_processes(out: &mut String, r: &Report) {
+    let Some(p) = &r.sections.processes else {
+        return;
+    };
+    if !p.top_cpu.is_empty() {
+        let _ = writeln!(out, "\n#### Top processes by CPU\n");
+        let _ = writeln!(out, "| PID | command | state | %CPU | %usr | %sys | RSS |");
+        let _ = writeln!(out, "|---:|---|---|---:|---:|---:|---:|");
+        for x in p.top_cpu.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                x.pid,
+                cell_code(&x.comm),
+                escape(&x.state),
+                x.cpu_pct,
+                x.usr_pct,
+                x.sys_pct,
+                crate::analyze::human_bytes(x.rss_bytes)
+            );
+        }
+    }
+    if !p.d_state.is_empty() {
+        let _ = writeln!(out, "\n#### Tasks in D state (uninterruptible)\n");
+        let _ = writeln!(out, "| PID | TID | command | waiting in |");
+        let _ = writeln!(out, "|---:|---:|---|---|");
+        for d in &p.d_state {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                d.pid,
+                d.tid,
+                cell_code(&d.comm),
+                d.wchan
+                    .as_deref()
+                    .map(cell_code)
+                    .unwrap_or_else(|| "-".into())
+            );
         }
     }
 }
