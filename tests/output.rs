@@ -563,3 +563,100 @@ fn progress_on_a_terminal_only() {
         "{text}"
     );
 }
+
+#[test]
+fn hostile_names_cannot_break_the_markdown() {
+    let mut r = report("cpu-saturation");
+    let evil = "a|b`c<img src=x onerror=alert(1)>*d*_e_[f](g)\x1b[31m\u{202e}h";
+    if let Some(p) = r.sections.processes.as_mut() {
+        p.top_cpu[0].comm = evil.to_string();
+    }
+    r.findings[0].summary = format!("CPU saturated by {evil}");
+    r.findings[0].next = vec![format!("pidstat -p 1 | grep '{evil}'")];
+    r.unavailable.push(triage::model::report::Unavailable {
+        what: evil.into(),
+        reason: "</details><script>x</script>".into(),
+        fix: None,
+    });
+    triage::model::summary::refresh(&mut r);
+    let md = render::markdown::render(&r);
+    // Outside code (spans and fenced blocks, where markdown shows text literally) no raw HTML.
+    let prose = outside_code(&md);
+    let raw = |tag: &str| {
+        prose
+            .match_indices(tag)
+            .any(|(i, _)| !prose[..i].ends_with('\\'))
+    };
+    assert!(
+        !raw("<img") && !raw("<script") && !raw("</details><"),
+        "{prose}"
+    );
+    assert!(
+        md.contains("| `` a\\|b`c<img src=x"),
+        "the name shown literally in a code span: {md}"
+    );
+    assert!(!md.contains('\x1b') && !md.contains('\u{202e}'), "{md}");
+    assert!(
+        prose.contains("\\<img src=x"),
+        "escaped, still readable: {prose}"
+    );
+    // Exactly one closing tag per folded section: the hostile one is escaped.
+    let opened = md.lines().filter(|l| l.starts_with("<details>")).count();
+    let closed = md.lines().filter(|l| *l == "</details>").count();
+    assert_eq!((opened, closed), (2, 2), "{md}");
+    // The top-processes row still has its 7 cells (the pipe in the name is escaped).
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| 23510 |"))
+        .expect("the evil process row");
+    let cells = row.replace("\\|", "").matches('|').count();
+    assert_eq!(cells, 8, "{row}");
+    // Code spans survive backticks: the next step is delimited by a longer backtick run.
+    assert!(md.contains("`` pidstat -p 1"), "{md}");
+}
+
+/// `md` without its fenced blocks and inline code spans (CommonMark: a span closes at the next
+/// backtick run of the same length).
+fn outside_code(md: &str) -> String {
+    let mut out = String::new();
+    let mut fence: Option<String> = None;
+    for line in md.lines() {
+        let ticks: String = line.chars().take_while(|&c| c == '`').collect();
+        match &fence {
+            Some(f) if ticks.len() >= f.len() && line.trim() == ticks => fence = None,
+            Some(_) => {}
+            None if ticks.len() >= 3 => fence = Some(ticks),
+            None => {
+                let chars: Vec<char> = line.chars().collect();
+                let mut i = 0;
+                while i < chars.len() {
+                    if chars[i] == '`' && (i == 0 || chars[i - 1] != '\\') {
+                        let n = chars[i..].iter().take_while(|&&c| c == '`').count();
+                        let mut j = i + n;
+                        let mut closed = None;
+                        while j < chars.len() {
+                            let m = chars[j..].iter().take_while(|&&c| c == '`').count();
+                            if m == n {
+                                closed = Some(j + m);
+                                break;
+                            }
+                            j += m.max(1);
+                        }
+                        match closed {
+                            Some(end) => i = end,
+                            None => {
+                                out.extend(&chars[i..i + n]);
+                                i += n;
+                            }
+                        }
+                    } else {
+                        out.push(chars[i]);
+                        i += 1;
+                    }
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
