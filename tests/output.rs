@@ -660,3 +660,31 @@ fn outside_code(md: &str) -> String {
     }
     out
 }
+
+#[test]
+fn tables_fit_the_terminal_down_to_80_columns() {
+    let bin = env!("CARGO_BIN_EXE_triage");
+    let fx = fixture("deep-cpu-saturation");
+    let widest = |cols: u16| {
+        let o = Command::new("script")
+            .args([
+                "-qec",
+                &format!("stty rows 40 cols {cols}; {bin} sixty-second --fixture {fx}"),
+                "/dev/null",
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("util-linux script");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.trim_end_matches('\r').chars().count())
+            .max()
+            .unwrap()
+    };
+    let w80 = widest(80);
+    assert!((70..=80).contains(&w80), "80-column terminal: {w80}");
+    let w132 = widest(132);
+    assert!((100..=132).contains(&w132), "132-column terminal: {w132}");
+    // Narrower than 80: laid out for 80 (the terminal wraps; we never go below).
+    assert!(widest(60) <= 80);
+}

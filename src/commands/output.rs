@@ -26,8 +26,12 @@ pub fn table_width(flag: Option<u16>) -> u16 {
         return w;
     }
     if std::io::stdout().is_terminal() {
-        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
-            return w.clamp(MIN_WIDTH, render::table::WIDTH.max(w));
+        // The terminal's size; else $COLUMNS (a terminal that reports no size).
+        let w = terminal_size::terminal_size()
+            .map(|(terminal_size::Width(w), _)| w)
+            .or_else(|| std::env::var("COLUMNS").ok()?.trim().parse().ok());
+        if let Some(w) = w.filter(|&w| w > 0) {
+            return w.max(MIN_WIDTH);
         }
     }
     render::table::WIDTH
