@@ -688,3 +688,30 @@ fn tables_fit_the_terminal_down_to_80_columns() {
     // Narrower than 80: laid out for 80 (the terminal wraps; we never go below).
     assert!(widest(60) <= 80);
 }
+
+#[test]
+fn every_subcommand_fits_80_columns_on_its_fixture() {
+    let runs: &[&[&str]] = &[
+        &["cpu", "--fixture", "deep-cpu-saturation"],
+        &["mem", "--fixture", "deep-memory-pressure-swap"],
+        &["disk", "--fixture", "deep-disk-saturation"],
+        &["net", "--fixture", "listen-overflow"],
+        &["syscalls", "--fixture", "syscall-storm"],
+        &["syscalls", "--fixture", "futex-lock-contention"],
+        &["offcpu", "--fixture", "offcpu-lock-contention"],
+        &["doctor"],
+    ];
+    for args in runs {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if a.len() == 3 {
+            a[2] = fixture(&a[2]);
+        }
+        a.extend(["--width".into(), "80".into()]);
+        let o = triage().args(&a).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(!text.is_empty(), "{args:?}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{args:?}: {line}");
+        }
+    }
+}

@@ -121,7 +121,13 @@ pub(super) fn shorten(x: &str, max: usize) -> String {
 }
 
 pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
-    let _ = writeln!(out, "\n{}", st.head(title));
+    // A long title wraps like text (each line painted on its own).
+    let mut lines = String::new();
+    wrap(&mut lines, "", "  ", title);
+    let _ = writeln!(out);
+    for l in lines.lines() {
+        let _ = writeln!(out, "{}", st.head(l));
+    }
     for (i, part) in fit(t, width()).iter().enumerate() {
         if i > 0 {
             let _ = writeln!(out);
