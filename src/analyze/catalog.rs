@@ -386,5 +386,13 @@ mod tests {
             );
             assert!(!r.next.is_empty(), "{}: no next step", r.id);
         }
+        // And every threshold belongs to some finding in the catalogue.
+        for t in THRESHOLDS {
+            assert!(
+                RULES.iter().any(|r| r.thresholds.contains(&t.id)),
+                "threshold {} is in no catalogue entry",
+                t.id
+            );
+        }
     }
 }
