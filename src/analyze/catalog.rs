@@ -156,7 +156,7 @@ pub const RULES: &[Rule] = &[
         meaning: "The per-CPU input backlog overflowed (softnet_stat dropped): packets were dropped before any socket saw them.",
         thresholds: &["network.softnet_drops_per_s"], fixed: "",
         next: &["cat /proc/net/softnet_stat", "sysctl net.core.netdev_max_backlog"] },
-    Rule { id: "tcp.errors.retransmits", resource: "tcp", commands: "sixty-second, net, offcpu",
+    Rule { id: "tcp.errors.retransmits", resource: "tcp", commands: NET,
         meaning: "TCP retransmits a noticeable share of its segments, in some network namespace: packet loss or congestion on the path. With eBPF the flow is named.",
         thresholds: &["tcp.retrans_pct", "tcp.retrans_segs_per_s"],
         fixed: "eBPF only (no /proc counters in the scope): >= 10 retransmits/s from the tcp_retransmit_skb tracepoint",
