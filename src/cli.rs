@@ -44,7 +44,7 @@ pub struct Global {
     /// When to color the table.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Say what is read and why something could not be (to stderr).
+    /// Say what was read, what was skipped and why, and the verdict (to stderr).
     #[arg(short, long, global = true)]
     pub verbose: bool,
 }
