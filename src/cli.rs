@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "triage",
     version,
     about = "Why is this Linux box slow? USE-method readings from /proc, /sys and cgroups, in seconds.",
-    after_help = "Exit status: 0 report produced (findings or not), 1 could not produce a report, 2 usage error."
+    after_help = "Exit status: 0 report produced (findings or not); 1 no report, or an incomplete one \
+(core readings missing); 2 usage error. With --fail-on LEVEL: 3 the worst finding is a warning \
+(--fail-on warning), 4 it is critical (--fail-on warning|critical); 0 otherwise."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -24,13 +26,25 @@ pub struct Global {
     /// Print the report as one JSON document (same as --format json).
     #[arg(long, global = true)]
     pub json: bool,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    /// Output format: table (people), json (one document), markdown (tickets: GitHub/GitLab
+    /// flavoured), ndjson (a time series streamed as one JSON document per window).
+    #[arg(long = "format", global = true, value_enum, value_name = "FORMAT")]
+    pub format_arg: Option<Format>,
+    /// The format in effect (from --format and --json), set by [`Global::resolve`].
+    #[arg(skip = Format::Table)]
     pub format: Format,
+    /// Exit status says the worst severity found: 3 for a warning (only with `warning`), 4 for
+    /// a critical finding; 0 below LEVEL. Without it a report exits 0 whatever it found.
+    #[arg(long, global = true, value_enum, value_name = "LEVEL")]
+    pub fail_on: Option<FailOn>,
+    /// Table width in columns (default: the terminal's width on a terminal, at least 80;
+    /// 100 when not a terminal).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(60..=1000))]
+    pub width: Option<u16>,
     /// When to color the table.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Say what is read and why something could not be (to stderr).
+    /// Say what was read, what was skipped and why, and the verdict (to stderr).
     #[arg(short, long, global = true)]
     pub verbose: bool,
 }
@@ -39,6 +53,84 @@ pub struct Global {
 pub enum Format {
     Table,
     Json,
+    Markdown,
+    Ndjson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Critical,
+}
+
+/// Exit codes (documented in `--help`, README and docs/json.md).
+pub mod exit {
+    /// A report was produced (and, with --fail-on, nothing at or above the level was found).
+    pub const OK: i32 = 0;
+    /// No report could be produced, or it is incomplete (core readings missing).
+    pub const NO_REPORT: i32 = 1;
+    /// Usage error.
+    pub const USAGE: i32 = 2;
+    /// --fail-on warning: the worst finding is a warning.
+    pub const WARNING: i32 = 3;
+    /// --fail-on warning|critical: a critical finding.
+    pub const CRITICAL: i32 = 4;
+}
+
+impl Global {
+    /// Settle the output format and reject flags that contradict each other (a usage error,
+    /// exit 2): `--json` with another `--format`, `--format ndjson` without a time series.
+    pub fn resolve(&mut self, command: &Command) -> Result<(), String> {
+        self.format = match (self.json, self.format_arg) {
+            (true, Some(f)) if f != Format::Json => {
+                return Err(format!(
+                    "--json and --format {} contradict each other; give one",
+                    format_name(f)
+                ))
+            }
+            (true, _) => Format::Json,
+            (false, Some(f)) => f,
+            (false, None) => Format::Table,
+        };
+        let series = command.interval().is_some();
+        if self.format == Format::Ndjson && !series {
+            return Err(
+                "--format ndjson streams a time series: use it with --interval S (cpu, mem, disk, net)"
+                    .into(),
+            );
+        }
+        if series && self.format == Format::Markdown {
+            return Err(
+                "--format markdown renders one report; a time series (--interval) prints a table, --json or --format ndjson"
+                    .into(),
+            );
+        }
+        if matches!(command, Command::Doctor(_))
+            && matches!(self.format, Format::Markdown | Format::Ndjson)
+        {
+            return Err(format!(
+                "doctor prints a table or JSON, not --format {}",
+                format_name(self.format)
+            ));
+        }
+        if let Command::Offcpu(a) = command {
+            if a.folded && (self.json || self.format_arg.is_some()) {
+                return Err(
+                    "offcpu: --folded and --json/--format are different outputs; give one".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Markdown => "markdown",
+        Format::Ndjson => "ndjson",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +177,35 @@ pub enum Command {
     /// Where threads wait instead of run: off-CPU time by stack and state (eBPF), as a table,
     /// folded stacks or a flame graph.
     Offcpu(crate::commands::offcpu::Args),
+    /// Print a shell completion script: `triage completions bash > /etc/bash_completion.d/triage`
+    /// (zsh: into a directory of $fpath as `_triage`; fish: ~/.config/fish/completions/triage.fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages (triage.1 and one per subcommand) into DIR (`cargo xtask man`).
+    #[command(hide = true)]
+    Manpages {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Command {
+    /// `--interval S` of a deep dive (a time series), if given.
+    pub fn interval(&self) -> Option<f64> {
+        match self {
+            Command::Cpu(a) | Command::Mem(a) | Command::Disk(a) | Command::Net(a) => a.interval,
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -369,7 +369,10 @@ fn doctor_json_is_the_documented_document() {
     let o = run(&["doctor", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let j = json(&o);
-    assert_eq!(j["schema_version"], triage::model::report::SCHEMA_VERSION);
+    assert_eq!(
+        j["schema_version"],
+        triage::commands::doctor::SCHEMA_VERSION
+    );
     assert_eq!(j["command"], "doctor");
     assert_eq!(j["tool"]["name"], "triage");
     let pf = &j["preflight"];

@@ -114,7 +114,7 @@ fn idle_has_no_warning() {
 #[test]
 fn cgroup_v2_only_host_reads_v2_limits_and_throttling() {
     let r = report("cgroup-v2-only");
-    assert_eq!(r.host.cgroup_mode, "v2");
+    assert_eq!(r.host.cgroup_mode.as_deref(), Some("v2"));
     assert_eq!(
         r.host.cgroup.as_deref(),
         Some("/system.slice/triage.service")
@@ -161,7 +161,7 @@ fn container_quota_sets_effective_cpus_and_drives_saturation() {
         "{}",
         r.host.effective_cpus_source
     );
-    assert!(r.host.in_container);
+    assert_eq!(r.host.in_container, Some(true));
     assert_eq!(r.host.memory_limit_bytes, Some(2 << 30));
     let top = &r.findings[0];
     assert_eq!(top.id, "cpu.saturation.runqueue");

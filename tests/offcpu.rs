@@ -20,7 +20,7 @@ fn recorded_lock_contention_replays() {
     assert!(
         r.findings
             .iter()
-            .any(|f| f.id == "offcpu.lock_contention" && f.summary.contains("scn_lockc")),
+            .any(|f| f.id == "locks.saturation.contention" && f.summary.contains("scn_lockc")),
         "{:#?}",
         r.findings
     );
@@ -284,7 +284,7 @@ mod live {
         let f = r
             .findings
             .iter()
-            .find(|f| f.id == "offcpu.lock_contention")
+            .find(|f| f.id == "locks.saturation.contention")
             .unwrap_or_else(|| panic!("{:#?}", r.findings));
         assert!(f.summary.contains("contend"), "{}", f.summary);
     }
@@ -311,7 +311,7 @@ mod live {
         let f = r
             .findings
             .iter()
-            .find(|f| f.id == "offcpu.deadlock_suspect")
+            .find(|f| f.id == "locks.errors.deadlock_suspect")
             .unwrap_or_else(|| panic!("{:#?}\n{:#?}", r.findings, r.sections.offcpu));
         assert!(f.summary.contains("deadlock"), "{}", f.summary);
     }

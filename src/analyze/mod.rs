@@ -5,6 +5,7 @@
 //! idle machine must produce no warning: every rule needs real evidence of a fault, not the
 //! mere presence of activity.
 
+pub mod catalog;
 pub mod deep;
 pub mod offcpu;
 mod report;
@@ -379,7 +380,7 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                 })
                 .unwrap_or_default();
             out.push(finding(
-                "cpu.iowait.high",
+                "cpu.saturation.iowait",
                 sev,
                 "cpu",
                 format!(

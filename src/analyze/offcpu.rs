@@ -162,7 +162,7 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 Severity::Warning
             };
             out.push(finding(
-                "offcpu.lock_contention",
+                "locks.saturation.contention",
                 sev,
                 "offcpu",
                 format!(
@@ -207,7 +207,7 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         let io_avg = avg(Wait::Io);
         if share(Wait::Io) >= 0.3 && io_avg >= 0.2 {
             out.push(finding(
-                "offcpu.io_wait",
+                "io.saturation.blocked_threads",
                 if io_avg >= 1.0 { Severity::Critical } else { Severity::Warning },
                 "offcpu",
                 format!(
@@ -224,7 +224,7 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         let net_threads = threads(Wait::Net);
         if net_threads >= 4 && share(Wait::Net) >= 0.5 {
             out.push(finding(
-                "offcpu.pool_parked",
+                "threads.utilization.pool_parked",
                 Severity::Info,
                 "offcpu",
                 format!(
@@ -261,7 +261,7 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
             .count();
         if stuck >= 2 && all_stuck {
             out.push(finding(
-                "offcpu.deadlock_suspect",
+                "locks.errors.deadlock_suspect",
                 Severity::Warning,
                 "offcpu",
                 format!(
@@ -478,7 +478,7 @@ mod tests {
                 .collect(),
         );
         let f = findings(&hot);
-        assert_eq!(f[0].id, "offcpu.lock_contention", "{f:#?}");
+        assert_eq!(f[0].id, "locks.saturation.contention", "{f:#?}");
         // 4 idle workers parked on a condition variable: 2 long waits each.
         let idle = probe(
             (1..=4)
@@ -487,7 +487,7 @@ mod tests {
         );
         assert!(findings(&idle)
             .iter()
-            .all(|f| f.id != "offcpu.lock_contention"));
+            .all(|f| f.id != "locks.saturation.contention"));
     }
 
     #[test]
@@ -499,12 +499,12 @@ mod tests {
         );
         assert!(findings(&stuck)
             .iter()
-            .any(|f| f.id == "offcpu.deadlock_suspect"));
+            .any(|f| f.id == "locks.errors.deadlock_suspect"));
         let mut alive = stuck.stacks.clone();
         alive.push(stack(10, 3, &["do_nanosleep"], "S", 100, 10));
         assert!(findings(&probe(alive))
             .iter()
-            .all(|f| f.id != "offcpu.deadlock_suspect"));
+            .all(|f| f.id != "locks.errors.deadlock_suspect"));
     }
 
     #[test]
@@ -513,7 +513,9 @@ mod tests {
             stack(20, 1, &["io_schedule", "blk_mq_get_tag"], "D", 1800, 300),
             stack(20, 2, &["do_nanosleep"], "S", 200, 2),
         ]);
-        assert!(findings(&p).iter().any(|f| f.id == "offcpu.io_wait"));
+        assert!(findings(&p)
+            .iter()
+            .any(|f| f.id == "io.saturation.blocked_threads"));
         let pp = per_process(&p, 5);
         assert_eq!(pp.len(), 1);
         assert_eq!(

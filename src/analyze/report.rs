@@ -65,13 +65,15 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
     }
     unavailable.sort();
     unavailable.dedup();
-    Report {
+    let missing = model::summary::missing_core(r);
+    let mut rep = Report {
         schema_version: SCHEMA_VERSION.into(),
         tool: Tool {
             name: "triage".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
         command: command.into(),
+        summary: Default::default(),
         host,
         window: Window {
             start: r.meta.start.clone(),
@@ -83,5 +85,7 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         findings,
         sections,
         unavailable,
-    }
+    };
+    rep.summary = model::summary::summarize(&rep, &missing);
+    rep
 }

@@ -206,7 +206,7 @@ fn iowait_steal_and_system_time() {
     assert_eq!(
         ids(&run(&s)),
         vec![
-            "cpu.iowait.high",
+            "cpu.saturation.iowait",
             "cpu.saturation.steal",
             "cpu.utilization.system_time"
         ]

@@ -10,7 +10,9 @@ pub mod kmsg;
 use serde::{Deserialize, Serialize};
 
 /// Something a reader could not read or parse. Becomes an `unavailable` entry in the report.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Problem {
     /// What is missing, for people: `kernel log`, `cgroup cpu.stat of /scn-throttle`.
     pub what: String,

@@ -314,11 +314,17 @@ pub fn read_system(src: &dyn Source, problems: &mut Vec<Problem>) -> SystemReadi
                 }
                 Err(e) => problems.push(Problem::new(format!("{res} pressure (PSI)"), path, e)),
             },
-            Err(e) => problems.push(
-                Problem::io(format!("{res} pressure (PSI)"), &path, &e).with_fix(
-                    "boot a kernel with CONFIG_PSI=y (and psi=1 if CONFIG_PSI_DEFAULT_DISABLED)",
-                ),
-            ),
+            Err(e) => {
+                let mut p = Problem::io(format!("{res} pressure (PSI)"), &path, &e);
+                // Only a missing file on a readable /proc means the kernel lacks PSI; an
+                // unreadable /proc (a wrong --root) or a permission error has another fix.
+                if e.kind() == std::io::ErrorKind::NotFound && r.stat.is_some() {
+                    p = p.with_fix(
+                        "boot a kernel with CONFIG_PSI=y (and psi=1 if CONFIG_PSI_DEFAULT_DISABLED)",
+                    );
+                }
+                problems.push(p)
+            }
         }
     }
     r

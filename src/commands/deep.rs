@@ -20,7 +20,8 @@ pub struct DeepArgs {
     /// Scope the view to a cgroup and its descendants (path as in /proc/PID/cgroup).
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
-    /// Rows in the top lists.
+    /// Rows in the top lists, in the table and in JSON alike (the JSON's `left_out` says how
+    /// many rows each list left out).
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub top: u32,
     /// Print a time series: windows of this length one after another (like `vmstat S N`;
@@ -42,6 +43,18 @@ pub enum Focus {
 }
 
 impl Focus {
+    /// The deep dive a command is, if it is one.
+    pub fn of(c: &crate::cli::Command) -> Option<Focus> {
+        use crate::cli::Command;
+        match c {
+            Command::Cpu(_) => Some(Focus::Cpu),
+            Command::Mem(_) => Some(Focus::Mem),
+            Command::Disk(_) => Some(Focus::Disk),
+            Command::Net(_) => Some(Focus::Net),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Focus::Cpu => "cpu",
@@ -178,6 +191,7 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep.findings
         .extend(analyze::deep::findings(&rep.sections, &rep.host));
     analyze::rank(&mut rep.findings);
+    crate::model::summary::refresh(&mut rep);
     rep
 }
 
@@ -188,6 +202,17 @@ pub enum Output {
 }
 
 pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
+    run_streaming(focus, a, g, &mut |_, _, _| {})
+}
+
+/// [`run`], calling `each(report, index, count)` as each window of a time series ends (so the
+/// caller can print it before the next one is measured).
+pub fn run_streaming(
+    focus: Focus,
+    a: &DeepArgs,
+    g: &Global,
+    each: &mut dyn FnMut(&Report, u32, u32),
+) -> Result<Output, String> {
     let spec = focus.spec(a);
     let sc = scope(a);
     let analysis = Analysis {
@@ -217,8 +242,11 @@ pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
     w.duration = interval;
     let stop = super::interrupt_flag();
     let mut samples = Vec::new();
-    for _ in 0..count {
-        samples.push(one(&w)?);
+    for i in 0..count {
+        let mut rep = one(&w)?;
+        crate::model::summary::refresh(&mut rep);
+        each(&rep, i, count);
+        samples.push(rep);
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }

@@ -9,18 +9,20 @@ pub mod doctor;
 pub mod mem;
 pub mod net;
 pub mod offcpu;
+pub mod output;
+pub mod schema;
 pub mod sixty_second;
 pub mod syscalls;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::cli::{Cli, ColorChoice, Command, Format, Global};
+use crate::cli::{exit, Cli, ColorChoice, Command, Format, Global};
 use crate::model::report::Report;
 use crate::render;
 use deep::Output;
 
-fn write_stdout(text: &str) {
+pub(crate) fn write_stdout(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth a message.
@@ -48,49 +50,76 @@ fn use_color(g: &Global) -> bool {
     }
 }
 
-/// Run the parsed command; returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+/// Run the parsed command; returns the process exit code (see [`crate::cli::exit`]).
+pub fn run(mut cli: Cli) -> i32 {
+    if let Err(e) = cli.global.resolve(&cli.command) {
+        eprintln!("triage: {e}");
+        return exit::USAGE;
+    }
     let g = &cli.global;
+    let width = output::table_width(g.width);
+    let style = render::table::Style {
+        color: use_color(g),
+    };
+    if let Command::Completions { shell } = &cli.command {
+        return output::completions(*shell);
+    }
     let one = |r: Result<Report, String>| r.map(|r| Output::One(Box::new(r)));
     let report: Result<Output, String> = match &cli.command {
         Command::SixtySecond(w) => one(sixty_second::run(w, None, "", g.verbose)),
         Command::Capture { out, note, window } => {
             one(sixty_second::run(window, Some(out), note, g.verbose))
         }
-        Command::Cpu(a) => cpu::run(a, g),
-        Command::Mem(a) => mem::run(a, g),
-        Command::Disk(a) => disk::run(a, g),
-        Command::Net(a) => net::run(a, g),
+        Command::Cpu(a) | Command::Mem(a) | Command::Disk(a) | Command::Net(a) => {
+            let focus = deep::Focus::of(&cli.command).expect("a deep dive");
+            if a.interval.is_some() {
+                // A time series streams: a row (or an NDJSON document) per window as it ends.
+                let interval = a.interval.unwrap_or_default();
+                let mut stream = output::SeriesStream::new(g.format, &style, width, interval);
+                stream.verbose = g.verbose;
+                deep::run_streaming(focus, a, g, &mut |rep, i, n| stream.window(rep, i, n))
+            } else {
+                deep::run(focus, a, g)
+            }
+        }
         Command::Syscalls(a) => one(syscalls::run(a, g)),
         // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
-        Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
+        Command::Doctor(a) => {
+            return render::table::with_width(width, || doctor::run(a, g, use_color(g)))
+        }
         Command::Offcpu(a) => one(offcpu::run(a, g)),
+        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Manpages { out } => return output::manpages(out),
     };
     match report {
-        Ok(Output::Series(series)) => {
-            let json = g.json || g.format == Format::Json;
-            let text = if json {
-                render::deep::series_json(&series)
-            } else {
-                render::deep::series_table(&series)
+        Ok(Output::Series(mut series)) => {
+            series.refresh_summary();
+            let text = match g.format {
+                Format::Json => render::deep::series_json(&series),
+                // Rows and documents were printed as each window ended; the table ends with
+                // the findings of any window and the verdict.
+                Format::Ndjson => String::new(),
+                Format::Table | Format::Markdown => output::series_footer(&series, &style, width),
             };
             write_stdout(&text);
-            0
+            output::exit_code(series.summary.status, g.fail_on)
         }
-        Ok(Output::One(r)) => {
-            let json = g.json || g.format == Format::Json;
-            let text = if json {
-                render::json(&r)
-            } else {
-                let color = use_color(g);
-                render::table::render(&r, &render::table::Style { color })
+        Ok(Output::One(mut r)) => {
+            crate::model::summary::refresh(&mut r);
+            let text = match g.format {
+                Format::Json | Format::Ndjson => render::json(&r),
+                Format::Markdown => render::markdown::render(&r),
+                Format::Table => render::table::render_width(&r, &style, width),
             };
             write_stdout(&text);
-            0
+            if g.verbose {
+                output::verbose_summary(&r);
+            }
+            output::exit_code(r.summary.status, g.fail_on)
         }
         Err(e) => {
             eprintln!("triage: {e}");
-            1
+            exit::NO_REPORT
         }
     }
 }

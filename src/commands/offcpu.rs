@@ -27,7 +27,8 @@ pub struct Args {
     /// Ignore blocks shorter than this (`1ms`, `200us`; the unit is required).
     #[arg(long, default_value = "1ms", value_parser = crate::cli::parse_micros, value_name = "TIME")]
     pub min_block: u64,
-    /// Rows in the top-stacks table.
+    /// Rows in the top-stacks and per-process lists, in the table and in JSON alike (the JSON's
+    /// `stacks_total` and `processes_total` say how many there were).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// Print folded stacks (`proc;frame;frame value_us`) for flame-graph tools instead.
@@ -129,11 +130,19 @@ fn trace_live(a: &Args, g: &Global) -> Result<OffcpuProbe, String> {
     let flag = super::interrupt_flag();
     let dur = Duration::from_secs_f64(a.duration.clamp(0.1, 86400.0));
     let mut t0: Option<Instant> = None;
-    crate::probe::offcpu::trace(&opts, || {
+    let mut progress = None;
+    let traced = crate::probe::offcpu::trace(&opts, || {
         let t = *t0.get_or_insert_with(Instant::now);
+        progress.get_or_insert_with(|| {
+            super::output::Progress::start(
+                &format!("off-CPU time ({:.1} s)", dur.as_secs_f64()),
+                dur,
+            )
+        });
         t.elapsed() >= dur || flag.load(Ordering::Relaxed)
-    })
-    .map_err(|e| {
+    });
+    drop(progress);
+    traced.map_err(|e| {
         format!(
             "offcpu probe did not attach: {e} ({})",
             crate::probe::attach_fix(&e.to_string())
@@ -363,7 +372,10 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
         });
     }
     let findings = crate::analyze::offcpu::findings(&probe);
-    let processes = crate::analyze::offcpu::per_process(&probe, top.max(1));
+    // Every process, then cut: the document says how many the cut left out.
+    let mut processes = crate::analyze::offcpu::per_process(&probe, usize::MAX);
+    let processes_total = processes.len();
+    processes.truncate(top.max(1));
     let stacks_total = probe.stacks.len();
     let mut probe = probe;
     probe.stacks.truncate(top.max(1));
@@ -382,8 +394,7 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
             online_cpus: cpus,
             effective_cpus: cpus as f64,
             effective_cpus_source: format!("online {online}"),
-            cgroup_mode: "-".into(),
-            ..Default::default()
+            ..live_host_facts()
         };
         (host, start.to_string(), end.to_string())
     } else {
@@ -391,18 +402,19 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
             hostname: "(fixture)".into(),
             kernel: "-".into(),
             effective_cpus_source: "-".into(),
-            cgroup_mode: "-".into(),
+            // Not recorded with the probe: null, not a made-up value.
             ..Default::default()
         };
         (host, "-".into(), "-".into())
     };
-    Report {
+    let mut rep = Report {
         schema_version: SCHEMA_VERSION.into(),
         tool: Tool {
             name: "triage".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
         command: NAME.into(),
+        summary: Default::default(),
         host,
         window: Window {
             start,
@@ -417,11 +429,39 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
                 total_ms: (total_ms * 1000.0).round() / 1000.0,
                 stacks_total,
                 processes,
+                processes_total,
                 probe,
             }),
             ..Default::default()
         },
         unavailable,
+    };
+    crate::model::summary::refresh(&mut rep);
+    rep
+}
+
+/// The host facts every report has, read from this machine the same way the /proc pipeline
+/// reads them (unknown ones stay null).
+fn live_host_facts() -> Host {
+    let src = crate::host::LiveSource::new(std::path::Path::new("/"));
+    let layout = crate::collect::cgroup::layout(&src).ok();
+    let container = layout
+        .as_ref()
+        .and_then(|l| crate::collect::cgroup::container_evidence(&src, l));
+    let mem_total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    Host {
+        memory_total_bytes: mem_total,
+        cgroup_mode: layout.as_ref().map(|l| l.mode.as_str().to_string()),
+        in_container: layout.as_ref().map(|_| container.is_some()),
+        container_evidence: container,
+        clock_ticks_per_s: Some(rustix::param::clock_ticks_per_second()),
+        page_size_bytes: Some(rustix::param::page_size() as u64),
+        ..Default::default()
     }
 }
 

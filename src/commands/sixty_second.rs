@@ -95,26 +95,35 @@ pub fn readings(
             }
             _ => None,
         };
+        let progress = super::output::Progress::start(
+            &format!("{} ({:.1} s window)", spec_name(spec), w.duration),
+            opts.duration,
+        );
         let readings = run::live(&src, &opts, record);
+        drop(progress);
         latency = probes.map(|p| p.finish());
         if let (Some(out), Some(l)) = (record, &latency) {
             write_latency_fixture(out, l)?;
         }
         readings
     };
-    if verbose {
-        for p in &readings.problems {
-            eprintln!(
-                "triage: not measured: {} ({}: {})",
-                p.what, p.path, p.reason
-            );
-        }
-    }
     Ok(WindowReadings {
         readings,
         latency,
         latency_missing,
     })
+}
+
+/// What a window with `spec` measures, for the progress line.
+fn spec_name(spec: &Spec) -> &'static str {
+    match (spec.cpu, spec.mem, spec.disk, spec.net) {
+        (true, true, true, true) => "everything",
+        (true, false, false, false) => "CPU",
+        (false, true, false, false) => "memory",
+        (false, false, true, false) => "disks",
+        (false, false, false, true) => "network",
+        _ => "the 60-second checklist",
+    }
 }
 
 /// `probes/latency.json` of a fixture, when it has one (older fixtures do not).

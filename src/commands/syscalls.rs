@@ -146,6 +146,7 @@ pub fn report(
     }
     r.unavailable.sort();
     r.unavailable.dedup();
+    crate::model::summary::refresh(&mut r);
     r
 }
 
@@ -174,7 +175,13 @@ fn live(args: &Args, verbose: bool) -> Result<Live, String> {
         spec: crate::collect::deep::Spec::SIXTY_SECOND,
     };
     let record = args.record.as_deref();
-    let window = || run::live(&src, &opts, record);
+    let window = || {
+        let _progress = super::output::Progress::start(
+            &format!("syscalls and /proc ({:.1} s window)", w.duration),
+            opts.duration,
+        );
+        run::live(&src, &opts, record)
+    };
     let (readings, probe, problems) = traced(args, verbose, window)?;
     if let (Some(dir), Some(p)) = (record, &probe) {
         write_probe(dir, p)?;

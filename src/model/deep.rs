@@ -51,7 +51,7 @@ pub fn in_cgroup(path: &str, scope: &str) -> bool {
 }
 
 /// One process or thread by CPU (pidstat -u -w [-t]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TaskCpuRow {
     pub pid: i32,
     /// The thread id (thread rows only).
@@ -68,7 +68,7 @@ pub struct TaskCpuRow {
 }
 
 /// One softirq type over the window (/proc/softirqs).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SoftirqRow {
     pub name: String,
     pub per_s: f64,
@@ -79,8 +79,11 @@ pub struct SoftirqRow {
     pub busiest_cpu_soft_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CpuDetail {
+    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, usize>,
     pub online_cpus: u32,
     pub effective_cpus: f64,
     pub effective_cpus_source: String,
@@ -95,7 +98,7 @@ pub struct CpuDetail {
 }
 
 /// The MemAvailable picture, bytes (/proc/meminfo).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemBreakdown {
     pub total_bytes: Option<u64>,
     pub available_bytes: Option<u64>,
@@ -119,7 +122,7 @@ pub struct MemBreakdown {
 }
 
 /// Paging and reclaim over the window (/proc/vmstat), per second.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Reclaim {
     pub swap_in_kb_per_s: Option<f64>,
     pub swap_out_kb_per_s: Option<f64>,
@@ -134,7 +137,7 @@ pub struct Reclaim {
 }
 
 /// An OOM kill from the kernel log.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OomEvent {
     pub age_s: f64,
     pub pid: Option<u32>,
@@ -146,7 +149,7 @@ pub struct OomEvent {
 }
 
 /// One process's memory (pidstat -r, /proc/PID/status).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemProcRow {
     pub pid: i32,
     pub comm: String,
@@ -162,7 +165,7 @@ pub struct MemProcRow {
 }
 
 /// A memory cgroup against its limits, and its events in the window.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemCgroupRow {
     pub path: String,
     pub usage_bytes: u64,
@@ -179,8 +182,11 @@ pub struct MemCgroupRow {
     pub oom_kill_events: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemDetail {
+    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, usize>,
     pub breakdown: MemBreakdown,
     pub reclaim: Reclaim,
     /// PSI memory in the window.
@@ -199,7 +205,7 @@ pub struct MemDetail {
 }
 
 /// iostat -x columns the checklist leaves out, per active device.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DiskExtraRow {
     pub device: String,
     pub rrqm_per_s: f64,
@@ -213,7 +219,7 @@ pub struct DiskExtraRow {
 }
 
 /// One process's storage I/O (pidstat -d, /proc/PID/io).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IoProcRow {
     pub pid: i32,
     pub comm: String,
@@ -223,7 +229,7 @@ pub struct IoProcRow {
 
 /// A cgroup's block I/O over the window, against its throttling limits (v1 blkio.throttle.*,
 /// v2 io.max), and its I/O pressure (v2).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IoCgroupRow {
     pub path: String,
     /// `v1` (blkio) or `v2` (io).
@@ -241,8 +247,11 @@ pub struct IoCgroupRow {
     pub psi_full_stall_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DiskDetail {
+    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<String, usize>,
     pub devices: Vec<DiskExtraRow>,
     pub top_io: Vec<IoProcRow>,
     /// Processes whose /proc/PID/io was not readable.
@@ -261,7 +270,7 @@ pub struct DiskDetail {
 }
 
 /// Link utilization where the speed is known (sar -n DEV %ifutil).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LinkRow {
     pub interface: String,
     pub speed_mbps: u64,
@@ -269,7 +278,7 @@ pub struct LinkRow {
     pub tx_util_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SoftnetCpuRow {
     pub cpu: u32,
     pub processed_per_s: f64,
@@ -278,7 +287,7 @@ pub struct SoftnetCpuRow {
 }
 
 /// A listening socket's accept queue (ss -lnt Recv-Q / Send-Q).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ListenRow {
     pub addr: String,
     pub port: u16,
@@ -291,7 +300,7 @@ pub struct ListenRow {
 }
 
 /// Counters of our own namespace beyond the checklist's TCP row, per second.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NetCounters {
     pub syn_cookies_sent_per_s: Option<f64>,
     pub tcp_memory_pressures_per_s: Option<f64>,
@@ -303,7 +312,7 @@ pub struct NetCounters {
     pub udp_no_ports_per_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NetDetail {
     pub links: Vec<LinkRow>,
     pub softnet: Vec<SoftnetCpuRow>,
@@ -324,11 +333,20 @@ pub struct NetDetail {
     pub ephemeral_used_pct: Option<f64>,
 }
 
+/// Cut `v` to `n` rows, recording how many were left out under `name` (JSON never drops rows
+/// silently).
+fn cut<T>(v: &mut Vec<T>, n: usize, name: &str, left_out: &mut BTreeMap<String, usize>) {
+    if v.len() > n {
+        left_out.insert(name.to_string(), v.len() - n);
+        v.truncate(n);
+    }
+}
+
 /// Version of the time-series wrapper (`--interval S --count N --json`).
-pub const SERIES_SCHEMA_VERSION: &str = "1.0";
+pub const SERIES_SCHEMA_VERSION: &str = "1.1";
 
 /// A time series: one complete report per window, in order.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Series {
     pub schema_version: String,
     /// Always `series` (a single report has no `kind`).
@@ -337,6 +355,10 @@ pub struct Series {
     pub interval_s: f64,
     /// Windows measured (fewer than asked when interrupted).
     pub count: u32,
+    /// The verdict over every window: the worst status of any window (`incomplete` if one
+    /// was), its top findings (since 1.1).
+    #[serde(default)]
+    pub summary: super::summary::Summary,
     pub samples: Vec<super::report::Report>,
 }
 
@@ -348,8 +370,23 @@ impl Series {
             command: command.into(),
             interval_s,
             count: samples.len() as u32,
+            summary: Default::default(),
             samples,
         }
+        .with_summary()
+    }
+
+    fn with_summary(mut self) -> Self {
+        self.refresh_summary();
+        self
+    }
+
+    /// The series' verdict from its windows' (see [`super::summary::over_windows`]).
+    pub fn refresh_summary(&mut self) {
+        for r in &mut self.samples {
+            super::summary::refresh(r);
+        }
+        self.summary = super::summary::over_windows(&self.samples);
     }
 }
 
@@ -446,7 +483,8 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
         }
     }
     procs.sort_by(by_cpu);
-    procs.truncate(scope.top);
+    let mut left_out = BTreeMap::new();
+    cut(&mut procs, scope.top, "top_processes", &mut left_out);
 
     let mut threads: Vec<TaskCpuRow> = Vec::new();
     for (pid, ts) in &r.t1.deep.threads {
@@ -482,7 +520,7 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
         }
     }
     threads.sort_by(by_cpu);
-    threads.truncate(scope.top);
+    cut(&mut threads, scope.top, "top_threads", &mut left_out);
 
     let soft_pct: BTreeMap<String, f64> = super::build::cpus(r)
         .into_iter()
@@ -518,6 +556,7 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
 
     let psi = r.t1.system.psi.get("cpu");
     CpuDetail {
+        left_out,
         online_cpus: host.online_cpus,
         effective_cpus: host.effective_cpus,
         effective_cpus_source: host.effective_cpus_source,
@@ -687,7 +726,8 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     }
     top.retain(|p| p.rss_bytes > 0);
     top.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-    top.truncate(scope.top);
+    let mut left_out = BTreeMap::new();
+    cut(&mut top, scope.top, "top_rss", &mut left_out);
     let (a, b) = (&r.t0.system.vmstat, &r.t1.system.vmstat);
     let minor = vm_rate(r, &["pgfault"])
         .zip(vm_rate(r, &["pgmajfault"]))
@@ -714,6 +754,7 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     };
     let d = &r.end.deep;
     MemDetail {
+        left_out,
         breakdown: breakdown(r),
         reclaim,
         psi_some_stall_ms: psi_stall_ms(r, "memory", false),
@@ -859,7 +900,8 @@ pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> 
             .total_cmp(&(a.read_kb_per_s + a.write_kb_per_s))
             .then(a.pid.cmp(&b.pid))
     });
-    top_io.truncate(scope.top);
+    let mut left_out = BTreeMap::new();
+    cut(&mut top_io, scope.top, "top_io", &mut left_out);
     let io_errors = super::build::kernel_log(r, lookback_s)
         .map(|k| {
             k.events
@@ -872,6 +914,7 @@ pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> 
         })
         .unwrap_or_default();
     DiskDetail {
+        left_out,
         devices,
         top_io,
         io_not_readable: r.t1.deep.io_denied as u32,

@@ -9,6 +9,7 @@ pub use crate::probe::offcpu_model as offcpu;
 pub mod report;
 pub mod resources;
 pub mod sections;
+pub mod summary;
 pub mod syscalls;
 
 use crate::collect::run::Readings;
@@ -33,14 +34,11 @@ pub fn host(r: &Readings) -> Host {
         memory_total_bytes: r.t1.system.mem.map(|m| m.total),
         memory_limit_bytes: e.memory_limit.as_ref().map(|m| m.0),
         memory_limit_source: e.memory_limit.as_ref().map(|m| m.1.clone()),
-        cgroup_mode: layout
-            .map(|l| l.mode.as_str())
-            .unwrap_or("none")
-            .to_string(),
+        cgroup_mode: layout.map(|l| l.mode.as_str().to_string()),
         cgroup: layout.and_then(|l| l.own_v2.clone().or_else(|| l.own_v1.get("cpu").cloned())),
-        in_container: e.container.is_some(),
+        in_container: layout.map(|_| e.container.is_some()),
         container_evidence: e.container.clone(),
-        clock_ticks_per_s: r.meta.clock_ticks_per_s,
-        page_size_bytes: r.meta.page_size_bytes,
+        clock_ticks_per_s: Some(r.meta.clock_ticks_per_s).filter(|&t| t > 0),
+        page_size_bytes: Some(r.meta.page_size_bytes).filter(|&p| p > 0),
     }
 }

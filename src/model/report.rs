@@ -10,14 +10,18 @@ use serde::{Deserialize, Serialize};
 use super::sections::Sections;
 
 /// Major.minor. Minor bumps add fields; a major bump removes or changes one.
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Report {
     pub schema_version: String,
     pub tool: Tool,
     /// The subcommand that produced the report (`sixty-second`).
     pub command: String,
+    /// The verdict: `ok`, `warning`, `critical` or `incomplete`, one line, the top findings
+    /// (since 1.2).
+    #[serde(default)]
+    pub summary: super::summary::Summary,
     pub host: Host,
     pub window: Window,
     /// One entry per resource (and instance), with its USE metrics.
@@ -30,13 +34,13 @@ pub struct Report {
     pub unavailable: Vec<Unavailable>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Tool {
     pub name: String,
     pub version: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Host {
     pub hostname: String,
     pub kernel: String,
@@ -51,18 +55,21 @@ pub struct Host {
     /// The tightest memory limit over the workload's cgroup and its ancestors, if any.
     pub memory_limit_bytes: Option<u64>,
     pub memory_limit_source: Option<String>,
-    /// `v1`, `v2`, `hybrid` or `none`.
-    pub cgroup_mode: String,
+    /// `v1`, `v2`, `hybrid` or `none`; null when the mount table could not be read (or, for
+    /// `offcpu` replaying a fixture, was not recorded).
+    pub cgroup_mode: Option<String>,
     /// The cgroup triage measures as "own" (v2 path, or the v1 cpu controller's path).
     pub cgroup: Option<String>,
-    pub in_container: bool,
+    /// null when it could not be judged (cgroup layout unknown).
+    pub in_container: Option<bool>,
     /// Why we think so (`/.dockerenv`, `cgroup path /docker/...`, `container=podman`).
     pub container_evidence: Option<String>,
-    pub clock_ticks_per_s: u64,
-    pub page_size_bytes: u64,
+    /// null when unknown (an `offcpu` fixture records no host facts).
+    pub clock_ticks_per_s: Option<u64>,
+    pub page_size_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Window {
     /// RFC 3339, UTC.
     pub start: String,
@@ -73,7 +80,19 @@ pub struct Window {
     pub samples: u32,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum UseKind {
     Utilization,
@@ -81,7 +100,7 @@ pub enum UseKind {
     Errors,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Resource {
     /// `cpu`, `memory`, `swap`, `disk`, `filesystem`, `network`, `tcp`, `file_descriptors`,
     /// `tasks`, `conntrack`, `kernel_log`, `cgroup`.
@@ -92,7 +111,7 @@ pub struct Resource {
     pub metrics: Vec<Metric>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Metric {
     /// Stable id with the unit as suffix: `cpu.busy_pct`, `disk.await_ms`.
     pub id: String,
@@ -109,7 +128,19 @@ pub struct Metric {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -117,7 +148,7 @@ pub enum Severity {
     Critical,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable id: `cpu.saturation.runqueue`.
     pub id: String,
@@ -138,7 +169,19 @@ pub struct Finding {
 
 /// The structured subject of a finding: whichever of these apply. Absent fields are omitted
 /// from JSON; an empty subject (a system-wide finding) is omitted whole.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 pub struct Subject {
     /// The process (thread group id) the finding blames or is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +250,7 @@ impl Subject {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Evidence {
     /// A metric id, or a threshold name when the evidence is not a metric.
     pub metric: String,
@@ -218,7 +261,9 @@ pub struct Evidence {
     pub unit: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
 pub struct Unavailable {
     /// What could not be measured (`kernel log`, `cgroup cpu.stat`, `/proc/123/fd`).
     pub what: String,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
     /// uptime: load averages against effective CPUs.
     pub load: Option<LoadSection>,
@@ -56,7 +56,7 @@ pub struct Sections {
     pub syscalls: Option<super::syscalls::SyscallsSection>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LoadSection {
     pub load1: f64,
     pub load5: f64,
@@ -66,7 +66,7 @@ pub struct LoadSection {
     pub load1_per_cpu: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct VmstatSection {
     pub samples: u32,
     /// vmstat `r`: runnable tasks (running + waiting), sampled in the window.
@@ -94,7 +94,7 @@ pub struct VmstatSection {
     pub steal_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CpuRow {
     /// `all` or the CPU number.
     pub cpu: String,
@@ -111,7 +111,7 @@ pub struct CpuRow {
     pub busy_pct: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcRow {
     pub pid: i32,
     pub comm: String,
@@ -125,7 +125,7 @@ pub struct ProcRow {
     pub major_faults_per_s: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DTask {
     pub pid: i32,
     pub tid: i32,
@@ -133,7 +133,7 @@ pub struct DTask {
     pub wchan: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcessSection {
     pub count: u32,
     pub threads: i64,
@@ -149,14 +149,14 @@ pub struct ProcessSection {
     pub not_inspected: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcRef {
     pub pid: i32,
     pub comm: String,
     pub count: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FdRow {
     pub pid: i32,
     pub comm: String,
@@ -165,7 +165,7 @@ pub struct FdRow {
     pub used_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DiskRow {
     pub device: String,
     pub r_per_s: f64,
@@ -183,7 +183,7 @@ pub struct DiskRow {
     pub caveat: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FsRow {
     pub mount_point: String,
     pub fs_type: String,
@@ -196,7 +196,7 @@ pub struct FsRow {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemorySection {
     pub total_bytes: u64,
     pub used_bytes: u64,
@@ -214,7 +214,7 @@ pub struct MemorySection {
     pub limit_source: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IfRow {
     /// `host` for our own namespace, else `netns:INODE`.
     pub namespace: String,
@@ -229,7 +229,7 @@ pub struct IfRow {
     pub tx_drops_per_s: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TcpRow {
     pub namespace: String,
     /// A few processes in the namespace (`iperf3 (pid 812)`), to name it.
@@ -251,7 +251,7 @@ pub struct TcpRow {
     pub orphans: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PsiRow {
     pub resource: String,
     /// Share of the window in which some tasks stalled on the resource.
@@ -262,7 +262,7 @@ pub struct PsiRow {
     pub some_avg60_pct: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CgroupRow {
     pub path: String,
     /// quota / period.
@@ -281,7 +281,7 @@ pub struct CgroupRow {
     pub pids_limit: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct KernelLogSection {
     /// How far back messages are considered, in seconds before the end of the window.
     pub lookback_s: f64,
@@ -290,7 +290,7 @@ pub struct KernelLogSection {
     pub counts: std::collections::BTreeMap<String, u32>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct KlogEvent {
     /// Seconds before the end of the window.
     pub age_s: f64,
@@ -298,7 +298,7 @@ pub struct KlogEvent {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LimitsSection {
     pub file_handles: Option<u64>,
     pub file_handles_max: Option<u64>,

@@ -18,7 +18,7 @@ pub const TOP_BREAKDOWN: usize = 25;
 /// Slots of the BPF histogram (`MAX_SLOTS` in bpf/syscalls.h).
 pub const HIST_SLOTS: usize = 36;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyscallsSection {
     /// How the probe attached: `tp_btf`, `raw_tp` or `tracepoint`.
     pub attach_type: String,
@@ -50,7 +50,7 @@ pub struct SyscallsSection {
     pub dropped: Dropped,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyscallProcessRow {
     pub pid: u32,
     /// The name when first seen (kept after the process exits).
@@ -72,7 +72,7 @@ pub struct SyscallProcessRow {
     pub sys_pct: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyscallRow {
     pub nr: u32,
     pub name: String,
@@ -90,7 +90,7 @@ pub struct SyscallRow {
     pub latency: Option<LatencyHistogram>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ErrnoRow {
     pub errno: u32,
     pub name: String,
@@ -99,7 +99,7 @@ pub struct ErrnoRow {
 
 /// log2 histogram of time in the syscall. Percentiles are bucket-bounded: the true value lies
 /// in `[lo_ns, hi_ns)`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LatencyHistogram {
     pub count: u64,
     pub sum_ns: u64,
@@ -109,7 +109,7 @@ pub struct LatencyHistogram {
     pub p99: Option<Percentile>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Bucket {
     pub lo_ns: u64,
     /// Exclusive; `null` for the last, open bucket.
@@ -117,7 +117,7 @@ pub struct Bucket {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcessSyscallRow {
     pub pid: u32,
     pub comm: String,

@@ -35,7 +35,7 @@ pub const SETCAP_FIX: &str = "run as root or grant CAP_BPF and CAP_PERFMON: \
      sudo setcap cap_bpf,cap_perfmon+ep $(which triage)";
 
 /// Facts about what this box allows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Preflight {
     /// `proc/sys/kernel/osrelease`.
     pub kernel: Option<String>,

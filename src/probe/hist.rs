@@ -33,7 +33,7 @@ pub fn slot_of(v: u64, n: usize) -> usize {
 }
 
 /// A percentile known only to a bucket: `lo_ns <= value < hi_ns` (`hi_ns` null = open).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Percentile {
     pub p: f64,
     pub lo_ns: u64,

@@ -27,7 +27,7 @@ mod syscalls_skel {
 }
 
 /// One probe triage can load.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ProbeSpec {
     pub name: &'static str,
     /// What it measures, for people.
@@ -65,7 +65,9 @@ pub fn catalog() -> Vec<ProbeSpec> {
 }
 
 /// The result of really loading and attaching a probe, then detaching it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ProbeCheck {
     pub name: String,
     pub ok: bool,

@@ -10,7 +10,7 @@ pub const OFFCPU_FORMAT: u32 = 1;
 pub const LATENCY_FORMAT: u32 = 1;
 
 /// What the off-CPU probe saw over its window.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OffcpuProbe {
     pub format_version: u32,
     /// `tp_btf` or `raw_tp`.
@@ -33,7 +33,7 @@ pub struct OffcpuProbe {
     pub dropped: OffcpuDropped,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OffcpuStack {
     /// Process id (tgid) and its name (the main thread's), thread id and name.
     pub pid: u32,
@@ -56,7 +56,7 @@ pub struct OffcpuStack {
     pub user_missing: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Frame {
     /// Function name (demangled), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,7 +92,7 @@ impl Frame {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct OffcpuDropped {
     /// Switch-outs not recorded: the per-thread start map was full.
     pub start_records: u64,
@@ -172,7 +172,7 @@ pub fn state_letter(raw: u32) -> String {
 }
 
 /// One log2 histogram in nanoseconds: slot i holds [2^i, 2^(i+1)) ns, trailing zeros cut.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct LatHist {
     pub count: u64,
     pub sum_ns: u64,
@@ -221,7 +221,7 @@ impl LatHist {
 
 /// A histogram's figures for tables and findings. Percentiles are bucket-bounded:
 /// the true value lies in `[lo, hi)`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HistSummary {
     pub count: u64,
     pub avg_us: f64,
@@ -233,7 +233,7 @@ pub struct HistSummary {
 }
 
 /// What the latency probes saw (each part present only when it ran).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LatencyReadings {
     pub format_version: u32,
     pub attach_type: String,
@@ -253,7 +253,7 @@ pub struct LatencyReadings {
     pub dropped: [u64; 4],
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct BlockLat {
     /// `major:minor` of the whole disk, and its name when known (`vda`).
     pub dev: String,
@@ -263,7 +263,7 @@ pub struct BlockLat {
     pub hist: LatHist,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Retransmit {
     /// Network namespace inode.
     pub netns: u64,
@@ -288,19 +288,22 @@ impl LatencyReadings {
 }
 
 /// Report section for the off-CPU view (`triage offcpu`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OffcpuSection {
     /// The probe output; `stacks` cut to the top rows (`stacks_total` says how many there were).
     pub probe: OffcpuProbe,
     /// Sum of off-CPU time over every stack, ms.
     pub total_ms: f64,
     pub stacks_total: usize,
-    /// Per process, most off-CPU thread-time first, split by what it waits for.
+    /// Per process, most off-CPU thread-time first, split by what it waits for; cut to
+    /// `--top` (`processes_total` says how many there were, since 1.2).
     pub processes: Vec<OffcpuProc>,
+    #[serde(default)]
+    pub processes_total: usize,
 }
 
 /// One process's off-CPU thread-time (ms) by kind of wait.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OffcpuProc {
     pub pid: u32,
     pub process: String,
@@ -315,7 +318,7 @@ pub struct OffcpuProc {
 }
 
 /// Report section for the latency probes in sixty-second and the resource views.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LatencySection {
     /// Run-queue latency, all CPUs then each CPU (`all`, `0`, `1`...).
     pub runqueue: Vec<RunqRow>,
@@ -330,14 +333,14 @@ pub struct LatencySection {
     pub probes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RunqRow {
     /// `all` or the CPU number.
     pub cpu: String,
     pub latency: HistSummary,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BlockLatRow {
     pub device: String,
     pub op: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const SYSCALLS_FORMAT: u32 = 1;
 
 /// The syscall counter's maps, summed over CPUs, as read once at the end of the window.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyscallsProbe {
     pub format_version: u32,
     /// Syscall table the numbers belong to: `x86_64` or `aarch64`.
@@ -32,7 +32,7 @@ pub struct SyscallsProbe {
     pub dropped: Dropped,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Scope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -62,7 +62,7 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SyscallTotal {
     pub nr: u32,
     pub count: u64,
@@ -75,7 +75,7 @@ pub struct SyscallTotal {
     pub slots: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ProcessTotal {
     pub pid: u32,
     /// Kernel start time of the process (ns since boot): with `pid`, tells a reused PID apart.
@@ -85,7 +85,7 @@ pub struct ProcessTotal {
     pub syscalls: Vec<ProcessSyscall>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ProcessSyscall {
     pub nr: u32,
     pub count: u64,
@@ -93,7 +93,7 @@ pub struct ProcessSyscall {
     pub time_ns: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ErrnoCount {
     pub nr: u32,
     pub errno: u32,
@@ -101,7 +101,7 @@ pub struct ErrnoCount {
 }
 
 /// Events not recorded because a map was full (or the number was out of range).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Dropped {
     /// Calls missing from the per-process tables (the per-syscall totals still have them).
     pub process_syscalls: u64,

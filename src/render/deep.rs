@@ -531,20 +531,10 @@ fn hhmmss(ts: &str) -> String {
 }
 
 /// One row per window, like `vmstat S N`, then the findings seen in any window.
-pub fn series_table(series: &Series) -> String {
-    let mut out = String::new();
-    let Some(first) = series.samples.first() else {
-        return "no window measured\n".into();
-    };
-    let _ = writeln!(
-        out,
-        "triage {} on {}: {} windows of {:.2} s",
-        series.command,
-        s(&first.host.hostname),
-        series.count,
-        series.interval_s
-    );
-    let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = match series.command.as_str() {
+/// The time-series table's columns and one row per window in `samples` (shared by the
+/// whole table and the streamed rows).
+pub fn series_parts(command: &str, samples: &[Report]) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    match command {
         "cpu" => (
             vec![
                 "time",
@@ -560,8 +550,7 @@ pub fn series_table(series: &Series) -> String {
                 "PSI ms",
                 "top process",
             ],
-            series
-                .samples
+            samples
                 .iter()
                 .map(|r| {
                     let v = r.sections.vmstat.as_ref();
@@ -599,8 +588,7 @@ pub fn series_table(series: &Series) -> String {
                 "OOM",
                 "RSS grower",
             ],
-            series
-                .samples
+            samples
                 .iter()
                 .map(|r| {
                     let m = r.sections.mem_detail.as_ref();
@@ -649,8 +637,7 @@ pub fn series_table(series: &Series) -> String {
                 "%util",
                 "PSI io ms",
             ],
-            series
-                .samples
+            samples
                 .iter()
                 .map(|r| {
                     let d = r.sections.disks.first();
@@ -686,8 +673,7 @@ pub fn series_table(series: &Series) -> String {
                 "udp rbuf/s",
                 "drops/s",
             ],
-            series
-                .samples
+            samples
                 .iter()
                 .map(|r| {
                     let own: Vec<_> = r
@@ -713,15 +699,39 @@ pub fn series_table(series: &Series) -> String {
                 })
                 .collect(),
         ),
+    }
+}
+
+pub fn series_table(series: &Series) -> String {
+    let mut out = String::new();
+    let Some(first) = series.samples.first() else {
+        return "no window measured\n".into();
     };
+    let _ = writeln!(
+        out,
+        "triage {} on {}: {} windows of {:.2} s",
+        series.command,
+        s(&first.host.hostname),
+        series.count,
+        series.interval_s
+    );
+    let (headers, rows) = series_parts(&series.command, &series.samples);
     let mut t = new_table(&headers);
     for row in rows {
         t.add_row(row);
     }
-    for line in t.to_string().lines() {
-        let _ = writeln!(out, "{}", line.trim_end());
+    for part in super::table::fit(&t, super::table::width()) {
+        for line in part.to_string().lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
     }
-    // Findings of any window, the most severe occurrence of each.
+    out.push_str(&series_findings(series));
+    out
+}
+
+/// The findings seen in any window of a series, the most severe occurrence of each.
+pub fn series_findings(series: &Series) -> String {
+    let mut out = String::new();
     let mut seen: Vec<(String, Severity, String, usize)> = Vec::new();
     for (i, r) in series.samples.iter().enumerate() {
         for f in r

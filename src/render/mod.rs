@@ -2,6 +2,7 @@
 //! they cannot disagree.
 
 pub mod deep;
+pub mod markdown;
 pub mod offcpu;
 mod syscalls;
 pub mod table;

@@ -124,7 +124,7 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
             x.count
         );
         for f in x.user.iter().take(12) {
-            let _ = writeln!(out, "    {}", s(&f.label()));
+            let _ = writeln!(out, "    {}", frame(&f.label()));
         }
         if x.user_missing {
             let _ = writeln!(out, "    [user stack not captured]");
@@ -133,16 +133,16 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
             let _ = writeln!(out, "    --");
         }
         for f in x.kernel.iter().take(12) {
-            let _ = writeln!(out, "    {}", s(&f.label()));
+            let _ = writeln!(out, "    {}", frame(&f.label()));
         }
         if x.kernel_missing {
             let _ = writeln!(out, "    [kernel stack not captured]");
         }
     }
     let d = &p.dropped;
-    let _ = writeln!(
-        out,
-        "\nframes unresolved: {} of {} ({:.1}%); user stacks truncated: {}; dropped: {} start, {} \
+    let _ = writeln!(out);
+    let line = format!(
+        "frames unresolved: {} of {} ({:.1}%); user stacks truncated: {}; dropped: {} start, {} \
          aggregation, {} kernel stack, {} user stack",
         p.frames_unresolved,
         p.frames_total,
@@ -153,6 +153,15 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
         d.kernel_stacks,
         d.user_stacks
     );
+    super::table::wrap(out, "", "  ", &line);
+}
+
+/// A stack frame, sanitized and cut to the table width (keeping its end).
+fn frame(label: &str) -> String {
+    super::table::shorten(
+        &s(label),
+        (super::table::width() as usize).saturating_sub(4).max(20),
+    )
 }
 
 fn hist_cells(h: &HistSummary) -> Vec<String> {

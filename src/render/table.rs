@@ -9,7 +9,32 @@ use super::sanitize;
 use crate::model::report::{Report, Severity, UseKind};
 use crate::text::human_bytes;
 
+/// The default width (not a terminal, and no --width).
 pub const WIDTH: u16 = 100;
+
+thread_local! {
+    /// The width this thread renders at: [`WIDTH`] unless [`render_width`] (or
+    /// [`with_width`]) says otherwise.
+    static CURRENT_WIDTH: std::cell::Cell<u16> = const { std::cell::Cell::new(WIDTH) };
+}
+
+/// The width tables and wrapped text are rendered at now.
+pub fn width() -> u16 {
+    CURRENT_WIDTH.with(|w| w.get())
+}
+
+/// Run `f` with tables and text wrapped at `width` columns.
+pub fn with_width<T>(width: u16, f: impl FnOnce() -> T) -> T {
+    let old = CURRENT_WIDTH.with(|w| w.replace(width));
+    let out = f();
+    CURRENT_WIDTH.with(|w| w.set(old));
+    out
+}
+
+/// [`render`] at `width` columns (the terminal's, or --width).
+pub fn render_width(r: &Report, st: &Style, width: u16) -> String {
+    with_width(width, || render(r, st))
+}
 
 /// No borders, a dashed line under the header: compact, and pastes cleanly into tickets.
 const UNDERLINED_HEADER: &str = "     -              ";
@@ -27,7 +52,7 @@ impl Style {
             s.to_string()
         }
     }
-    pub(super) fn head(&self, s: &str) -> String {
+    pub fn head(&self, s: &str) -> String {
         self.paint("1", s)
     }
 }
@@ -36,7 +61,7 @@ pub(super) fn new_table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UNDERLINED_HEADER)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(WIDTH)
+        .set_width(width())
         .set_header(headers.iter().map(|h| Cell::new(*h)));
     for i in 1..headers.len() {
         if let Some(c) = t.column_mut(i) {
@@ -65,7 +90,7 @@ pub(super) fn s(x: &str) -> String {
 /// Word-wrap `text` to WIDTH columns: the first line starts with `first`, the others with
 /// `rest` (indentation). A word longer than a line stays whole.
 pub(super) fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
-    let width = WIDTH as usize;
+    let width = width() as usize;
     let mut line = first.to_string();
     // The first line's prefix is a label (`CRIT`, `next:`): a space follows it.
     let mut empty = first.is_empty();
@@ -96,10 +121,106 @@ pub(super) fn shorten(x: &str, max: usize) -> String {
 }
 
 pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
-    let _ = writeln!(out, "\n{}", st.head(title));
-    for line in t.to_string().lines() {
-        let _ = writeln!(out, "{}", line.trim_end());
+    // A long title wraps like text (each line painted on its own).
+    let mut lines = String::new();
+    wrap(&mut lines, "", "  ", title);
+    let _ = writeln!(out);
+    for l in lines.lines() {
+        let _ = writeln!(out, "{}", st.head(l));
     }
+    for (i, part) in fit(t, width()).iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(out);
+        }
+        for line in part.to_string().lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+}
+
+/// Columns are separated by their padding: one space each side.
+const COLUMN_PADDING: usize = 2;
+
+/// Lay `t` out in `width` columns without ever splitting a word: each column is at least as
+/// wide as its longest word (numbers, ids and names stay whole; cells wrap only at spaces).
+/// When even that is too wide, the columns are shown in groups, each repeating the first
+/// column (the row's key), one table after the other.
+pub(super) fn fit(t: &Table, width: u16) -> Vec<Table> {
+    let ncols = t
+        .header()
+        .map(|h| h.cell_count())
+        .unwrap_or(0)
+        .max(t.row_iter().map(|r| r.cell_count()).max().unwrap_or(0));
+    if ncols == 0 {
+        return vec![t.clone()];
+    }
+    // The longest line of each column: when every column fits whole, nothing to arrange.
+    let mut widest = vec![0usize; ncols];
+    for row in t.header().into_iter().chain(t.row_iter()) {
+        for (i, c) in row.cell_iter().enumerate() {
+            let w = c
+                .content()
+                .lines()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0);
+            widest[i] = widest[i].max(w);
+        }
+    }
+    if widest.iter().map(|w| w + COLUMN_PADDING).sum::<usize>() <= width as usize {
+        let mut whole = t.clone();
+        whole.set_width(width);
+        return vec![whole];
+    }
+    // The longest word of each column, header included.
+    let mut min = vec![1usize; ncols];
+    let rows = t.header().into_iter().chain(t.row_iter());
+    for row in rows {
+        for (i, c) in row.cell_iter().enumerate() {
+            let w = c
+                .content()
+                .split_whitespace()
+                .map(|w| w.chars().count())
+                .max()
+                .unwrap_or(0);
+            min[i] = min[i].max(w);
+        }
+    }
+    let need = |cols: &[usize]| cols.iter().map(|&i| min[i] + COLUMN_PADDING).sum::<usize>();
+    let all: Vec<usize> = (0..ncols).collect();
+    let groups: Vec<Vec<usize>> = if need(&all) <= width as usize || ncols == 1 {
+        vec![all]
+    } else {
+        let mut groups = Vec::new();
+        let mut cur = vec![0];
+        for (i, &m) in min.iter().enumerate().skip(1) {
+            if cur.len() > 1 && need(&cur) + m + COLUMN_PADDING > width as usize {
+                groups.push(std::mem::replace(&mut cur, vec![0]));
+            }
+            cur.push(i);
+        }
+        groups.push(cur);
+        groups
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let mut part = t.clone();
+            part.set_width(width);
+            for (i, &m) in min.iter().enumerate() {
+                if let Some(c) = part.column_mut(i) {
+                    c.set_constraint(if g.contains(&i) {
+                        comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+                            (m + COLUMN_PADDING) as u16,
+                        ))
+                    } else {
+                        comfy_table::ColumnConstraint::Hidden
+                    });
+                }
+            }
+            part
+        })
+        .collect()
 }
 
 pub fn render(r: &Report, st: &Style) -> String {
@@ -114,32 +235,47 @@ pub fn render(r: &Report, st: &Style) -> String {
     } else {
         String::new()
     };
-    let mem = h
-        .memory_total_bytes
-        .map(human_bytes)
-        .unwrap_or_else(|| "?".into());
+    // Only what is known: an unknown fact is left out, never shown as `?` or `-`.
+    let mut facts = Vec::new();
+    if !h.kernel.is_empty() && h.kernel != "-" {
+        facts.push(format!("kernel {}", s(&h.kernel)));
+    }
+    if h.online_cpus > 0 {
+        facts.push(format!("{} CPUs{eff}", h.online_cpus));
+    }
+    if let Some(m) = h.memory_total_bytes {
+        facts.push(format!("{} RAM", human_bytes(m)));
+    }
+    if let Some(c) = &h.cgroup_mode {
+        facts.push(format!("cgroup {}", s(c)));
+    }
+    if h.in_container == Some(true) {
+        facts.push(format!(
+            "in a container ({})",
+            s(h.container_evidence.as_deref().unwrap_or(""))
+        ));
+    }
     let head = format!(
-        "{} on {}: kernel {}, {} CPUs{eff}, {mem} RAM, cgroup {}{}",
+        "{} on {}: {}",
         r.command,
-        s(&h.hostname),
-        s(&h.kernel),
-        h.online_cpus,
-        s(&h.cgroup_mode),
-        if h.in_container {
-            format!(
-                ", in a container ({})",
-                s(h.container_evidence.as_deref().unwrap_or(""))
-            )
+        if h.hostname.is_empty() {
+            "an unknown host".to_string()
         } else {
-            String::new()
+            s(&h.hostname)
+        },
+        if facts.is_empty() {
+            "no host facts could be read".to_string()
+        } else {
+            facts.join(", ")
         }
     );
+    verdict(&mut out, r, st);
     wrap(&mut out, &st.head("triage"), "  ", &head);
-    let _ = writeln!(
-        out,
+    let window = format!(
         "window {:.2} s from {} ({} task samples); rates are per second over the window",
         r.window.elapsed_s, r.window.start, r.window.samples
     );
+    wrap(&mut out, "", "  ", &window);
 
     findings(&mut out, r, st);
     super::syscalls::render(&mut out, r, st);
@@ -165,6 +301,38 @@ pub fn render(r: &Report, st: &Style) -> String {
     out
 }
 
+/// The verdict line, first: the status (colored) and the one-line summary.
+pub(super) fn verdict(out: &mut String, r: &Report, st: &Style) {
+    out.push_str(&verdict_line(&r.summary, st));
+}
+
+/// [`verdict`] of a summary, wrapped to the current width.
+pub fn verdict_line(sum: &crate::model::summary::Summary, st: &Style) -> String {
+    use crate::model::summary::Status;
+    let mut out = String::new();
+    let text = s(&sum.text);
+    let (code, tag) = match sum.status {
+        Status::Ok => ("1;32", "OK"),
+        Status::Warning => ("1;33", "WARNING"),
+        Status::Critical => ("1;31", "CRITICAL"),
+        Status::Incomplete => ("1;35", "INCOMPLETE"),
+    };
+    // The text starts with the status word: paint that word only.
+    let rest = text.strip_prefix(tag).unwrap_or(&text);
+    wrap(
+        &mut out,
+        &st.paint(code, &format!("{tag}:")),
+        "  ",
+        rest.trim_start_matches(':').trim_start(),
+    );
+    out
+}
+
+/// [`shorten`] for the other output modules.
+pub fn shorten_pub(x: &str, max: usize) -> String {
+    shorten(x, max)
+}
+
 fn findings(out: &mut String, r: &Report, st: &Style) {
     let _ = writeln!(out, "\n{}", st.head("FINDINGS"));
     let real: Vec<_> = r
@@ -172,7 +340,12 @@ fn findings(out: &mut String, r: &Report, st: &Style) {
         .iter()
         .filter(|f| f.severity > Severity::Info)
         .collect();
-    if real.is_empty() {
+    if r.summary.status == crate::model::summary::Status::Incomplete {
+        let _ = writeln!(
+            out,
+            "  No verdict: core readings are missing (see NOT MEASURED)."
+        );
+    } else if real.is_empty() {
         let _ = writeln!(
             out,
             "  No resource is saturated or erroring in this window."
@@ -249,7 +422,7 @@ fn use_summary(out: &mut String, r: &Report, st: &Style) {
     section(out, st, "USE (utilization / saturation / errors)", &t);
 }
 
-fn checklist(out: &mut String, r: &Report, st: &Style) {
+pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
     let sec = &r.sections;
     if let Some(l) = &sec.load {
         let _ = writeln!(
@@ -410,12 +583,8 @@ fn checklist(out: &mut String, r: &Report, st: &Style) {
         } else {
             section(out, st, &title, &t);
             for d in sec.disks.iter().filter(|d| d.caveat.is_some()) {
-                let _ = writeln!(
-                    out,
-                    "  note {}: {}",
-                    s(&d.device),
-                    d.caveat.as_deref().unwrap_or("")
-                );
+                let note = format!("{}: {}", s(&d.device), d.caveat.as_deref().unwrap_or(""));
+                wrap(out, "  note", "       ", &note);
             }
         }
     }

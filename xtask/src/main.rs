@@ -17,6 +17,7 @@
 //!   scenario scripts.
 //! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
 //! - `overlay NAME BASE`: reduce a derived fixture to the files that differ from its base.
+//! - `man [--out DIR]`: man pages and shell completions from the clap definitions.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle` (and `fixtures/deep-idle` for the deep dives).
 
@@ -29,6 +30,7 @@ mod check;
 mod deps;
 mod handmade;
 mod layers;
+pub mod man;
 mod measure;
 mod overlay;
 mod sleepers;
@@ -72,6 +74,9 @@ commands:
   vmlinux [--btf FILE] [--arch x86|arm64]
                                  regenerate bpf/vmlinux/<arch>/vmlinux_<ver>.h with bpftool
                                  (default: this kernel's BTF)
+  man [--out DIR]                man pages (DIR/man1) and bash/zsh/fish completions
+                                 (DIR/completions) from the CLI definitions
+                                 (default DIR: target/man)
   handmade [NAME...]             derive hand-made fixtures/NAME from fixtures/idle
                                  (default all: cgroup-v2-only container-quota-2-of-64
                                   garbled-proc) or, for the deep dives, fixtures/deep-idle
@@ -158,6 +163,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "vmlinux" => vmlinux::run(rest),
+        "man" => man::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

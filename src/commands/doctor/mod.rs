@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::cli::Global;
 use crate::collect::Problem;
 use crate::host::{LiveSource, Source};
-use crate::model::report::{Tool, SCHEMA_VERSION};
+use crate::model::report::Tool;
+
+/// Version of the doctor document (its own: it is not a report).
+pub const SCHEMA_VERSION: &str = "1.0";
 use crate::probe;
 use crate::probe::checks::{self as preflight, has_cap, Preflight};
 
@@ -31,7 +34,7 @@ pub struct Args {
 }
 
 /// The `doctor --json` document (see docs/json.md).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Doctor {
     pub schema_version: String,
     pub tool: Tool,
@@ -52,7 +55,7 @@ pub struct Doctor {
     pub probes: Vec<ProbeResult>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Check {
     /// Stable id: `kernel`, `btf`, `capabilities`, `kernel_log`, ...
     pub name: String,
@@ -63,7 +66,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProbeResult {
     pub name: String,
     pub what: String,

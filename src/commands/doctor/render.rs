@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use super::Doctor;
 use crate::render::sanitize;
-use crate::render::table::WIDTH;
 
 /// Where values start: ` ok   name<pad> value`.
 const NAME_W: usize = 26;
@@ -124,7 +123,7 @@ pub fn render(d: &Doctor, color: bool) -> String {
 /// others with `rest`. A shell substitution (`$(which triage)`) is never split, so a command
 /// copied from the screen works.
 fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
-    let width = WIDTH as usize;
+    let width = crate::render::table::width() as usize;
     let mut units: Vec<String> = Vec::new();
     let mut depth = 0i32;
     for word in text.split(' ') {
