@@ -85,6 +85,12 @@ pub enum Command {
     /// Where threads wait instead of run: off-CPU time by stack and state (eBPF), as a table,
     /// folded stacks or a flame graph.
     Offcpu(crate::commands::offcpu::Args),
+    /// Many hosts' reports at once (files, directories, NDJSON on stdin): hosts ranked worst
+    /// first, findings grouped across hosts, outliers on the main USE metrics.
+    Fleet(crate::commands::fleet::Args),
+    /// Two reports of one host (files or fixture directories): findings that appeared, cleared
+    /// or changed severity, and metrics that moved beyond noise.
+    Diff(crate::commands::fleet::DiffArgs),
 }
 
 #[derive(Debug, Clone, Args)]

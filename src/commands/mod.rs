@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod deep;
 pub mod disk;
 pub mod doctor;
+pub mod fleet;
 pub mod mem;
 pub mod net;
 pub mod offcpu;
@@ -48,6 +49,20 @@ fn use_color(g: &Global) -> bool {
     }
 }
 
+/// Prints a rendered document (exit 0) or the error (exit 1).
+fn text_or_error(r: Result<String, String>) -> i32 {
+    match r {
+        Ok(text) => {
+            write_stdout(&text);
+            0
+        }
+        Err(e) => {
+            eprintln!("triage: {e}");
+            1
+        }
+    }
+}
+
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
@@ -65,6 +80,9 @@ pub fn run(cli: Cli) -> i32 {
         // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
         Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
         Command::Offcpu(a) => one(offcpu::run(a, g)),
+        // Documents of their own (many reports, or two), not a window report.
+        Command::Fleet(a) => return text_or_error(fleet::run_fleet(a, g)),
+        Command::Diff(a) => return text_or_error(fleet::run_diff(a, g)),
     };
     match report {
         Ok(Output::Series(series)) => {
