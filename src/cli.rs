@@ -39,6 +39,8 @@ pub struct Global {
 pub enum Format {
     Table,
     Json,
+    /// OpenMetrics text (findings and USE metrics) for the node_exporter textfile collector.
+    Openmetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
