@@ -89,6 +89,13 @@ pub fn run(cli: Cli) -> i32 {
             let json = g.json || g.format == Format::Json;
             let text = if json {
                 render::deep::series_json(&series)
+            } else if g.format == Format::Openmetrics {
+                // A textfile holds the current state: the last window.
+                series
+                    .samples
+                    .last()
+                    .map(render::openmetrics::render)
+                    .unwrap_or_default()
             } else {
                 render::deep::series_table(&series)
             };
@@ -99,6 +106,8 @@ pub fn run(cli: Cli) -> i32 {
             let json = g.json || g.format == Format::Json;
             let text = if json {
                 render::json(&r)
+            } else if g.format == Format::Openmetrics {
+                render::openmetrics::render(&r)
             } else {
                 let color = use_color(g);
                 render::table::render(&r, &render::table::Style { color })
