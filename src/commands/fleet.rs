@@ -64,8 +64,23 @@ pub fn run_fleet(a: &Args, g: &Global) -> Result<String, String> {
     if f.reports_read == 0 {
         return Err("no report could be read".into());
     }
+    if json(g) {
+        // Straight to stdout: a thousand hosts' document is never held as one string.
+        let out = std::io::stdout().lock();
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+        let r = serde_json::to_writer_pretty(&mut w, &f)
+            .map_err(std::io::Error::from)
+            .and_then(|_| std::io::Write::write_all(&mut w, b"\n"))
+            .and_then(|_| std::io::Write::flush(&mut w));
+        // A closed pipe (`| head`) is not an error worth a message.
+        if let Err(e) = r {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(format!("writing the report: {e}"));
+            }
+        }
+        return Ok(String::new());
+    }
     Ok(match format_name(g).as_str() {
-        _ if json(g) => fleet::render::json_text(&f),
         "markdown" => fleet::render::markdown_text(&f, a.top),
         _ if a.markdown => fleet::render::markdown_text(&f, a.top),
         "table" => fleet::render::table_text(&f, a.top),

@@ -79,7 +79,7 @@ pub struct HostRow {
     /// How many of the main metrics are outliers on this host.
     pub outliers: usize,
     /// The main metrics (worst instance), by id; absent when the report has no value.
-    pub metrics: BTreeMap<String, f64>,
+    pub metrics: BTreeMap<&'static str, f64>,
 }
 
 /// The fields of a subject that mean the same thing on two hosts (a pid, a socket's addresses
@@ -204,7 +204,7 @@ impl Builder {
         });
         let metrics = MAIN_METRICS
             .iter()
-            .filter_map(|(id, _)| worst_metric(doc, id).map(|v| (id.to_string(), v)))
+            .filter_map(|(id, _)| worst_metric(doc, id).map(|v| (*id, v)))
             .collect();
         self.rows.push(HostRow {
             rank: 0,
