@@ -342,7 +342,8 @@ fn diff_of_fixture_directories_and_of_report_files() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// A Python with prometheus-client: installed with pip if missing (idempotent; once per run).
+/// A Python with prometheus-client: installed with pip (or apt) if missing (idempotent; once per
+/// run).
 fn python_with_prometheus_client() -> String {
     static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PY.get_or_init(find_or_install_prometheus_client).clone()
@@ -375,7 +376,24 @@ fn find_or_install_prometheus_client() -> String {
             return py;
         }
     }
-    panic!("python3 with prometheus-client is needed: python3 -m pip install prometheus-client");
+    // No pip (a fresh Debian): Debian's own package, as root.
+    for update_first in [false, true] {
+        if update_first {
+            let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        }
+        let _ = Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .arg("python3-prometheus-client")
+            .status();
+        if has(&py) {
+            return py;
+        }
+    }
+    panic!(
+        "python3 with prometheus-client is needed: python3 -m pip install prometheus-client \
+         (or apt-get install python3-prometheus-client)"
+    );
 }
 
 /// Parses `text` with prometheus-client's OpenMetrics parser and with its classic text-format
