@@ -386,8 +386,10 @@ fn find_or_install_prometheus_client() -> String {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .arg("python3-prometheus-client")
             .status();
-        if has(&py) {
-            return py;
+        for candidate in [py.as_str(), "/usr/bin/python3"] {
+            if has(candidate) {
+                return candidate.to_string();
+            }
         }
     }
     panic!(
