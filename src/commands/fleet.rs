@@ -49,6 +49,13 @@ fn json(g: &Global) -> bool {
 
 pub fn run_fleet(a: &Args, g: &Global) -> Result<String, String> {
     let inputs = if a.reports.is_empty() {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(
+                "give report files or directories, or pipe reports on stdin \
+                        (e.g. `cat reports/*.json | triage fleet`)"
+                    .into(),
+            );
+        }
         vec![PathBuf::from("-")]
     } else {
         a.reports.clone()
