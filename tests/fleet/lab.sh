@@ -94,7 +94,9 @@ CONF
         # Own PID namespace (with /proc remounted) and UTS namespace: triage on this "host"
         # sees its own processes, hostname and network namespace; CPU and memory are the
         # kernel's, shared by all hosts.
-        ip netns exec "$ns" unshare --pid --fork --kill-child --mount-proc --uts \
+        # Bounded like the traffic: even if the test is killed before teardown, nothing of
+        # the lab outlives SECS + 60 s (namespaces without processes are then inert).
+        ip netns exec "$ns" timeout $((secs + 60)) unshare --pid --fork --kill-child --mount-proc --uts \
             sh -c "hostname h$i && exec /usr/sbin/sshd -D -e -f '$dir/sshd_h$i.conf'" \
             >"$dir/sshd_h$i.log" 2>&1 &
         echo $! >>"$dir/pids"
