@@ -113,6 +113,24 @@ fn assert_fault_ranked_first(fleet_json: &Path, engine: &str) {
         .unwrap_or_else(|| panic!("{engine}: no retransmit outlier: {text}"));
     assert_eq!(outlier["host"], "h2");
     assert!(outlier["value"].as_f64().unwrap() >= 10.0, "{outlier}");
+    // In parallel: the three 1 s windows start within 2 s of each other (one after the other,
+    // each window plus its ssh round trips, they could not).
+    let starts: Vec<f64> = f["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let t: jiff::Timestamp = h["window_start"].as_str().unwrap().parse().unwrap();
+            t.as_millisecond() as f64 / 1000.0
+        })
+        .collect();
+    let spread = starts.iter().cloned().fold(f64::MIN, f64::max)
+        - starts.iter().cloned().fold(f64::MAX, f64::min);
+    eprintln!("{engine}: windows started within {spread:.2} s");
+    assert!(
+        spread < 2.0,
+        "{engine}: windows started {spread:.2} s apart"
+    );
 }
 
 #[test]
