@@ -55,6 +55,8 @@ pub enum Format {
     Json,
     Markdown,
     Ndjson,
+    /// OpenMetrics text (findings and USE metrics) for the node_exporter textfile collector.
+    Openmetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -106,7 +108,10 @@ impl Global {
             );
         }
         if matches!(command, Command::Doctor(_))
-            && matches!(self.format, Format::Markdown | Format::Ndjson)
+            && matches!(
+                self.format,
+                Format::Markdown | Format::Ndjson | Format::Openmetrics
+            )
         {
             return Err(format!(
                 "doctor prints a table or JSON, not --format {}",
@@ -130,6 +135,7 @@ pub fn format_name(f: Format) -> &'static str {
         Format::Json => "json",
         Format::Markdown => "markdown",
         Format::Ndjson => "ndjson",
+        Format::Openmetrics => "openmetrics",
     }
 }
 
@@ -189,6 +195,12 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         out: PathBuf,
     },
+    /// Many hosts' reports at once (files, directories, NDJSON on stdin): hosts ranked worst
+    /// first, findings grouped across hosts, outliers on the main USE metrics.
+    Fleet(crate::commands::fleet::Args),
+    /// Two reports of one host (files or fixture directories): findings that appeared, cleared
+    /// or changed severity, and metrics that moved beyond noise.
+    Diff(crate::commands::fleet::DiffArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

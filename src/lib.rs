@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod fleet;
 pub mod host;
 pub mod model;
 pub mod probe;

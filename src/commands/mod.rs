@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod deep;
 pub mod disk;
 pub mod doctor;
+pub mod fleet;
 pub mod mem;
 pub mod net;
 pub mod offcpu;
@@ -50,6 +51,20 @@ fn use_color(g: &Global) -> bool {
     }
 }
 
+/// Prints a rendered document (exit 0) or the error (exit 1).
+fn text_or_error(r: Result<String, String>) -> i32 {
+    match r {
+        Ok(text) => {
+            write_stdout(&text);
+            0
+        }
+        Err(e) => {
+            eprintln!("triage: {e}");
+            1
+        }
+    }
+}
+
 /// Run the parsed command; returns the process exit code (see [`crate::cli::exit`]).
 pub fn run(mut cli: Cli) -> i32 {
     if let Err(e) = cli.global.resolve(&cli.command) {
@@ -90,12 +105,21 @@ pub fn run(mut cli: Cli) -> i32 {
         Command::Offcpu(a) => one(offcpu::run(a, g)),
         Command::Completions { .. } => unreachable!("handled above"),
         Command::Manpages { out } => return output::manpages(out),
+        // Documents of their own (many reports, or two), not a window report.
+        Command::Fleet(a) => return text_or_error(fleet::run_fleet(a, g)),
+        Command::Diff(a) => return text_or_error(fleet::run_diff(a, g)),
     };
     match report {
         Ok(Output::Series(mut series)) => {
             series.refresh_summary();
             let text = match g.format {
                 Format::Json => render::deep::series_json(&series),
+                // A textfile holds the current state: the last window.
+                Format::Openmetrics => series
+                    .samples
+                    .last()
+                    .map(render::openmetrics::render)
+                    .unwrap_or_default(),
                 // Rows and documents were printed as each window ended; the table ends with
                 // the findings of any window and the verdict.
                 Format::Ndjson => String::new(),
@@ -109,6 +133,7 @@ pub fn run(mut cli: Cli) -> i32 {
             let text = match g.format {
                 Format::Json | Format::Ndjson => render::json(&r),
                 Format::Markdown => render::markdown::render(&r),
+                Format::Openmetrics => render::openmetrics::render(&r),
                 Format::Table => render::table::render_width(&r, &style, width),
             };
             write_stdout(&text);

@@ -95,7 +95,8 @@ impl SeriesStream {
                 }
                 out
             }
-            Format::Json => String::new(),
+            // The whole document (or the last window) is printed at the end.
+            Format::Json | Format::Openmetrics => String::new(),
         };
         super::write_stdout(&text);
     }

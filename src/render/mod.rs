@@ -4,6 +4,7 @@
 pub mod deep;
 pub mod markdown;
 pub mod offcpu;
+pub mod openmetrics;
 mod syscalls;
 pub mod table;
 

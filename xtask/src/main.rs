@@ -13,6 +13,7 @@
 //!   with extra processes and loopback sockets.
 //! - `bench --syscalls [--runs N] [--calls N]`: what `triage syscalls` costs the traced
 //!   process, against strace, perf trace, bpftrace and syscount.
+//! - `bench --fleet [--reports N] [--runs N]`: `triage fleet` over N reports against `jq -s`.
 //! - `capture NAME|all [--duration SECS]`: record fixtures of real faults via the shared
 //!   scenario scripts.
 //! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
@@ -23,6 +24,7 @@
 
 mod bench;
 mod bench_deep;
+mod bench_fleet;
 mod bench_offcpu;
 mod bench_syscalls;
 mod capture;
@@ -65,6 +67,9 @@ commands:
                                  slowdown of syscall loops under triage syscalls vs strace,
                                  perf trace, bpftrace and libbpf-tools syscount
                                  (defaults: --runs 3 --calls 300000)
+  bench --fleet [--reports N] [--runs N]
+                                 triage fleet over N reports vs jq -s over the same files,
+                                 wall/CPU/peak RSS (defaults: --reports 1000 --runs 5)
   capture NAME|all [--duration SECS]
                                  record fixtures/NAME from a real fault scenario
                                  (NAME: idle cpu-saturation cgroup-cpu-throttle
@@ -145,6 +150,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         }
         "sixty-second" => sixty_second(rest),
         "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
+        "bench" if rest.iter().any(|a| a == "--fleet") => bench_fleet::run(rest),
         "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),
         "bench" if rest.first().is_some_and(|a| a == "--syscalls") => {
             bench_syscalls::run(&rest[1..])
