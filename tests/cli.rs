@@ -69,7 +69,7 @@ fn fixture_json_and_table_agree() {
     ]);
     assert!(o.status.success());
     let j = json(&o);
-    assert_eq!(j["schema_version"], "1.0");
+    assert_eq!(j["schema_version"], triage::model::report::SCHEMA_VERSION);
     assert_eq!(j["findings"][0]["id"], "cpu.saturation.runqueue");
     let summary = j["findings"][0]["summary"].as_str().unwrap().to_string();
     let t = run(&["sixty-second", "--fixture", &fixture("cpu-saturation")]);
@@ -387,7 +387,7 @@ fn doctor_json_is_the_documented_document() {
     let o = run(&["doctor", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let j = json(&o);
-    assert_eq!(j["schema_version"], "1.0");
+    assert_eq!(j["schema_version"], triage::model::report::SCHEMA_VERSION);
     assert_eq!(j["command"], "doctor");
     assert_eq!(j["tool"]["name"], "triage");
     let pf = &j["preflight"];

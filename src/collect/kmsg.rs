@@ -85,6 +85,28 @@ pub enum KmsgClass {
 }
 
 impl KmsgClass {
+    /// The stable id of the class, as in JSON (`oom_kill`, `io_error`): a finding's
+    /// `subject.class` and the tail of its id.
+    pub fn id(&self) -> &'static str {
+        match self {
+            KmsgClass::OomKill => "oom_kill",
+            KmsgClass::CgroupOom => "cgroup_oom",
+            KmsgClass::IoError => "io_error",
+            KmsgClass::FsError => "fs_error",
+            KmsgClass::HungTask => "hung_task",
+            KmsgClass::ConntrackFull => "conntrack_full",
+            KmsgClass::SynFlood => "syn_flood",
+            KmsgClass::FileMaxReached => "file_max_reached",
+            KmsgClass::TcpMemory => "tcp_memory",
+            KmsgClass::Segfault => "segfault",
+            KmsgClass::SoftLockup => "soft_lockup",
+            KmsgClass::RcuStall => "rcu_stall",
+            KmsgClass::HardwareError => "hardware_error",
+            KmsgClass::NfsNotResponding => "nfs_not_responding",
+            KmsgClass::Other => "other",
+        }
+    }
+
     /// Short human words for the class.
     pub fn label(&self) -> &'static str {
         match self {

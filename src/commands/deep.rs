@@ -85,14 +85,19 @@ impl Focus {
         if prefixes.iter().any(|p| id.starts_with(p)) {
             return true;
         }
-        if id.starts_with("kernel_log.") {
-            let words: &[&str] = match self {
-                Focus::Cpu => &["lockup", "RCU", "hardware"],
-                Focus::Mem => &["OOM"],
-                Focus::Disk => &["I/O", "filesystem", "hung task", "NFS"],
-                Focus::Net => &["conntrack", "SYN", "TCP memory"],
+        if f.resource == "kernel_log" {
+            // One finding per kernel-log class: the class says which resource it is about.
+            let classes: &[&str] = match self {
+                Focus::Cpu => &["soft_lockup", "rcu_stall", "hardware_error"],
+                Focus::Mem => &["oom_kill", "cgroup_oom"],
+                Focus::Disk => &["io_error", "fs_error", "hung_task", "nfs_not_responding"],
+                Focus::Net => &["conntrack_full", "syn_flood", "tcp_memory"],
             };
-            return words.iter().any(|w| f.summary.contains(w));
+            return f
+                .subject
+                .class
+                .as_deref()
+                .is_some_and(|c| classes.contains(&c));
         }
         false
     }
@@ -143,6 +148,10 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
         Focus::Disk => {
             let active: Vec<String> = s.disks.iter().map(|d| d.device.clone()).collect();
             s.disk_detail = Some(mdeep::disk(r, scope, lookback, &active));
+            // The I/O consumers are known now: the disk rules run again to name them.
+            rep.findings
+                .retain(|f| !f.id.starts_with("disk.") && !f.id.starts_with("filesystem."));
+            analyze::disk_rules(s, &mut rep.findings);
             (s.load, s.cpus, s.processes, s.cgroups) = (None, Vec::new(), None, Vec::new());
             (s.memory, s.interfaces, s.tcp, s.limits) = (None, Vec::new(), Vec::new(), None);
         }
@@ -156,24 +165,6 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep.resources
         .retain(|res| focus.resources().contains(&res.name.as_str()));
     rep.findings.retain(|f| focus.owns(f));
-    if let Some(top) = rep
-        .sections
-        .disk_detail
-        .as_ref()
-        .and_then(|d| d.top_io.first())
-    {
-        // The checklist names the top CPU user; here the I/O consumer is known.
-        for f in rep
-            .findings
-            .iter_mut()
-            .filter(|f| f.id.starts_with("disk.saturation"))
-        {
-            f.summary.push_str(&format!(
-                "; top I/O: {} (pid {}) {:.0} kB/s read, {:.0} kB/s written",
-                top.comm, top.pid, top.read_kb_per_s, top.write_kb_per_s
-            ));
-        }
-    }
     rep.findings
         .extend(analyze::deep::findings(&rep.sections, &rep.host));
     analyze::rank(&mut rep.findings);

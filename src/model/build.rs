@@ -675,6 +675,53 @@ pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
     for e in &events {
         *counts.entry(e.class.label().to_string()).or_insert(0) += 1;
     }
+    // pid -> memory cgroup, from the `oom-kill:` summaries.
+    let mut memcg: BTreeMap<u32, String> = BTreeMap::new();
+    for rec in recs.iter().filter(|x| x.message.starts_with("oom-kill:")) {
+        let field = |k: &str| rec.message.split(',').find_map(|kv| kv.strip_prefix(k));
+        if let (Some(pid), Some(cg)) = (
+            field("pid=").and_then(|p| p.trim().parse().ok()),
+            field("task_memcg="),
+        ) {
+            memcg.insert(pid, cg.to_string());
+        }
+    }
+    let mut groups: Vec<KlogGroup> = Vec::new();
+    for e in &events {
+        let age = r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6);
+        let device = matches!(
+            e.class,
+            kmsg::KmsgClass::IoError | kmsg::KmsgClass::FsError | kmsg::KmsgClass::NfsNotResponding
+        )
+        .then(|| e.device.clone())
+        .flatten();
+        let i = match groups
+            .iter()
+            .position(|g| g.class == e.class.id() && g.device == device)
+        {
+            Some(i) => i,
+            None => {
+                groups.push(KlogGroup {
+                    class: e.class.id().to_string(),
+                    label: e.class.label().to_string(),
+                    device,
+                    ..Default::default()
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        g.count += 1;
+        g.recent += u32::from(age <= KLOG_RECENT_S);
+        // Plus a second of slack for clock granularity.
+        g.in_window += u32::from(age <= r.meta.elapsed_s + 1.0);
+        // Events come in log order: the last one is the newest.
+        g.newest_age_s = age;
+        g.pid = e.pid;
+        g.comm = e.comm.clone();
+        g.cgroup = e.pid.and_then(|p| memcg.get(&p).cloned());
+        g.message = e.message.clone();
+    }
     let mut listed: Vec<KlogEvent> = events
         .iter()
         .map(|e| KlogEvent {
@@ -691,6 +738,7 @@ pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
         lookback_s,
         events: listed,
         counts,
+        groups,
     })
 }
 
