@@ -199,8 +199,8 @@ const EXPECTED: &[(&str, Focus, &str, &[&str], &str)] = &[
         "port-exhaustion",
         Focus::Net,
         "tcp.saturation.ephemeral_ports",
-        &["26000 TCP sockets", "28232"],
-        "",
+        &["26000 sockets from 10.0.2.15 to 10.0.2.20:5432", "28232"],
+        "local=10.0.2.15 remote=10.0.2.20:5432 port=5432",
     ),
     (
         "io-cgroup-limit",

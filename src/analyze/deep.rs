@@ -352,20 +352,47 @@ fn net_rules(sec: &Sections, out: &mut Vec<Finding>) {
             ..Default::default()
         }));
     }
-    if let Some(p) = n.ephemeral_used_pct {
+    // Ephemeral ports run out per destination: the kernel needs a local port unique for
+    // (local address, remote address:port). Only client-side sockets count; accepted sockets
+    // share their listener's port. Without the per-destination dump, no finding: the state
+    // counts alone cannot tell 28k server-side TIME_WAIT from exhaustion.
+    if let (Some(p), Some(top)) = (
+        n.ephemeral_busiest_pct,
+        n.client_ports.as_ref().and_then(|c| c.first()),
+    ) {
         if let Some((sev, t)) = level("tcp.ephemeral_used_pct", p) {
-            out.push(finding(
-                "tcp.saturation.ephemeral_ports",
-                sev,
-                "tcp",
-                format!(
-                    "{} TCP sockets hold local ports against a range of {} ephemeral ports ({p:.0}%, an upper bound): new outgoing connections will fail with EADDRNOTAVAIL",
-                    n.tcp_sockets_bound.unwrap_or(0),
-                    n.ephemeral_ports.unwrap_or(0)
-                ),
-                vec![ev("tcp.ephemeral_used_pct", p, ">=", t.warn, "pct")],
-                vec!["ss -s".into(), "sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse".into()],
-            ));
+            let port = top
+                .remote
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            out.push(
+                finding(
+                    "tcp.saturation.ephemeral_ports",
+                    sev,
+                    "tcp",
+                    format!(
+                        "{} sockets from {} to {} hold {p:.0}% of the {} ephemeral ports ({} of them in TIME_WAIT): new connections to {} will fail with EADDRNOTAVAIL",
+                        top.sockets,
+                        s(&top.local_addr),
+                        s(&top.remote),
+                        n.ephemeral_ports.unwrap_or(0),
+                        top.time_wait,
+                        s(&top.remote)
+                    ),
+                    vec![ev("tcp.ephemeral_used_pct", p, ">=", t.warn, "pct")],
+                    vec![
+                        format!("ss -tan dst {}", s(&top.remote)),
+                        "sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse".into(),
+                        "reuse connections (pooling / keep-alive) to that destination".into(),
+                    ],
+                )
+                .with_subject(Subject {
+                    local: Some(top.local_addr.clone()),
+                    remote: Some(top.remote.clone()),
+                    port,
+                    ..Default::default()
+                }),
+            );
         }
     }
 }

@@ -28,7 +28,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
     Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
     Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
-    Threshold { id: "cpu.single_thread_process_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 99% is a thread that never waits" },
+    Threshold { id: "cpu.single_thread_process_pct", warn: 90.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 90% leaves room for a busy box taking its share (a pegged thread beside others' work measured 95%), 99% is a thread that never waits" },
     Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
     Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
     Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
@@ -78,7 +78,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
     Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
     Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
-    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: local-port holders against ip_local_port_range; an upper bound (accepted sockets hold no ephemeral port)" },
+    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: client-side sockets to one (local address, remote address:port) against ip_local_port_range, as the kernel allocates (accepted sockets hold no ephemeral port)" },
 ];
 
 pub fn threshold(id: &str) -> Threshold {
@@ -520,17 +520,21 @@ fn single_cpu_rule(s: &Sections, faulting: &[i32], out: &mut Vec<Finding>) {
         .max_by(|a, b| a.cpu_pct.total_cmp(&b.cpu_pct).then(b.pid.cmp(&a.pid)));
     if let Some(p) = pegger {
         if let Some((sev, t)) = level("cpu.single_thread_process_pct", p.cpu_pct) {
-            // The CPU it holds: the hottest one, when that one is pegged too (a process that
-            // migrates spreads its 100% over several CPUs, none of them pegged).
-            let on = (hot.busy_pct >= t.warn).then_some(cpu_num).flatten();
+            // The CPU it holds: where it ran last, when that CPU is pegged too (a process that
+            // migrates spreads its 100% over several CPUs); else the hottest, when pegged.
+            let busy_of = |n: u32| {
+                per.iter()
+                    .find(|c| c.cpu.parse::<u32>().ok() == Some(n))
+                    .map(|c| c.busy_pct)
+            };
+            let on = match p.last_cpu {
+                Some(n) => busy_of(n).filter(|b| *b >= t.warn).map(|_| n),
+                None => (hot.busy_pct >= t.warn).then_some(cpu_num).flatten(),
+            };
+            let on_busy = on.and_then(busy_of).unwrap_or(hot.busy_pct);
             let (sev, why) = consequence(faulting, Some(p.pid), sev);
             let where_ = on
-                .map(|c| {
-                    format!(
-                        " (CPU{c} {:.0}% busy, the others' median {med:.0}%)",
-                        hot.busy_pct
-                    )
-                })
+                .map(|c| format!(" (CPU{c} {on_busy:.0}% busy)"))
                 .unwrap_or_else(|| {
                     format!(
                         " (moving between CPUs; the busiest is {:.0}% busy)",
@@ -550,7 +554,7 @@ fn single_cpu_rule(s: &Sections, faulting: &[i32], out: &mut Vec<Finding>) {
                     ),
                     vec![
                         ev("cpu.single_thread_process_pct", p.cpu_pct, ">=", t.warn, "pct"),
-                        ev("cpu.hottest_cpu_busy_pct", hot.busy_pct, ">=", 0.0, "pct"),
+                        ev("cpu.hottest_cpu_busy_pct", on_busy, ">=", 0.0, "pct"),
                     ],
                     vec![
                         format!("triage cpu --pid {}", p.pid),
@@ -1012,7 +1016,9 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
                 ).with_subject(ns_subject.clone()));
             }
         }
-        if let Some(tw) = t.time_wait {
+        if t.namespace == "own" {
+            time_wait_rule(s, out);
+        } else if let Some(tw) = t.time_wait {
             if let Some((sev, th)) = level("tcp.time_wait", tw as f64) {
                 out.push(finding(
                     "tcp.saturation.time_wait",
@@ -1020,11 +1026,142 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
                     "tcp",
                     format!("{tw} sockets in TIME_WAIT{who}: close to ephemeral port exhaustion for a busy peer"),
                     vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")],
-                    vec!["ss -tan state time-wait | awk '{print $4}' | sort | uniq -c | sort -n | tail".into(), "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into()],
+                    vec!["triage net".into()],
                 ).with_subject(ns_subject.clone()));
             }
         }
     }
+}
+
+/// TIME_WAIT in our own namespace. With the net view's socket dump it names the local ports
+/// holding them and the destination using the most ephemeral ports, and tells the server side
+/// (this host closes first on its listening ports: no ephemeral port is held, info) from the
+/// client side (a warning only when one destination really uses many ports).
+pub fn time_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let Some(tw) = s
+        .tcp
+        .iter()
+        .find(|t| t.namespace == "own")
+        .and_then(|t| t.time_wait)
+    else {
+        return;
+    };
+    let Some((sev, th)) = level("tcp.time_wait", tw as f64) else {
+        return;
+    };
+    let e = vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")];
+    let next_ss: String =
+        "ss -tan state time-wait | awk '{print $3}' | sort | uniq -c | sort -n | tail".into();
+    let detail = s.net_detail.as_ref().and_then(|n| {
+        Some((
+            n.time_wait_local_ports.as_ref()?,
+            n.client_ports.as_ref()?,
+            n.ephemeral_busiest_pct,
+            n,
+        ))
+    });
+    let Some((ports, dests, busiest, n)) = detail else {
+        out.push(
+            finding(
+                "tcp.saturation.time_wait",
+                sev,
+                "tcp",
+                format!("{tw} sockets in TIME_WAIT: close to ephemeral port exhaustion for a busy peer (triage net tells client from server side)"),
+                e,
+                vec!["triage net".into(), next_ss, "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into()],
+            ),
+        );
+        return;
+    };
+    let on_top: u64 = ports.iter().map(|p| p.1).sum();
+    let owner = |port: u16| {
+        n.listeners
+            .iter()
+            .find(|l| l.port == port)
+            .and_then(|l| Some((l.owner_pid?, l.owner_comm.clone()?)))
+    };
+    let warn_pct = threshold("tcp.ephemeral_used_pct").warn;
+    let client = busiest.is_some_and(|p| p >= warn_pct / 2.0);
+    if !client && !ports.is_empty() && on_top * 2 >= tw {
+        // Server side: a few local ports hold them.
+        let list = ports
+            .iter()
+            .map(|p| format!("{} ({})", p.0, p.1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let top = ports[0].0;
+        let who = owner(top)
+            .map(|(p, c)| format!(", listener owned by {c} (pid {p})"))
+            .unwrap_or_default();
+        let mut subject = Subject {
+            local: Some(format!("*:{top}")),
+            port: Some(top),
+            ..Default::default()
+        };
+        if let Some((p, c)) = owner(top) {
+            subject.pid = Some(p);
+            subject.comm = Some(c);
+        }
+        out.push(
+            finding(
+                "tcp.saturation.time_wait",
+                Severity::Info,
+                "tcp",
+                format!(
+                    "{tw} sockets in TIME_WAIT, {:.0}% of them on local ports {list}{who}: this host closes first on its own ports (server side); they hold no ephemeral port, and the busiest destination holds {} of the {} ephemeral ports: not port exhaustion",
+                    on_top as f64 * 100.0 / tw as f64,
+                    dests.first().map(|d| d.sockets).unwrap_or(0),
+                    n.ephemeral_ports.unwrap_or(0)
+                ),
+                e,
+                vec![next_ss],
+            )
+            .with_subject(subject),
+        );
+        return;
+    }
+    // Client side (or spread): the destination using the most ports. When it is near the
+    // range, the ephemeral-port finding tells it (with its TIME_WAIT count): one fault, one
+    // finding.
+    if busiest.is_some_and(|p| p >= warn_pct) {
+        return;
+    }
+    let top = dests.first();
+    let subject = top
+        .map(|d| Subject {
+            local: Some(d.local_addr.clone()),
+            remote: Some(d.remote.clone()),
+            port: d.remote.rsplit_once(':').and_then(|(_, p)| p.parse().ok()),
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    let to = top
+        .map(|d| {
+            format!(
+                "; most to {} from {}: {} sockets ({} in TIME_WAIT), {:.0}% of the ephemeral ports",
+                d.remote,
+                d.local_addr,
+                d.sockets,
+                d.time_wait,
+                busiest.unwrap_or(0.0)
+            )
+        })
+        .unwrap_or_default();
+    let sev = if client { sev } else { Severity::Info };
+    out.push(
+        finding(
+            "tcp.saturation.time_wait",
+            sev,
+            "tcp",
+            format!("{tw} sockets in TIME_WAIT{to}"),
+            e,
+            vec![
+                next_ss,
+                "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into(),
+            ],
+        )
+        .with_subject(subject),
+    );
 }
 
 fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
@@ -1224,7 +1361,7 @@ fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
         })
         .unwrap_or_default();
     let mut e = vec![ev(metric, n as f64, ">=", t.warn, "count")];
-    if let (Some(g), 0) = (newest, kills) {
+    if let (Some(g), 0, true) = (newest, kills, log_recent > 0) {
         e.push(ev(
             "kernel_log.newest_age_s",
             g.newest_age_s,

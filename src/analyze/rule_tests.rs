@@ -475,6 +475,21 @@ fn a_single_threaded_process_pegging_a_cpu_is_found_beside_a_busy_one() {
             ..proc_subj(412, "spin")
         }
     );
+    // Where it last ran decides the CPU, even when another CPU is busier.
+    let s = Sections {
+        cpus: vec![cpu("all", 99.0), cpu("0", 100.0), cpu("1", 98.0)],
+        processes: Some(ProcessSection {
+            top_cpu: vec![ProcRow {
+                last_cpu: Some(1),
+                ..spinner(412, "spin", 95.0, 1)
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let f = run(&s);
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert_eq!(f[0].subject.cpu, Some(1));
     // A multi-threaded process using 1.2 CPUs is not a single-thread bottleneck, and a
     // single-threaded one at 80% is not pegged.
     let s = Sections {

@@ -98,6 +98,8 @@ pub struct DeepSnapshot {
     pub thread_status: BTreeMap<i32, ProcStatus>,
     /// TCP states of our own namespace at this moment (CLOSE_WAIT growth).
     pub tcp_states: Option<BTreeMap<String, u64>>,
+    /// Client-side TCP sockets per (local address, remote address:port), at the end only.
+    pub port_use: Option<crate::host::sockdiag::PortUseDump>,
     /// cgroup path -> block I/O counters, limits and pressure.
     pub io_cgroups: BTreeMap<String, super::iocg::IoCg>,
 }
@@ -376,6 +378,19 @@ pub fn snapshot(
             d.softnet = parse_softnet(&t);
         }
         d.tcp_states = src.tcp_states().ok();
+        // Client-side port use matters at the end of the window only.
+        if before.is_some() {
+            let range = src
+                .read_string("proc/sys/net/ipv4/ip_local_port_range")
+                .ok()
+                .and_then(|t| {
+                    let mut w = t.split_whitespace().map(|x| x.parse::<u16>().ok());
+                    Some((w.next()??, w.next()??))
+                });
+            if let Some(r) = range {
+                d.port_use = src.tcp_port_use(r).ok();
+            }
+        }
     }
     d
 }

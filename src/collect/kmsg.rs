@@ -217,7 +217,12 @@ fn classify_one(r: &KmsgRecord, prev: Option<&KmsgRecord>) -> Option<KmsgEvent> 
                 _ => {}
             }
         }
-    } else if m.contains("I/O error, dev ") || m.contains("I/O error on dev ") {
+    } else if m.contains("I/O error, dev ")
+        || m.contains("I/O error on dev ")
+        // The block layer's other request errors: `critical space allocation error, dev
+        // loop0, sector ...`, `critical medium error`, `timeout error`, `critical target error`.
+        || (m.contains(" error, dev ") && m.contains(", sector "))
+    {
         ev.class = KmsgClass::IoError;
         ev.device = word_after(m, "dev ");
     } else if let Some(dev) = fs_error_device(m) {
@@ -526,6 +531,11 @@ mod tests {
         assert_eq!(
             (e.class, e.device.as_deref()),
             (KmsgClass::FsError, Some("sda1-8"))
+        );
+        let e = one("critical space allocation error, dev loop0, sector 2048 op 0x1:(WRITE) flags 0xc800 phys_seg 128 prio class 2");
+        assert_eq!(
+            (e.class, e.device.as_deref()),
+            (KmsgClass::IoError, Some("loop0"))
         );
         assert!(classify(&[rec(1, "XFS (sdb1): Ending clean mount")], 0).is_empty());
         assert!(classify(

@@ -157,6 +157,9 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
         }
         Focus::Net => {
             s.net_detail = Some(mdeep::net(r, scope));
+            // The socket dump tells server-side TIME_WAIT from client-side: the rule runs again.
+            rep.findings.retain(|f| f.id != "tcp.saturation.time_wait");
+            analyze::time_wait_rule(s, &mut rep.findings);
             (s.load, s.vmstat, s.cpus, s.processes) = (None, None, Vec::new(), None);
             (s.cgroups, s.disks, s.disks_idle) = (Vec::new(), Vec::new(), 0);
             (s.filesystems, s.memory, s.limits) = (Vec::new(), None, None);

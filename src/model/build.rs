@@ -222,6 +222,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             rss_bytes: p.rss_pages * page,
             threads: p.num_threads,
             major_faults_per_s: r2(dmaj as f64 / el),
+            last_cpu: p.processor,
         });
     }
     let mut top_cpu: Vec<ProcRow> = rows.iter().filter(|p| p.cpu_pct > 0.0).cloned().collect();

@@ -123,6 +123,9 @@ pub struct ProcRow {
     pub rss_bytes: u64,
     pub threads: i64,
     pub major_faults_per_s: f64,
+    /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cpu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
