@@ -144,3 +144,27 @@ fn server_side_time_wait_is_not_port_exhaustion() {
     // No warning at all in the net view.
     assert!(r.findings.iter().all(|f| f.severity == Severity::Info));
 }
+
+/// Item 10: an idle box lists its disk and its interfaces in the USE view, with zeros.
+#[test]
+fn idle_box_lists_every_disk_and_interface() {
+    let r = sixty("idle");
+    let disk = r.resource("disk", Some("vda")).expect("idle disk listed");
+    assert_eq!(disk.metric("disk.util_pct").unwrap().value, Some(0.0));
+    assert_eq!(disk.metric("disk.aqu_sz").unwrap().value, Some(0.0));
+    let eth = r
+        .resource("network", Some("eth0"))
+        .expect("idle interface listed");
+    assert_eq!(eth.metric("network.rx_kb_per_s").unwrap().value, Some(0.0));
+    assert!(
+        r.resource("network", Some("lo")).is_none(),
+        "loopback is not listed"
+    );
+    assert!(r
+        .resources
+        .iter()
+        .all(|x| !x.instance.as_deref().is_some_and(|i| i.starts_with("loop"))));
+    // The detail table (iostat -xz) still hides idle devices, and nothing warns.
+    assert!(r.sections.disks.is_empty());
+    assert!(r.findings.iter().all(|f| f.severity == Severity::Info));
+}

@@ -438,6 +438,63 @@ fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
     out
 }
 
+/// Whole, non-virtual disks with no I/O in the window (their counters valid at both ends):
+/// the USE table lists them with zeros, so an idle box still shows its disks.
+pub fn idle_disks(r: &Readings) -> Vec<String> {
+    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
+        return Vec::new();
+    };
+    let whole: Option<std::collections::BTreeSet<&str>> = r
+        .end
+        .block_devices
+        .as_ref()
+        .map(|v| v.iter().map(|d| d.name.as_str()).collect());
+    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
+    let mut out: Vec<String> = b
+        .iter()
+        .filter(|d| whole.as_ref().is_none_or(|w| w.contains(d.name.as_str())))
+        .filter(|d| !is_virtual_block(&d.name))
+        .filter(|d1| {
+            before.get(d1.name.as_str()).is_some_and(|d0| {
+                d1.reads == d0.reads
+                    && d1.writes == d0.writes
+                    && d1.time_in_progress == d0.time_in_progress
+            })
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Interfaces of our own network namespace other than loopback with no traffic, errors or
+/// drops in the window (counters valid at both ends): listed with zeros in the USE table.
+pub fn idle_interfaces(r: &Readings) -> Vec<String> {
+    let mut out = Vec::new();
+    for (ino, b) in &r.t1.net {
+        if ns_label(r, *ino) != "own" {
+            continue;
+        }
+        let Some(a) = r.t0.net.get(ino) else { continue };
+        for (name, i1) in &b.interfaces {
+            let Some(i0) = a.interfaces.get(name) else {
+                continue;
+            };
+            let same = i0.rx_packets == i1.rx_packets
+                && i0.tx_packets == i1.tx_packets
+                && i0.rx_errs == i1.rx_errs
+                && i0.tx_errs == i1.tx_errs
+                && i0.rx_drop == i1.rx_drop
+                && i0.tx_drop == i1.tx_drop;
+            if name != "lo" && same {
+                out.push(name.clone());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn interfaces(r: &Readings) -> Vec<IfRow> {
     let el = r.meta.elapsed_s;
     let mut rows = Vec::new();

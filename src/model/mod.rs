@@ -61,7 +61,12 @@ impl Default for Analysis {
 pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
     let host = host(r);
     let sections = build::sections(r, a.log_lookback_s);
-    let resources = resources::resources(&sections, host.effective_cpus.max(0.01));
+    let mut resources = resources::resources(&sections, host.effective_cpus.max(0.01));
+    resources::add_idle(
+        &mut resources,
+        &build::idle_disks(r),
+        &build::idle_interfaces(r),
+    );
     let runnable: Vec<u32> = r
         .samples
         .iter()
