@@ -168,3 +168,33 @@ fn idle_box_lists_every_disk_and_interface() {
     assert!(r.sections.disks.is_empty());
     assert!(r.findings.iter().all(|f| f.severity == Severity::Info));
 }
+
+/// Item 11: the windows of `--interval` are back to back: each starts where the previous one
+/// ended (same instant), so N windows of S seconds cover N x S seconds without drift.
+#[test]
+fn interval_windows_are_back_to_back() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["mem", "--interval", "0.3", "--count", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w: Vec<&serde_json::Value> = j["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["window"])
+        .collect();
+    assert_eq!(w.len(), 4);
+    for k in 1..w.len() {
+        assert_eq!(
+            w[k]["start"],
+            w[k - 1]["end"],
+            "window {k} does not start where {} ended",
+            k - 1
+        );
+    }
+    // The measured windows add up to the whole: no time lost between them.
+    let total: f64 = w.iter().map(|x| x["elapsed_s"].as_f64().unwrap()).sum();
+    assert!((total - 1.2).abs() < 0.15, "{total}");
+}

@@ -186,11 +186,19 @@ pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
     let analysis = Analysis {
         log_lookback_s: a.window.log_lookback,
     };
-    let one = |w: &WindowArgs| -> Result<Report, String> {
+    let one = |w: &WindowArgs, prev: Option<&Readings>| -> Result<(Report, Readings), String> {
         // The eBPF latency histogram of this resource runs during the window (mem has none).
         let wanted = (focus.name() != "mem")
             .then(|| super::offcpu::latency_for(focus.name(), a.pid.map(|p| p as u32)));
-        let win = super::sixty_second::readings(w, None, "", g.verbose, &spec, wanted.as_ref())?;
+        let win = super::sixty_second::readings_after(
+            w,
+            None,
+            "",
+            g.verbose,
+            &spec,
+            wanted.as_ref(),
+            prev,
+        )?;
         let r = &win.readings;
         if let Some(pid) = a.pid {
             if !r.t1.procs.procs.contains_key(&pid) && !r.t0.procs.procs.contains_key(&pid) {
@@ -198,20 +206,24 @@ pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
             }
         }
         let mut rep = report(r, focus, &sc, &analysis);
-        win.add_latency_to(&mut rep);
+        super::offcpu::add_latency(&mut rep, win.latency.as_ref(), win.latency_missing);
         analyze::rank(&mut rep.findings);
-        Ok(rep)
+        Ok((rep, win.readings))
     };
     let Some(interval) = a.interval else {
-        return one(&a.window).map(|r| Output::One(Box::new(r)));
+        return one(&a.window, None).map(|r| Output::One(Box::new(r.0)));
     };
     let count = a.count.unwrap_or(5);
     let mut w = a.window.clone();
     w.duration = interval;
     let stop = super::interrupt_flag();
     let mut samples = Vec::new();
+    // Each window starts where the previous one ended (back to back).
+    let mut prev: Option<Readings> = None;
     for _ in 0..count {
-        samples.push(one(&w)?);
+        let (rep, r) = one(&w, prev.as_ref())?;
+        samples.push(rep);
+        prev = Some(r);
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
