@@ -758,6 +758,7 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
         }
     }
     oom_rule(s, out);
+    rss_growth_rule(s, out);
     for c in &s.cgroups {
         let Some(p) = c.memory_used_pct else { continue };
         if let Some((sev, t)) = level("cgroup.memory_used_pct", p) {
@@ -1272,6 +1273,47 @@ fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
             );
         }
     }
+}
+
+/// A process whose resident memory grows fast over the window: a leak if it keeps growing.
+/// One window is one measure, so a warning at most (the mem view with `--interval` confirms).
+fn rss_growth_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let Some(g) = s.processes.as_ref().and_then(|p| p.rss_grower.as_ref()) else {
+        return;
+    };
+    let kb = g.growth_bytes_per_s / 1024.0;
+    // The checklist sees one short window: only growth at the critical rate (tens of MB/s)
+    // is worth a warning here; slower growth is for the mem view over several windows.
+    let t = threshold("memory.rss_growth_kb_per_s");
+    if kb < t.crit {
+        return;
+    }
+    out.push(
+        finding(
+            "memory.errors.rss_growth",
+            Severity::Warning,
+            "memory",
+            format!(
+                "{} (pid {}) grew by {}/s over the window to {} RSS: a leak if it keeps growing",
+                g.comm,
+                g.pid,
+                human_bytes(g.growth_bytes_per_s as u64),
+                human_bytes(g.rss_bytes)
+            ),
+            vec![ev(
+                "memory.rss_growth_kb_per_s",
+                kb,
+                ">=",
+                t.crit,
+                "kb_per_s",
+            )],
+            vec![format!(
+                "triage mem --pid {} --interval 5 --count 12",
+                g.pid
+            )],
+        )
+        .with_subject(Subject::process(g.pid, &g.comm)),
+    );
 }
 
 fn is_oom(class: &str) -> bool {

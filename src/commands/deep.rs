@@ -168,6 +168,11 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep.resources
         .retain(|res| focus.resources().contains(&res.name.as_str()));
     rep.findings.retain(|f| focus.owns(f));
+    if focus == Focus::Mem {
+        // The mem view measures growth per process itself (scoped): its rule replaces the
+        // checklist's.
+        rep.findings.retain(|f| f.id != "memory.errors.rss_growth");
+    }
     rep.findings
         .extend(analyze::deep::findings(&rep.sections, &rep.host));
     analyze::rank(&mut rep.findings);

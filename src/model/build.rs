@@ -270,6 +270,23 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
     });
     fd_top.truncate(TOP_N);
 
+    // The same process at both ends whose RSS grew fastest (a process born in the window
+    // did not "grow": it started).
+    let rss_grower = p1
+        .values()
+        .filter_map(|p| {
+            let o = p0.get(&p.pid).filter(|o| o.starttime == p.starttime)?;
+            let grew = p.rss_pages.checked_sub(o.rss_pages).filter(|g| *g > 0)?;
+            Some((p, grew as f64 * page as f64 / el))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.pid.cmp(&a.0.pid)))
+        .map(|(p, g)| RssGrowth {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            rss_bytes: p.rss_pages * page,
+            growth_bytes_per_s: r2(g),
+        });
+
     Some(ProcessSection {
         count: p1.len() as u32,
         threads: p1.values().map(|p| p.num_threads.max(0)).sum(),
@@ -290,6 +307,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             .collect(),
         fd_top,
         not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
+        rss_grower,
     })
 }
 

@@ -150,6 +150,17 @@ pub struct ProcessSection {
     pub fd_top: Vec<FdRow>,
     /// Processes whose fds or namespaces could not be inspected (permissions).
     pub not_inspected: u32,
+    /// The process whose resident memory grew fastest over the window (only when one grew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_grower: Option<RssGrowth>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RssGrowth {
+    pub pid: i32,
+    pub comm: String,
+    pub rss_bytes: u64,
+    pub growth_bytes_per_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
