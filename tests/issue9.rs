@@ -246,3 +246,27 @@ fn series_names_the_subject_seen_in_the_most_windows() {
     assert!(a.is_some() && b.is_some(), "{t}");
     assert!(a < b, "{t}");
 }
+
+/// Item 8: a writer throttled by its blkio cgroup (1 MiB/s on a loop device) while vda idles.
+/// The box's CPUs were busy (others' builds), so iowait read 0%: the io stall share (PSI) is
+/// the signal, and the finding names the cgroup at its limit.
+#[test]
+fn io_wait_on_an_idle_disk_names_the_cgroup_at_its_limit() {
+    let r = sixty("io-throttled-cgroup");
+    let top = &r.findings[0];
+    assert_eq!(top.id, "cpu.iowait.high");
+    assert_eq!(top.severity, Severity::Critical);
+    assert_eq!(
+        top.subject,
+        Subject {
+            cgroup: Some("/triage-io-10822".into()),
+            ..Default::default()
+        }
+    );
+    assert!(
+        top.summary
+            .contains("tasks wait on I/O while the disk is idle"),
+        "{}",
+        top.summary
+    );
+}

@@ -31,6 +31,8 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "cpu.single_thread_process_pct", warn: 90.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 90% leaves room for a busy box taking its share (a pegged thread beside others' work measured 95%), 99% is a thread that never waits" },
     Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
     Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
+    Threshold { id: "io.stall_pct", warn: 10.0, crit: 50.0, unit: "pct", why: "PSI io some: share of the window in which some task stalled on I/O; unlike iowait it is counted while the CPUs are busy; only used with an idle disk and a cgroup at its I/O limit" },
+    Threshold { id: "disk.util_pct_idle", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the I/O-wait rule: a disk under 20% busy is not what the tasks wait for" },
     Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
     Threshold { id: "cpu.steal_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "not in the seeds; 10% steal is the common cloud alerting level" },
     Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
@@ -189,6 +191,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     // swap is composed as a consequence of that (info), not as a second cause.
     let faulting = page_faulting(s, &out);
     cpu_rules(s, cx, &faulting, &mut out);
+    io_wait_rule(s, &mut out);
     disk_rules(s, &mut out);
     net_rules(s, &mut out);
     software_rules(s, &mut out);
@@ -319,39 +322,6 @@ fn cpu_rules(s: &Sections, cx: &Context, faulting: &[i32], out: &mut Vec<Finding
     single_cpu_rule(s, faulting, out);
 
     if let Some(a) = all {
-        if let Some((sev, t)) = level("cpu.iowait_pct", a.iowait_pct) {
-            let busiest = s.disks.iter().find(|d| {
-                d.caveat
-                    .as_deref()
-                    .map(|c| !c.starts_with("memory"))
-                    .unwrap_or(true)
-            });
-            let disk = busiest
-                .map(|d| {
-                    format!(
-                        "; busiest disk {} {:.0}% busy, aqu-sz {:.1}",
-                        d.device, d.util_pct, d.aqu_sz
-                    )
-                })
-                .unwrap_or_default();
-            out.push(
-                finding(
-                    "cpu.iowait.high",
-                    sev,
-                    "cpu",
-                    format!(
-                        "CPUs {:.0}% in iowait: the wait is on I/O, not CPU{disk}",
-                        a.iowait_pct
-                    ),
-                    vec![ev("cpu.iowait_pct", a.iowait_pct, ">=", t.warn, "pct")],
-                    vec!["triage disk".into(), "iostat -xz 1".into()],
-                )
-                .with_subject(Subject {
-                    device: busiest.map(|d| d.device.clone()),
-                    ..Default::default()
-                }),
-            );
-        }
         let sys = a.sys_pct + a.irq_pct + a.soft_pct;
         if let Some((sev, t)) = level("cpu.system_pct", sys) {
             let top = s
@@ -777,6 +747,99 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
             ).with_subject(cgroup_subject(&c.path)));
         }
     }
+}
+
+/// Tasks waiting on I/O: iowait (counted only while a CPU is otherwise idle, so a busy box hides
+/// it) or the io pressure stall share. With the disks idle, the wait is not the disk's: a
+/// cgroup at its I/O limit (named), or a device outside the disk table (NFS, a slow path).
+fn io_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let iowait = s.cpus.first().map(|a| a.iowait_pct).unwrap_or(0.0);
+    let psi = s
+        .pressure
+        .iter()
+        .find(|p| p.resource == "io")
+        .and_then(|p| p.some_pct)
+        .unwrap_or(0.0);
+    let busiest = s
+        .disks
+        .iter()
+        .filter(|d| d.caveat.as_deref().is_none_or(|c| !c.starts_with("memory")))
+        .max_by(|a, b| a.util_pct.total_cmp(&b.util_pct));
+    let idle_below = threshold("disk.util_pct_idle").warn;
+    let disk_idle = busiest.is_none_or(|d| d.util_pct < idle_below);
+    let capped = s
+        .io_limited_cgroups
+        .iter()
+        .filter(|c| c.limit_used_pct.is_some())
+        .max_by(|a, b| {
+            a.limit_used_pct
+                .unwrap_or(0.0)
+                .total_cmp(&b.limit_used_pct.unwrap_or(0.0))
+        })
+        .filter(|c| c.limit_used_pct.unwrap_or(0.0) >= threshold("cgroup.io_limit_used_pct").warn);
+    let by_iowait = level("cpu.iowait_pct", iowait);
+    // The stall share alone speaks only when a cgroup limit explains it and the disk is idle.
+    let by_psi = level("io.stall_pct", psi).filter(|_| disk_idle && capped.is_some());
+    let Some((sev, e)) = by_iowait
+        .map(|(sev, t)| (sev, ev("cpu.iowait_pct", iowait, ">=", t.warn, "pct")))
+        .or_else(|| by_psi.map(|(sev, t)| (sev, ev("io.stall_pct", psi, ">=", t.warn, "pct"))))
+    else {
+        return;
+    };
+    let mut evidence = vec![e];
+    let disk = busiest
+        .map(|d| {
+            format!(
+                "busiest disk {} {:.0}% busy, aqu-sz {:.1}",
+                d.device, d.util_pct, d.aqu_sz
+            )
+        })
+        .unwrap_or_else(|| "no disk I/O".into());
+    let lead = if by_iowait.is_some() {
+        format!("CPUs {iowait:.0}% in iowait")
+    } else {
+        format!("tasks stalled on I/O {psi:.0}% of the window (PSI)")
+    };
+    // The disk is the subject only when it is what the tasks wait for.
+    let mut subject = Subject {
+        device: busiest.filter(|_| !disk_idle).map(|d| d.device.clone()),
+        ..Default::default()
+    };
+    let mut next = vec!["triage disk".to_string(), "iostat -xz 1".into()];
+    let summary = if !disk_idle {
+        format!("{lead}: the wait is on I/O, not CPU; {disk}")
+    } else {
+        evidence.push(ev(
+            "disk.util_pct",
+            busiest.map(|d| d.util_pct).unwrap_or(0.0),
+            "<",
+            idle_below,
+            "pct",
+        ));
+        match capped {
+            Some(c) => {
+                let pct = c.limit_used_pct.unwrap_or(0.0);
+                evidence.push(ev(
+                    "cgroup.io_limit_used_pct",
+                    pct,
+                    ">=",
+                    threshold("cgroup.io_limit_used_pct").warn,
+                    "pct",
+                ));
+                subject.cgroup = Some(c.path.clone());
+                next.insert(0, format!("triage disk --cgroup {}", c.path));
+                format!(
+                    "{lead}: tasks wait on I/O while the disk is idle ({disk}): cgroup {} does I/O at {pct:.0}% of its limit `{}`; the cgroup's I/O throttle, not the disk, is the cap",
+                    c.path,
+                    c.busiest_limit.as_deref().unwrap_or("?")
+                )
+            }
+            None => format!(
+                "{lead}: tasks wait on I/O while the disk is idle ({disk}): a cgroup I/O limit, a network filesystem or a device outside this table"
+            ),
+        }
+    };
+    out.push(finding("cpu.iowait.high", sev, "cpu", summary, evidence, next).with_subject(subject));
 }
 
 /// Disk and filesystem findings (also re-run by the disk view once it knows the I/O consumers).

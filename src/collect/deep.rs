@@ -27,6 +27,9 @@ pub struct Spec {
     pub proc_cgroups: bool,
     /// `--pid`: that process's listeners are mapped to it even when their queue is not full.
     pub pid: Option<i32>,
+    /// cgroup I/O counters and limits (io.stat/io.max, blkio.throttle.*): the checklist tells
+    /// "waiting on a cgroup's I/O limit" from "waiting on the disk".
+    pub io_cgroups: bool,
 }
 
 impl Spec {
@@ -38,6 +41,7 @@ impl Spec {
         net: false,
         proc_cgroups: false,
         pid: None,
+        io_cgroups: true,
     };
     /// Everything (what `capture` records, so any subcommand can replay the fixture).
     pub const ALL: Spec = Spec {
@@ -47,10 +51,11 @@ impl Spec {
         net: true,
         proc_cgroups: true,
         pid: None,
+        io_cgroups: true,
     };
 
     pub fn any(&self) -> bool {
-        self.cpu || self.mem || self.disk || self.net || self.proc_cgroups
+        self.cpu || self.mem || self.disk || self.net || self.proc_cgroups || self.io_cgroups
     }
 }
 
@@ -369,6 +374,8 @@ pub fn snapshot(
                 Err(_) => {}
             }
         }
+    }
+    if spec.disk || spec.io_cgroups {
         if let Some(l) = layout {
             d.io_cgroups = super::iocg::scan(src, l);
         }

@@ -125,6 +125,8 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     };
     s.pressure.retain(|p| keep_psi(&p.resource));
     s.kernel_log = None;
+    // The disk view lists the cgroups' I/O in its own section.
+    s.io_limited_cgroups = Vec::new();
     match focus {
         Focus::Cpu => {
             s.cpu_detail = Some(mdeep::cpu(r, scope));

@@ -918,6 +918,16 @@ pub fn sections(r: &Readings, lookback_s: f64) -> Sections {
         cgroups: cgroups(r),
         kernel_log: kernel_log(r, lookback_s),
         limits: Some(limits(r)),
+        io_limited_cgroups: super::deep::io_cgroups(
+            r,
+            &super::deep::Scope {
+                top: 10,
+                ..Default::default()
+            },
+        )
+        .into_iter()
+        .filter(|c| !c.limits.is_empty())
+        .collect(),
         ..Default::default()
     }
 }

@@ -744,7 +744,7 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     }
 }
 
-fn io_cgroups(r: &Readings, scope: &Scope) -> Vec<IoCgroupRow> {
+pub(crate) fn io_cgroups(r: &Readings, scope: &Scope) -> Vec<IoCgroupRow> {
     let el = r.meta.elapsed_s;
     let mut rows = Vec::new();
     for (path, b) in &r.t1.deep.io_cgroups {

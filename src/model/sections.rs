@@ -33,6 +33,9 @@ pub struct Sections {
     pub kernel_log: Option<KernelLogSection>,
     /// System-wide handles: file handles, tasks, conntrack.
     pub limits: Option<LimitsSection>,
+    /// cgroups with an I/O limit (io.max, blkio.throttle.*) and how much of it they used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub io_limited_cgroups: Vec<super::deep::IoCgroupRow>,
     /// `triage cpu`: per-process/thread CPU with switches, softirqs, PSI stall time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_detail: Option<super::deep::CpuDetail>,
