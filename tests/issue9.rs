@@ -270,3 +270,27 @@ fn io_wait_on_an_idle_disk_names_the_cgroup_at_its_limit() {
         top.summary
     );
 }
+
+/// Item 7: during a listen overflow, the retransmits are the clients' SYNs: their share is of
+/// all segments sent (retransmissions included, never above 100%), and the finding is tied to
+/// the overflow (info) instead of blaming the network.
+#[test]
+fn syn_retransmits_of_a_listen_overflow_are_its_consequence() {
+    let r = sixty("listen-overflow-syn-retrans");
+    let top = &r.findings[0];
+    assert_eq!(top.id, "tcp.saturation.listen_overflow");
+    assert_eq!(top.severity, Severity::Critical);
+    assert!(
+        top.subject.is_empty(),
+        "our own namespace: {:?}",
+        top.subject
+    );
+    let rt = find(&r, "tcp.errors.retransmits");
+    assert_eq!(rt.severity, Severity::Info);
+    let pct = rt.evidence[0].value;
+    assert!(pct > 50.0 && pct <= 100.0, "{pct}");
+    assert_eq!(rt.evidence[2].metric, "tcp.syn_retrans_pct");
+    assert!(rt.evidence[2].value >= 99.0);
+    let own = &r.sections.tcp[0];
+    assert!(own.retrans_pct.unwrap() <= 100.0);
+}

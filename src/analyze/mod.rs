@@ -1048,16 +1048,40 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
         if let (Some(p), Some(r)) = (t.retrans_pct, t.retrans_segs_per_s) {
             let vol = threshold("tcp.retrans_segs_per_s");
             if let (Some((sev, th)), true) = (level("tcp.retrans_pct", p), r >= vol.warn) {
+                // Mostly SYNs while the listen queue overflows: the retransmits are the
+                // dropped connection attempts of that overflow, not a lossy network.
+                let syn = t.syn_retrans_per_s.unwrap_or(0.0);
+                let overflowing = t
+                    .listen_overflows_per_s
+                    .and_then(|o| level("tcp.listen_overflows_per_s", o))
+                    .is_some();
+                let syn_share = if r > 0.0 { syn / r * 100.0 } else { 0.0 };
+                let (sev, why) = if overflowing && syn_share >= 50.0 {
+                    (
+                        Severity::Info,
+                        format!(
+                            "; {syn_share:.0}% of them SYNs: the connection attempts the listen queue overflow drops (see tcp.saturation.listen_overflow)"
+                        ),
+                    )
+                } else if syn > 0.0 {
+                    (sev, format!("; {syn:.0}/s of them SYNs"))
+                } else {
+                    (sev, String::new())
+                };
+                let mut e = vec![
+                    ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
+                    ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
+                ];
+                if t.syn_retrans_per_s.is_some() {
+                    e.push(ev("tcp.syn_retrans_pct", r2(syn_share), ">=", 50.0, "pct"));
+                }
                 out.push(
                     finding(
                         "tcp.errors.retransmits",
                         sev,
                         "tcp",
-                        format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent"),
-                        vec![
-                            ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
-                            ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
-                        ],
+                        format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent{why}"),
+                        e,
                         vec![
                             "triage net".into(),
                             "ss -ti".into(),

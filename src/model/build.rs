@@ -577,10 +577,13 @@ pub fn tcp(r: &Readings) -> Vec<TcpRow> {
             passive_opens_per_s: cr("Tcp.PassiveOpens"),
             out_segs_per_s: out_segs,
             retrans_segs_per_s: retrans,
+            // OutSegs excludes retransmitted segments (RFC 4022): the share is of all segments
+            // sent, retransmissions included, so it cannot exceed 100%.
             retrans_pct: match (retrans, out_segs) {
-                (Some(rt), Some(o)) if o > 0.0 => Some(r2(rt / o * 100.0)),
+                (Some(rt), Some(o)) if o + rt > 0.0 => Some(r2(rt / (o + rt) * 100.0)),
                 _ => None,
             },
+            syn_retrans_per_s: cr("TcpExt.TCPSynRetrans"),
             in_errs_per_s: cr("Tcp.InErrs"),
             out_rsts_per_s: cr("Tcp.OutRsts"),
             estab_resets_per_s: cr("Tcp.EstabResets"),

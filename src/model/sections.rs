@@ -262,6 +262,9 @@ pub struct TcpRow {
     pub estab_resets_per_s: Option<f64>,
     pub listen_overflows_per_s: Option<f64>,
     pub listen_drops_per_s: Option<f64>,
+    /// Retransmitted SYNs (TcpExt.TCPSynRetrans): connection attempts not answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_retrans_per_s: Option<f64>,
     pub established: Option<u64>,
     pub time_wait: Option<u64>,
     pub close_wait: Option<u64>,
