@@ -194,9 +194,10 @@ fn interval_windows_are_back_to_back() {
             k - 1
         );
     }
-    // The measured windows add up to the whole: no time lost between them.
+    // The measured windows add up to at least the asked time (a window is never shorter; on a
+    // loaded box one may run longer when reporting the previous took more than its interval).
     let total: f64 = w.iter().map(|x| x["elapsed_s"].as_f64().unwrap()).sum();
-    assert!((total - 1.2).abs() < 0.15, "{total}");
+    assert!(total >= 1.2 - 0.05, "{total}");
 }
 
 /// Item 9: a process growing ~30 MiB/s is a finding of the sixty-second checklist too.
