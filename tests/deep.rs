@@ -97,133 +97,153 @@ fn every_deep_view_renders_table_and_json() {
     });
 }
 
-/// (fixture, subcommand, finding id, words the summary must hold)
-const EXPECTED: &[(&str, Focus, &str, &[&str])] = &[
+/// (fixture, subcommand, finding id, words the summary must hold, its subject as `k=v` pairs)
+const EXPECTED: &[(&str, Focus, &str, &[&str], &str)] = &[
     (
         "deep-cpu-saturation",
         Focus::Cpu,
         "cpu.saturation.runqueue",
         &["scn_spin", "on 2 CPUs"],
+        "pid=10181 comm=scn_spin",
     ),
     (
         "deep-memory-pressure-swap",
         Focus::Mem,
         "memory.saturation.swapping",
         &["/scn-memory-pressure-swap"],
+        "pid=9653 comm=scn_memtouch cgroup=/scn-memory-pressure-swap",
     ),
     (
         "deep-memory-pressure-swap",
         Focus::Mem,
         "cgroup.memory.limit_hits",
         &["/scn-memory-pressure-swap", "memory.failcnt"],
+        "cgroup=/scn-memory-pressure-swap",
     ),
     (
         "deep-disk-saturation",
         Focus::Disk,
         "disk.saturation.queue",
         &["vda", "fio"],
+        "pid=9101 comm=fio device=vda",
     ),
     (
         "softirq-one-cpu",
         Focus::Cpu,
         "cpu.saturation.softirq_one_cpu",
         &["NET_RX", "CPU 0", "45%"],
+        "cpu=0 class=net_rx",
     ),
     (
         "memory-leak",
         Focus::Mem,
         "memory.errors.rss_growth",
         &["leaky (pid 18339)", "6.0 MiB/s"],
+        "pid=18339 comm=leaky",
     ),
     (
         "direct-reclaim-v1-limit",
         Focus::Mem,
         "memory.saturation.direct_reclaim",
         &["300 allocations/s"],
+        "",
     ),
     (
         "direct-reclaim-v1-limit",
         Focus::Mem,
         "cgroup.memory.limit_hits",
         &["/app", "400 time(s)"],
+        "cgroup=/app",
     ),
     (
         "direct-reclaim-v1-limit",
         Focus::Mem,
         "cgroup.memory.near_limit",
         &["/app", "97%"],
+        "cgroup=/app",
     ),
     (
         "disk-await-outlier",
         Focus::Disk,
         "disk.errors.await_outlier",
         &["vdb", "80.0 ms", "48x"],
+        "device=vdb",
     ),
     (
         "close-wait-leak",
         Focus::Net,
         "tcp.errors.close_wait_growth",
         &["from 40 to 180"],
+        "",
     ),
     (
         "udp-rcvbuf-errors",
         Focus::Net,
         "udp.errors.rcvbuf",
         &["800 datagrams/s"],
+        "",
     ),
     (
         "listen-overflow",
         Focus::Net,
         "tcp.saturation.accept_queue_full",
         &["0.0.0.0:8080", "129/128", "api-server (pid 18339)"],
+        "pid=18339 comm=api-server local=0.0.0.0:8080 port=8080",
     ),
     (
         "softnet-drops",
         Focus::Net,
         "network.saturation.softnet_drops",
         &["300 packets/s", "CPU 1"],
+        "cpu=1",
     ),
     (
         "port-exhaustion",
         Focus::Net,
         "tcp.saturation.ephemeral_ports",
-        &["26000 TCP sockets", "28232"],
+        &["26000 sockets from 10.0.2.15 to 10.0.2.20:5432", "28232"],
+        "local=10.0.2.15 remote=10.0.2.20:5432 port=5432",
     ),
     (
         "io-cgroup-limit",
         Focus::Disk,
         "cgroup.io.at_limit",
         &["/backup", "99%", "254:0 wbps 10485760"],
+        "cgroup=/backup",
     ),
     (
         "oom-kill",
         Focus::Mem,
         "memory.errors.oom_kill",
         &["worker", "31337"],
+        "pid=31337 comm=worker cgroup=/app/worker class=oom_kill",
     ),
     (
         "cgroup-v2-only",
         Focus::Mem,
         "cgroup.memory.near_limit",
         &["/system.slice/web.service", "92%"],
+        "cgroup=/system.slice/web.service",
     ),
     (
         "cgroup-v2-only",
         Focus::Cpu,
         "cgroup.cpu.throttled",
         &["/system.slice/batch.service"],
+        "cgroup=/system.slice/batch.service",
     ),
     (
         "container-quota-2-of-64",
         Focus::Cpu,
         "cpu.saturation.runqueue",
         &["on 2 CPUs"],
+        "pid=40001 comm=worker cgroup=/kubepods/burstable/pod1234/ctr",
     ),
 ];
 
 #[test]
 fn each_deep_fault_fixture_has_its_finding() {
-    for (name, focus, id, words) in EXPECTED {
+    for (name, focus, id, words, subject) in EXPECTED {
         let r = report(name, *focus);
         let f =
             r.findings.iter().find(|f| f.id == *id).unwrap_or_else(|| {
@@ -242,7 +262,26 @@ fn each_deep_fault_fixture_has_its_finding() {
                 f.summary
             );
         }
+        assert_eq!(
+            subject_pairs(&f.subject),
+            subject.to_string(),
+            "{name} {id}: subject"
+        );
     }
+}
+
+/// `pid=1 comm=x device=vda`: the subject's fields that are set, in declaration order.
+fn subject_pairs(s: &triage::model::report::Subject) -> String {
+    let v = serde_json::to_value(s).unwrap();
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(x) => format!("{k}={x}"),
+            x => format!("{k}={x}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -261,7 +300,7 @@ fn idle_recordings_have_no_deep_finding() {
     // Every deep rule id is absent on idle even as info.
     for focus in FOCI {
         let r = report("deep-idle", focus);
-        for (_, _, id, _) in EXPECTED {
+        for (_, _, id, _, _) in EXPECTED {
             assert!(r.findings.iter().all(|f| f.id != *id), "{id} on idle");
         }
     }

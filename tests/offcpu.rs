@@ -76,10 +76,22 @@ fn retransmit_finding_names_the_flow() {
         .iter()
         .find(|f| f.id == "tcp.errors.retransmits")
         .unwrap();
+    // The flow is the subject; its retransmits are evidence.
     assert!(
-        f.summary.contains("10.200.9.1:") && f.summary.contains("-> 10.200.9.2:5201"),
-        "{}",
-        f.summary
+        f.subject
+            .local
+            .as_deref()
+            .is_some_and(|l| l.starts_with("10.200.9.1:")),
+        "{:?}",
+        f.subject
+    );
+    assert_eq!(f.subject.remote.as_deref(), Some("10.200.9.2:5201"));
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.metric == "tcp.top_flow_retransmits" && e.value >= 1.0),
+        "{:?}",
+        f.evidence
     );
     let json = triage::render::json(&r);
     insta::assert_snapshot!("sixty_second_net_retransmits_ebpf_json", json);

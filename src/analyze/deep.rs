@@ -4,7 +4,7 @@
 //! finding, and a healthy idle box gives none either.
 
 use super::{ev, finding, human_bytes, level, median, threshold};
-use crate::model::report::{Finding, Host, Severity};
+use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::Sections;
 use crate::text::sanitize;
 
@@ -61,7 +61,11 @@ fn softirq_rules(sec: &Sections, host: &Host, out: &mut Vec<Finding>) {
                 "mpstat -P ALL -I SCPU 1".into(),
                 "ethtool -l IFACE; cat /sys/class/net/IFACE/queues/rx-*/rps_cpus".into(),
             ],
-        ));
+        ).with_subject(Subject {
+            cpu: Some(row.busiest_cpu),
+            class: Some(row.name.to_ascii_lowercase()),
+            ..Default::default()
+        }));
     }
 }
 
@@ -118,7 +122,10 @@ fn mem_rules(sec: &Sections, out: &mut Vec<Finding>) {
                     },
                     format!("triage mem --cgroup {}", s(&c.path)),
                 ],
-            ));
+            ).with_subject(Subject {
+                cgroup: Some(c.path.clone()),
+                ..Default::default()
+            }));
         }
     }
     // The leak: the fastest-growing process.
@@ -147,7 +154,7 @@ fn mem_rules(sec: &Sections, out: &mut Vec<Finding>) {
                     format!("pidstat -r -p {} 5", p.pid),
                     format!("cat /proc/{}/smaps_rollup", p.pid),
                 ],
-            ));
+            ).with_subject(Subject::process(p.pid, &p.comm)));
         }
     }
 }
@@ -182,7 +189,10 @@ fn disk_rules(sec: &Sections, out: &mut Vec<Finding>) {
                     },
                     format!("triage disk --cgroup {}", s(&c.path)),
                 ],
-            ));
+            ).with_subject(Subject {
+                cgroup: Some(c.path.clone()),
+                ..Default::default()
+            }));
         }
     }
     let awaits: Vec<(&str, f64)> = sec
@@ -229,7 +239,7 @@ fn disk_rules(sec: &Sections, out: &mut Vec<Finding>) {
                     format!("smartctl -a /dev/{}", s(dev)),
                     "dmesg -T | grep -iE 'error|reset|timeout'".into(),
                 ],
-            ));
+            ).with_subject(Subject::device(dev)));
         }
     }
 }
@@ -312,7 +322,13 @@ fn net_rules(sec: &Sections, out: &mut Vec<Finding>) {
                 next_pid,
                 "sysctl net.core.somaxconn net.ipv4.tcp_max_syn_backlog".into(),
             ],
-        ));
+        ).with_subject(Subject {
+            pid: l.owner_pid,
+            comm: l.owner_comm.clone(),
+            local: Some(format!("{}:{}", l.addr, l.port)),
+            port: Some(l.port),
+            ..Default::default()
+        }));
     }
     let drops: f64 = n.softnet.iter().map(|c| c.dropped_per_s).sum();
     if let Some((sev, t)) = level("network.softnet_drops_per_s", drops) {
@@ -331,22 +347,52 @@ fn net_rules(sec: &Sections, out: &mut Vec<Finding>) {
             ),
             vec![ev("network.softnet_drops_per_s", drops, ">=", t.warn, "per_s")],
             vec!["cat /proc/net/softnet_stat".into(), "sysctl net.core.netdev_max_backlog".into()],
-        ));
+        ).with_subject(Subject {
+            cpu: worst.map(|w| w.cpu),
+            ..Default::default()
+        }));
     }
-    if let Some(p) = n.ephemeral_used_pct {
+    // Ephemeral ports run out per destination: the kernel needs a local port unique for
+    // (local address, remote address:port). Only client-side sockets count; accepted sockets
+    // share their listener's port. Without the per-destination dump, no finding: the state
+    // counts alone cannot tell 28k server-side TIME_WAIT from exhaustion.
+    if let (Some(p), Some(top)) = (
+        n.ephemeral_busiest_pct,
+        n.client_ports.as_ref().and_then(|c| c.first()),
+    ) {
         if let Some((sev, t)) = level("tcp.ephemeral_used_pct", p) {
-            out.push(finding(
-                "tcp.saturation.ephemeral_ports",
-                sev,
-                "tcp",
-                format!(
-                    "{} TCP sockets hold local ports against a range of {} ephemeral ports ({p:.0}%, an upper bound): new outgoing connections will fail with EADDRNOTAVAIL",
-                    n.tcp_sockets_bound.unwrap_or(0),
-                    n.ephemeral_ports.unwrap_or(0)
-                ),
-                vec![ev("tcp.ephemeral_used_pct", p, ">=", t.warn, "pct")],
-                vec!["ss -s".into(), "sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse".into()],
-            ));
+            let port = top
+                .remote
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            out.push(
+                finding(
+                    "tcp.saturation.ephemeral_ports",
+                    sev,
+                    "tcp",
+                    format!(
+                        "{} sockets from {} to {} hold {p:.0}% of the {} ephemeral ports ({} of them in TIME_WAIT): new connections to {} will fail with EADDRNOTAVAIL",
+                        top.sockets,
+                        s(&top.local_addr),
+                        s(&top.remote),
+                        n.ephemeral_ports.unwrap_or(0),
+                        top.time_wait,
+                        s(&top.remote)
+                    ),
+                    vec![ev("tcp.ephemeral_used_pct", p, ">=", t.warn, "pct")],
+                    vec![
+                        format!("ss -tan dst {}", s(&top.remote)),
+                        "sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse".into(),
+                        "reuse connections (pooling / keep-alive) to that destination".into(),
+                    ],
+                )
+                .with_subject(Subject {
+                    local: Some(top.local_addr.clone()),
+                    remote: Some(top.remote.clone()),
+                    port,
+                    ..Default::default()
+                }),
+            );
         }
     }
 }

@@ -12,7 +12,7 @@ mod report;
 pub mod syscalls;
 
 use crate::model::build::r2;
-use crate::model::report::{Evidence, Finding, Host, Severity};
+use crate::model::report::{Evidence, Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
@@ -32,8 +32,11 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
     Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
     Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
+    Threshold { id: "cpu.single_thread_process_pct", warn: 90.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 90% leaves room for a busy box taking its share (a pegged thread beside others' work measured 95%), 99% is a thread that never waits" },
     Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
     Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
+    Threshold { id: "io.stall_pct", warn: 10.0, crit: 50.0, unit: "pct", why: "PSI io some: share of the window in which some task stalled on I/O; unlike iowait it is counted while the CPUs are busy; only used with an idle disk and a cgroup at its I/O limit" },
+    Threshold { id: "disk.util_pct_idle", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the I/O-wait rule: a disk under 20% busy is not what the tasks wait for" },
     Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
     Threshold { id: "cpu.steal_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "not in the seeds; 10% steal is the common cloud alerting level" },
     Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
@@ -81,7 +84,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
     Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
     Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
-    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: local-port holders against ip_local_port_range; an upper bound (accepted sockets hold no ephemeral port)" },
+    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: client-side sockets to one (local address, remote address:port) against ip_local_port_range, as the kernel allocates (accepted sockets hold no ephemeral port)" },
 ];
 
 pub fn threshold(id: &str) -> Threshold {
@@ -187,48 +190,59 @@ pub struct Context<'a> {
 
 pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    cpu_rules(s, cx, &mut out);
     memory_rules(s, &mut out);
+    // The memory rules run first: a CPU finding about a process that is page-faulting through
+    // swap is composed as a consequence of that (info), not as a second cause.
+    let faulting = page_faulting(s, &out);
+    cpu_rules(s, cx, &faulting, &mut out);
+    io_wait_rule(s, &mut out);
     disk_rules(s, &mut out);
     net_rules(s, &mut out);
     software_rules(s, &mut out);
     kernel_log_rules(s, cx, &mut out);
-    demote_consequences(s, &mut out);
     rank(&mut out);
     out
 }
 
 /// A process that is page-faulting through swap spends its time in the kernel, often on one
 /// CPU: the high system time and the pegged CPU are symptoms of the memory problem, not causes.
-/// Keep them visible, as info, and say why.
-fn demote_consequences(s: &Sections, out: &mut [Finding]) {
+/// The pids of such processes, when a memory-fault finding was made (empty otherwise); the CPU
+/// rules keep their findings about these visible, as info, and say why.
+fn page_faulting(s: &Sections, out: &[Finding]) -> Vec<i32> {
     let memory_fault = out
         .iter()
         .any(|f| f.id == "memory.saturation.swapping" || f.id == "memory.saturation.major_faults");
     if !memory_fault {
-        return;
+        return Vec::new();
     }
-    let faulting: Vec<i32> = s
-        .processes
+    s.processes
         .iter()
         .flat_map(|p| p.top_cpu.iter())
         .filter(|p| p.major_faults_per_s > 0.0)
         .map(|p| p.pid)
-        .collect();
-    for f in out.iter_mut() {
-        let symptom = matches!(
-            f.id.as_str(),
-            "cpu.utilization.system_time" | "cpu.utilization.single_cpu"
-        );
-        if symptom
-            && faulting
-                .iter()
-                .any(|pid| f.summary.contains(&format!("(pid {pid})")))
-        {
-            f.severity = Severity::Info;
-            f.summary
-                .push_str(" (a consequence of the page faulting above)");
-        }
+        .collect()
+}
+
+/// Severity and summary suffix of a CPU finding about `pid`: info when the process is
+/// page-faulting (see [`page_faulting`]).
+fn consequence(faulting: &[i32], pid: Option<i32>, sev: Severity) -> (Severity, &'static str) {
+    match pid {
+        Some(p) if faulting.contains(&p) => (
+            Severity::Info,
+            " (a consequence of the page faulting above)",
+        ),
+        _ => (sev, ""),
+    }
+}
+
+fn proc_subject(p: &ProcRow) -> Subject {
+    Subject::process(p.pid, &p.comm)
+}
+
+fn cgroup_subject(path: &str) -> Subject {
+    Subject {
+        cgroup: Some(path.to_string()),
+        ..Default::default()
     }
 }
 
@@ -242,7 +256,7 @@ pub fn rank(f: &mut [Finding]) {
     });
 }
 
-fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
+fn cpu_rules(s: &Sections, cx: &Context, faulting: &[i32], out: &mut Vec<Finding>) {
     let eff = cx.host.effective_cpus.max(0.01);
     let all = s.cpus.first();
     let vm = s.vmstat.as_ref();
@@ -291,106 +305,27 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                 if top.is_empty() { String::new() } else { format!("; top: {top}") }
             );
             let e = vec![ev("cpu.runnable_per_cpu", per_cpu, ">=", t.warn, "ratio")];
-            let pid = s
-                .processes
-                .as_ref()
-                .and_then(|p| p.top_cpu.first())
-                .map(|p| p.pid);
+            let top = s.processes.as_ref().and_then(|p| p.top_cpu.first());
             let mut next = vec!["triage cpu".to_string()];
-            if let Some(pid) = pid {
-                next.push(format!("pidstat -t -p {pid} 1"));
+            if let Some(p) = top {
+                next.push(format!("pidstat -t -p {} 1", p.pid));
             }
             next.push("triage offcpu".into());
-            out.push(finding(
-                "cpu.saturation.runqueue",
-                sev,
-                "cpu",
-                summary,
-                e,
-                next,
-            ));
+            // The busiest process, and the cgroup whose quota is the CPU count, when one is.
+            let mut subject = top.map(proc_subject).unwrap_or_default();
+            subject.cgroup = own
+                .filter(|c| c.cpu_limit_cpus.is_some())
+                .map(|c| c.path.clone());
+            out.push(
+                finding("cpu.saturation.runqueue", sev, "cpu", summary, e, next)
+                    .with_subject(subject),
+            );
         }
     }
 
-    // One CPU pegged while the others idle.
-    if s.cpus.len() > 2 {
-        let per: Vec<&CpuRow> = s.cpus.iter().skip(1).collect();
-        if let Some(hot) = per.iter().max_by(|a, b| a.busy_pct.total_cmp(&b.busy_pct)) {
-            let others: Vec<f64> = per
-                .iter()
-                .filter(|c| c.cpu != hot.cpu)
-                .map(|c| c.busy_pct)
-                .collect();
-            let med = median(others).unwrap_or(100.0);
-            let lim = threshold("cpu.others_median_busy_pct").warn;
-            if let (Some((sev, t)), true) =
-                (level("cpu.hottest_cpu_busy_pct", hot.busy_pct), med <= lim)
-            {
-                let what = if hot.soft_pct > 50.0 {
-                    " in softirq: interrupt/network processing pinned to one CPU (check RSS/RPS)"
-                        .to_string()
-                } else {
-                    let top = s.processes.as_ref().and_then(|p| p.top_cpu.first());
-                    top.map(|p| {
-                        format!(
-                            ": single-threaded bottleneck? top: {} (pid {}) {:.0}%",
-                            p.comm, p.pid, p.cpu_pct
-                        )
-                    })
-                    .unwrap_or_default()
-                };
-                out.push(finding(
-                    "cpu.utilization.single_cpu",
-                    sev,
-                    "cpu",
-                    format!(
-                        "CPU{} at {:.0}% while the others' median is {med:.0}%{what}",
-                        hot.cpu, hot.busy_pct
-                    ),
-                    vec![
-                        ev(
-                            "cpu.hottest_cpu_busy_pct",
-                            hot.busy_pct,
-                            ">=",
-                            t.warn,
-                            "pct",
-                        ),
-                        ev("cpu.others_median_busy_pct", med, "<=", lim, "pct"),
-                    ],
-                    vec!["triage cpu".into(), "mpstat -P ALL 1".into()],
-                ));
-            }
-        }
-    }
+    single_cpu_rule(s, faulting, out);
 
     if let Some(a) = all {
-        if let Some((sev, t)) = level("cpu.iowait_pct", a.iowait_pct) {
-            let busiest = s.disks.iter().find(|d| {
-                d.caveat
-                    .as_deref()
-                    .map(|c| !c.starts_with("memory"))
-                    .unwrap_or(true)
-            });
-            let disk = busiest
-                .map(|d| {
-                    format!(
-                        "; busiest disk {} {:.0}% busy, aqu-sz {:.1}",
-                        d.device, d.util_pct, d.aqu_sz
-                    )
-                })
-                .unwrap_or_default();
-            out.push(finding(
-                "cpu.saturation.iowait",
-                sev,
-                "cpu",
-                format!(
-                    "CPUs {:.0}% in iowait: the wait is on I/O, not CPU{disk}",
-                    a.iowait_pct
-                ),
-                vec![ev("cpu.iowait_pct", a.iowait_pct, ">=", t.warn, "pct")],
-                vec!["triage disk".into(), "iostat -xz 1".into()],
-            ));
-        }
         let sys = a.sys_pct + a.irq_pct + a.soft_pct;
         if let Some((sev, t)) = level("cpu.system_pct", sys) {
             let top = s
@@ -414,14 +349,18 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
             if let Some(p) = top {
                 next[0] = format!("triage syscalls --pid {}", p.pid);
             }
-            out.push(finding(
-                "cpu.utilization.system_time",
-                sev,
-                "cpu",
-                format!("High kernel time: {sys:.0}% of CPU in system/irq/softirq{who}"),
-                vec![ev("cpu.system_pct", sys, ">=", t.warn, "pct")],
-                next,
-            ));
+            let (sev, why) = consequence(faulting, top.map(|p| p.pid), sev);
+            out.push(
+                finding(
+                    "cpu.utilization.system_time",
+                    sev,
+                    "cpu",
+                    format!("High kernel time: {sys:.0}% of CPU in system/irq/softirq{who}{why}"),
+                    vec![ev("cpu.system_pct", sys, ">=", t.warn, "pct")],
+                    next,
+                )
+                .with_subject(top.map(proc_subject).unwrap_or_default()),
+            );
         }
         if let Some((sev, t)) = level("cpu.steal_pct", a.steal_pct) {
             out.push(finding(
@@ -466,21 +405,24 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                 String::new()
             };
             let e = vec![ev("cgroup.throttled_periods_pct", p, ">=", t.warn, "pct")];
-            out.push(finding(
-                "cgroup.cpu.throttled",
-                sev,
-                "cgroup",
-                format!(
-                    "cgroup {} CPU-throttled in {p:.0}% of periods{quota}{used}{ms}{cap}",
-                    c.path
-                ),
-                e,
-                vec![
-                    format!("triage cpu --cgroup {}", c.path),
-                    "raise or remove the CPU limit (cpu.max / cfs_quota_us), or reduce parallelism"
-                        .into(),
-                ],
-            ));
+            out.push(
+                finding(
+                    "cgroup.cpu.throttled",
+                    sev,
+                    "cgroup",
+                    format!(
+                        "cgroup {} CPU-throttled in {p:.0}% of periods{quota}{used}{ms}{cap}",
+                        c.path
+                    ),
+                    e,
+                    vec![
+                        format!("triage cpu --cgroup {}", c.path),
+                        "raise or remove the CPU limit (cpu.max / cfs_quota_us), or reduce parallelism"
+                            .into(),
+                    ],
+                )
+                .with_subject(cgroup_subject(&c.path)),
+            );
         }
     }
 
@@ -517,9 +459,141 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                         ev("cpu.busy_pct", a.busy_pct, "<", low, "pct"),
                     ],
                     vec!["triage disk".into(), "triage offcpu".into(), "cat /proc/PID/stack".into()],
-                ));
+                ).with_subject(d.map(|d| Subject::process(d.pid, &d.comm)).unwrap_or_default()));
             }
         }
+    }
+}
+
+/// One CPU held at ~100%: by a single-threaded process (it cannot go faster whatever the other
+/// CPUs do: the classic "can't scale" bottleneck), or, with no such process, one CPU pegged
+/// while the others idle (softirq pinned to one CPU, or a thread we could not see).
+fn single_cpu_rule(s: &Sections, faulting: &[i32], out: &mut Vec<Finding>) {
+    if s.cpus.len() <= 2 {
+        return;
+    }
+    let per: Vec<&CpuRow> = s.cpus.iter().skip(1).collect();
+    let Some(hot) = per.iter().max_by(|a, b| a.busy_pct.total_cmp(&b.busy_pct)) else {
+        return;
+    };
+    let others: Vec<f64> = per
+        .iter()
+        .filter(|c| c.cpu != hot.cpu)
+        .map(|c| c.busy_pct)
+        .collect();
+    let med = median(others).unwrap_or(100.0);
+    let lim = threshold("cpu.others_median_busy_pct").warn;
+    let cpu_num = hot.cpu.parse::<u32>().ok();
+
+    // A single-threaded process at ~100% of one CPU.
+    let pegger = s
+        .processes
+        .iter()
+        .flat_map(|p| p.top_cpu.iter())
+        .filter(|p| p.threads == 1)
+        .max_by(|a, b| a.cpu_pct.total_cmp(&b.cpu_pct).then(b.pid.cmp(&a.pid)));
+    if let Some(p) = pegger {
+        if let Some((sev, t)) = level("cpu.single_thread_process_pct", p.cpu_pct) {
+            // The CPU it holds: where it ran last, when that CPU is pegged too (a process that
+            // migrates spreads its 100% over several CPUs); else the hottest, when pegged.
+            let busy_of = |n: u32| {
+                per.iter()
+                    .find(|c| c.cpu.parse::<u32>().ok() == Some(n))
+                    .map(|c| c.busy_pct)
+            };
+            let on = match p.last_cpu {
+                Some(n) => busy_of(n).filter(|b| *b >= t.warn).map(|_| n),
+                None => (hot.busy_pct >= t.warn).then_some(cpu_num).flatten(),
+            };
+            let on_busy = on.and_then(busy_of).unwrap_or(hot.busy_pct);
+            let (sev, why) = consequence(faulting, Some(p.pid), sev);
+            let where_ = on
+                .map(|c| format!(" (CPU{c} {on_busy:.0}% busy)"))
+                .unwrap_or_else(|| {
+                    format!(
+                        " (moving between CPUs; the busiest is {:.0}% busy)",
+                        hot.busy_pct
+                    )
+                });
+            let mut subject = proc_subject(p);
+            subject.cpu = on;
+            out.push(
+                finding(
+                    "cpu.utilization.single_cpu",
+                    sev,
+                    "cpu",
+                    format!(
+                        "{} (pid {}) holds one CPU at {:.0}% with a single thread{where_}: it cannot go faster by adding CPUs; {:.0}% user, {:.0}% system{why}",
+                        p.comm, p.pid, p.cpu_pct, p.usr_pct, p.sys_pct
+                    ),
+                    vec![
+                        ev("cpu.single_thread_process_pct", p.cpu_pct, ">=", t.warn, "pct"),
+                        ev("cpu.hottest_cpu_busy_pct", on_busy, ">=", 0.0, "pct"),
+                    ],
+                    vec![
+                        format!("triage cpu --pid {}", p.pid),
+                        format!("perf top -p {}", p.pid),
+                        "mpstat -P ALL 1".into(),
+                    ],
+                )
+                .with_subject(subject),
+            );
+            return;
+        }
+    }
+
+    // One CPU pegged while the others idle, with no single-threaded process to blame.
+    if let (Some((sev, t)), true) = (level("cpu.hottest_cpu_busy_pct", hot.busy_pct), med <= lim) {
+        let top = s.processes.as_ref().and_then(|p| p.top_cpu.first());
+        let softirq = hot.soft_pct > 50.0;
+        let what = if softirq {
+            " in softirq: interrupt/network processing pinned to one CPU (check RSS/RPS)"
+                .to_string()
+        } else {
+            top.map(|p| {
+                format!(
+                    ": single-threaded bottleneck? top: {} (pid {}) {:.0}%",
+                    p.comm, p.pid, p.cpu_pct
+                )
+            })
+            .unwrap_or_default()
+        };
+        let mut subject = Subject {
+            cpu: cpu_num,
+            ..Default::default()
+        };
+        let mut sev = sev;
+        let mut why = "";
+        if !softirq {
+            if let Some(p) = top {
+                (sev, why) = consequence(faulting, Some(p.pid), sev);
+                subject.pid = Some(p.pid);
+                subject.comm = Some(p.comm.clone());
+            }
+        }
+        out.push(
+            finding(
+                "cpu.utilization.single_cpu",
+                sev,
+                "cpu",
+                format!(
+                    "CPU{} at {:.0}% while the others' median is {med:.0}%{what}{why}",
+                    hot.cpu, hot.busy_pct
+                ),
+                vec![
+                    ev(
+                        "cpu.hottest_cpu_busy_pct",
+                        hot.busy_pct,
+                        ">=",
+                        t.warn,
+                        "pct",
+                    ),
+                    ev("cpu.others_median_busy_pct", med, "<=", lim, "pct"),
+                ],
+                vec!["triage cpu".into(), "mpstat -P ALL 1".into()],
+            )
+            .with_subject(subject),
+        );
     }
 }
 
@@ -540,18 +614,21 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                         )
                     })
                     .unwrap_or_default();
-                out.push(finding(
-                    "memory.utilization.available_low",
-                    sev,
-                    "memory",
-                    format!(
-                        "Low memory: only {} available of {} ({avail:.0}%){who}",
-                        human_bytes(m.available_bytes.unwrap_or(0)),
-                        human_bytes(m.total_bytes)
-                    ),
-                    vec![ev("memory.used_pct", used, ">=", t.warn, "pct")],
-                    vec!["triage mem".into(), "ps aux --sort=-rss | head".into()],
-                ));
+                out.push(
+                    finding(
+                        "memory.utilization.available_low",
+                        sev,
+                        "memory",
+                        format!(
+                            "Low memory: only {} available of {} ({avail:.0}%){who}",
+                            human_bytes(m.available_bytes.unwrap_or(0)),
+                            human_bytes(m.total_bytes)
+                        ),
+                        vec![ev("memory.used_pct", used, ">=", t.warn, "pct")],
+                        vec!["triage mem".into(), "ps aux --sort=-rss | head".into()],
+                    )
+                    .with_subject(top.map(proc_subject).unwrap_or_default()),
+                );
             }
         }
     }
@@ -600,24 +677,30 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                     )
                 })
                 .unwrap_or_default();
-            out.push(finding(
-                "memory.saturation.swapping",
-                sev,
-                "memory",
-                format!(
-                    "Memory pressure: swapping in {}, out {}{majf}{cgs}{who}",
-                    human_kb_rate(si),
-                    human_kb_rate(so)
-                ),
-                vec![ev(
-                    "memory.swap_kb_per_s",
-                    si + so,
-                    ">=",
-                    t.warn,
-                    "kb_per_s",
-                )],
-                vec!["triage mem".into(), "vmstat 1".into()],
-            ));
+            out.push(
+                finding(
+                    "memory.saturation.swapping",
+                    sev,
+                    "memory",
+                    format!(
+                        "Memory pressure: swapping in {}, out {}{majf}{cgs}{who}",
+                        human_kb_rate(si),
+                        human_kb_rate(so)
+                    ),
+                    vec![ev(
+                        "memory.swap_kb_per_s",
+                        si + so,
+                        ">=",
+                        t.warn,
+                        "kb_per_s",
+                    )],
+                    vec!["triage mem".into(), "vmstat 1".into()],
+                )
+                .with_subject(Subject {
+                    cgroup: cg.map(|c| c.path.clone()),
+                    ..top.map(proc_subject).unwrap_or_default()
+                }),
+            );
         } else if let Some(mf) = v.major_faults_per_s {
             if let Some((sev, t)) = level("memory.major_faults_per_s", mf) {
                 let top =
@@ -644,43 +727,12 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                     format!("Major-fault storm: {mf:.0} page faults/s needing disk reads (working set does not fit in RAM?){who}"),
                     vec![ev("memory.major_faults_per_s", mf, ">=", t.warn, "per_s")],
                     vec!["triage mem".into(), "sar -B 1".into()],
-                ));
+                ).with_subject(top.map(proc_subject).unwrap_or_default()));
             }
         }
     }
-    // OOM kills: counter, cgroup events, or kernel log in the window (one finding).
-    let counter = vm.and_then(|v| v.oom_kills).unwrap_or(0);
-    let cg: Vec<&CgroupRow> = s
-        .cgroups
-        .iter()
-        .filter(|c| c.oom_kills.unwrap_or(0) > 0)
-        .collect();
-    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sum();
-    let kills = counter.max(cg_kills);
-    if kills > 0 {
-        let victim = s
-            .kernel_log
-            .as_ref()
-            .and_then(|k| k.events.iter().rev().find(|e| e.class.contains("OOM")))
-            .map(|e| format!("; kernel: {}", e.message))
-            .unwrap_or_default();
-        let cgs = cg
-            .first()
-            .map(|c| format!(" in cgroup {}", c.path))
-            .unwrap_or_default();
-        let t = threshold("memory.oom_kills");
-        out.push(finding(
-            "memory.errors.oom_kill",
-            Severity::Critical,
-            "memory",
-            format!("OOM killer fired {kills} time(s) in the window{cgs}{victim}"),
-            vec![ev("memory.oom_kills", kills as f64, ">=", t.warn, "count")],
-            vec![
-                "triage mem".into(),
-                "dmesg -T | grep -i -A5 'killed process'".into(),
-            ],
-        ));
-    }
+    oom_rule(s, out);
+    rss_growth_rule(s, out);
     for c in &s.cgroups {
         let Some(p) = c.memory_used_pct else { continue };
         if let Some((sev, t)) = level("cgroup.memory_used_pct", p) {
@@ -696,13 +748,129 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                 ),
                 vec![ev("cgroup.memory_used_pct", p, ">=", t.warn, "pct")],
                 vec![format!("triage mem --cgroup {}", c.path)],
-            ));
+            ).with_subject(cgroup_subject(&c.path)));
         }
     }
 }
 
-fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
+/// Tasks waiting on I/O: iowait (counted only while a CPU is otherwise idle, so a busy box hides
+/// it) or the io pressure stall share. With the disks idle, the wait is not the disk's: a
+/// cgroup at its I/O limit (named), or a device outside the disk table (NFS, a slow path).
+fn io_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let iowait = s.cpus.first().map(|a| a.iowait_pct).unwrap_or(0.0);
+    let psi = s
+        .pressure
+        .iter()
+        .find(|p| p.resource == "io")
+        .and_then(|p| p.some_pct)
+        .unwrap_or(0.0);
+    let busiest = s
+        .disks
+        .iter()
+        .filter(|d| d.caveat.as_deref().is_none_or(|c| !c.starts_with("memory")))
+        .max_by(|a, b| a.util_pct.total_cmp(&b.util_pct));
+    let idle_below = threshold("disk.util_pct_idle").warn;
+    let disk_idle = busiest.is_none_or(|d| d.util_pct < idle_below);
+    let capped = s
+        .io_limited_cgroups
+        .iter()
+        .filter(|c| c.limit_used_pct.is_some())
+        .max_by(|a, b| {
+            a.limit_used_pct
+                .unwrap_or(0.0)
+                .total_cmp(&b.limit_used_pct.unwrap_or(0.0))
+        })
+        .filter(|c| c.limit_used_pct.unwrap_or(0.0) >= threshold("cgroup.io_limit_used_pct").warn);
+    let by_iowait = level("cpu.iowait_pct", iowait);
+    // The stall share alone speaks only when a cgroup limit explains it and the disk is idle.
+    let by_psi = level("io.stall_pct", psi).filter(|_| disk_idle && capped.is_some());
+    let Some((sev, e)) = by_iowait
+        .map(|(sev, t)| (sev, ev("cpu.iowait_pct", iowait, ">=", t.warn, "pct")))
+        .or_else(|| by_psi.map(|(sev, t)| (sev, ev("io.stall_pct", psi, ">=", t.warn, "pct"))))
+    else {
+        return;
+    };
+    let mut evidence = vec![e];
+    let disk = busiest
+        .map(|d| {
+            format!(
+                "busiest disk {} {:.0}% busy, aqu-sz {:.1}",
+                d.device, d.util_pct, d.aqu_sz
+            )
+        })
+        .unwrap_or_else(|| "no disk I/O".into());
+    let lead = if by_iowait.is_some() {
+        format!("CPUs {iowait:.0}% in iowait")
+    } else {
+        format!("tasks stalled on I/O {psi:.0}% of the window (PSI)")
+    };
+    // The disk is the subject only when it is what the tasks wait for.
+    let mut subject = Subject {
+        device: busiest.filter(|_| !disk_idle).map(|d| d.device.clone()),
+        ..Default::default()
+    };
+    let mut next = vec!["triage disk".to_string(), "iostat -xz 1".into()];
+    let summary = if !disk_idle {
+        format!("{lead}: the wait is on I/O, not CPU; {disk}")
+    } else {
+        evidence.push(ev(
+            "disk.util_pct",
+            busiest.map(|d| d.util_pct).unwrap_or(0.0),
+            "<",
+            idle_below,
+            "pct",
+        ));
+        match capped {
+            Some(c) => {
+                let pct = c.limit_used_pct.unwrap_or(0.0);
+                evidence.push(ev(
+                    "cgroup.io_limit_used_pct",
+                    pct,
+                    ">=",
+                    threshold("cgroup.io_limit_used_pct").warn,
+                    "pct",
+                ));
+                subject.cgroup = Some(c.path.clone());
+                next.insert(0, format!("triage disk --cgroup {}", c.path));
+                format!(
+                    "{lead}: tasks wait on I/O while the disk is idle ({disk}): cgroup {} does I/O at {pct:.0}% of its limit `{}`; the cgroup's I/O throttle, not the disk, is the cap",
+                    c.path,
+                    c.busiest_limit.as_deref().unwrap_or("?")
+                )
+            }
+            None => format!(
+                "{lead}: tasks wait on I/O while the disk is idle ({disk}): a cgroup I/O limit, a network filesystem or a device outside this table"
+            ),
+        }
+    };
+    out.push(
+        finding("cpu.saturation.iowait", sev, "cpu", summary, evidence, next).with_subject(subject),
+    );
+}
+
+/// Disk and filesystem findings (also re-run by the disk view once it knows the I/O consumers).
+pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
+    // The process behind the I/O: the top I/O consumer when the disk view measured it, else
+    // a task in D state, else the top CPU user.
+    let consumer_subject = || {
+        if let Some(t) = s.disk_detail.as_ref().and_then(|d| d.top_io.first()) {
+            return Subject::process(t.pid, &t.comm);
+        }
+        let Some(p) = s.processes.as_ref() else {
+            return Subject::default();
+        };
+        if let Some(d) = p.d_state.first() {
+            return Subject::process(d.pid, &d.comm);
+        }
+        p.top_cpu.first().map(proc_subject).unwrap_or_default()
+    };
     let consumer = || {
+        if let Some(t) = s.disk_detail.as_ref().and_then(|d| d.top_io.first()) {
+            return Some(format!(
+                "; top I/O: {} (pid {}) {:.0} kB/s read, {:.0} kB/s written",
+                t.comm, t.pid, t.read_kb_per_s, t.write_kb_per_s
+            ));
+        }
         let p = s.processes.as_ref()?;
         if let Some(d) = p.d_state.first() {
             return Some(format!("; in D state: {} (pid {})", d.comm, d.pid));
@@ -746,7 +914,10 @@ fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
                     ev("disk.util_pct", d.util_pct, ">=", tu.warn, "pct"),
                 ],
                 vec![format!("triage disk"), "iotop -o".into(), format!("iostat -xz {} 1", d.device)],
-            ));
+            ).with_subject(Subject {
+                device: Some(d.device.clone()),
+                ..consumer_subject()
+            }));
         }
         let worst = [d.r_await_ms, d.w_await_ms]
             .into_iter()
@@ -763,7 +934,7 @@ fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
                         format!("Disk {} slow: I/O takes {w:.1} ms on average ({ios:.0} IOPS, {:.0}% busy)", d.device, d.util_pct),
                         vec![ev("disk.await_ms", w, ">=", t.warn, "ms")],
                         vec!["triage disk".into(), "biolatency (bcc/libbpf-tools)".into()],
-                    ));
+                    ).with_subject(Subject::device(&d.device)));
                 }
             }
         }
@@ -773,54 +944,73 @@ fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
             continue;
         }
         if let Some((sev, t)) = f.used_pct.and_then(|p| level("filesystem.used_pct", p)) {
-            out.push(finding(
-                "filesystem.utilization.space",
-                sev,
-                "filesystem",
-                format!(
-                    "Filesystem {} {:.0}% full ({} free of {})",
-                    f.mount_point,
-                    f.used_pct.unwrap_or(0.0),
-                    human_bytes(f.avail_bytes),
-                    human_bytes(f.size_bytes)
-                ),
-                vec![ev(
-                    "filesystem.used_pct",
-                    f.used_pct.unwrap_or(0.0),
-                    ">=",
-                    t.warn,
-                    "pct",
-                )],
-                vec![format!(
-                    "du -xh --max-depth=2 {} | sort -h | tail",
-                    f.mount_point
-                )],
-            ));
+            out.push(
+                finding(
+                    "filesystem.utilization.space",
+                    sev,
+                    "filesystem",
+                    format!(
+                        "Filesystem {} {:.0}% full ({} free of {})",
+                        f.mount_point,
+                        f.used_pct.unwrap_or(0.0),
+                        human_bytes(f.avail_bytes),
+                        human_bytes(f.size_bytes)
+                    ),
+                    vec![ev(
+                        "filesystem.used_pct",
+                        f.used_pct.unwrap_or(0.0),
+                        ">=",
+                        t.warn,
+                        "pct",
+                    )],
+                    vec![format!(
+                        "du -xh --max-depth=2 {} | sort -h | tail",
+                        f.mount_point
+                    )],
+                )
+                .with_subject(fs_subject(f)),
+            );
         }
         if let Some((sev, t)) = f
             .inodes_used_pct
             .and_then(|p| level("filesystem.inodes_used_pct", p))
         {
-            out.push(finding(
-                "filesystem.utilization.inodes",
-                sev,
-                "filesystem",
-                format!(
-                    "Filesystem {} out of inodes: {:.0}% used (ENOSPC even with free space)",
-                    f.mount_point,
-                    f.inodes_used_pct.unwrap_or(0.0)
-                ),
-                vec![ev(
-                    "filesystem.inodes_used_pct",
-                    f.inodes_used_pct.unwrap_or(0.0),
-                    ">=",
-                    t.warn,
-                    "pct",
-                )],
-                vec![format!("df -i {}", f.mount_point)],
-            ));
+            out.push(
+                finding(
+                    "filesystem.utilization.inodes",
+                    sev,
+                    "filesystem",
+                    format!(
+                        "Filesystem {} out of inodes: {:.0}% used (ENOSPC even with free space)",
+                        f.mount_point,
+                        f.inodes_used_pct.unwrap_or(0.0)
+                    ),
+                    vec![ev(
+                        "filesystem.inodes_used_pct",
+                        f.inodes_used_pct.unwrap_or(0.0),
+                        ">=",
+                        t.warn,
+                        "pct",
+                    )],
+                    vec![format!("df -i {}", f.mount_point)],
+                )
+                .with_subject(fs_subject(f)),
+            );
         }
     }
+}
+
+fn fs_subject(f: &FsRow) -> Subject {
+    Subject {
+        mount: Some(f.mount_point.clone()),
+        device: Some(f.device.clone()),
+        ..Default::default()
+    }
+}
+
+/// The network namespace of a row, when it is not our own.
+fn netns_of(ns: &str) -> Option<String> {
+    (ns != "own").then(|| ns.to_string())
 }
 
 fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
@@ -842,10 +1032,18 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
                 ),
                 vec![ev("network.errors_per_s", bad, ">=", t.warn, "per_s")],
                 vec!["triage net".into(), format!("ip -s link show {}", i.interface)],
-            ));
+            ).with_subject(Subject {
+                interface: Some(i.interface.clone()),
+                netns: netns_of(&i.namespace),
+                ..Default::default()
+            }));
         }
     }
     for t in &s.tcp {
+        let ns_subject = Subject {
+            netns: netns_of(&t.namespace),
+            ..Default::default()
+        };
         let who = if t.namespace == "own" {
             String::new()
         } else if t.processes.is_empty() {
@@ -856,21 +1054,48 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
         if let (Some(p), Some(r)) = (t.retrans_pct, t.retrans_segs_per_s) {
             let vol = threshold("tcp.retrans_segs_per_s");
             if let (Some((sev, th)), true) = (level("tcp.retrans_pct", p), r >= vol.warn) {
-                out.push(finding(
-                    "tcp.errors.retransmits",
-                    sev,
-                    "tcp",
-                    format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent"),
-                    vec![
-                        ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
-                        ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
-                    ],
-                    vec![
-                        "triage net".into(),
-                        "ss -ti".into(),
-                        "tcpretrans (bcc/libbpf-tools)".into(),
-                    ],
-                ));
+                // Mostly SYNs while the listen queue overflows: the retransmits are the
+                // dropped connection attempts of that overflow, not a lossy network.
+                let syn = t.syn_retrans_per_s.unwrap_or(0.0);
+                let overflowing = t
+                    .listen_overflows_per_s
+                    .and_then(|o| level("tcp.listen_overflows_per_s", o))
+                    .is_some();
+                let syn_share = if r > 0.0 { syn / r * 100.0 } else { 0.0 };
+                let (sev, why) = if overflowing && syn_share >= 50.0 {
+                    (
+                        Severity::Info,
+                        format!(
+                            "; {syn_share:.0}% of them SYNs: the connection attempts the listen queue overflow drops (see tcp.saturation.listen_overflow)"
+                        ),
+                    )
+                } else if syn > 0.0 {
+                    (sev, format!("; {syn:.0}/s of them SYNs"))
+                } else {
+                    (sev, String::new())
+                };
+                let mut e = vec![
+                    ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
+                    ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
+                ];
+                if t.syn_retrans_per_s.is_some() {
+                    e.push(ev("tcp.syn_retrans_pct", r2(syn_share), ">=", 50.0, "pct"));
+                }
+                out.push(
+                    finding(
+                        "tcp.errors.retransmits",
+                        sev,
+                        "tcp",
+                        format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent{why}"),
+                        e,
+                        vec![
+                            "triage net".into(),
+                            "ss -ti".into(),
+                            "tcpretrans (bcc/libbpf-tools)".into(),
+                        ],
+                    )
+                    .with_subject(ns_subject.clone()),
+                );
             }
         }
         if let Some(o) = t.listen_overflows_per_s {
@@ -882,10 +1107,12 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
                     format!("Listen queue overflowing{who}: {o:.1} connection attempts/s dropped (the application is not accepting fast enough, or the backlog is too small)"),
                     vec![ev("tcp.listen_overflows_per_s", o, ">=", th.warn, "per_s")],
                     vec!["ss -ltn".into(), "triage net".into()],
-                ));
+                ).with_subject(ns_subject.clone()));
             }
         }
-        if let Some(tw) = t.time_wait {
+        if t.namespace == "own" {
+            time_wait_rule(s, out);
+        } else if let Some(tw) = t.time_wait {
             if let Some((sev, th)) = level("tcp.time_wait", tw as f64) {
                 out.push(finding(
                     "tcp.saturation.time_wait",
@@ -893,11 +1120,142 @@ fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
                     "tcp",
                     format!("{tw} sockets in TIME_WAIT{who}: close to ephemeral port exhaustion for a busy peer"),
                     vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")],
-                    vec!["ss -tan state time-wait | awk '{print $4}' | sort | uniq -c | sort -n | tail".into(), "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into()],
-                ));
+                    vec!["triage net".into()],
+                ).with_subject(ns_subject.clone()));
             }
         }
     }
+}
+
+/// TIME_WAIT in our own namespace. With the net view's socket dump it names the local ports
+/// holding them and the destination using the most ephemeral ports, and tells the server side
+/// (this host closes first on its listening ports: no ephemeral port is held, info) from the
+/// client side (a warning only when one destination really uses many ports).
+pub fn time_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let Some(tw) = s
+        .tcp
+        .iter()
+        .find(|t| t.namespace == "own")
+        .and_then(|t| t.time_wait)
+    else {
+        return;
+    };
+    let Some((sev, th)) = level("tcp.time_wait", tw as f64) else {
+        return;
+    };
+    let e = vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")];
+    let next_ss: String =
+        "ss -tan state time-wait | awk '{print $3}' | sort | uniq -c | sort -n | tail".into();
+    let detail = s.net_detail.as_ref().and_then(|n| {
+        Some((
+            n.time_wait_local_ports.as_ref()?,
+            n.client_ports.as_ref()?,
+            n.ephemeral_busiest_pct,
+            n,
+        ))
+    });
+    let Some((ports, dests, busiest, n)) = detail else {
+        out.push(
+            finding(
+                "tcp.saturation.time_wait",
+                sev,
+                "tcp",
+                format!("{tw} sockets in TIME_WAIT: close to ephemeral port exhaustion for a busy peer (triage net tells client from server side)"),
+                e,
+                vec!["triage net".into(), next_ss, "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into()],
+            ),
+        );
+        return;
+    };
+    let on_top: u64 = ports.iter().map(|p| p.1).sum();
+    let owner = |port: u16| {
+        n.listeners
+            .iter()
+            .find(|l| l.port == port)
+            .and_then(|l| Some((l.owner_pid?, l.owner_comm.clone()?)))
+    };
+    let warn_pct = threshold("tcp.ephemeral_used_pct").warn;
+    let client = busiest.is_some_and(|p| p >= warn_pct / 2.0);
+    if !client && !ports.is_empty() && on_top * 2 >= tw {
+        // Server side: a few local ports hold them.
+        let list = ports
+            .iter()
+            .map(|p| format!("{} ({})", p.0, p.1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let top = ports[0].0;
+        let who = owner(top)
+            .map(|(p, c)| format!(", listener owned by {c} (pid {p})"))
+            .unwrap_or_default();
+        let mut subject = Subject {
+            local: Some(format!("*:{top}")),
+            port: Some(top),
+            ..Default::default()
+        };
+        if let Some((p, c)) = owner(top) {
+            subject.pid = Some(p);
+            subject.comm = Some(c);
+        }
+        out.push(
+            finding(
+                "tcp.saturation.time_wait",
+                Severity::Info,
+                "tcp",
+                format!(
+                    "{tw} sockets in TIME_WAIT, {:.0}% of them on local ports {list}{who}: this host closes first on its own ports (server side); they hold no ephemeral port, and the busiest destination holds {} of the {} ephemeral ports: not port exhaustion",
+                    on_top as f64 * 100.0 / tw as f64,
+                    dests.first().map(|d| d.sockets).unwrap_or(0),
+                    n.ephemeral_ports.unwrap_or(0)
+                ),
+                e,
+                vec![next_ss],
+            )
+            .with_subject(subject),
+        );
+        return;
+    }
+    // Client side (or spread): the destination using the most ports. When it is near the
+    // range, the ephemeral-port finding tells it (with its TIME_WAIT count): one fault, one
+    // finding.
+    if busiest.is_some_and(|p| p >= warn_pct) {
+        return;
+    }
+    let top = dests.first();
+    let subject = top
+        .map(|d| Subject {
+            local: Some(d.local_addr.clone()),
+            remote: Some(d.remote.clone()),
+            port: d.remote.rsplit_once(':').and_then(|(_, p)| p.parse().ok()),
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    let to = top
+        .map(|d| {
+            format!(
+                "; most to {} from {}: {} sockets ({} in TIME_WAIT), {:.0}% of the ephemeral ports",
+                d.remote,
+                d.local_addr,
+                d.sockets,
+                d.time_wait,
+                busiest.unwrap_or(0.0)
+            )
+        })
+        .unwrap_or_default();
+    let sev = if client { sev } else { Severity::Info };
+    out.push(
+        finding(
+            "tcp.saturation.time_wait",
+            sev,
+            "tcp",
+            format!("{tw} sockets in TIME_WAIT{to}"),
+            e,
+            vec![
+                next_ss,
+                "consider connection pooling / net.ipv4.tcp_tw_reuse=1".into(),
+            ],
+        )
+        .with_subject(subject),
+    );
 }
 
 fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
@@ -957,23 +1315,26 @@ fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
         for f in &p.fd_top {
             let Some(u) = f.used_pct else { continue };
             if let Some((sev, t)) = level("file_descriptors.process_pct", u) {
-                out.push(finding(
-                    "file_descriptors.utilization.process",
-                    sev,
-                    "file_descriptors",
-                    format!(
+                out.push(
+                    finding(
+                        "file_descriptors.utilization.process",
+                        sev,
+                        "file_descriptors",
+                        format!(
                         "{} (pid {}) has {} of {} file descriptors open ({u:.0}%): EMFILE is near",
                         f.comm,
                         f.pid,
                         f.open_fds,
                         f.soft_limit.unwrap_or(0)
                     ),
-                    vec![ev("file_descriptors.process_pct", u, ">=", t.warn, "pct")],
-                    vec![format!(
+                        vec![ev("file_descriptors.process_pct", u, ">=", t.warn, "pct")],
+                        vec![format!(
                         "ls -l /proc/{}/fd | awk '{{print $NF}}' | sort | uniq -c | sort -n | tail",
                         f.pid
                     )],
-                ));
+                    )
+                    .with_subject(Subject::process(f.pid, &f.comm)),
+                );
             }
         }
         if let Some((sev, t)) = level("tasks.zombies", p.zombies as f64) {
@@ -987,76 +1348,266 @@ fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
                     )
                 })
                 .unwrap_or_default();
-            out.push(finding(
-                "tasks.errors.zombies",
-                sev,
-                "tasks",
-                format!("{} zombie processes{parent}", p.zombies),
-                vec![ev("tasks.zombies", p.zombies as f64, ">=", t.warn, "count")],
-                vec!["ps -eo pid,ppid,stat,comm | awk '$3 ~ /Z/'".into()],
-            ));
+            out.push(
+                finding(
+                    "tasks.errors.zombies",
+                    sev,
+                    "tasks",
+                    format!("{} zombie processes{parent}", p.zombies),
+                    vec![ev("tasks.zombies", p.zombies as f64, ">=", t.warn, "count")],
+                    vec!["ps -eo pid,ppid,stat,comm | awk '$3 ~ /Z/'".into()],
+                )
+                .with_subject(
+                    p.zombie_parent
+                        .as_ref()
+                        .map(|z| Subject::process(z.pid, &z.comm))
+                        .unwrap_or_default(),
+                ),
+            );
         }
     }
 }
 
-fn kernel_log_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
-    let Some(k) = &s.kernel_log else { return };
-    if k.events.is_empty() {
+/// A process whose resident memory grows fast over the window: a leak if it keeps growing.
+/// One window is one measure, so a warning at most (the mem view with `--interval` confirms).
+fn rss_growth_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let Some(g) = s.processes.as_ref().and_then(|p| p.rss_grower.as_ref()) else {
+        return;
+    };
+    let kb = g.growth_bytes_per_s / 1024.0;
+    // The checklist sees one short window: only growth at the critical rate (tens of MB/s)
+    // is worth a warning here; slower growth is for the mem view over several windows.
+    let t = threshold("memory.rss_growth_kb_per_s");
+    if kb < t.crit {
         return;
     }
-    // In the window (plus a second of slack for clock granularity) is happening now.
-    let recent: Vec<&KlogEvent> = k
-        .events
-        .iter()
-        .filter(|e| e.age_s <= cx.elapsed_s + 1.0)
-        .collect();
-    let older = k.events.len() - recent.len();
-    if let Some(last) = recent.last() {
-        let sev = if recent.iter().any(|e| {
-            e.class.contains("OOM") || e.class.contains("error") || e.class.contains("hung")
-        }) {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
-        out.push(finding(
-            "kernel_log.errors.recent",
-            sev,
-            "kernel_log",
+    out.push(
+        finding(
+            "memory.errors.rss_growth",
+            Severity::Warning,
+            "memory",
             format!(
-                "Kernel logged {} problem message(s) during the window, last: [{}] {}",
-                recent.len(),
-                last.class,
-                last.message
+                "{} (pid {}) grew by {}/s over the window to {} RSS: a leak if it keeps growing",
+                g.comm,
+                g.pid,
+                human_bytes(g.growth_bytes_per_s as u64),
+                human_bytes(g.rss_bytes)
             ),
             vec![ev(
-                "kernel_log.error_events",
-                recent.len() as f64,
+                "memory.rss_growth_kb_per_s",
+                kb,
                 ">=",
-                1.0,
-                "count",
+                t.crit,
+                "kb_per_s",
             )],
-            vec!["dmesg -T | tail -50".into()],
+            vec![format!(
+                "triage mem --pid {} --interval 5 --count 12",
+                g.pid
+            )],
+        )
+        .with_subject(Subject::process(g.pid, &g.comm)),
+    );
+}
+
+fn is_oom(class: &str) -> bool {
+    class == "oom_kill" || class == "cgroup_oom"
+}
+
+/// "in the window", "in the last 5 min", "in the 10 min before the window".
+fn klog_when(in_window: u32, recent: u32, lookback_s: f64) -> String {
+    if in_window > 0 {
+        "in the window".into()
+    } else if recent > 0 {
+        format!("in the last {:.0} min", KLOG_RECENT_S / 60.0)
+    } else {
+        format!("in the {:.0} min before the window", lookback_s / 60.0)
+    }
+}
+
+/// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.
+/// Critical when in the window, a warning when recent ([`KLOG_RECENT_S`]), else info.
+fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
+    let counter = s.vmstat.as_ref().and_then(|v| v.oom_kills).unwrap_or(0);
+    let cg: Vec<&CgroupRow> = s
+        .cgroups
+        .iter()
+        .filter(|c| c.oom_kills.unwrap_or(0) > 0)
+        .collect();
+    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sum();
+    let log: Vec<&KlogGroup> = s
+        .kernel_log
+        .iter()
+        .flat_map(|k| k.groups.iter())
+        .filter(|g| is_oom(&g.class))
+        .collect();
+    let sum = |f: fn(&KlogGroup) -> u32| log.iter().map(|g| f(g) as u64).sum::<u64>();
+    let (log_window, log_recent, log_all) =
+        (sum(|g| g.in_window), sum(|g| g.recent), sum(|g| g.count));
+    let newest = log
+        .iter()
+        .min_by(|a, b| a.newest_age_s.total_cmp(&b.newest_age_s));
+    let kills = counter.max(cg_kills).max(log_window);
+    let lookback = s.kernel_log.as_ref().map(|k| k.lookback_s).unwrap_or(0.0);
+    let t = threshold("memory.oom_kills");
+    let (sev, n, metric, when) = if kills > 0 {
+        (
+            Severity::Critical,
+            kills,
+            "memory.oom_kills",
+            klog_when(1, 1, lookback),
+        )
+    } else if log_recent > 0 {
+        (
+            Severity::Warning,
+            log_recent,
+            "kernel_log.oom_kills_recent",
+            klog_when(0, 1, lookback),
+        )
+    } else if log_all > 0 {
+        (
+            Severity::Info,
+            log_all,
+            "kernel_log.oom_kills_earlier",
+            klog_when(0, 0, lookback),
+        )
+    } else {
+        return;
+    };
+    let cgroup = newest
+        .and_then(|g| g.cgroup.clone())
+        .or_else(|| cg.first().map(|c| c.path.clone()));
+    let cgs = cgroup
+        .as_deref()
+        .map(|c| format!(" in cgroup {c}"))
+        .unwrap_or_default();
+    let victim = newest
+        .map(|g| {
+            let who = match (&g.comm, g.pid) {
+                (Some(c), Some(p)) => format!("{c} (pid {p})"),
+                (None, Some(p)) => format!("pid {p}"),
+                _ => "a process".into(),
+            };
+            let ago = if kills > 0 {
+                String::new()
+            } else {
+                format!(" {:.0} s before the end of the window", g.newest_age_s)
+            };
+            format!("; the kernel killed {who}{ago}")
+        })
+        .unwrap_or_default();
+    let mut e = vec![ev(metric, n as f64, ">=", t.warn, "count")];
+    if let (Some(g), 0, true) = (newest, kills, log_recent > 0) {
+        e.push(ev(
+            "kernel_log.newest_age_s",
+            g.newest_age_s,
+            "<=",
+            KLOG_RECENT_S,
+            "s",
         ));
     }
-    if older > 0 {
-        let last = k.events.iter().rev().find(|e| e.age_s > cx.elapsed_s + 1.0);
-        if let Some(last) = last {
-            out.push(finding(
-                "kernel_log.errors.earlier",
-                Severity::Info,
-                "kernel_log",
-                format!(
-                    "Kernel logged {older} problem message(s) in the {:.0} min before the window, last {:.0} s ago: [{}] {}",
-                    k.lookback_s / 60.0,
-                    last.age_s,
-                    last.class,
-                    last.message
-                ),
-                vec![ev("kernel_log.error_events", older as f64, ">=", 1.0, "count")],
-                vec!["dmesg -T | tail -50".into()],
+    out.push(
+        finding(
+            "memory.errors.oom_kill",
+            sev,
+            "memory",
+            format!("OOM killer fired {n} time(s) {when}{cgs}{victim}"),
+            e,
+            vec![
+                match &cgroup {
+                    Some(c) => format!("triage mem --cgroup {c}"),
+                    None => "triage mem".into(),
+                },
+                "dmesg -T | grep -i -A5 'killed process'".into(),
+            ],
+        )
+        .with_subject(Subject {
+            pid: newest.and_then(|g| g.pid).map(|p| p as i32),
+            comm: newest.and_then(|g| g.comm.clone()),
+            cgroup,
+            class: Some("oom_kill".into()),
+            ..Default::default()
+        }),
+    );
+}
+
+/// One finding per class of kernel-log trouble (and per device for I/O, filesystem and NFS
+/// errors), with its count: critical when a serious one is in the window, a warning when
+/// recent ([`KLOG_RECENT_S`]), info when older within the look-back. OOM kills are left to
+/// [`oom_rule`], so one kill is one finding.
+fn kernel_log_rules(s: &Sections, _cx: &Context, out: &mut Vec<Finding>) {
+    let Some(k) = &s.kernel_log else { return };
+    for g in k.groups.iter().filter(|g| !is_oom(&g.class)) {
+        let serious = matches!(
+            g.class.as_str(),
+            "io_error" | "fs_error" | "hung_task" | "soft_lockup" | "hardware_error" | "rcu_stall"
+        );
+        let sev = if g.in_window > 0 && serious {
+            Severity::Critical
+        } else if g.recent > 0 {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        let n = if g.recent > 0 { g.recent } else { g.count };
+        let on = g
+            .device
+            .as_deref()
+            .map(|d| format!(" on {d}"))
+            .unwrap_or_default();
+        let who = match (&g.comm, g.pid) {
+            (Some(c), Some(p)) => format!(" ({c}, pid {p})"),
+            _ => String::new(),
+        };
+        let when = klog_when(g.in_window, g.recent, k.lookback_s);
+        let mut next: Vec<String> = match (g.class.as_str(), g.device.as_deref(), g.pid) {
+            ("io_error", Some(d), _) => vec![
+                format!("dmesg -T | grep -w {d}"),
+                format!("smartctl -a /dev/{d}"),
+            ],
+            ("fs_error", Some(d), _) => vec![format!("dmesg -T | grep -w {d}")],
+            ("hung_task", _, Some(p)) => vec![format!("cat /proc/{p}/stack"), "triage disk".into()],
+            ("conntrack_full", ..) => vec![
+                "conntrack -S".into(),
+                "sysctl net.netfilter.nf_conntrack_count net.netfilter.nf_conntrack_max".into(),
+            ],
+            ("syn_flood", ..) => vec!["ss -ltn".into(), "triage net".into()],
+            _ => Vec::new(),
+        };
+        next.push("dmesg -T | tail -50".into());
+        let mut e = vec![ev("kernel_log.error_events", n as f64, ">=", 1.0, "count")];
+        if g.recent > 0 {
+            e.push(ev(
+                "kernel_log.newest_age_s",
+                g.newest_age_s,
+                "<=",
+                KLOG_RECENT_S,
+                "s",
             ));
         }
+        out.push(
+            finding(
+                &format!("kernel_log.errors.{}", g.class),
+                sev,
+                "kernel_log",
+                format!(
+                    "Kernel: {n} {}{}{on}{who} {when}, the last {:.0} s before the end of the window: {}",
+                    g.label,
+                    if n == 1 { "" } else { "s" },
+                    g.newest_age_s,
+                    g.message
+                ),
+                e,
+                next,
+            )
+            .with_subject(Subject {
+                pid: g.pid.map(|p| p as i32),
+                comm: g.comm.clone(),
+                device: g.device.clone(),
+                cgroup: g.cgroup.clone(),
+                class: Some(g.class.clone()),
+                ..Default::default()
+            }),
+        );
     }
 }
 

@@ -307,44 +307,60 @@ pub fn enrich(r: &mut Report, lat: &LatencySection) {
                 RUNQ_P99_WARN_US,
                 "us",
             ));
-            f.summary.push_str(&format!(
-                "; run-queue latency p99 {} (eBPF)",
-                crate::probe::hist::human_ns((p99 * 1e3) as u64)
-            ));
         }
     }
     if let Some(top) = lat.retransmits.first() {
         let total: u64 = lat.retransmits.iter().map(|x| x.count).sum();
         let flow = format!("{} -> {}", top.local, top.remote);
+        let flow_subject = |s: &mut crate::model::report::Subject| {
+            if s.local.is_none() && s.remote.is_none() {
+                s.local = Some(top.local.clone());
+                s.remote = Some(top.remote.clone());
+            }
+        };
         match r
             .findings
             .iter_mut()
             .find(|f| f.id == "tcp.errors.retransmits")
         {
-            Some(f) => f.summary.push_str(&format!(
-                "; top flow {flow} ({} retransmits, {})",
-                top.count, top.state
-            )),
-            None if total as f64 / elapsed >= 10.0 => r.findings.push(finding(
-                "tcp.errors.retransmits",
-                Severity::Warning,
-                "tcp",
-                format!(
+            // The /proc finding gets the flow as its subject and its count as evidence.
+            Some(f) => {
+                flow_subject(&mut f.subject);
+                f.evidence.push(ev(
+                    "tcp.top_flow_retransmits",
+                    top.count as f64,
+                    ">=",
+                    1.0,
+                    "count",
+                ));
+            }
+            None if total as f64 / elapsed >= 10.0 => r.findings.push(
+                finding(
+                    "tcp.errors.retransmits",
+                    Severity::Warning,
+                    "tcp",
+                    format!(
                     "TCP retransmits: {:.0}/s (tracepoint, all namespaces); top flow {flow} ({} \
                      retransmits, {})",
                     total as f64 / elapsed,
                     top.count,
                     top.state
                 ),
-                vec![ev(
-                    "tcp.retransmits_per_s",
-                    total as f64 / elapsed,
-                    ">=",
-                    10.0,
-                    "per_s",
-                )],
-                vec!["triage net".into(), "ss -tin".into()],
-            )),
+                    vec![ev(
+                        "tcp.retransmits_per_s",
+                        total as f64 / elapsed,
+                        ">=",
+                        10.0,
+                        "per_s",
+                    )],
+                    vec!["triage net".into(), "ss -tin".into()],
+                )
+                .with_subject(crate::model::report::Subject {
+                    local: Some(top.local.clone()),
+                    remote: Some(top.remote.clone()),
+                    ..Default::default()
+                }),
+            ),
             None => {}
         }
     }

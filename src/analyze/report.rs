@@ -23,7 +23,12 @@ impl Default for Analysis {
 pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
     let host = model::host(r);
     let sections = model::build::sections(r, a.log_lookback_s);
-    let resources = model::resources::resources(&sections, host.effective_cpus.max(0.01));
+    let mut resources = model::resources::resources(&sections, host.effective_cpus.max(0.01));
+    model::resources::add_idle(
+        &mut resources,
+        &model::build::idle_disks(r),
+        &model::build::idle_interfaces(r),
+    );
     let runnable: Vec<u32> = r
         .samples
         .iter()

@@ -2,7 +2,11 @@
 //! and stays quiet just below. (The recorded fixtures test the rules on real faults.)
 
 use super::*;
-use crate::model::report::Host;
+use crate::model::report::{Host, Subject};
+
+fn proc_subj(pid: i32, comm: &str) -> Subject {
+    Subject::process(pid, comm)
+}
 
 fn host() -> Host {
     Host {
@@ -65,6 +69,8 @@ fn conntrack_file_handles_and_tasks_near_their_limits() {
     );
     assert_eq!(f[0].severity, Severity::Critical);
     assert!(f[0].summary.contains("250000/262144"), "{}", f[0].summary);
+    // System-wide tables: no narrower subject applies.
+    assert!(f.iter().all(|f| f.subject.is_empty()));
     let below = with_limits(LimitsSection {
         conntrack_pct: Some(79.9),
         file_handles_pct: Some(79.9),
@@ -113,6 +119,9 @@ fn process_near_fd_limit_and_zombies_name_the_process() {
         "{}",
         f[1].summary
     );
+    assert_eq!(f[0].subject, proc_subj(812, "nginx"));
+    // The zombies' subject is the parent that does not reap them.
+    assert_eq!(f[1].subject, proc_subj(77, "supervisor"));
 }
 
 #[test]
@@ -138,6 +147,15 @@ fn tcp_rules_need_volume_and_cross_thresholds() {
             "tcp.saturation.time_wait"
         ]
     );
+    // Our own namespace: no netns in the subject; another one is named.
+    assert!(f.iter().all(|f| f.subject.netns.is_none()));
+    let mut other = row(120.0, 6.0, 0.0, 0);
+    other.namespace = "netns:4026532281".into();
+    let f = run(&Sections {
+        tcp: vec![other],
+        ..Default::default()
+    });
+    assert_eq!(f[0].subject.netns.as_deref(), Some("netns:4026532281"));
     // 50% of a trickle (2 segments/s) is not a retransmit problem worth a warning.
     let quiet = Sections {
         tcp: vec![row(2.0, 50.0, 0.0, 100)],
@@ -164,6 +182,7 @@ fn interface_errors_and_filesystems() {
             },
             FsRow {
                 mount_point: "/srv".into(),
+                device: "/dev/sdb1".into(),
                 used_pct: Some(50.0),
                 inodes_used_pct: Some(100.0),
                 ..Default::default()
@@ -187,6 +206,10 @@ fn interface_errors_and_filesystems() {
         ]
     );
     assert!(f[0].summary.contains("/srv"));
+    assert_eq!(f[0].subject.mount.as_deref(), Some("/srv"));
+    assert_eq!(f[0].subject.device.as_deref(), Some("/dev/sdb1"));
+    assert_eq!(f[1].subject.mount.as_deref(), Some("/var"));
+    assert_eq!(f[2].subject.interface.as_deref(), Some("eth0"));
 }
 
 #[test]
@@ -201,16 +224,36 @@ fn iowait_steal_and_system_time() {
     };
     let s = Sections {
         cpus: vec![all],
+        disks: vec![DiskRow {
+            device: "vdb".into(),
+            util_pct: 40.0,
+            ..Default::default()
+        }],
+        processes: Some(ProcessSection {
+            top_cpu: vec![ProcRow {
+                pid: 44,
+                comm: "rsync".into(),
+                cpu_pct: 30.0,
+                sys_pct: 25.0,
+                threads: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
         ..Default::default()
     };
+    let f = run(&s);
     assert_eq!(
-        ids(&run(&s)),
+        ids(&f),
         vec![
             "cpu.saturation.iowait",
             "cpu.saturation.steal",
             "cpu.utilization.system_time"
         ]
     );
+    assert_eq!(f[0].subject.device.as_deref(), Some("vdb"));
+    assert!(f[1].subject.is_empty());
+    assert_eq!(f[2].subject, proc_subj(44, "rsync"));
 }
 
 #[test]
@@ -245,6 +288,7 @@ fn dstate_load_needs_idle_cpus_and_blocked_tasks() {
     };
     let f = run(&mk(10.0, 8.0));
     assert_eq!(ids(&f), vec!["cpu.saturation.dstate_load"]);
+    assert_eq!(f[0].subject, proc_subj(900, "postgres"));
     assert!(
         f[0].summary.contains("nfs_wait_bit_killable"),
         "{}",
@@ -257,48 +301,287 @@ fn dstate_load_needs_idle_cpus_and_blocked_tasks() {
     );
 }
 
+fn klog(groups: Vec<KlogGroup>) -> Option<KernelLogSection> {
+    Some(KernelLogSection {
+        lookback_s: 600.0,
+        groups,
+        ..Default::default()
+    })
+}
+
 #[test]
-fn oom_kills_from_the_counter_are_critical_and_quote_the_kernel() {
+fn one_oom_kill_is_one_critical_finding_naming_victim_and_cgroup() {
     let s = Sections {
         vmstat: Some(VmstatSection {
             oom_kills: Some(1),
             ..Default::default()
         }),
-        kernel_log: Some(KernelLogSection {
-            lookback_s: 600.0,
-            events: vec![KlogEvent {
-                age_s: 0.5,
-                class: "OOM kill".into(),
-                message: "Out of memory: Killed process 4321 (java)".into(),
+        kernel_log: klog(vec![KlogGroup {
+            class: "cgroup_oom".into(),
+            label: "cgroup OOM kill".into(),
+            count: 1,
+            recent: 1,
+            in_window: 1,
+            newest_age_s: 0.5,
+            pid: Some(4321),
+            comm: Some("java".into()),
+            cgroup: Some("/app".into()),
+            message: "Memory cgroup out of memory: Killed process 4321 (java)".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let f = run(&s);
+    assert_eq!(ids(&f), vec!["memory.errors.oom_kill"]);
+    assert_eq!(f[0].severity, Severity::Critical);
+    assert_eq!(
+        f[0].subject,
+        Subject {
+            cgroup: Some("/app".into()),
+            class: Some("oom_kill".into()),
+            ..proc_subj(4321, "java")
+        }
+    );
+    assert!(f[0].summary.contains("java (pid 4321)"), "{}", f[0].summary);
+}
+
+#[test]
+fn oom_kill_before_the_window_warns_when_recent_and_is_info_when_older() {
+    let g = |age: f64, recent: u32| Sections {
+        kernel_log: klog(vec![KlogGroup {
+            class: "oom_kill".into(),
+            label: "OOM kill".into(),
+            count: 12,
+            recent,
+            newest_age_s: age,
+            pid: Some(77),
+            comm: Some("hog".into()),
+            message: "Out of memory: Killed process 77 (hog)".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let f = run(&g(7.0, 12));
+    assert_eq!(ids(&f), vec!["memory.errors.oom_kill"]);
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert_eq!(f[0].evidence[0].value, 12.0);
+    assert_eq!(f[0].subject.pid, Some(77));
+    let f = run(&g(400.0, 0));
+    assert_eq!(f[0].severity, Severity::Info);
+}
+
+#[test]
+fn kernel_errors_are_one_finding_per_class_and_device() {
+    let grp =
+        |class: &str, label: &str, dev: Option<&str>, recent: u32, in_window: u32| KlogGroup {
+            class: class.into(),
+            label: label.into(),
+            device: dev.map(str::to_string),
+            count: recent.max(1),
+            recent,
+            in_window,
+            newest_age_s: if recent > 0 { 7.0 } else { 400.0 },
+            message: "m".into(),
+            ..Default::default()
+        };
+    let s = Sections {
+        kernel_log: klog(vec![
+            grp("io_error", "I/O error", Some("loop7"), 40, 0),
+            grp("io_error", "I/O error", Some("sdb"), 0, 0),
+            KlogGroup {
+                pid: Some(5150),
+                comm: Some("dd".into()),
+                ..grp("hung_task", "hung task", None, 1, 1)
+            },
+            grp("conntrack_full", "conntrack table full", None, 3, 0),
+        ]),
+        ..Default::default()
+    };
+    let f = run(&s);
+    assert_eq!(
+        ids(&f),
+        vec![
+            "kernel_log.errors.hung_task",
+            "kernel_log.errors.io_error",
+            "kernel_log.errors.conntrack_full",
+            "kernel_log.errors.io_error"
+        ]
+    );
+    let sev: Vec<Severity> = f.iter().map(|f| f.severity).collect();
+    assert_eq!(
+        sev,
+        vec![
+            Severity::Critical,
+            Severity::Warning,
+            Severity::Warning,
+            Severity::Info
+        ]
+    );
+    assert_eq!(
+        f[0].subject,
+        Subject {
+            class: Some("hung_task".into()),
+            ..proc_subj(5150, "dd")
+        }
+    );
+    assert_eq!(f[1].subject.device.as_deref(), Some("loop7"));
+    assert_eq!(f[1].evidence[0].value, 40.0);
+    assert_eq!(f[2].subject.class.as_deref(), Some("conntrack_full"));
+    assert_eq!(f[3].subject.device.as_deref(), Some("sdb"));
+}
+
+fn cpu(n: &str, busy: f64) -> CpuRow {
+    CpuRow {
+        cpu: n.into(),
+        busy_pct: busy,
+        idle_pct: 100.0 - busy,
+        ..Default::default()
+    }
+}
+
+fn spinner(pid: i32, comm: &str, cpu_pct: f64, threads: i64) -> ProcRow {
+    ProcRow {
+        pid,
+        comm: comm.into(),
+        cpu_pct,
+        usr_pct: cpu_pct,
+        threads,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_single_threaded_process_pegging_a_cpu_is_found_beside_a_busy_one() {
+    // CPU1 pegged by a one-thread spinner while CPU0 is 61% busy (the others' median is far
+    // above 30%: the old "others idle" condition would say nothing).
+    let s = Sections {
+        cpus: vec![cpu("all", 80.0), cpu("0", 61.0), cpu("1", 99.5)],
+        processes: Some(ProcessSection {
+            top_cpu: vec![
+                spinner(300, "builder", 120.0, 8),
+                spinner(412, "spin", 99.5, 1),
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let f = run(&s);
+    assert_eq!(ids(&f), vec!["cpu.utilization.single_cpu"]);
+    assert_eq!(f[0].severity, Severity::Critical);
+    assert_eq!(
+        f[0].subject,
+        Subject {
+            cpu: Some(1),
+            ..proc_subj(412, "spin")
+        }
+    );
+    // Where it last ran decides the CPU, even when another CPU is busier.
+    let s = Sections {
+        cpus: vec![cpu("all", 99.0), cpu("0", 100.0), cpu("1", 98.0)],
+        processes: Some(ProcessSection {
+            top_cpu: vec![ProcRow {
+                last_cpu: Some(1),
+                ..spinner(412, "spin", 95.0, 1)
             }],
-            counts: [("OOM kill".to_string(), 1)].into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let f = run(&s);
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert_eq!(f[0].subject.cpu, Some(1));
+    // A multi-threaded process using 1.2 CPUs is not a single-thread bottleneck, and a
+    // single-threaded one at 80% is not pegged.
+    let s = Sections {
+        cpus: vec![cpu("all", 70.0), cpu("0", 61.0), cpu("1", 80.0)],
+        processes: Some(ProcessSection {
+            top_cpu: vec![
+                spinner(300, "builder", 120.0, 8),
+                spinner(412, "spin", 80.0, 1),
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(run(&s).is_empty());
+}
+
+#[test]
+fn a_pegged_cpu_of_a_page_faulting_process_is_a_consequence() {
+    let s = Sections {
+        cpus: vec![cpu("all", 50.0), cpu("0", 1.0), cpu("1", 99.0)],
+        vmstat: Some(VmstatSection {
+            swap_in_kb_per_s: Some(50_000.0),
+            major_faults_per_s: Some(3000.0),
+            ..Default::default()
+        }),
+        processes: Some(ProcessSection {
+            top_cpu: vec![ProcRow {
+                major_faults_per_s: 3000.0,
+                ..spinner(55, "leaky", 99.0, 1)
+            }],
+            ..Default::default()
         }),
         ..Default::default()
     };
     let f = run(&s);
     assert_eq!(
         ids(&f),
-        vec!["kernel_log.errors.recent", "memory.errors.oom_kill"]
+        vec!["memory.saturation.swapping", "cpu.utilization.single_cpu"]
     );
-    assert!(f.iter().all(|f| f.severity == Severity::Critical));
-    assert!(f[1].summary.contains("Killed process 4321 (java)"));
+    assert_eq!(f[0].subject, proc_subj(55, "leaky"));
+    assert_eq!(f[1].severity, Severity::Info);
+    assert_eq!(f[1].subject.pid, Some(55));
+    assert!(f[1].summary.contains("consequence"), "{}", f[1].summary);
 }
 
 #[test]
-fn old_kernel_messages_are_info_only() {
+fn runqueue_throttling_and_disk_findings_name_their_subject() {
     let s = Sections {
-        kernel_log: Some(KernelLogSection {
-            lookback_s: 600.0,
-            events: vec![KlogEvent {
-                age_s: 300.0,
-                class: "I/O error".into(),
-                message: "I/O error, dev sdb, sector 42".into(),
-            }],
-            counts: [("I/O error".to_string(), 1)].into(),
+        vmstat: Some(VmstatSection {
+            runnable_avg: Some(9.0),
+            ..Default::default()
         }),
+        processes: Some(ProcessSection {
+            top_cpu: vec![spinner(10, "hog", 70.0, 1)],
+            ..Default::default()
+        }),
+        cgroups: vec![CgroupRow {
+            path: "/batch".into(),
+            cpu_limit_cpus: Some(0.2),
+            cpu_used_cpus: Some(0.2),
+            throttled_periods_pct: Some(99.0),
+            ..Default::default()
+        }],
+        disks: vec![DiskRow {
+            device: "vda".into(),
+            util_pct: 99.0,
+            aqu_sz: 21.0,
+            w_per_s: 5000.0,
+            ..Default::default()
+        }],
         ..Default::default()
     };
-    let f = run(&s);
-    assert_eq!(ids(&f), vec!["kernel_log.errors.earlier"]);
-    assert_eq!(f[0].severity, Severity::Info);
+    let h = host();
+    let f = findings(
+        &s,
+        &Context {
+            host: &h,
+            elapsed_s: 2.0,
+            runnable_samples: &[9, 9, 9, 9],
+        },
+    );
+    let by = |id: &str| f.iter().find(|f| f.id == id).unwrap();
+    assert_eq!(by("cpu.saturation.runqueue").subject, proc_subj(10, "hog"));
+    assert_eq!(
+        by("cgroup.cpu.throttled").subject.cgroup.as_deref(),
+        Some("/batch")
+    );
+    assert_eq!(
+        by("disk.saturation.queue").subject,
+        Subject {
+            device: Some("vda".into()),
+            ..proc_subj(10, "hog")
+        }
+    );
 }

@@ -29,25 +29,22 @@ pub fn findings(s: &SyscallsSection) -> Vec<Finding> {
     out
 }
 
-/// The /proc rule "high kernel time" names a process; when the syscall rules explain that
-/// process's system time, the /proc finding becomes context (info), pointing at them.
+/// The /proc rule "high kernel time" names a process (its subject); when the syscall rules
+/// explain that process's system time, the /proc finding becomes context (info) and carries
+/// the explaining finding's evidence.
 pub fn demote_explained(all: &mut [Finding]) {
-    let explained: Vec<String> = all
+    let explained: Vec<(i32, Vec<crate::model::report::Evidence>)> = all
         .iter()
         .filter(|f| f.id == "cpu.utilization.syscall_system_time")
-        .filter_map(|f| {
-            let i = f.summary.find("(pid ")?;
-            let end = f.summary[i..].find(')')?;
-            Some(f.summary[i..i + end + 1].to_string())
-        })
+        .filter_map(|f| Some((f.subject.pid?, f.evidence.clone())))
         .collect();
     for f in all.iter_mut() {
-        if f.id == "cpu.utilization.system_time"
-            && explained.iter().any(|p| f.summary.contains(p.as_str()))
-        {
+        if f.id != "cpu.utilization.system_time" {
+            continue;
+        }
+        if let Some((_, ev)) = explained.iter().find(|(p, _)| Some(*p) == f.subject.pid) {
             f.severity = Severity::Info;
-            f.summary
-                .push_str(" (explained by its syscalls: see cpu.utilization.syscall_system_time)");
+            f.evidence.extend(ev.iter().cloned());
         }
     }
 }
@@ -318,26 +315,32 @@ fn system_time(s: &SyscallsSection, out: &mut Vec<Finding>) {
                 p.top_syscall
             ),
         };
-        out.push(finding(
-            "cpu.utilization.syscall_system_time",
-            sev,
-            "cpu",
-            format!(
-                "{} (pid {}) spends {share:.0}% of its {cpu:.0}% CPU in the kernel{why}",
-                p.comm, p.pid
-            ),
-            vec![ev(
-                "syscalls.process_sys_share_pct",
-                share,
-                ">=",
-                t.warn,
-                "pct",
-            )],
-            vec![
-                format!("perf top -p {}", p.pid),
-                format!("triage syscalls --pid {}", p.pid),
-            ],
-        ));
+        out.push(
+            finding(
+                "cpu.utilization.syscall_system_time",
+                sev,
+                "cpu",
+                format!(
+                    "{} (pid {}) spends {share:.0}% of its {cpu:.0}% CPU in the kernel{why}",
+                    p.comm, p.pid
+                ),
+                vec![ev(
+                    "syscalls.process_sys_share_pct",
+                    share,
+                    ">=",
+                    t.warn,
+                    "pct",
+                )],
+                vec![
+                    format!("perf top -p {}", p.pid),
+                    format!("triage syscalls --pid {}", p.pid),
+                ],
+            )
+            .with_subject(crate::model::report::Subject {
+                syscall: Some(p.top_syscall.clone()),
+                ..crate::model::report::Subject::process(p.pid as i32, &p.comm)
+            }),
+        );
     }
 }
 
@@ -510,18 +513,27 @@ mod tests {
             .find(|f| f.id == "cpu.utilization.syscall_system_time")
             .unwrap();
         assert!(sys.summary.contains("getppid"), "{}", sys.summary);
+        assert_eq!(
+            sys.subject,
+            crate::model::report::Subject {
+                syscall: Some("getppid".into()),
+                ..crate::model::report::Subject::process(9, "spin")
+            }
+        );
         // The /proc rule naming the same process becomes context.
         f.push(Finding {
             id: "cpu.utilization.system_time".into(),
             severity: Severity::Warning,
             resource: "cpu".into(),
-            subject: Default::default(),
+            subject: crate::model::report::Subject::process(9, "spin"),
             summary: "High kernel time: most system time: spin (pid 9) 93% sys".into(),
             evidence: vec![],
             next: vec![],
             score: 1.0,
         });
         demote_explained(&mut f);
-        assert_eq!(f.last().unwrap().severity, Severity::Info);
+        let demoted = f.last().unwrap();
+        assert_eq!(demoted.severity, Severity::Info);
+        assert_eq!(demoted.evidence[0].metric, "syscalls.process_sys_share_pct");
     }
 }

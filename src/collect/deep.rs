@@ -27,6 +27,9 @@ pub struct Spec {
     pub proc_cgroups: bool,
     /// `--pid`: that process's listeners are mapped to it even when their queue is not full.
     pub pid: Option<i32>,
+    /// cgroup I/O counters and limits (io.stat/io.max, blkio.throttle.*): the checklist tells
+    /// "waiting on a cgroup's I/O limit" from "waiting on the disk".
+    pub io_cgroups: bool,
 }
 
 impl Spec {
@@ -38,6 +41,7 @@ impl Spec {
         net: false,
         proc_cgroups: false,
         pid: None,
+        io_cgroups: true,
     };
     /// Everything (what `capture` records, so any subcommand can replay the fixture).
     pub const ALL: Spec = Spec {
@@ -47,10 +51,11 @@ impl Spec {
         net: true,
         proc_cgroups: true,
         pid: None,
+        io_cgroups: true,
     };
 
     pub fn any(&self) -> bool {
-        self.cpu || self.mem || self.disk || self.net || self.proc_cgroups
+        self.cpu || self.mem || self.disk || self.net || self.proc_cgroups || self.io_cgroups
     }
 }
 
@@ -98,6 +103,8 @@ pub struct DeepSnapshot {
     pub thread_status: BTreeMap<i32, ProcStatus>,
     /// TCP states of our own namespace at this moment (CLOSE_WAIT growth).
     pub tcp_states: Option<BTreeMap<String, u64>>,
+    /// Client-side TCP sockets per (local address, remote address:port), at the end only.
+    pub port_use: Option<crate::host::sockdiag::PortUseDump>,
     /// cgroup path -> block I/O counters, limits and pressure.
     pub io_cgroups: BTreeMap<String, super::iocg::IoCg>,
 }
@@ -367,6 +374,8 @@ pub fn snapshot(
                 Err(_) => {}
             }
         }
+    }
+    if spec.disk || spec.io_cgroups {
         if let Some(l) = layout {
             d.io_cgroups = super::iocg::scan(src, l);
         }
@@ -376,6 +385,19 @@ pub fn snapshot(
             d.softnet = parse_softnet(&t);
         }
         d.tcp_states = src.tcp_states().ok();
+        // Client-side port use matters at the end of the window only.
+        if before.is_some() {
+            let range = src
+                .read_string("proc/sys/net/ipv4/ip_local_port_range")
+                .ok()
+                .and_then(|t| {
+                    let mut w = t.split_whitespace().map(|x| x.parse::<u16>().ok());
+                    Some((w.next()??, w.next()??))
+                });
+            if let Some(r) = range {
+                d.port_use = src.tcp_port_use(r).ok();
+            }
+        }
     }
     d
 }

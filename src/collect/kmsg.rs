@@ -85,6 +85,47 @@ pub enum KmsgClass {
 }
 
 impl KmsgClass {
+    /// Every class, for the finding catalogue (`kernel_log.errors.<id>`).
+    pub const ALL: [KmsgClass; 15] = [
+        KmsgClass::OomKill,
+        KmsgClass::CgroupOom,
+        KmsgClass::IoError,
+        KmsgClass::FsError,
+        KmsgClass::HungTask,
+        KmsgClass::ConntrackFull,
+        KmsgClass::SynFlood,
+        KmsgClass::FileMaxReached,
+        KmsgClass::TcpMemory,
+        KmsgClass::Segfault,
+        KmsgClass::SoftLockup,
+        KmsgClass::RcuStall,
+        KmsgClass::HardwareError,
+        KmsgClass::NfsNotResponding,
+        KmsgClass::Other,
+    ];
+
+    /// The stable id of the class, as in JSON (`oom_kill`, `io_error`): a finding's
+    /// `subject.class` and the tail of its id.
+    pub fn id(&self) -> &'static str {
+        match self {
+            KmsgClass::OomKill => "oom_kill",
+            KmsgClass::CgroupOom => "cgroup_oom",
+            KmsgClass::IoError => "io_error",
+            KmsgClass::FsError => "fs_error",
+            KmsgClass::HungTask => "hung_task",
+            KmsgClass::ConntrackFull => "conntrack_full",
+            KmsgClass::SynFlood => "syn_flood",
+            KmsgClass::FileMaxReached => "file_max_reached",
+            KmsgClass::TcpMemory => "tcp_memory",
+            KmsgClass::Segfault => "segfault",
+            KmsgClass::SoftLockup => "soft_lockup",
+            KmsgClass::RcuStall => "rcu_stall",
+            KmsgClass::HardwareError => "hardware_error",
+            KmsgClass::NfsNotResponding => "nfs_not_responding",
+            KmsgClass::Other => "other",
+        }
+    }
+
     /// Short human words for the class.
     pub fn label(&self) -> &'static str {
         match self {
@@ -195,7 +236,12 @@ fn classify_one(r: &KmsgRecord, prev: Option<&KmsgRecord>) -> Option<KmsgEvent> 
                 _ => {}
             }
         }
-    } else if m.contains("I/O error, dev ") || m.contains("I/O error on dev ") {
+    } else if m.contains("I/O error, dev ")
+        || m.contains("I/O error on dev ")
+        // The block layer's other request errors: `critical space allocation error, dev
+        // loop0, sector ...`, `critical medium error`, `timeout error`, `critical target error`.
+        || (m.contains(" error, dev ") && m.contains(", sector "))
+    {
         ev.class = KmsgClass::IoError;
         ev.device = word_after(m, "dev ");
     } else if let Some(dev) = fs_error_device(m) {
@@ -504,6 +550,11 @@ mod tests {
         assert_eq!(
             (e.class, e.device.as_deref()),
             (KmsgClass::FsError, Some("sda1-8"))
+        );
+        let e = one("critical space allocation error, dev loop0, sector 2048 op 0x1:(WRITE) flags 0xc800 phys_seg 128 prio class 2");
+        assert_eq!(
+            (e.class, e.device.as_deref()),
+            (KmsgClass::IoError, Some("loop0"))
         );
         assert!(classify(&[rec(1, "XFS (sdb1): Ending clean mount")], 0).is_empty());
         assert!(classify(

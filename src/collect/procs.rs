@@ -30,6 +30,8 @@ pub struct ProcSample {
     pub starttime: u64,
     pub rss_pages: u64,
     pub kernel_thread: bool,
+    /// The CPU it last ran on (field 39), when the line is that long.
+    pub processor: Option<u32>,
 }
 
 impl ProcSample {
@@ -57,6 +59,8 @@ impl ProcSample {
             *slot = f.next()?.parse::<i64>().ok()? as u64;
         }
         let at = |field: usize| num[field - 4];
+        // Field 25 is next; `processor` is field 39.
+        let processor = f.nth(39 - 25).and_then(|x| x.parse().ok());
         Some(ProcSample {
             pid,
             ppid: at(4) as i32,
@@ -70,6 +74,7 @@ impl ProcSample {
             starttime: at(22),
             rss_pages: at(24),
             kernel_thread: (at(9) as u32) & PF_KTHREAD != 0,
+            processor,
         })
     }
 }
@@ -90,6 +95,7 @@ impl ProcSample {
             starttime: s.starttime,
             rss_pages: s.rss,
             kernel_thread: s.flags & PF_KTHREAD != 0,
+            processor: s.processor.map(|p| p as u32),
         }
     }
 }

@@ -117,6 +117,9 @@ pub struct Readings {
     pub namespaces: Namespaces,
     pub end: EndFacts,
     pub problems: Vec<Problem>,
+    /// When the t1 snapshot was taken (live readings only): the next window of a series
+    /// starts there, back to back.
+    pub t1_at: Option<Instant>,
 }
 
 /// Read the counters of one moment. At t0 (`known` is None) the network namespaces are
@@ -309,10 +312,20 @@ fn now_rfc3339() -> String {
 
 /// Read the live system over a window. When `src` records, the recording is a fixture.
 pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> Readings {
+    live_after(src, opts, record_to, None)
+}
+
+/// [`live`], continuing from `prev` when given: its t1 snapshot is this window's t0 and the
+/// window starts when it was taken, so the windows of a series are back to back (no gap, no
+/// drift), whatever the time spent reporting in between.
+pub fn live_after(
+    src: &LiveSource,
+    opts: &LiveOptions,
+    record_to: Option<&Path>,
+    prev: Option<&Readings>,
+) -> Readings {
     let mut problems = Vec::new();
     src.set_phase("t0");
-    let start = now_rfc3339();
-    let t_start = Instant::now();
     let layout = match cgroup::layout(src) {
         Ok(l) => Some(l),
         Err(p) => {
@@ -320,7 +333,15 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
             None
         }
     };
-    let (t0, ns) = snapshot(src, &opts.spec, layout.as_ref(), None, None, &mut problems);
+    let (start, t_start, t0, ns) = match prev.and_then(|p| Some((p, p.t1_at?))) {
+        Some((p, at)) => (p.meta.end.clone(), at, p.t1.clone(), p.namespaces.clone()),
+        None => {
+            let start = now_rfc3339();
+            let t_start = Instant::now();
+            let (t0, ns) = snapshot(src, &opts.spec, layout.as_ref(), None, None, &mut problems);
+            (start, t_start, t0, ns)
+        }
+    };
     let deadline = t_start + opts.duration;
     let stop = || {
         opts.interrupted
@@ -394,6 +415,7 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
         namespaces: ns,
         end,
         problems,
+        t1_at: Some(t_end),
     }
 }
 
@@ -475,5 +497,6 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         namespaces: ns,
         end,
         problems,
+        t1_at: None,
     })
 }

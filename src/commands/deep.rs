@@ -99,14 +99,19 @@ impl Focus {
         if prefixes.iter().any(|p| id.starts_with(p)) {
             return true;
         }
-        if id.starts_with("kernel_log.") {
-            let words: &[&str] = match self {
-                Focus::Cpu => &["lockup", "RCU", "hardware"],
-                Focus::Mem => &["OOM"],
-                Focus::Disk => &["I/O", "filesystem", "hung task", "NFS"],
-                Focus::Net => &["conntrack", "SYN", "TCP memory"],
+        if f.resource == "kernel_log" {
+            // One finding per kernel-log class: the class says which resource it is about.
+            let classes: &[&str] = match self {
+                Focus::Cpu => &["soft_lockup", "rcu_stall", "hardware_error"],
+                Focus::Mem => &["oom_kill", "cgroup_oom"],
+                Focus::Disk => &["io_error", "fs_error", "hung_task", "nfs_not_responding"],
+                Focus::Net => &["conntrack_full", "syn_flood", "tcp_memory"],
             };
-            return words.iter().any(|w| f.summary.contains(w));
+            return f
+                .subject
+                .class
+                .as_deref()
+                .is_some_and(|c| classes.contains(&c));
         }
         false
     }
@@ -134,6 +139,8 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     };
     s.pressure.retain(|p| keep_psi(&p.resource));
     s.kernel_log = None;
+    // The disk view lists the cgroups' I/O in its own section.
+    s.io_limited_cgroups = Vec::new();
     match focus {
         Focus::Cpu => {
             s.cpu_detail = Some(mdeep::cpu(r, scope));
@@ -157,11 +164,18 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
         Focus::Disk => {
             let active: Vec<String> = s.disks.iter().map(|d| d.device.clone()).collect();
             s.disk_detail = Some(mdeep::disk(r, scope, lookback, &active));
+            // The I/O consumers are known now: the disk rules run again to name them.
+            rep.findings
+                .retain(|f| !f.id.starts_with("disk.") && !f.id.starts_with("filesystem."));
+            analyze::disk_rules(s, &mut rep.findings);
             (s.load, s.cpus, s.processes, s.cgroups) = (None, Vec::new(), None, Vec::new());
             (s.memory, s.interfaces, s.tcp, s.limits) = (None, Vec::new(), Vec::new(), None);
         }
         Focus::Net => {
             s.net_detail = Some(mdeep::net(r, scope));
+            // The socket dump tells server-side TIME_WAIT from client-side: the rule runs again.
+            rep.findings.retain(|f| f.id != "tcp.saturation.time_wait");
+            analyze::time_wait_rule(s, &mut rep.findings);
             (s.load, s.vmstat, s.cpus, s.processes) = (None, None, Vec::new(), None);
             (s.cgroups, s.disks, s.disks_idle) = (Vec::new(), Vec::new(), 0);
             (s.filesystems, s.memory, s.limits) = (Vec::new(), None, None);
@@ -170,23 +184,10 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep.resources
         .retain(|res| focus.resources().contains(&res.name.as_str()));
     rep.findings.retain(|f| focus.owns(f));
-    if let Some(top) = rep
-        .sections
-        .disk_detail
-        .as_ref()
-        .and_then(|d| d.top_io.first())
-    {
-        // The checklist names the top CPU user; here the I/O consumer is known.
-        for f in rep
-            .findings
-            .iter_mut()
-            .filter(|f| f.id.starts_with("disk.saturation"))
-        {
-            f.summary.push_str(&format!(
-                "; top I/O: {} (pid {}) {:.0} kB/s read, {:.0} kB/s written",
-                top.comm, top.pid, top.read_kb_per_s, top.write_kb_per_s
-            ));
-        }
+    if focus == Focus::Mem {
+        // The mem view measures growth per process itself (scoped): its rule replaces the
+        // checklist's.
+        rep.findings.retain(|f| f.id != "memory.errors.rss_growth");
     }
     rep.findings
         .extend(analyze::deep::findings(&rep.sections, &rep.host));
@@ -218,11 +219,19 @@ pub fn run_streaming(
     let analysis = Analysis {
         log_lookback_s: a.window.log_lookback,
     };
-    let one = |w: &WindowArgs| -> Result<Report, String> {
+    let one = |w: &WindowArgs, prev: Option<&Readings>| -> Result<(Report, Readings), String> {
         // The eBPF latency histogram of this resource runs during the window (mem has none).
         let wanted = (focus.name() != "mem")
             .then(|| super::offcpu::latency_for(focus.name(), a.pid.map(|p| p as u32)));
-        let win = super::sixty_second::readings(w, None, "", g.verbose, &spec, wanted.as_ref())?;
+        let win = super::sixty_second::readings_after(
+            w,
+            None,
+            "",
+            g.verbose,
+            &spec,
+            wanted.as_ref(),
+            prev,
+        )?;
         let r = &win.readings;
         if let Some(pid) = a.pid {
             if !r.t1.procs.procs.contains_key(&pid) && !r.t0.procs.procs.contains_key(&pid) {
@@ -230,23 +239,26 @@ pub fn run_streaming(
             }
         }
         let mut rep = report(r, focus, &sc, &analysis);
-        win.add_latency_to(&mut rep);
+        super::offcpu::add_latency(&mut rep, win.latency.as_ref(), win.latency_missing);
         analyze::rank(&mut rep.findings);
-        Ok(rep)
+        Ok((rep, win.readings))
     };
     let Some(interval) = a.interval else {
-        return one(&a.window).map(|r| Output::One(Box::new(r)));
+        return one(&a.window, None).map(|r| Output::One(Box::new(r.0)));
     };
     let count = a.count.unwrap_or(5);
     let mut w = a.window.clone();
     w.duration = interval;
     let stop = super::interrupt_flag();
     let mut samples = Vec::new();
+    // Each window starts where the previous one ended (back to back).
+    let mut prev: Option<Readings> = None;
     for i in 0..count {
-        let mut rep = one(&w)?;
+        let (mut rep, r) = one(&w, prev.as_ref())?;
         crate::model::summary::refresh(&mut rep);
         each(&rep, i, count);
         samples.push(rep);
+        prev = Some(r);
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }

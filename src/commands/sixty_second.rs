@@ -66,6 +66,19 @@ pub fn readings(
     spec: &Spec,
     wanted: Option<&super::offcpu::Wanted>,
 ) -> Result<WindowReadings, String> {
+    readings_after(w, record, note, verbose, spec, wanted, None)
+}
+
+/// [`readings`] of the window that starts where `prev` ended (a series, back to back).
+pub fn readings_after(
+    w: &WindowArgs,
+    record: Option<&Path>,
+    note: &str,
+    verbose: bool,
+    spec: &Spec,
+    wanted: Option<&super::offcpu::Wanted>,
+    prev: Option<&run::Readings>,
+) -> Result<WindowReadings, String> {
     let mut latency_missing = None;
     let latency;
     let readings = if let Some(dir) = &w.fixture {
@@ -99,7 +112,7 @@ pub fn readings(
             &format!("{} ({:.1} s window)", spec_name(spec), w.duration),
             opts.duration,
         );
-        let readings = run::live(&src, &opts, record);
+        let readings = run::live_after(&src, &opts, record, prev);
         drop(progress);
         latency = probes.map(|p| p.finish());
         if let (Some(out), Some(l)) = (record, &latency) {

@@ -148,6 +148,127 @@ pub fn tcp_states() -> io::Result<BTreeMap<&'static str, u64>> {
     Ok(counts)
 }
 
+/// Client-side TCP sockets to one destination from one local address: each holds its own
+/// ephemeral port, and the kernel can give out at most the port range per (local address,
+/// remote address:port) (`connect()` reuses a local port towards a different destination).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub struct PortUse {
+    /// Local address (`10.0.0.1`, `[::1]`).
+    pub local_addr: String,
+    /// Remote address and port (`10.0.0.5:5432`).
+    pub remote: String,
+    /// Sockets in any state but LISTEN whose local port is in the ephemeral range and is not a
+    /// listening port (accepted, server-side sockets share their listener's port: not counted).
+    pub sockets: u64,
+    /// Of them in TIME_WAIT.
+    pub time_wait: u64,
+}
+
+/// What the port-use dump keeps: the busiest client-side destinations, and the local ports
+/// holding the most TIME_WAIT sockets (a server's port when it closes first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortUseDump {
+    pub destinations: Vec<PortUse>,
+    /// (local port, TIME_WAIT sockets on it), most first.
+    pub time_wait_local_ports: Vec<(u16, u64)>,
+}
+
+/// How many destinations [`tcp_port_use`] keeps (the busiest).
+pub const PORT_USE_TOP: usize = 10;
+
+fn addr_string(family: u8, b: &[u8]) -> Option<String> {
+    if family == libc::AF_INET as u8 {
+        Some(std::net::Ipv4Addr::new(*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?).to_string())
+    } else {
+        let a: [u8; 16] = b.get(..16)?.try_into().ok()?;
+        Some(format!("[{}]", std::net::Ipv6Addr::from(a)))
+    }
+}
+
+/// One socket of a dump: (state, local addr, local port, remote addr, remote port).
+type SockRow = (u8, String, u16, String, u16);
+
+fn parse_sock(m: &[u8]) -> Option<SockRow> {
+    let family = *m.first()?;
+    let state = *m.get(1)?;
+    let sport = u16::from_be_bytes(m.get(4..6)?.try_into().ok()?);
+    let dport = u16::from_be_bytes(m.get(6..8)?.try_into().ok()?);
+    Some((
+        state,
+        addr_string(family, m.get(8..24)?)?,
+        sport,
+        addr_string(family, m.get(24..40)?)?,
+        dport,
+    ))
+}
+
+/// Group client-side sockets as the kernel allocates ephemeral ports: per (local address,
+/// remote address:port), counting sockets whose local port is in `range` and is not a
+/// listening port. The busiest [`PORT_USE_TOP`] groups, busiest first.
+pub fn port_use(socks: &[SockRow], range: (u16, u16)) -> Vec<PortUse> {
+    const LISTEN: u8 = 10;
+    const TIME_WAIT: u8 = 6;
+    let listening: std::collections::BTreeSet<u16> = socks
+        .iter()
+        .filter(|s| s.0 == LISTEN)
+        .map(|s| s.2)
+        .collect();
+    let mut groups: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for (state, laddr, lport, raddr, rport) in socks {
+        if *state == LISTEN
+            || !(range.0..=range.1).contains(lport)
+            || listening.contains(lport)
+            || *rport == 0
+        {
+            continue;
+        }
+        let g = groups
+            .entry((laddr.clone(), format!("{raddr}:{rport}")))
+            .or_default();
+        g.0 += 1;
+        g.1 += u64::from(*state == TIME_WAIT);
+    }
+    let mut out: Vec<PortUse> = groups
+        .into_iter()
+        .map(|((local_addr, remote), (sockets, time_wait))| PortUse {
+            local_addr,
+            remote,
+            sockets,
+            time_wait,
+        })
+        .collect();
+    out.sort_by(|a, b| b.sockets.cmp(&a.sockets).then_with(|| a.cmp(b)));
+    out.truncate(PORT_USE_TOP);
+    out
+}
+
+/// Local ports holding the most TIME_WAIT sockets ([`PORT_USE_TOP`]), most first.
+pub fn time_wait_ports(socks: &[SockRow]) -> Vec<(u16, u64)> {
+    let mut m: BTreeMap<u16, u64> = BTreeMap::new();
+    for s in socks.iter().filter(|s| s.0 == 6) {
+        *m.entry(s.2).or_default() += 1;
+    }
+    let mut v: Vec<(u16, u64)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(PORT_USE_TOP);
+    v
+}
+
+/// [`port_use`] and [`time_wait_ports`] over one dump of every TCP socket of our network
+/// namespace.
+pub fn tcp_port_use(range: (u16, u16)) -> io::Result<PortUseDump> {
+    let mut socks = Vec::new();
+    dump(ALL_STATES, |buf| {
+        walk_messages(buf, |m| socks.extend(parse_sock(m)))
+    })?;
+    Ok(PortUseDump {
+        destinations: port_use(&socks, range),
+        time_wait_local_ports: time_wait_ports(&socks),
+    })
+}
+
 /// The listening TCP sockets of our network namespace, sorted, with their accept queues.
 pub fn tcp_listeners() -> io::Result<Vec<Listener>> {
     let mut out = Vec::new();
@@ -191,6 +312,48 @@ fn dump(states: u32, mut handle: impl FnMut(&[u8]) -> io::Result<bool>) -> io::R
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn port_use_counts_client_sockets_per_destination_only() {
+        let range = (32768, 60999);
+        let mut socks: Vec<SockRow> = Vec::new();
+        // 8 listeners and 28,000 accepted (server-side) sockets in TIME_WAIT on them.
+        for p in 0..8u16 {
+            socks.push((10, "10.0.0.1".into(), 40000 + p, "0.0.0.0".into(), 0));
+        }
+        for i in 0..28_000u32 {
+            let lport = 40000 + (i % 8) as u16;
+            let rport = 32768 + (i % 28000) as u16;
+            socks.push((6, "10.0.0.1".into(), lport, "10.0.0.9".into(), rport));
+        }
+        assert!(
+            port_use(&socks, range).is_empty(),
+            "server-side sockets hold no port"
+        );
+        // 500 client sockets to one database, 3 to another, one with a fixed local port.
+        for i in 0..500u16 {
+            socks.push((1, "10.0.0.1".into(), 33000 + i, "10.0.0.5".into(), 5432));
+        }
+        for i in 0..3u16 {
+            socks.push((6, "10.0.0.1".into(), 34000 + i, "10.0.0.6".into(), 443));
+        }
+        socks.push((1, "10.0.0.1".into(), 1022, "10.0.0.7".into(), 22));
+        let u = port_use(&socks, range);
+        assert_eq!(u.len(), 2);
+        assert_eq!(
+            u[0],
+            PortUse {
+                local_addr: "10.0.0.1".into(),
+                remote: "10.0.0.5:5432".into(),
+                sockets: 500,
+                time_wait: 0
+            }
+        );
+        assert_eq!((u[1].sockets, u[1].time_wait), (3, 3));
+        let tw = time_wait_ports(&socks);
+        assert_eq!(tw[0], (40000, 3500));
+        assert_eq!(tw.len(), 8 + 2);
+    }
+
     use super::*;
 
     fn msg(kind: u16, payload: &[u8]) -> Vec<u8> {

@@ -70,6 +70,15 @@ pub trait Source: Send + Sync {
             "no listener dump",
         ))
     }
+    /// Client-side TCP sockets of our own network namespace per (local address, remote
+    /// address:port), for local ports in `range` ([`super::sockdiag::tcp_port_use`]).
+    /// Recorded as `sock_diag_ports.json`; a fixture without it answers `Unsupported`.
+    fn tcp_port_use(&self, _range: (u16, u16)) -> io::Result<super::sockdiag::PortUseDump> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no port-use dump",
+        ))
+    }
 
     /// `read` as UTF-8 (lossy: system files are text, but a garbled one must not stop the run).
     fn read_string(&self, rel: &str) -> io::Result<String> {
@@ -297,6 +306,21 @@ impl Source for LiveSource {
             &serde_json::to_vec_pretty(&l).unwrap_or_default(),
         );
         Ok(l)
+    }
+
+    fn tcp_port_use(&self, range: (u16, u16)) -> io::Result<super::sockdiag::PortUseDump> {
+        if self.base != Path::new("/") {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "sock_diag with --root",
+            ));
+        }
+        let p = super::sockdiag::tcp_port_use(range)?;
+        self.record(
+            "sock_diag_ports.json",
+            &serde_json::to_vec_pretty(&p).unwrap_or_default(),
+        );
+        Ok(p)
     }
 }
 
@@ -666,6 +690,10 @@ impl Source for FixtureSource {
 
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
         self.json_file("sock_diag_listen.json", "no sock_diag listener recording")
+    }
+
+    fn tcp_port_use(&self, _range: (u16, u16)) -> io::Result<super::sockdiag::PortUseDump> {
+        self.json_file("sock_diag_ports.json", "no sock_diag port-use recording")
     }
 }
 

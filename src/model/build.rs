@@ -222,6 +222,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             rss_bytes: p.rss_pages * page,
             threads: p.num_threads,
             major_faults_per_s: r2(dmaj as f64 / el),
+            last_cpu: p.processor,
         });
     }
     let mut top_cpu: Vec<ProcRow> = rows.iter().filter(|p| p.cpu_pct > 0.0).cloned().collect();
@@ -269,6 +270,23 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
     });
     fd_top.truncate(TOP_N);
 
+    // The same process at both ends whose RSS grew fastest (a process born in the window
+    // did not "grow": it started).
+    let rss_grower = p1
+        .values()
+        .filter_map(|p| {
+            let o = p0.get(&p.pid).filter(|o| o.starttime == p.starttime)?;
+            let grew = p.rss_pages.checked_sub(o.rss_pages).filter(|g| *g > 0)?;
+            Some((p, grew as f64 * page as f64 / el))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.pid.cmp(&a.0.pid)))
+        .map(|(p, g)| RssGrowth {
+            pid: p.pid,
+            comm: p.comm.clone(),
+            rss_bytes: p.rss_pages * page,
+            growth_bytes_per_s: r2(g),
+        });
+
     Some(ProcessSection {
         count: p1.len() as u32,
         threads: p1.values().map(|p| p.num_threads.max(0)).sum(),
@@ -289,6 +307,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             .collect(),
         fd_top,
         not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
+        rss_grower,
     })
 }
 
@@ -437,6 +456,63 @@ fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
     out
 }
 
+/// Whole, non-virtual disks with no I/O in the window (their counters valid at both ends):
+/// the USE table lists them with zeros, so an idle box still shows its disks.
+pub fn idle_disks(r: &Readings) -> Vec<String> {
+    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
+        return Vec::new();
+    };
+    let whole: Option<std::collections::BTreeSet<&str>> = r
+        .end
+        .block_devices
+        .as_ref()
+        .map(|v| v.iter().map(|d| d.name.as_str()).collect());
+    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
+    let mut out: Vec<String> = b
+        .iter()
+        .filter(|d| whole.as_ref().is_none_or(|w| w.contains(d.name.as_str())))
+        .filter(|d| !is_virtual_block(&d.name))
+        .filter(|d1| {
+            before.get(d1.name.as_str()).is_some_and(|d0| {
+                d1.reads == d0.reads
+                    && d1.writes == d0.writes
+                    && d1.time_in_progress == d0.time_in_progress
+            })
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Interfaces of our own network namespace other than loopback with no traffic, errors or
+/// drops in the window (counters valid at both ends): listed with zeros in the USE table.
+pub fn idle_interfaces(r: &Readings) -> Vec<String> {
+    let mut out = Vec::new();
+    for (ino, b) in &r.t1.net {
+        if ns_label(r, *ino) != "own" {
+            continue;
+        }
+        let Some(a) = r.t0.net.get(ino) else { continue };
+        for (name, i1) in &b.interfaces {
+            let Some(i0) = a.interfaces.get(name) else {
+                continue;
+            };
+            let same = i0.rx_packets == i1.rx_packets
+                && i0.tx_packets == i1.tx_packets
+                && i0.rx_errs == i1.rx_errs
+                && i0.tx_errs == i1.tx_errs
+                && i0.rx_drop == i1.rx_drop
+                && i0.tx_drop == i1.tx_drop;
+            if name != "lo" && same {
+                out.push(name.clone());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn interfaces(r: &Readings) -> Vec<IfRow> {
     let el = r.meta.elapsed_s;
     let mut rows = Vec::new();
@@ -501,10 +577,13 @@ pub fn tcp(r: &Readings) -> Vec<TcpRow> {
             passive_opens_per_s: cr("Tcp.PassiveOpens"),
             out_segs_per_s: out_segs,
             retrans_segs_per_s: retrans,
+            // OutSegs excludes retransmitted segments (RFC 4022): the share is of all segments
+            // sent, retransmissions included, so it cannot exceed 100%.
             retrans_pct: match (retrans, out_segs) {
-                (Some(rt), Some(o)) if o > 0.0 => Some(r2(rt / o * 100.0)),
+                (Some(rt), Some(o)) if o + rt > 0.0 => Some(r2(rt / (o + rt) * 100.0)),
                 _ => None,
             },
+            syn_retrans_per_s: cr("TcpExt.TCPSynRetrans"),
             in_errs_per_s: cr("Tcp.InErrs"),
             out_rsts_per_s: cr("Tcp.OutRsts"),
             estab_resets_per_s: cr("Tcp.EstabResets"),
@@ -675,6 +754,53 @@ pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
     for e in &events {
         *counts.entry(e.class.label().to_string()).or_insert(0) += 1;
     }
+    // pid -> memory cgroup, from the `oom-kill:` summaries.
+    let mut memcg: BTreeMap<u32, String> = BTreeMap::new();
+    for rec in recs.iter().filter(|x| x.message.starts_with("oom-kill:")) {
+        let field = |k: &str| rec.message.split(',').find_map(|kv| kv.strip_prefix(k));
+        if let (Some(pid), Some(cg)) = (
+            field("pid=").and_then(|p| p.trim().parse().ok()),
+            field("task_memcg="),
+        ) {
+            memcg.insert(pid, cg.to_string());
+        }
+    }
+    let mut groups: Vec<KlogGroup> = Vec::new();
+    for e in &events {
+        let age = r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6);
+        let device = matches!(
+            e.class,
+            kmsg::KmsgClass::IoError | kmsg::KmsgClass::FsError | kmsg::KmsgClass::NfsNotResponding
+        )
+        .then(|| e.device.clone())
+        .flatten();
+        let i = match groups
+            .iter()
+            .position(|g| g.class == e.class.id() && g.device == device)
+        {
+            Some(i) => i,
+            None => {
+                groups.push(KlogGroup {
+                    class: e.class.id().to_string(),
+                    label: e.class.label().to_string(),
+                    device,
+                    ..Default::default()
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        g.count += 1;
+        g.recent += u32::from(age <= KLOG_RECENT_S);
+        // Plus a second of slack for clock granularity.
+        g.in_window += u32::from(age <= r.meta.elapsed_s + 1.0);
+        // Events come in log order: the last one is the newest.
+        g.newest_age_s = age;
+        g.pid = e.pid;
+        g.comm = e.comm.clone();
+        g.cgroup = e.pid.and_then(|p| memcg.get(&p).cloned());
+        g.message = e.message.clone();
+    }
     let mut listed: Vec<KlogEvent> = events
         .iter()
         .map(|e| KlogEvent {
@@ -691,6 +817,7 @@ pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
         lookback_s,
         events: listed,
         counts,
+        groups,
     })
 }
 
@@ -794,6 +921,16 @@ pub fn sections(r: &Readings, lookback_s: f64) -> Sections {
         cgroups: cgroups(r),
         kernel_log: kernel_log(r, lookback_s),
         limits: Some(limits(r)),
+        io_limited_cgroups: super::deep::io_cgroups(
+            r,
+            &super::deep::Scope {
+                top: 10,
+                ..Default::default()
+            },
+        )
+        .into_iter()
+        .filter(|c| !c.limits.is_empty())
+        .collect(),
         ..Default::default()
     }
 }

@@ -331,6 +331,17 @@ pub struct NetDetail {
     pub ephemeral_ports: Option<u64>,
     pub tcp_sockets_bound: Option<u64>,
     pub ephemeral_used_pct: Option<f64>,
+    /// Client-side TCP sockets per (local address, remote address:port), busiest first: how
+    /// the kernel hands out ephemeral ports (absent when sock_diag could not be asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ports: Option<Vec<crate::host::sockdiag::PortUse>>,
+    /// The busiest destination's sockets against the ephemeral range: what `connect()` to it
+    /// runs out of (EADDRNOTAVAIL at 100%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_busiest_pct: Option<f64>,
+    /// Local ports holding the most TIME_WAIT sockets, `[port, count]`, most first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_wait_local_ports: Option<Vec<(u16, u64)>>,
 }
 
 /// Cut `v` to `n` rows, recording how many were left out under `name` (JSON never drops rows
@@ -774,7 +785,7 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     }
 }
 
-fn io_cgroups(r: &Readings, scope: &Scope) -> Vec<IoCgroupRow> {
+pub(crate) fn io_cgroups(r: &Readings, scope: &Scope) -> Vec<IoCgroupRow> {
     let el = r.meta.elapsed_s;
     let mut rows = Vec::new();
     for (path, b) in &r.t1.deep.io_cgroups {
@@ -1060,6 +1071,24 @@ pub fn net(r: &Readings, scope: &Scope) -> NetDetail {
             .zip(bound)
             .filter(|(p, _)| *p > 0)
             .map(|(p, b)| r2(b as f64 / p as f64 * 100.0)),
+        ephemeral_busiest_pct: ports.filter(|p| *p > 0).and_then(|p| {
+            let top =
+                r.t1.deep
+                    .port_use
+                    .as_ref()?
+                    .destinations
+                    .first()
+                    .map(|u| u.sockets)
+                    .unwrap_or(0);
+            Some(r2(top as f64 / p as f64 * 100.0))
+        }),
+        client_ports: r.t1.deep.port_use.as_ref().map(|u| u.destinations.clone()),
+        time_wait_local_ports: r
+            .t1
+            .deep
+            .port_use
+            .as_ref()
+            .map(|u| u.time_wait_local_ports.clone()),
     }
 }
 

@@ -589,3 +589,101 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
     }
     out
 }
+
+/// Add the idle disks and interfaces (no I/O, no traffic in the window) to the USE view with
+/// zeros, after the active ones of their kind, so every resource is listed, idle or not.
+pub fn add_idle(out: &mut Vec<Resource>, disks: &[String], interfaces: &[String]) {
+    let after = |out: &Vec<Resource>, kinds: &[&str]| {
+        out.iter()
+            .rposition(|r| kinds.contains(&r.name.as_str()))
+            .map(|i| i + 1)
+    };
+    let mut at = after(out, &["disk"])
+        .or_else(|| after(out, &["memory"]))
+        .unwrap_or(out.len());
+    for d in disks {
+        if out
+            .iter()
+            .any(|r| r.name == "disk" && r.instance.as_deref() == Some(d))
+        {
+            continue;
+        }
+        let mut r = Resource::new("disk", Some(d.clone()));
+        r.metrics = vec![
+            Metric::new(
+                "disk.util_pct",
+                U,
+                "busy",
+                Some(0.0),
+                "pct",
+                "/proc/diskstats",
+            ),
+            Metric::new(
+                "disk.aqu_sz",
+                S,
+                "aqu-sz",
+                Some(0.0),
+                "requests",
+                "/proc/diskstats",
+            ),
+            Metric::missing(
+                "disk.await_ms",
+                S,
+                "await",
+                "ms",
+                "/proc/diskstats",
+                "no completed I/O",
+            ),
+        ];
+        out.insert(at, r);
+        at += 1;
+    }
+    let mut at = after(out, &["network"])
+        .or_else(|| after(out, &["filesystem", "io", "disk", "memory"]))
+        .unwrap_or(out.len());
+    for i in interfaces {
+        if out
+            .iter()
+            .any(|r| r.name == "network" && r.instance.as_deref() == Some(i))
+        {
+            continue;
+        }
+        let mut r = Resource::new("network", Some(i.clone()));
+        r.metrics = vec![
+            Metric::new(
+                "network.rx_kb_per_s",
+                U,
+                "rx",
+                Some(0.0),
+                "kb_per_s",
+                "/proc/net/dev",
+            ),
+            Metric::new(
+                "network.tx_kb_per_s",
+                U,
+                "tx",
+                Some(0.0),
+                "kb_per_s",
+                "/proc/net/dev",
+            ),
+            Metric::new(
+                "network.drops_per_s",
+                S,
+                "drops",
+                Some(0.0),
+                "per_s",
+                "/proc/net/dev",
+            ),
+            Metric::new(
+                "network.errors_per_s",
+                E,
+                "errors",
+                Some(0.0),
+                "per_s",
+                "/proc/net/dev",
+            ),
+        ];
+        out.insert(at, r);
+        at += 1;
+    }
+}

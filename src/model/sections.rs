@@ -33,6 +33,9 @@ pub struct Sections {
     pub kernel_log: Option<KernelLogSection>,
     /// System-wide handles: file handles, tasks, conntrack.
     pub limits: Option<LimitsSection>,
+    /// cgroups with an I/O limit (io.max, blkio.throttle.*) and how much of it they used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub io_limited_cgroups: Vec<super::deep::IoCgroupRow>,
     /// `triage cpu`: per-process/thread CPU with switches, softirqs, PSI stall time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_detail: Option<super::deep::CpuDetail>,
@@ -123,6 +126,9 @@ pub struct ProcRow {
     pub rss_bytes: u64,
     pub threads: i64,
     pub major_faults_per_s: f64,
+    /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cpu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -147,6 +153,17 @@ pub struct ProcessSection {
     pub fd_top: Vec<FdRow>,
     /// Processes whose fds or namespaces could not be inspected (permissions).
     pub not_inspected: u32,
+    /// The process whose resident memory grew fastest over the window (only when one grew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_grower: Option<RssGrowth>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct RssGrowth {
+    pub pid: i32,
+    pub comm: String,
+    pub rss_bytes: u64,
+    pub growth_bytes_per_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -245,6 +262,9 @@ pub struct TcpRow {
     pub estab_resets_per_s: Option<f64>,
     pub listen_overflows_per_s: Option<f64>,
     pub listen_drops_per_s: Option<f64>,
+    /// Retransmitted SYNs (TcpExt.TCPSynRetrans): connection attempts not answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_retrans_per_s: Option<f64>,
     pub established: Option<u64>,
     pub time_wait: Option<u64>,
     pub close_wait: Option<u64>,
@@ -288,6 +308,46 @@ pub struct KernelLogSection {
     pub events: Vec<KlogEvent>,
     /// Events per class (all of them, also those not listed).
     pub counts: std::collections::BTreeMap<String, u32>,
+    /// All the events grouped by class (and device, for I/O, filesystem and NFS errors): what
+    /// the kernel-log rules make one finding each of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<KlogGroup>,
+}
+
+/// Kernel-log events younger than this (seconds before the end of the window) are recent: a
+/// warning, not history. Five minutes: long enough that a fault seen a moment before the run
+/// (the usual "it was slow just now") still warns, short enough that the default look-back of
+/// ten minutes leaves room for context.
+pub const KLOG_RECENT_S: f64 = 300.0;
+
+/// One class of kernel-log trouble (and its device), over the look-back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct KlogGroup {
+    /// The class id: `oom_kill`, `cgroup_oom`, `io_error`, `hung_task`, `conntrack_full`, ...
+    pub class: String,
+    /// Short words for it (`I/O error`).
+    pub label: String,
+    /// The block or filesystem device, or the NFS server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Events in the look-back.
+    pub count: u32,
+    /// Of them, within [`KLOG_RECENT_S`] of the end of the window.
+    pub recent: u32,
+    /// Of them, inside the measured window.
+    pub in_window: u32,
+    /// Seconds before the end of the window of the newest one.
+    pub newest_age_s: f64,
+    /// The process of the newest (OOM victim, hung task, segfaulting process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// The memory cgroup of an OOM kill (`task_memcg=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The newest message.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -729,28 +729,39 @@ pub fn series_table(series: &Series) -> String {
     out
 }
 
-/// The findings seen in any window of a series, the most severe occurrence of each.
+/// The findings seen in any window of a series, the most severe occurrence of each. One entry
+/// per finding and subject (the process that grew, the device that queued): a finding about
+/// another process in another window is another entry, and the one seen in the most windows
+/// comes first.
 pub fn series_findings(series: &Series) -> String {
     let mut out = String::new();
-    let mut seen: Vec<(String, Severity, String, usize)> = Vec::new();
-    for (i, r) in series.samples.iter().enumerate() {
+    let mut seen: Vec<(
+        String,
+        Severity,
+        String,
+        usize,
+        &crate::model::report::Subject,
+    )> = Vec::new();
+    for r in &series.samples {
         for f in r
             .findings
             .iter()
             .filter(|f| f.severity >= Severity::Warning)
         {
-            match seen.iter_mut().find(|x| x.0 == f.id) {
+            match seen.iter_mut().find(|x| x.0 == f.id && *x.4 == f.subject) {
                 Some(x) => {
                     x.3 += 1;
-                    if f.severity > x.1 {
+                    if f.severity >= x.1 {
                         (x.1, x.2) = (f.severity, f.summary.clone());
                     }
                 }
-                None => seen.push((f.id.clone(), f.severity, f.summary.clone(), 1)),
+                None => seen.push((f.id.clone(), f.severity, f.summary.clone(), 1, &f.subject)),
             }
-            let _ = i;
         }
     }
+    seen.sort_by(|a, b| b.3.cmp(&a.3).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
+    let seen: Vec<(String, Severity, String, usize)> =
+        seen.into_iter().map(|x| (x.0, x.1, x.2, x.3)).collect();
     let _ = writeln!(out, "\nFINDINGS (in any window)");
     if seen.is_empty() {
         let _ = writeln!(out, "  none");
