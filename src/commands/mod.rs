@@ -51,6 +51,7 @@ fn use_color(g: &Global) -> bool {
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let g = &cli.global;
+    crate::probe::btf::set_external(g.btf.clone());
     let one = |r: Result<Report, String>| r.map(|r| Output::One(Box::new(r)));
     let report: Result<Output, String> = match &cli.command {
         Command::SixtySecond(w) => one(sixty_second::run(w, None, "", g.verbose)),

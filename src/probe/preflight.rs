@@ -2,11 +2,33 @@
 //! lockdown. The checks themselves are `host::preflight`'s, the same ones `triage doctor`
 //! shows, so the two can never disagree.
 
+use std::path::Path;
+
 use crate::collect::Problem;
 use crate::host::{preflight, LiveSource};
 
 /// Everything that stops the eBPF probes from running here, each with its fix. Empty: go.
 /// Probes always run against the running kernel, so this reads the live system.
+/// An external BTF file (`--btf`, `TRIAGE_BTF`) stands in for a missing kernel BTF; one that
+/// cannot be read (or is not BTF) is a blocker of its own.
 pub fn bpf_blockers() -> Vec<Problem> {
-    preflight::bpf_blockers(&preflight::check(&LiveSource::new("/")))
+    with_external_btf(
+        preflight::bpf_blockers(&preflight::check(&LiveSource::new("/"))),
+        super::btf::external().as_deref(),
+    )
+}
+
+/// `blockers` adjusted for an external BTF file `ext`.
+pub fn with_external_btf(mut blockers: Vec<Problem>, ext: Option<&Path>) -> Vec<Problem> {
+    let Some(ext) = ext else {
+        return blockers;
+    };
+    blockers.retain(|b| b.what != preflight::BTF_BLOCKER);
+    if let Some(why) = super::btf::check_file(ext) {
+        blockers.push(
+            Problem::new("eBPF: external BTF", ext.to_string_lossy(), why)
+                .with_fix(super::btf::WHERE_TO_GET),
+        );
+    }
+    blockers
 }
