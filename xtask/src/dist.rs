@@ -28,8 +28,9 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// What the artifacts are called: static, so any x86_64 Linux (not just gnu userlands).
 pub const PLATFORM: &str = "x86_64-unknown-linux";
 
-/// Packages dist needs beyond the build ones: objcopy/readelf (binutils), dpkg-deb (dpkg).
-const PACKAGES: &[&str] = &["binutils", "dpkg", "tar", "gzip"];
+/// Packages dist needs beyond the build ones: objcopy/readelf (binutils), dpkg-deb (dpkg);
+/// `file` is for tests/dist.rs (what `file` says about the binary).
+const PACKAGES: &[&str] = &["binutils", "dpkg", "tar", "gzip", "file"];
 
 /// Where the artifacts land.
 pub fn out_dir() -> PathBuf {
