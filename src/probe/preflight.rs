@@ -32,3 +32,36 @@ pub fn with_external_btf(mut blockers: Vec<Problem>, ext: Option<&Path>) -> Vec<
     }
     blockers
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_external_btf_file_replaces_the_missing_kernel_btf() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("vmlinux.btf");
+        std::fs::write(&good, [0x9f, 0xeb, 1, 0, 24, 0, 0, 0]).unwrap();
+        let bad = dir.path().join("vmlinux.tar.xz");
+        std::fs::write(&bad, b"\xfd7zXZ\0\0\0").unwrap();
+        let blockers = || {
+            vec![
+                Problem::new("eBPF: capabilities", "proc/self/status", "no CAP_BPF"),
+                Problem::new(preflight::BTF_BLOCKER, "sys/kernel/btf/vmlinux", "absent"),
+            ]
+        };
+        let whats = |b: Vec<Problem>| b.into_iter().map(|p| p.what).collect::<Vec<_>>();
+        assert_eq!(
+            whats(with_external_btf(blockers(), None)),
+            ["eBPF: capabilities", preflight::BTF_BLOCKER]
+        );
+        assert_eq!(
+            whats(with_external_btf(blockers(), Some(&good))),
+            ["eBPF: capabilities"]
+        );
+        let b = with_external_btf(blockers(), Some(&bad));
+        assert_eq!(b[1].what, "eBPF: external BTF");
+        assert!(b[1].reason.contains("not a raw BTF file"), "{:?}", b[1]);
+        assert!(b[1].fix.as_deref().unwrap().contains("BTFHub"));
+    }
+}
