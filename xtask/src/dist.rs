@@ -48,7 +48,9 @@ pub fn run(args: &[String]) -> Result<std::process::ExitCode> {
     deps::ensure(false)?;
     deps::ensure_packages(PACKAGES)?;
     let started = Instant::now();
-    let arts = build_all(&util::root().join("target/dist"), &out_dir())?;
+    // Read once: a commit made while --check-repro runs must not change the second build.
+    let epoch = source_date_epoch();
+    let arts = build_all(&util::root().join("target/dist"), &out_dir(), epoch)?;
     eprintln!(
         "xtask dist: built in {:.0} s:",
         started.elapsed().as_secs_f64()
@@ -65,7 +67,7 @@ pub fn run(args: &[String]) -> Result<std::process::ExitCode> {
         let _ = std::fs::remove_dir_all(&first);
         std::fs::rename(util::root().join("target/dist"), &first)?;
         let again = Instant::now();
-        let other = build_all(&util::root().join("target/dist"), &out_dir())?;
+        let other = build_all(&util::root().join("target/dist"), &out_dir(), epoch)?;
         let secs = again.elapsed().as_secs_f64();
         let a = std::fs::read_to_string(first.join("out/SHA256SUMS"))?;
         let b = std::fs::read_to_string(out_dir().join("SHA256SUMS"))?;
@@ -153,8 +155,7 @@ fn dist_env(cmd: &mut Command, epoch: u64) {
 }
 
 /// Build the static binary into `target_dir` and package it into `out`.
-pub fn build_all(target_dir: &Path, out: &Path) -> Result<Artifacts> {
-    let epoch = source_date_epoch();
+pub fn build_all(target_dir: &Path, out: &Path, epoch: u64) -> Result<Artifacts> {
     let version = version()?;
     let mut cmd = util::cargo();
     cmd.args([
