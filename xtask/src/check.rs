@@ -60,8 +60,6 @@ pub fn run() -> Result<ExitCode> {
                 "--all-targets",
             ],
         ),
-        // --no-fail-fast: a failing test binary must not hide the results of the others.
-        // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
     ];
     // As root (CI), the static release artifacts are built first: tests/dist.rs runs them in
     // an empty root and installs the .deb (those tests are `needs root`, so a non-root run
@@ -72,6 +70,8 @@ pub fn run() -> Result<ExitCode> {
             &["run", "--quiet", "--package", "xtask", "--", "dist"],
         ));
     }
+    // --no-fail-fast: a failing test binary must not hide the results of the others.
+    // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
     steps.push(("test", test_args));
 
     let mut failed = Vec::new();
