@@ -39,13 +39,20 @@ mod bpf {
         for src in sources {
             let name = stem(&src);
             let mut b = SkeletonBuilder::new();
-            b.source(&src).clang_args([
+            let mut args = vec![
                 OsString::from("-I"),
                 bpf_dir.clone().into_os_string(),
                 OsString::from("-I"),
                 vmlinux.clone().into_os_string(),
                 OsString::from("-Wall"),
-            ]);
+            ];
+            // `cargo xtask dist`: no build paths in the objects' BTF line info (reproducible).
+            if let Some(map) = std::env::var_os("TRIAGE_BPF_PREFIX_MAP") {
+                let mut arg = OsString::from("-ffile-prefix-map=");
+                arg.push(map);
+                args.push(arg);
+            }
+            b.source(&src).clang_args(args);
             if let Some(clang) = std::env::var_os("CLANG") {
                 b.clang(clang);
             }
@@ -53,6 +60,7 @@ mod bpf {
                 .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
         }
         println!("cargo:rerun-if-env-changed=CLANG");
+        println!("cargo:rerun-if-env-changed=TRIAGE_BPF_PREFIX_MAP");
     }
 
     fn stem(p: &Path) -> String {

@@ -47,6 +47,10 @@ pub struct Global {
     /// Say what was read, what was skipped and why, and the verdict (to stderr).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// BTF file describing the running kernel, for kernels without /sys/kernel/btf/vmlinux
+    /// (e.g. from BTFHub): the eBPF probes relocate against it. Also TRIAGE_BTF=FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

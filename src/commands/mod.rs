@@ -72,6 +72,7 @@ pub fn run(mut cli: Cli) -> i32 {
         return exit::USAGE;
     }
     let g = &cli.global;
+    crate::probe::btf::set_external(g.btf.clone());
     let width = output::table_width(g.width);
     let style = render::table::Style {
         color: use_color(g),

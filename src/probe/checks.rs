@@ -120,6 +120,9 @@ pub fn can_bpf(p: &Preflight) -> bool {
     bpf_blockers(p).is_empty()
 }
 
+/// The `what` of the missing-kernel-BTF blocker (an external BTF file lifts it).
+pub const BTF_BLOCKER: &str = "eBPF: kernel BTF";
+
 /// Every reason eBPF probes cannot run here, each with the exact fix. Empty when they can.
 pub fn bpf_blockers(p: &Preflight) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -146,15 +149,16 @@ pub fn bpf_blockers(p: &Preflight) -> Vec<Problem> {
     if !p.btf {
         out.push(
             Problem::new(
-                "eBPF: kernel BTF",
+                BTF_BLOCKER,
                 "sys/kernel/btf/vmlinux",
-                "sys/kernel/btf/vmlinux absent (kernel built without BTF type information)",
+                "sys/kernel/btf/vmlinux absent (kernel built without BTF type information): \
+                 every probe (syscalls, offcpu, latency) relocates its reads against the \
+                 kernel's BTF (CO-RE) and cannot load without it",
             )
-            .with_fix(
-                "kernel lacks BTF (CONFIG_DEBUG_INFO_BTF=y): boot a kernel built with it \
-                 (most distribution kernels since 5.4 are); inside a container, bind-mount the \
-                 host's /sys/kernel/btf",
-            ),
+            .with_fix(format!(
+                "inside a container, bind-mount the host's /sys/kernel/btf; otherwise {}",
+                crate::probe::btf::WHERE_TO_GET
+            )),
         );
     }
     if p.lockdown.as_deref() == Some("confidentiality") {

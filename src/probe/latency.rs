@@ -60,8 +60,9 @@ fn load<'obj>(
     w: &Wanted,
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<LatencySkel<'obj>, String> {
+    let btf = super::btf::open_opts();
     let mut open = LatencySkelBuilder::default()
-        .open(storage)
+        .open_opts(btf.opts, storage)
         .map_err(|e| format!("open: {e}"))?;
     {
         let ro = open
@@ -110,6 +111,19 @@ fn load<'obj>(
 
 /// Load and attach the wanted probes. Returns once they count (or every attach type failed).
 pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
+    let parts: Vec<&str> = [
+        (w.runqueue, "runqueue"),
+        (w.block, "block"),
+        (w.retransmits, "retransmits"),
+    ]
+    .into_iter()
+    .filter_map(|(on, part)| on.then_some(part))
+    .collect();
+    if let Some(why) = super::kernels::running_too_old("latency", &parts) {
+        return Err(AttachFailure {
+            attempts: vec![("kernel", why)],
+        });
+    }
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, f64), AttachFailure>>();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let (res_tx, res_rx) = mpsc::channel::<LatencyReadings>();

@@ -7,8 +7,10 @@
 //! window; whatever was dropped is counted; nothing global (sysctls) is changed; the
 //! programs are detached when the probe's function returns, on every path.
 
+pub mod btf;
 pub mod checks;
 pub mod hist;
+pub mod kernels;
 #[cfg(feature = "bpf")]
 pub mod latency;
 pub mod names;
@@ -153,6 +155,10 @@ pub fn try_attach(name: &str) -> ProbeCheck {
 pub fn attach_fix(err: &str) -> String {
     if err.contains("ermission") || err.contains("EPERM") {
         "run as root, or grant CAP_BPF and CAP_PERFMON".into()
+    } else if err.contains(kernels::SKIP_ENV) {
+        "run a newer kernel (docs/kernels.md lists what each probe needs); the /proc report \
+         does not depend on it"
+            .into()
     } else {
         "run with -v to see libbpf's log; `triage doctor` checks BTF, capabilities and lockdown"
             .into()

@@ -66,8 +66,9 @@ fn load<'obj>(
     opts: &Options,
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<OffcpuSkel<'obj>, String> {
+    let btf = super::btf::open_opts();
     let mut open = OffcpuSkelBuilder::default()
-        .open(storage)
+        .open_opts(btf.opts, storage)
         .map_err(|e| format!("open: {e}"))?;
     {
         let ro = open
@@ -184,6 +185,16 @@ impl Watcher {
 /// Load, attach, poll until `stop()` says the window is over (every 100 ms, remembering new
 /// processes), read and symbolize. On failure nothing ran.
 pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuProbe, AttachFailure> {
+    let parts: &[&str] = if opts.cgroup.is_some() {
+        &["cgroup filter"]
+    } else {
+        &[]
+    };
+    if let Some(why) = super::kernels::running_too_old("offcpu", parts) {
+        return Err(AttachFailure {
+            attempts: vec![("kernel", why)],
+        });
+    }
     let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 2] =
         [MaybeUninit::uninit(), MaybeUninit::uninit()];
     let mut attempts = Vec::new();

@@ -57,7 +57,10 @@ fn load<'obj>(
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<SyscallsSkel<'obj>, String> {
     let builder = SyscallsSkelBuilder::default();
-    let mut open = builder.open(storage).map_err(|e| format!("open: {e}"))?;
+    let btf = super::btf::open_opts();
+    let mut open = builder
+        .open_opts(btf.opts, storage)
+        .map_err(|e| format!("open: {e}"))?;
     {
         let ro = open
             .maps
@@ -123,6 +126,16 @@ pub fn trace<R>(
         MaybeUninit::uninit(),
         MaybeUninit::uninit(),
     ];
+    let parts: &[&str] = if opts.cgroup.is_some() {
+        &["cgroup filter"]
+    } else {
+        &[]
+    };
+    if let Some(why) = super::kernels::running_too_old("syscalls", parts) {
+        return Err(AttachFailure {
+            attempts: vec![("kernel", why)],
+        });
+    }
     let mut attempts = Vec::new();
     let t0 = Instant::now();
     for (kind, storage) in ATTACH_TYPES.iter().zip(storages.iter_mut()) {

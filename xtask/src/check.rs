@@ -36,7 +36,7 @@ pub fn run() -> Result<ExitCode> {
         &["test", "--workspace", "--no-fail-fast"]
     };
 
-    let steps: [(&str, &[&str]); 4] = [
+    let mut steps: Vec<(&str, &[&str])> = vec![
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -60,10 +60,19 @@ pub fn run() -> Result<ExitCode> {
                 "--all-targets",
             ],
         ),
-        // --no-fail-fast: a failing test binary must not hide the results of the others.
-        // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
-        ("test", test_args),
     ];
+    // As root (CI), the static release artifacts are built first: tests/dist.rs runs them in
+    // an empty root and installs the .deb (those tests are `needs root`, so a non-root run
+    // skips both). `cargo xtask dist` = this cargo invocation (the alias).
+    if root {
+        steps.push((
+            "dist",
+            &["run", "--quiet", "--package", "xtask", "--", "dist"],
+        ));
+    }
+    // --no-fail-fast: a failing test binary must not hide the results of the others.
+    // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
+    steps.push(("test", test_args));
 
     let mut failed = Vec::new();
     let mut verdicts = Vec::new();

@@ -8,6 +8,7 @@
 //! - `test`: deps, then layers, fmt check, clippy with `-D warnings`, and the whole test suite (what CI
 //!   runs via `.ci/run`).
 //! - `sixty-second [ARGS...]`: deps, release build, then exec `triage sixty-second ARGS...`.
+//! - `dist [--check-repro]`: the static binary, tarball, .deb and checksums (see dist.rs).
 //! - `bench [--runs N] [--duration SECS] [--procs N]`: triage against the classic 60-second
 //!   checklist, and its cost as the process count grows; `bench --deep` times the deep dives
 //!   with extra processes and loopback sockets.
@@ -30,6 +31,7 @@ mod bench_syscalls;
 mod capture;
 mod check;
 mod deps;
+mod dist;
 mod handmade;
 mod layers;
 pub mod man;
@@ -54,6 +56,9 @@ commands:
   overlay NAME BASE              reduce fixtures/NAME (a modified copy of fixtures/BASE) to an
                                  overlay: only the files that differ, meta.json naming BASE
   sixty-second [ARGS...]         deps, release build, run `triage sixty-second ARGS...`
+  dist [--check-repro]           static x86_64 binary (+ split debug info), tarball, .deb and
+                                 SHA256SUMS in target/dist/out; --check-repro builds twice
+                                 from scratch and fails unless the artifacts are identical
   bench [--runs N] [--duration SECS] [--procs N] [--no-bpf]
                                  triage vs the classic 60-second commands, and scale cost
                                  (defaults: --runs 5 --duration 2 --procs 5000)
@@ -149,6 +154,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             check::run()
         }
         "sixty-second" => sixty_second(rest),
+        "dist" => dist::run(rest),
         "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
         "bench" if rest.iter().any(|a| a == "--fleet") => bench_fleet::run(rest),
         "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),

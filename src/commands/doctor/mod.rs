@@ -104,8 +104,13 @@ pub fn run(args: &Args, g: &Global, color: bool) -> i32 {
 /// Everything `doctor` reports, read through `src`; probes are tried on the running kernel.
 pub fn collect(src: &dyn Source, root: &str) -> Doctor {
     let pf = preflight::check(src);
-    let blockers = preflight::bpf_blockers(&pf);
+    let external_btf = probe::btf::external();
+    let blockers =
+        probe::preflight::with_external_btf(preflight::bpf_blockers(&pf), external_btf.as_deref());
     let mut checks = fact_checks(&pf);
+    if let Some(ext) = &external_btf {
+        external_btf_check(&mut checks, ext);
+    }
     checks.extend(proc_checks(src, &pf));
     let probes = probe::catalog()
         .into_iter()
@@ -146,6 +151,33 @@ pub fn collect(src: &dyn Source, root: &str) -> Doctor {
     }
 }
 
+/// The `btf` check when an external BTF file was given: it is what the probes use.
+fn external_btf_check(checks: &mut [Check], ext: &std::path::Path) {
+    let Some(c) = checks.iter_mut().find(|c| c.name == "btf") else {
+        return;
+    };
+    let kernel = if c.ok {
+        "kernel BTF present"
+    } else {
+        "no kernel BTF"
+    };
+    match probe::btf::check_file(ext) {
+        None => {
+            c.ok = true;
+            c.value = format!(
+                "{kernel}; using external BTF {} (--btf/TRIAGE_BTF; tp_btf needs the kernel's own)",
+                ext.display()
+            );
+            c.fix = None;
+        }
+        Some(why) => {
+            c.ok = false;
+            c.value = format!("{kernel}; {why}");
+            c.fix = Some(probe::btf::WHERE_TO_GET.to_string());
+        }
+    }
+}
+
 fn check(name: &str, ok: bool, value: impl Into<String>, fix: Option<&str>) -> Check {
     Check {
         name: name.to_string(),
@@ -181,11 +213,8 @@ pub fn fact_checks(p: &Preflight) -> Vec<Check> {
         check(
             "btf",
             false,
-            "no kernel BTF (/sys/kernel/btf/vmlinux absent)",
-            Some(
-                "kernel lacks BTF (CONFIG_DEBUG_INFO_BTF=y): boot a kernel built with it; in a \
-                 container, bind-mount the host's /sys/kernel/btf",
-            ),
+            "no kernel BTF (/sys/kernel/btf/vmlinux absent): every probe needs BTF",
+            Some(probe::btf::WHERE_TO_GET),
         )
     });
     out.push(match &p.tracefs {
