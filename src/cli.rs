@@ -85,6 +85,9 @@ pub enum Command {
     /// Where threads wait instead of run: off-CPU time by stack and state (eBPF), as a table,
     /// folded stacks or a flame graph.
     Offcpu(crate::commands::offcpu::Args),
+    /// Where the CPU goes: timed stack sampling on every CPU (eBPF + perf events), by process,
+    /// thread, function and stack, as a table, folded stacks or a flame graph.
+    Profile(crate::commands::profile::Args),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,6 +7,7 @@
 
 pub mod deep;
 pub mod offcpu;
+pub mod profile;
 pub mod syscalls;
 
 use crate::model::build::r2;

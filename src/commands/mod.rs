@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod mem;
 pub mod net;
 pub mod offcpu;
+pub mod profile;
 pub mod sixty_second;
 pub mod syscalls;
 
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> i32 {
         // Not a window report: a document of its own (docs/json.md), exit 0 whenever it ran.
         Command::Doctor(a) => return doctor::run(a, g, use_color(g)),
         Command::Offcpu(a) => one(offcpu::run(a, g)),
+        Command::Profile(a) => one(profile::run(a, g)),
     };
     match report {
         Ok(Output::Series(series)) => {

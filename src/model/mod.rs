@@ -4,6 +4,7 @@
 pub mod build;
 pub mod deep;
 pub mod offcpu;
+pub mod profile;
 pub mod report;
 pub mod resources;
 pub mod sections;

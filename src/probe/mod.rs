@@ -16,6 +16,8 @@ pub mod offcpu;
 pub mod output;
 pub mod preflight;
 #[cfg(feature = "bpf")]
+pub mod profile;
+#[cfg(feature = "bpf")]
 pub mod syscalls;
 
 #[cfg(feature = "bpf")]

@@ -4,6 +4,7 @@
 pub mod deep;
 pub mod doctor;
 pub mod offcpu;
+pub mod profile;
 mod syscalls;
 pub mod table;
 
