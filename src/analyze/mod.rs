@@ -297,7 +297,9 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
             if let Some(pid) = pid {
                 next.push(format!("pidstat -t -p {pid} 1"));
             }
-            next.push("triage offcpu".into());
+            next.push(pid.map_or("triage profile".into(), |p| {
+                format!("triage profile -p {p}")
+            }));
             out.push(finding(
                 "cpu.saturation.runqueue",
                 sev,
@@ -354,7 +356,16 @@ fn cpu_rules(s: &Sections, cx: &Context, out: &mut Vec<Finding>) {
                         ),
                         ev("cpu.others_median_busy_pct", med, "<=", lim, "pct"),
                     ],
-                    vec!["triage cpu".into(), "mpstat -P ALL 1".into()],
+                    vec![
+                        "triage cpu".into(),
+                        s.processes
+                            .as_ref()
+                            .and_then(|p| p.top_cpu.first())
+                            .map_or("triage profile".into(), |p| {
+                                format!("triage profile -p {}", p.pid)
+                            }),
+                        "mpstat -P ALL 1".into(),
+                    ],
                 ));
             }
         }

@@ -49,6 +49,11 @@ pub fn catalog() -> Vec<ProbeSpec> {
             tracepoints: &["sched:sched_switch"],
         },
         ProbeSpec {
+            name: "profile",
+            what: "on-CPU stack samples on every CPU (triage profile)",
+            tracepoints: &["perf_event: cpu-clock, one per CPU"],
+        },
+        ProbeSpec {
             name: "latency",
             what: "run-queue, block I/O latency and TCP retransmits (sixty-second, cpu, disk, net)",
             tracepoints: &[
@@ -126,6 +131,15 @@ pub fn try_attach(name: &str) -> ProbeCheck {
                     ..Default::default()
                 };
                 offcpu::trace(&opts, || true)
+                    .map(|p| p.attach_type)
+                    .map_err(|e| e.to_string())
+            }
+            "profile" => {
+                let opts = profile::Options {
+                    pid: Some(u32::MAX),
+                    ..Default::default()
+                };
+                profile::trace(&opts, || true)
                     .map(|p| p.attach_type)
                     .map_err(|e| e.to_string())
             }
