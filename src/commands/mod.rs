@@ -79,7 +79,8 @@ pub fn run(cli: Cli) -> i32 {
             write_stdout(&text);
             0
         }
-        Ok(Output::One(r)) => {
+        Ok(Output::One(mut r)) => {
+            r.cost = Some(crate::probe::cost::own_cost());
             let json = g.json || g.format == Format::Json;
             let text = if json {
                 render::json(&r)

@@ -433,6 +433,7 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
             ..Default::default()
         },
         unavailable,
+        cost: None,
     }
 }
 

@@ -261,5 +261,6 @@ pub fn report(probe: ProfileProbe, top: usize, live: bool) -> Report {
             ..Default::default()
         },
         unavailable,
+        cost: None,
     }
 }

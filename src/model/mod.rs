@@ -2,6 +2,7 @@
 //! them, and the report that carries both with the findings.
 
 pub mod build;
+pub mod cost;
 pub mod deep;
 pub mod offcpu;
 pub mod profile;
@@ -122,6 +123,7 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         findings,
         sections,
         unavailable,
+        cost: None,
     }
 }
 pub mod syscalls;

@@ -7,6 +7,7 @@
 //! window; whatever was dropped is counted; nothing global (sysctls) is changed; the
 //! programs are detached when the probe's function returns, on every path.
 
+pub mod cost;
 pub mod hist;
 #[cfg(feature = "bpf")]
 pub mod latency;

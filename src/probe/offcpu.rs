@@ -212,6 +212,7 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                 }
                 let traced = attached.elapsed();
                 let mut raw = read(&skel, opts.min_block_us.saturating_mul(1000));
+                super::cost::note("offcpu", libbpf_rs::skel::Skel::object(&skel));
                 drop(skel);
                 if let (Some(pid), Some(before)) = (opts.pid, before) {
                     add_never_ran(&mut raw, pid, &before, traced.as_nanos() as u64);

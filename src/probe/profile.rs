@@ -240,6 +240,7 @@ pub fn trace(
     drop(links);
     let traced = attached.elapsed();
     let raw = read(&skel, &cpus);
+    super::cost::note("profile", libbpf_rs::skel::Skel::object(&skel));
     drop(skel);
     let mut out = symbolize(&mut w, raw, opts);
     out.event = event;

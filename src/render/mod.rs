@@ -1,6 +1,7 @@
 //! Rendering one report: a table for people, JSON for machines. Both read the same `Report`, so
 //! they cannot disagree.
 
+pub mod cost;
 pub mod deep;
 pub mod doctor;
 pub mod offcpu;

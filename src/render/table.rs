@@ -163,6 +163,7 @@ pub fn render(r: &Report, st: &Style) -> String {
             wrap(&mut out, "  -", "    ", &text);
         }
     }
+    super::cost::render(&mut out, r);
     out
 }
 
