@@ -165,6 +165,76 @@ mod live {
         );
     }
 
+    /// `--comm`: only threads of that name are counted (filtered in the kernel).
+    #[test]
+    #[ignore = "needs root: perf events + BPF"]
+    fn comm_scope_counts_only_that_command() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let opts = profile::Options {
+            comm: Some("spin".into()),
+            ..Default::default()
+        };
+        let (p, pid, _) = sample(&["spin", "1"], opts);
+        assert_eq!(p.scope, "comm spin");
+        assert!(!p.stacks.is_empty());
+        assert!(
+            p.stacks.iter().all(|s| s.thread == "spin"),
+            "{:#?}",
+            p.stacks.iter().map(|s| &s.thread).collect::<Vec<_>>()
+        );
+        assert!(p.stacks.iter().any(|s| s.pid == pid));
+        // Everything else on the box was sampled but not counted.
+        let all: u64 = p.per_cpu.iter().map(|c| c.samples).sum();
+        assert!(p.counted < all, "{} of {all}", p.counted);
+    }
+
+    /// `--cgroup` (a v2 cgroup, also on a hybrid host): only its processes are counted.
+    #[test]
+    #[ignore = "needs root: perf events + BPF + cgroups"]
+    fn cgroup_scope_counts_only_that_cgroup() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .find(|m| {
+                std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
+                    t.lines()
+                        .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
+                })
+            })
+            .expect("a cgroup v2 hierarchy");
+        let name = format!("triage-profile-test-{}", std::process::id());
+        let dir = Path::new(mount).join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = build(tmp.path());
+        let mut child = Command::new(&bin)
+            .args(["spin", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        let cg = triage::commands::syscalls::resolve_cgroup(&format!("/{name}")).unwrap();
+        let opts = profile::Options {
+            cgroup: Some(cg),
+            ..Default::default()
+        };
+        let mut stdin = child.stdin.take();
+        let p = profile::trace(&opts, || {
+            if let Some(mut s) = stdin.take() {
+                s.write_all(b"g\n").unwrap();
+            }
+            matches!(child.try_wait(), Ok(Some(_)))
+        })
+        .expect("profile probe attaches");
+        let _ = child.wait();
+        let _ = std::fs::remove_dir(&dir);
+        assert_eq!(p.scope, format!("cgroup /{name}"));
+        assert!(p.stacks.iter().any(|s| s.pid == pid), "{:#?}", p.stacks);
+        assert!(p.stacks.iter().all(|s| s.pid == pid), "{:#?}", p.stacks);
+    }
+
     #[test]
     #[ignore = "needs root: perf events + BPF"]
     fn sampling_rate_within_five_percent() {

@@ -132,7 +132,7 @@ fn trace_live(a: &Args, g: &Global) -> Result<ProfileProbe, String> {
         return Err(format!("profile needs eBPF: {}{fix}", b.reason));
     }
     let cgroup = match &a.cgroup {
-        Some(c) => Some(super::offcpu::cgroup_id(c)?),
+        Some(c) => Some(super::syscalls::resolve_cgroup(c)?),
         None => None,
     };
     let opts = crate::probe::profile::Options {
