@@ -205,6 +205,9 @@ pub enum Command {
     /// Two reports of one host (files or fixture directories): findings that appeared, cleared
     /// or changed severity, and metrics that moved beyond noise.
     Diff(crate::commands::fleet::DiffArgs),
+    /// Where the CPU goes: timed stack sampling on every CPU (eBPF + perf events), by process,
+    /// thread, function and stack, as a table, folded stacks or a flame graph.
+    Profile(crate::commands::profile::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -76,6 +76,18 @@ pub const RULES: &[Rule] = &[
         meaning: "A large share of CPU time is spent in the kernel (system calls, page faults, locks in kernel code); the top system-time process is named.",
         thresholds: &["cpu.system_pct"], fixed: "",
         next: &["triage syscalls --pid PID", "perf top", "pidstat -u 1"] },
+    Rule { id: "cpu.utilization.hot_function", resource: "cpu", commands: "profile",
+        meaning: "One function is the innermost frame of most of a busy process's samples: that function is where its CPU goes (a lead, not a fault).",
+        thresholds: &["profile.function_self_pct", "profile.process_cpus"], fixed: "",
+        next: &["triage profile -p PID --svg flame.svg", "perf annotate"] },
+    Rule { id: "cpu.utilization.kernel_time", resource: "cpu", commands: "profile",
+        meaning: "A busy process spends a large share of its samples in the kernel: the kernel function and the syscall it comes from are named.",
+        thresholds: &["profile.kernel_pct", "profile.process_cpus"], fixed: "",
+        next: &["triage syscalls -p PID", "triage profile -p PID --folded"] },
+    Rule { id: "cpu.utilization.softirq_time", resource: "cpu", commands: "profile",
+        meaning: "A CPU spends a large share of its samples in softirq (the handler is named, e.g. net_rx_action): interrupt work concentrated on it.",
+        thresholds: &["profile.cpu_softirq_pct"], fixed: "",
+        next: &["triage cpu", "cat /proc/softirqs", "cat /proc/interrupts"] },
     Rule { id: "cpu.saturation.steal", resource: "cpu", commands: CPU,
         meaning: "The hypervisor runs other guests on this VM's CPUs: the VM wanted CPU time it did not get.",
         thresholds: &["cpu.steal_pct"], fixed: "",
@@ -307,7 +319,10 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 }
 
 fn threshold_of(name: &str) -> Option<&'static Threshold> {
-    THRESHOLDS.iter().find(|t| t.id == name)
+    THRESHOLDS
+        .iter()
+        .chain(super::profile::PROFILE_THRESHOLDS)
+        .find(|t| t.id == name)
 }
 
 fn fmt_num(v: f64) -> String {

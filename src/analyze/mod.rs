@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod deep;
 pub mod offcpu;
+pub mod profile;
 mod report;
 pub mod syscalls;
 
@@ -310,7 +311,9 @@ fn cpu_rules(s: &Sections, cx: &Context, faulting: &[i32], out: &mut Vec<Finding
             if let Some(p) = top {
                 next.push(format!("pidstat -t -p {} 1", p.pid));
             }
-            next.push("triage offcpu".into());
+            next.push(top.map_or("triage profile".into(), |p| {
+                format!("triage profile -p {}", p.pid)
+            }));
             // The busiest process, and the cgroup whose quota is the CPU count, when one is.
             let mut subject = top.map(proc_subject).unwrap_or_default();
             subject.cgroup = own
@@ -531,8 +534,8 @@ fn single_cpu_rule(s: &Sections, faulting: &[i32], out: &mut Vec<Finding>) {
                         ev("cpu.hottest_cpu_busy_pct", on_busy, ">=", 0.0, "pct"),
                     ],
                     vec![
+                        format!("triage profile -p {}", p.pid),
                         format!("triage cpu --pid {}", p.pid),
-                        format!("perf top -p {}", p.pid),
                         "mpstat -P ALL 1".into(),
                     ],
                 )
@@ -590,7 +593,13 @@ fn single_cpu_rule(s: &Sections, faulting: &[i32], out: &mut Vec<Finding>) {
                     ),
                     ev("cpu.others_median_busy_pct", med, "<=", lim, "pct"),
                 ],
-                vec!["triage cpu".into(), "mpstat -P ALL 1".into()],
+                vec![
+                    "triage cpu".into(),
+                    top.map_or("triage profile".into(), |p| {
+                        format!("triage profile -p {}", p.pid)
+                    }),
+                    "mpstat -P ALL 1".into(),
+                ],
             )
             .with_subject(subject),
         );

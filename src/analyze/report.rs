@@ -90,6 +90,7 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         findings,
         sections,
         unavailable,
+        cost: None,
     };
     rep.summary = model::summary::summarize(&rep, &missing);
     rep

@@ -1,7 +1,8 @@
 //! A workload with a known answer, for the eBPF tests: it waits for one line on stdin (so
 //! the tracer can attach first), does exactly what it was asked with raw syscalls, then exits.
 //!
-//! `triage-workload [--now] getppid N` | `read0 N` | `enoent N` | `nanosleep MS COUNT`
+//! `triage-workload [--now] getppid N` | `read0 N` | `enoent N` | `nanosleep MS COUNT` |
+//! `spin N` (N x 10,000 xorshift rounds in one non-inlined function)
 //! (`--now`: do not wait for stdin; the overhead bench uses it).
 
 use std::io::BufRead;
@@ -62,9 +63,29 @@ fn main() {
                 };
             }
         }
+        Some("spin") => {
+            // CPU-bound, no syscalls: N steps of hashing (the profiler's overhead bench).
+            let mut h = 1u64;
+            for _ in 0..n(1) {
+                h = spin_step(h);
+            }
+            std::hint::black_box(h);
+        }
         _ => {
-            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT");
+            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N");
             std::process::exit(2);
         }
     }
+}
+
+/// 10,000 xorshift-multiply rounds: a fixed amount of pure CPU work.
+#[inline(never)]
+fn spin_step(mut h: u64) -> u64 {
+    for _ in 0..10_000 {
+        h ^= h << 13;
+        h ^= h >> 7;
+        h ^= h << 17;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
 }

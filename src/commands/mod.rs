@@ -11,6 +11,7 @@ pub mod mem;
 pub mod net;
 pub mod offcpu;
 pub mod output;
+pub mod profile;
 pub mod schema;
 pub mod sixty_second;
 pub mod syscalls;
@@ -104,6 +105,7 @@ pub fn run(mut cli: Cli) -> i32 {
             return render::table::with_width(width, || doctor::run(a, g, use_color(g)))
         }
         Command::Offcpu(a) => one(offcpu::run(a, g)),
+        Command::Profile(a) => one(profile::run(a, g)),
         Command::Completions { .. } => unreachable!("handled above"),
         Command::Manpages { out } => return output::manpages(out),
         // Documents of their own (many reports, or two), not a window report.
@@ -131,6 +133,8 @@ pub fn run(mut cli: Cli) -> i32 {
         }
         Ok(Output::One(mut r)) => {
             crate::model::summary::refresh(&mut r);
+            // What this run cost (CPU, memory, the probes' verified and run time).
+            r.cost = Some(crate::probe::cost::own_cost());
             let text = match g.format {
                 Format::Json | Format::Ndjson => render::json(&r),
                 Format::Markdown => render::markdown::render(&r),

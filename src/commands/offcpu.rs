@@ -307,16 +307,32 @@ pub fn cgroup_id(path: &str) -> Result<(String, u64, u32), String> {
 
 fn write_svg(p: &OffcpuProbe, path: &Path) -> Result<(), String> {
     let lines: Vec<String> = p.stacks.iter().map(|s| s.folded()).collect();
-    let mut opts = inferno::flamegraph::Options::default();
-    opts.title = "Off-CPU time (triage offcpu)".into();
-    opts.count_name = "us".into();
-    opts.colors =
-        inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Blue);
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let w = std::io::BufWriter::new(f);
     if lines.is_empty() {
         return Err("no off-CPU stacks recorded: nothing to draw".into());
     }
+    flame_svg(
+        &lines,
+        "Off-CPU time (triage offcpu)",
+        "us",
+        inferno::flamegraph::color::BasicPalette::Blue,
+        path,
+    )
+}
+
+/// Draw folded `lines` as an SVG flame graph into `path`.
+pub fn flame_svg(
+    lines: &[String],
+    title: &str,
+    count_name: &str,
+    palette: inferno::flamegraph::color::BasicPalette,
+    path: &Path,
+) -> Result<(), String> {
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.into();
+    opts.count_name = count_name.into();
+    opts.colors = inferno::flamegraph::Palette::Basic(palette);
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let w = std::io::BufWriter::new(f);
     inferno::flamegraph::from_lines(&mut opts, lines.iter().map(|s| s.as_str()), w)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -380,33 +396,7 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
     let mut probe = probe;
     probe.stacks.truncate(top.max(1));
     let secs = probe.traced_s;
-    let (host, start, end) = if live {
-        let online = read_trim("/sys/devices/system/cpu/online");
-        let cpus = count_cpus(&online);
-        let now = jiff::Timestamp::now();
-        let end = now.round(jiff::Unit::Millisecond).unwrap_or(now);
-        let start = end
-            .checked_sub(jiff::SignedDuration::from_secs_f64(secs))
-            .unwrap_or(end);
-        let host = Host {
-            hostname: read_trim("/proc/sys/kernel/hostname"),
-            kernel: read_trim("/proc/sys/kernel/osrelease"),
-            online_cpus: cpus,
-            effective_cpus: cpus as f64,
-            effective_cpus_source: format!("online {online}"),
-            ..live_host_facts()
-        };
-        (host, start.to_string(), end.to_string())
-    } else {
-        let host = Host {
-            hostname: "(fixture)".into(),
-            kernel: "-".into(),
-            effective_cpus_source: "-".into(),
-            // Not recorded with the probe: null, not a made-up value.
-            ..Default::default()
-        };
-        (host, "-".into(), "-".into())
-    };
+    let (host, start, end) = header(secs, live);
     let mut rep = Report {
         schema_version: SCHEMA_VERSION.into(),
         tool: Tool {
@@ -435,9 +425,43 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
             ..Default::default()
         },
         unavailable,
+        cost: None,
     };
     crate::model::summary::refresh(&mut rep);
     rep
+}
+
+/// Host facts and the window's start and end for a probe-only report that traced `secs`
+/// ending now. `live`: the host facts are this machine's; a replayed fixture gets none (null,
+/// not a made-up value), so snapshots are stable.
+pub fn header(secs: f64, live: bool) -> (Host, String, String) {
+    if live {
+        let online = read_trim("/sys/devices/system/cpu/online");
+        let cpus = count_cpus(&online);
+        let now = jiff::Timestamp::now();
+        let end = now.round(jiff::Unit::Millisecond).unwrap_or(now);
+        let start = end
+            .checked_sub(jiff::SignedDuration::from_secs_f64(secs))
+            .unwrap_or(end);
+        let host = Host {
+            hostname: read_trim("/proc/sys/kernel/hostname"),
+            kernel: read_trim("/proc/sys/kernel/osrelease"),
+            online_cpus: cpus,
+            effective_cpus: cpus as f64,
+            effective_cpus_source: format!("online {online}"),
+            ..live_host_facts()
+        };
+        (host, start.to_string(), end.to_string())
+    } else {
+        let host = Host {
+            hostname: "(fixture)".into(),
+            kernel: "-".into(),
+            effective_cpus_source: "-".into(),
+            // Not recorded with the probe: null, not a made-up value.
+            ..Default::default()
+        };
+        (host, "-".into(), "-".into())
+    }
 }
 
 /// The host facts every report has, read from this machine the same way the /proc pipeline

@@ -32,6 +32,10 @@ pub struct Report {
     pub sections: Sections,
     /// What could not be measured, why, and what would fix it.
     pub unavailable: Vec<Unavailable>,
+    /// What producing this report cost (triage's CPU and memory, its eBPF programs' run
+    /// time); absent from replayed fixtures' snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::cost::OwnCost>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -57,6 +57,9 @@ pub struct Sections {
     /// `triage syscalls`: what the eBPF syscall counter saw (absent in other commands).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syscalls: Option<super::syscalls::SyscallsSection>,
+    /// `triage profile`: on-CPU stack samples (absent in other commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<super::profile::ProfileSection>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

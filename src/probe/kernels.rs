@@ -64,6 +64,19 @@ pub const NEEDS: &[Need] = &[
         "bpf_get_current_ancestor_cgroup_id (--cgroup)",
     ),
     need(
+        "profile",
+        "all",
+        (5, 3),
+        "bounded loops (the --comm filter's loop), on top of global data (.rodata, 5.2) and \
+         perf_event programs with bpf_get_stackid (4.9)",
+    ),
+    need(
+        "profile",
+        "cgroup filter",
+        (5, 6),
+        "bpf_get_current_ancestor_cgroup_id (--cgroup)",
+    ),
+    need(
         "latency",
         "runqueue",
         (5, 18),
@@ -169,7 +182,10 @@ mod tests {
     fn every_probe_has_a_floor() {
         for p in super::super::catalog() {
             assert!(NEEDS.iter().any(|n| n.probe == p.name), "{}", p.name);
-            assert!(TP_BTF.iter().any(|n| n.probe == p.name), "{}", p.name);
+            // A probe on tracepoints has a preferred tp_btf path; `profile` runs on perf events.
+            if p.name != "profile" {
+                assert!(TP_BTF.iter().any(|n| n.probe == p.name), "{}", p.name);
+            }
         }
     }
 }

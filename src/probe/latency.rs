@@ -146,6 +146,7 @@ pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
                         let _ = ready_tx.send(Ok((kind.to_string(), startup_ms)));
                         let _ = stop_rx.recv();
                         let mut out = read(&skel, &w);
+                        super::cost::note("latency", libbpf_rs::skel::Skel::object(&skel));
                         drop(skel);
                         out.attach_type = kind.to_string();
                         out.startup_ms = startup_ms;

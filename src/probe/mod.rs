@@ -9,6 +9,7 @@
 
 pub mod btf;
 pub mod checks;
+pub mod cost;
 pub mod hist;
 pub mod kernels;
 #[cfg(feature = "bpf")]
@@ -19,6 +20,8 @@ pub mod offcpu;
 pub mod offcpu_model;
 pub mod output;
 pub mod preflight;
+#[cfg(feature = "bpf")]
+pub mod profile;
 #[cfg(feature = "bpf")]
 pub mod syscalls;
 
@@ -49,6 +52,11 @@ pub fn catalog() -> Vec<ProbeSpec> {
             name: "offcpu",
             what: "off-CPU time by stack and thread state (triage offcpu)",
             tracepoints: &["sched:sched_switch"],
+        },
+        ProbeSpec {
+            name: "profile",
+            what: "on-CPU stack samples on every CPU (triage profile)",
+            tracepoints: &["perf_event: cpu-clock, one per CPU"],
         },
         ProbeSpec {
             name: "latency",
@@ -130,6 +138,15 @@ pub fn try_attach(name: &str) -> ProbeCheck {
                     ..Default::default()
                 };
                 offcpu::trace(&opts, || true)
+                    .map(|p| p.attach_type)
+                    .map_err(|e| e.to_string())
+            }
+            "profile" => {
+                let opts = profile::Options {
+                    pid: Some(u32::MAX),
+                    ..Default::default()
+                };
+                profile::trace(&opts, || true)
                     .map(|p| p.attach_type)
                     .map_err(|e| e.to_string())
             }

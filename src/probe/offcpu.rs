@@ -141,13 +141,13 @@ fn read_proc(tgid: u32) -> ProcInfo {
 }
 
 /// Tracks processes seen during the window and caches their mappings at once.
-struct Watcher {
+pub(crate) struct Watcher {
     symbolizer: Symbolizer,
     procs: HashMap<u32, ProcInfo>,
 }
 
 impl Watcher {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Watcher {
             symbolizer: Symbolizer::builder()
                 .enable_code_info(false)
@@ -157,7 +157,7 @@ impl Watcher {
         }
     }
 
-    fn see(&mut self, tgid: u32) {
+    pub(crate) fn see(&mut self, tgid: u32) {
         if tgid == 0 || self.procs.contains_key(&tgid) {
             return;
         }
@@ -166,6 +166,11 @@ impl Watcher {
             .symbolizer
             .cache(&cache::Cache::Process(cache::Process::new(tgid.into())));
         self.procs.insert(tgid, info);
+    }
+
+    /// The process's name (its main thread's) when it was first seen.
+    pub(crate) fn comm(&self, tgid: u32) -> Option<String> {
+        self.procs.get(&tgid).and_then(|p| p.comm.clone())
     }
 
     fn poll(&mut self, skel: &OffcpuSkel<'_>) {
@@ -218,6 +223,7 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                 }
                 let traced = attached.elapsed();
                 let mut raw = read(&skel, opts.min_block_us.saturating_mul(1000));
+                super::cost::note("offcpu", libbpf_rs::skel::Skel::object(&skel));
                 drop(skel);
                 if let (Some(pid), Some(before)) = (opts.pid, before) {
                     add_never_ran(&mut raw, pid, &before, traced.as_nanos() as u64);
@@ -377,9 +383,21 @@ fn frame_of(s: &Symbolized<'_>, addr: u64, fallback: impl Fn(u64) -> Frame) -> F
     }
 }
 
-fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
+/// Names of kernel addresses, and of user addresses per process.
+pub(crate) struct Names {
+    pub kernel: HashMap<u64, Frame>,
+    pub user: HashMap<(u32, u64), Frame>,
+}
+
+/// Symbolize every kernel address in one batch and each process's user addresses in one
+/// batch per process; frames still unnamed but inside a known file (the process exited) are
+/// symbolized from the file by offset. Shared by the off-CPU and the on-CPU probes.
+pub(crate) fn symbolize_addrs(
+    w: &mut Watcher,
+    mut kaddrs: Vec<u64>,
+    per_proc: &BTreeMap<u32, BTreeSet<u64>>,
+) -> Names {
     // Kernel: one batch of every kernel address.
-    let mut kaddrs: Vec<u64> = raw.kstacks.values().flatten().copied().collect();
     kaddrs.sort_unstable();
     kaddrs.dedup();
     let ksrc = Source::Kernel(Kernel {
@@ -405,17 +423,8 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         Err(_) => HashMap::new(),
     };
     // User: one batch per process.
-    let mut per_proc: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
-    for r in &raw.rows {
-        if let Some(ips) = raw.stacks.get(&r.ustack).filter(|_| r.ustack >= 0) {
-            per_proc
-                .entry(r.tgid)
-                .or_default()
-                .extend(ips.iter().copied());
-        }
-    }
     let mut uframes: HashMap<(u32, u64), Frame> = HashMap::new();
-    for (tgid, addrs) in &per_proc {
+    for (tgid, addrs) in per_proc {
         w.see(*tgid);
         let addrs: Vec<u64> = addrs.iter().copied().collect();
         let info = w.procs.get(tgid).cloned().unwrap_or_default();
@@ -476,6 +485,27 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             }
         }
     }
+    Names {
+        kernel: kframes,
+        user: uframes,
+    }
+}
+
+fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
+    let kaddrs: Vec<u64> = raw.kstacks.values().flatten().copied().collect();
+    let mut per_proc: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for r in &raw.rows {
+        if let Some(ips) = raw.stacks.get(&r.ustack).filter(|_| r.ustack >= 0) {
+            per_proc
+                .entry(r.tgid)
+                .or_default()
+                .extend(ips.iter().copied());
+        }
+    }
+    let Names {
+        kernel: kframes,
+        user: uframes,
+    } = symbolize_addrs(w, kaddrs, &per_proc);
     let mut out = OffcpuProbe {
         format_version: OFFCPU_FORMAT,
         scope: scope_of(opts),

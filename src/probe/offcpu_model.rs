@@ -139,7 +139,7 @@ impl OffcpuStack {
 }
 
 /// `;` separates frames and the last space the value: neither may appear inside a frame.
-fn sanitize_folded(s: &str) -> String {
+pub(crate) fn sanitize_folded(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             ';' => ':',

@@ -149,6 +149,7 @@ pub fn trace<R>(
                 let r = during();
                 let traced = attached.elapsed();
                 let mut out = read(&skel, opts);
+                super::cost::note("syscalls", libbpf_rs::skel::Skel::object(&skel));
                 drop(skel);
                 out.attach_type = kind.to_string();
                 out.traced_s = traced.as_secs_f64();

@@ -1,10 +1,12 @@
 //! Rendering one report: a table for people, JSON for machines. Both read the same `Report`, so
 //! they cannot disagree.
 
+pub mod cost;
 pub mod deep;
 pub mod markdown;
 pub mod offcpu;
 pub mod openmetrics;
+pub mod profile;
 mod syscalls;
 pub mod table;
 

@@ -279,12 +279,13 @@ pub fn render(r: &Report, st: &Style) -> String {
 
     findings(&mut out, r, st);
     super::syscalls::render(&mut out, r, st);
-    if r.sections.offcpu.is_none() {
+    if r.sections.offcpu.is_none() && r.sections.profile.is_none() {
         use_summary(&mut out, r, st);
         checklist(&mut out, r, st);
     }
     super::deep::render(&mut out, r, st);
     super::offcpu::render(&mut out, r, st);
+    super::profile::render(&mut out, r, st);
 
     if !r.unavailable.is_empty() {
         let _ = writeln!(out, "\n{}", st.head("NOT MEASURED"));
@@ -298,6 +299,7 @@ pub fn render(r: &Report, st: &Style) -> String {
             wrap(&mut out, "  -", "    ", &text);
         }
     }
+    super::cost::render(&mut out, r);
     out
 }
 

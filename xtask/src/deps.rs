@@ -36,6 +36,8 @@ pub const BENCH: &[&str] = &[
     "iperf3",
     "linux-perf",
     "hyperfine",
+    // `bench --profile` compares against bpftrace's profile:hz:99.
+    "bpftrace",
 ];
 
 /// The syscall tracers `bench --syscalls` compares against (strace, perf trace is in BENCH).

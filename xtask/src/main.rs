@@ -27,6 +27,7 @@ mod bench;
 mod bench_deep;
 mod bench_fleet;
 mod bench_offcpu;
+mod bench_profile;
 mod bench_syscalls;
 mod capture;
 mod check;
@@ -68,6 +69,9 @@ commands:
   bench --offcpu [--runs N] [--loops N] [--forks N]
                                  slowdown of `perf bench sched pipe` and a fork loop under
                                  triage offcpu / run-queue probe, libbpf-tools, bpftrace
+  bench --profile [--runs N] [--steps N]
+                                 slowdown of a CPU-bound workload under triage profile -F 99,
+                                 perf record -F 99 -g -a and bpftrace profile:hz:99; start-up, RSS
   bench --syscalls [--runs N] [--calls N]
                                  slowdown of syscall loops under triage syscalls vs strace,
                                  perf trace, bpftrace and libbpf-tools syscount
@@ -158,6 +162,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
         "bench" if rest.iter().any(|a| a == "--fleet") => bench_fleet::run(rest),
         "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),
+        "bench" if rest.first().is_some_and(|a| a == "--profile") => bench_profile::run(&rest[1..]),
         "bench" if rest.first().is_some_and(|a| a == "--syscalls") => {
             bench_syscalls::run(&rest[1..])
         }
