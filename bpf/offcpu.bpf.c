@@ -76,6 +76,18 @@ struct {
 	__type(value, __u64);
 } offcpu_dropped SEC(".maps");
 
+/*
+ * Per CPU: 1 while a timer's expiry function runs (hrtimer or timer_list). A wakeup there is
+ * the end of a timeout or a sleep, not another task's doing: an idle pool waking up on its
+ * timeout is not waiting for a lock holder.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} offcpu_in_timer SEC(".maps");
+
 struct offcpu_start _offcpu_start = {};
 struct offcpu_key _offcpu_key = {};
 struct offcpu_val _offcpu_val = {};
@@ -171,6 +183,7 @@ static __always_inline void switch_in(__u32 pid, const char *comm, struct task_s
 		.ustack = s->ustack,
 		.state = s->state,
 	};
+	bool timer = s->timer_woken;
 	bpf_map_delete_elem(&offcpu_starts, &pid);
 	if (delta < min_block_ns)
 		return;
@@ -195,6 +208,30 @@ static __always_inline void switch_in(__u32 pid, const char *comm, struct task_s
 	__sync_fetch_and_add(&v->count, 1);
 	if (delta > v->max_ns)
 		v->max_ns = delta;
+	if (timer) {
+		__sync_fetch_and_add(&v->timer_count, 1);
+		__sync_fetch_and_add(&v->timer_ns, delta);
+	}
+}
+
+static __always_inline void timer_mark(__u32 on)
+{
+	__u32 zero = 0;
+	__u32 *t = bpf_map_lookup_elem(&offcpu_in_timer, &zero);
+	if (t)
+		*t = on;
+}
+
+/* A task is being woken: if a timer's expiry does it, mark its start record. */
+static __always_inline void waking(__u32 pid)
+{
+	__u32 zero = 0;
+	__u32 *t = bpf_map_lookup_elem(&offcpu_in_timer, &zero);
+	if (!t || !*t)
+		return;
+	struct offcpu_start *s = bpf_map_lookup_elem(&offcpu_starts, &pid);
+	if (s)
+		s->timer_woken = 1;
 }
 
 SEC("tp_btf/sched_switch")
@@ -213,6 +250,77 @@ int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct t
 	switch_out(ctx, BPF_CORE_READ(prev, tgid), BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, flags),
 		   prev_state, true);
 	switch_in(BPF_CORE_READ(next, pid), next->comm, NULL);
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(offcpu_waking_btf, struct task_struct *p)
+{
+	waking(p->pid);
+	return 0;
+}
+
+SEC("raw_tp/sched_waking")
+int BPF_PROG(offcpu_waking_raw, struct task_struct *p)
+{
+	waking(BPF_CORE_READ(p, pid));
+	return 0;
+}
+
+/* The timer tracepoints carry no argument we need: only enter/leave. */
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(offcpu_hrt_in_btf)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("tp_btf/hrtimer_expire_exit")
+int BPF_PROG(offcpu_hrt_out_btf)
+{
+	timer_mark(0);
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(offcpu_tl_in_btf)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_exit")
+int BPF_PROG(offcpu_tl_out_btf)
+{
+	timer_mark(0);
+	return 0;
+}
+
+SEC("raw_tp/hrtimer_expire_entry")
+int BPF_PROG(offcpu_hrt_in_raw)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("raw_tp/hrtimer_expire_exit")
+int BPF_PROG(offcpu_hrt_out_raw)
+{
+	timer_mark(0);
+	return 0;
+}
+
+SEC("raw_tp/timer_expire_entry")
+int BPF_PROG(offcpu_tl_in_raw)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("raw_tp/timer_expire_exit")
+int BPF_PROG(offcpu_tl_out_raw)
+{
+	timer_mark(0);
 	return 0;
 }
 

@@ -20,6 +20,24 @@
 #define E2BIG 7
 #define EEXIST 17
 
+#if defined(__TARGET_ARCH_x86)
+#define REGS_NR(regs) ((regs)->orig_ax)
+#define REGS_NR_FIELD orig_ax
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#define IS_FORK(nr) ((nr) == 56 || (nr) == 57 || (nr) == 58 || (nr) == 435)
+#elif defined(__TARGET_ARCH_arm64)
+#define REGS_NR(regs) ((regs)->syscallno)
+#define REGS_NR_FIELD syscallno
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+#define IS_FORK(nr) ((nr) == 220 || (nr) == 435)
+#else
+#error "triage syscalls supports x86_64 and arm64"
+#endif
+
+#define IS_EXEC(nr) ((nr) == NR_EXECVE || (nr) == NR_EXECVEAT)
+
 /* Set before load (rodata): filters, applied first so filtered-out calls cost least. */
 const volatile __u32 targ_tgid = 0;	/* 0: every process */
 const volatile __u32 self_tgid = 0;	/* triage itself is never counted */
@@ -208,6 +226,7 @@ static __always_inline void flush(struct proc_sys_key *k, struct proc_sys_val *a
 	v->count += add->count;
 	v->errors += add->errors;
 	v->time_ns += add->time_ns;
+	v->fail_ns += add->fail_ns;
 }
 
 static __always_inline void on_exit(struct task_struct *task, long nr_l, long ret,
@@ -237,6 +256,10 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 		return;
 	}
 	__u32 nr = (__u32)nr_l;
+	/* A new task's first return to user space (ret_from_fork) passes sys_exit with the
+	 * parent's clone/fork/vfork number and 0: the parent's call, already counted. */
+	if (IS_FORK(nr) && ret == 0)
+		return;
 	bool err = ret < 0 && ret >= -4095;
 
 	struct sys_stat *s = bpf_map_lookup_elem(&sys_stats, &nr);
@@ -262,6 +285,8 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 			if (err)
 				c->val.errors += 1;
 			c->val.time_ns += delta;
+			if (err)
+				c->val.fail_ns += delta;
 		} else {
 			if (c->val.count)
 				flush(&c->key, &c->val);
@@ -271,6 +296,7 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 			c->val.count = 1;
 			c->val.errors = err ? 1 : 0;
 			c->val.time_ns = delta;
+			c->val.fail_ns = err ? delta : 0;
 			struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
 			remember_comm(&pid, false);
 		}
@@ -292,21 +318,6 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 	}
 }
 
-#if defined(__TARGET_ARCH_x86)
-#define REGS_NR(regs) ((regs)->orig_ax)
-#define REGS_NR_FIELD orig_ax
-#define NR_EXECVE 59
-#define NR_EXECVEAT 322
-#elif defined(__TARGET_ARCH_arm64)
-#define REGS_NR(regs) ((regs)->syscallno)
-#define REGS_NR_FIELD syscallno
-#define NR_EXECVE 221
-#define NR_EXECVEAT 281
-#else
-#error "triage syscalls supports x86_64 and arm64"
-#endif
-
-#define IS_EXEC(nr) ((nr) == NR_EXECVE || (nr) == NR_EXECVEAT)
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(triage_enter_btf, struct pt_regs *regs, long id)

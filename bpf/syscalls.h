@@ -41,6 +41,7 @@ struct proc_sys_val {
 	__u64 count;
 	__u64 errors;
 	__u64 time_ns;
+	__u64 fail_ns; /* of time_ns, in calls that failed: a futex wait that timed out */
 };
 
 /* A slot of the per-CPU cache: tgid 0 (never a syscall caller) marks it empty. */

@@ -33,6 +33,10 @@ pub struct OffcpuProbe {
     pub dropped: OffcpuDropped,
 }
 
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct OffcpuStack {
     /// Process id (tgid) and its name (the main thread's), thread id and name.
@@ -46,6 +50,13 @@ pub struct OffcpuStack {
     pub total_ns: u64,
     pub count: u64,
     pub max_ns: u64,
+    /// Of `count`, the blocks a timer's expiry ended (a timeout or a sleep running out), not
+    /// another task's wakeup; and their time. Absent in recordings made before this was
+    /// measured (then every block counts as woken by another task).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timer_count: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timer_ns: u64,
     /// Innermost first.
     pub kernel: Vec<Frame>,
     pub user: Vec<Frame>,

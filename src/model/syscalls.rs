@@ -70,6 +70,15 @@ pub struct SyscallProcessRow {
     /// From /proc over the same window, when the process is among the top CPU users.
     pub cpu_pct: Option<f64>,
     pub sys_pct: Option<f64>,
+    /// Time in futex calls that returned 0 (woken by another thread), and in futex calls that
+    /// failed (timed out, interrupted), ms; latency mode, processes that waited in futex only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub futex_woken_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub futex_failed_ms: Option<f64>,
+    /// Futex calls that did not fail (waits that were woken, and wakes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub futex_ok_calls: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -126,6 +135,10 @@ pub struct ProcessSyscallRow {
     pub calls_per_s: f64,
     pub errors: u64,
     pub time_ms: Option<f64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn rate(n: u64, s: f64) -> f64 {
@@ -246,6 +259,16 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
             .filter(|s| s.time_ns > 0)
             .max_by(|a, b| a.time_ns.cmp(&b.time_ns).then(b.nr.cmp(&a.nr)));
         let cpu = cpu_of(pr.pid);
+        let futex = pr.syscalls.iter().filter(|s| name(s.nr) == "futex").fold(
+            (0u64, 0u64, 0u64),
+            |a, s| {
+                (
+                    a.0 + s.time_ns,
+                    a.1 + s.fail_ns,
+                    a.2 + s.count.saturating_sub(s.errors),
+                )
+            },
+        );
         processes.push(SyscallProcessRow {
             pid: pr.pid,
             comm: comm.clone(),
@@ -262,6 +285,9 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
             top_time_syscall_pct: top_t.map(|s| pct(s.time_ns as f64, ptime as f64)),
             cpu_pct: cpu.map(|c| c.0),
             sys_pct: cpu.map(|c| c.1),
+            futex_woken_ms: (lat && futex.0 > 0).then(|| ms(futex.0.saturating_sub(futex.1))),
+            futex_failed_ms: (lat && futex.0 > 0).then(|| ms(futex.1)),
+            futex_ok_calls: futex.2,
         });
         for s in &pr.syscalls {
             breakdown.push(ProcessSyscallRow {
@@ -347,12 +373,14 @@ mod tests {
                         count: 100,
                         errors: 0,
                         time_ns: 15_000,
+                        fail_ns: 0,
                     },
                     ProcessSyscall {
                         nr: 257,
                         count: 10,
                         errors: 4,
                         time_ns: 0,
+                        fail_ns: 0,
                     },
                 ],
             }],

@@ -86,8 +86,24 @@ fn load<'obj>(
         ro.kernel_threads = opts.kernel_threads;
         ro.include_runnable = opts.include_runnable;
     }
-    open.progs.offcpu_switch_btf.set_autoload(kind == "tp_btf");
-    open.progs.offcpu_switch_raw.set_autoload(kind == "raw_tp");
+    let btf = kind == "tp_btf";
+    open.progs.offcpu_switch_btf.set_autoload(btf);
+    open.progs.offcpu_switch_raw.set_autoload(!btf);
+    // Which wakeups are timeouts: sched_waking inside a timer's expiry.
+    for (p, is_btf) in [
+        (&mut open.progs.offcpu_waking_btf, true),
+        (&mut open.progs.offcpu_hrt_in_btf, true),
+        (&mut open.progs.offcpu_hrt_out_btf, true),
+        (&mut open.progs.offcpu_tl_in_btf, true),
+        (&mut open.progs.offcpu_tl_out_btf, true),
+        (&mut open.progs.offcpu_waking_raw, false),
+        (&mut open.progs.offcpu_hrt_in_raw, false),
+        (&mut open.progs.offcpu_hrt_out_raw, false),
+        (&mut open.progs.offcpu_tl_in_raw, false),
+        (&mut open.progs.offcpu_tl_out_raw, false),
+    ] {
+        p.set_autoload(is_btf == btf);
+    }
     open.maps
         .offcpu_agg
         .set_max_entries(opts.max_entries.max(64))
@@ -236,6 +252,9 @@ struct RawRow {
     count: u64,
     max_ns: u64,
     comm: String,
+    /// Blocks ended by a timer's expiry (timeouts, sleeps), and their time.
+    timer_count: u64,
+    timer_ns: u64,
 }
 
 struct Raw {
@@ -266,6 +285,8 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
             count: u64_at(&v, 8),
             max_ns: u64_at(&v, 16),
             comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+            timer_count: u64_at(&v, 40),
+            timer_ns: u64_at(&v, 48),
         });
     }
     // Threads still off CPU at the end: their block so far counts (a thread stuck for the
@@ -296,6 +317,8 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
             count: 1,
             max_ns: delta,
             comm: thread_comm(tgid, pid),
+            timer_count: 0,
+            timer_ns: 0,
         };
         match rows.iter_mut().find(|r| {
             (r.tgid, r.pid, r.kstack, r.ustack, r.state)
@@ -533,6 +556,8 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             total_ns: r.total_ns,
             count: r.count,
             max_ns: r.max_ns,
+            timer_count: r.timer_count,
+            timer_ns: r.timer_ns,
             kernel_missing: kernel.is_empty(),
             user_missing: opts.user_stacks && r.ustack < 0,
             kernel,
@@ -651,6 +676,8 @@ fn add_never_ran(raw: &mut Raw, tgid: u32, before: &BTreeMap<u32, (u64, u64)>, w
             count: 1,
             max_ns: window_ns,
             comm: thread_comm(tgid, *tid),
+            timer_count: 0,
+            timer_ns: 0,
         });
     }
 }

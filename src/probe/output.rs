@@ -91,6 +91,14 @@ pub struct ProcessSyscall {
     pub count: u64,
     pub errors: u64,
     pub time_ns: u64,
+    /// Of `time_ns`, the time in calls that failed (a futex wait that timed out, a wait
+    /// interrupted). Absent in recordings made before it was measured.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fail_ns: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -198,23 +198,24 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
             slots,
         });
     }
-    // (tgid, start) -> nr -> [count, errors, time]: the hash plus every CPU's cache slots.
-    type Counts = std::collections::BTreeMap<u32, [u64; 3]>;
+    // (tgid, start) -> nr -> [count, errors, time, time failing]: the hash plus every CPU's
+    // cache slots.
+    type Counts = std::collections::BTreeMap<u32, [u64; 4]>;
     let mut per: std::collections::BTreeMap<(u32, u64), Counts> = Default::default();
-    let mut add = |key: &[u8], v: [u64; 3]| {
+    let mut add = |key: &[u8], v: [u64; 4]| {
         let (tgid, nr, start) = (u32_at(key, 0), u32_at(key, 4), u64_at(key, 8));
         if tgid == 0 || v[0] == 0 {
             return;
         }
         let e = per.entry((tgid, start)).or_default().entry(nr).or_default();
-        for i in 0..3 {
+        for i in 0..4 {
             e[i] += v[i];
         }
     };
     for key in m.proc_sys.keys() {
         if let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) {
-            let s = sum_percpu(&vals, 3);
-            add(&key, [s[0], s[1], s[2]]);
+            let s = sum_percpu(&vals, 4);
+            add(&key, [s[0], s[1], s[2], s[3]]);
         }
     }
     for idx in 0..CACHE_SLOTS {
@@ -222,9 +223,12 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
             .proc_cache
             .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
         {
-            // struct cache_ent: 16-byte key, then count, errors, time_ns.
+            // struct cache_ent: 16-byte key, then count, errors, time_ns, fail_ns.
             for v in &vals {
-                add(&v[..16], [u64_at(v, 16), u64_at(v, 24), u64_at(v, 32)]);
+                add(
+                    &v[..16],
+                    [u64_at(v, 16), u64_at(v, 24), u64_at(v, 32), u64_at(v, 40)],
+                );
             }
         }
     }
@@ -238,6 +242,7 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
                     count: c[0],
                     errors: c[1],
                     time_ns: c[2],
+                    fail_ns: c[3],
                 })
                 .collect();
             let p = ProcessTotal {
