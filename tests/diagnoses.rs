@@ -201,3 +201,41 @@ mod live {
         assert!(f.severity >= Severity::Warning);
     }
 }
+
+// ---- 12. Bad scopes are errors ---------------------------------------------------------
+
+fn triage_fails(args: &[&str], says: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "triage {args:?}: {err}");
+    assert!(out.stdout.is_empty(), "triage {args:?} printed a report");
+    assert!(err.contains(says), "triage {args:?}: {err}");
+}
+
+#[test]
+fn bad_scopes_are_errors() {
+    // No such process: checked before any probe loads (so also unprivileged).
+    triage_fails(&["offcpu", "-p", "999999"], "--pid 999999: no such process");
+    triage_fails(
+        &["offcpu", "--cgroup", "/does/not/exist"],
+        "--cgroup /does/not/exist: no such cgroup",
+    );
+    let idle = fixture("idle");
+    let idle = idle.to_str().unwrap();
+    for cmd in ["mem", "cpu", "disk"] {
+        triage_fails(
+            &[cmd, "--fixture", idle, "--cgroup", "/does/not/exist"],
+            "--cgroup /does/not/exist: no such cgroup",
+        );
+    }
+    triage_fails(&["syscalls", "--comm", ""], "--comm: empty name");
+    // A cgroup that exists in the recording is fine.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["mem", "--fixture", idle, "--cgroup", "/"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

@@ -180,6 +180,28 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep
 }
 
+/// `--cgroup` must name a cgroup that exists (in the window's cgroup scan, which lists every
+/// directory of every hierarchy unless it was cut short); else the report would silently be
+/// system-wide or empty.
+fn check_cgroup(r: &Readings, cg: &str) -> Result<(), String> {
+    let rel = cg.strip_prefix("/sys/fs/cgroup").unwrap_or(cg);
+    if rel.trim_matches('/').is_empty() {
+        return Ok(());
+    }
+    let Some(scan) = r.t1.cgroups.as_ref().or(r.t0.cgroups.as_ref()) else {
+        return Ok(()); // cgroups not readable: nothing to check against
+    };
+    if scan.truncated || scan.groups.is_empty() {
+        return Ok(());
+    }
+    let want = format!("/{}", rel.trim_matches('/'));
+    if scan.groups.iter().any(|g| mdeep::in_cgroup(&g.path, &want)) {
+        Ok(())
+    } else {
+        Err(format!("--cgroup {cg}: no such cgroup"))
+    }
+}
+
 /// What a deep dive prints: one report, or a time series of them.
 pub enum Output {
     One(Box<Report>),
@@ -202,6 +224,9 @@ pub fn run(focus: Focus, a: &DeepArgs, g: &Global) -> Result<Output, String> {
             if !r.t1.procs.procs.contains_key(&pid) && !r.t0.procs.procs.contains_key(&pid) {
                 return Err(format!("--pid {pid}: no such process"));
             }
+        }
+        if let Some(cg) = &a.cgroup {
+            check_cgroup(r, cg)?;
         }
         let mut rep = report(r, focus, &sc, &analysis);
         win.add_latency_to(&mut rep);

@@ -86,7 +86,10 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
     }
     let probe = match &a.fixture {
         Some(dir) => load_fixture(dir)?,
-        None => trace_live(a, g)?,
+        None => {
+            check_scope(a)?;
+            trace_live(a, g)?
+        }
     };
     if let Some(dir) = &a.record {
         let pdir = dir.join("probes");
@@ -109,6 +112,19 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
         std::process::exit(0);
     }
     Ok(report(probe, a.top, a.fixture.is_none()))
+}
+
+/// A scope that names nothing is an error, not an empty report.
+fn check_scope(a: &Args) -> Result<(), String> {
+    if let Some(pid) = a.pid {
+        if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(format!("--pid {pid}: no such process"));
+        }
+    }
+    if let Some(c) = &a.cgroup {
+        cgroup_id(c).map_err(|e| format!("--cgroup {c}: no such cgroup ({e})"))?;
+    }
+    Ok(())
 }
 
 fn load_fixture(dir: &Path) -> Result<OffcpuProbe, String> {

@@ -54,6 +54,11 @@ pub struct Args {
 
 pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
     let w = &args.window;
+    if let Some(c) = &args.comm {
+        if c.is_empty() {
+            return Err("--comm: empty name (no thread has one)".into());
+        }
+    }
     crate::probe::set_verbose(global.verbose);
     let (readings, probe, mut problems) = if let Some(dir) = &w.fixture {
         let readings = run::from_fixture(dir).map_err(|e| e.to_string())?;
