@@ -202,6 +202,68 @@ mod live {
     }
 }
 
+// ---- 2. Process-creation storms -------------------------------------------------------
+
+fn fixture_report(cmd: &str, name: &str) -> Report {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .args(["--json", cmd, "--fixture"])
+        .arg(fixture(name))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `forkstorm 1300 8 2`: two threads of one process vfork + exec /bin/true + wait, ~1,300
+/// children per second. Recorded with `triage capture`.
+#[test]
+fn fork_storm_names_the_parent_in_sixty_second_and_cpu() {
+    // Ground truth from the recording: the spawner's pid.
+    let t1 = fixture("fork-storm").join("t1/proc");
+    let spawner: i32 = std::fs::read_dir(&t1)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(t1.join(format!("{pid}/stat")))
+                .is_ok_and(|s| s.contains("(forkstorm)"))
+        })
+        .expect("forkstorm in the recording");
+    for cmd in ["sixty-second", "cpu"] {
+        let r = fixture_report(cmd, "fork-storm");
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.id == "tasks.saturation.fork_storm")
+            .unwrap_or_else(|| panic!("{cmd}: {:?}", ids(&r)));
+        assert_eq!(f.severity, Severity::Critical, "{cmd}");
+        assert_eq!(f.subject.pid, Some(spawner), "{cmd}");
+        assert_eq!(f.subject.comm.as_deref(), Some("forkstorm"), "{cmd}");
+        let rate = f.evidence[0].value;
+        assert!((1100.0..1700.0).contains(&rate), "{cmd}: {rate} forks/s");
+        // The storm is the most important finding about a process; the system-time finding
+        // (which can only name a survivor of the window) is context.
+        assert_eq!(
+            r.findings
+                .iter()
+                .find(|f| !f.subject.is_empty())
+                .map(|f| &f.id),
+            Some(&f.id)
+        );
+        for st in r
+            .findings
+            .iter()
+            .filter(|f| f.id == "cpu.utilization.system_time")
+        {
+            assert_eq!(st.severity, Severity::Info, "{cmd}: {st:#?}");
+        }
+    }
+}
+
 // ---- 12. Bad scopes are errors ---------------------------------------------------------
 
 fn triage_fails(args: &[&str], says: &str) {

@@ -7,6 +7,7 @@
 
 pub mod deep;
 pub mod offcpu;
+pub mod procs_storm;
 pub mod syscalls;
 
 use crate::model::build::r2;
@@ -189,6 +190,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     net_rules(s, &mut out);
     software_rules(s, &mut out);
     kernel_log_rules(s, cx, &mut out);
+    procs_storm::rules(s, cx, &mut out);
     demote_consequences(s, &mut out);
     rank(&mut out);
     out

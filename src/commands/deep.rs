@@ -77,7 +77,12 @@ impl Focus {
     pub fn owns(self, f: &Finding) -> bool {
         let id = f.id.as_str();
         let prefixes: &[&str] = match self {
-            Focus::Cpu => &["cpu.", "cgroup.cpu.", "tasks.errors.zombies"],
+            Focus::Cpu => &[
+                "cpu.",
+                "cgroup.cpu.",
+                "tasks.errors.zombies",
+                "tasks.saturation.fork_storm",
+            ],
             Focus::Mem => &["memory.", "cgroup.memory.", "swap."],
             Focus::Disk => &["disk.", "filesystem.", "io."],
             Focus::Net => &["network.", "tcp.", "udp.", "conntrack."],

@@ -122,7 +122,11 @@ fn check_scope(a: &Args) -> Result<(), String> {
         }
     }
     if let Some(c) = &a.cgroup {
-        cgroup_id(c).map_err(|e| format!("--cgroup {c}: no such cgroup ({e})"))?;
+        let rel = c.trim_start_matches("/sys/fs/cgroup").trim_matches('/');
+        let full = Path::new("/sys/fs/cgroup").join(rel);
+        if !full.is_dir() {
+            return Err(format!("--cgroup {c}: no such cgroup ({})", full.display()));
+        }
     }
     Ok(())
 }

@@ -289,6 +289,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             .collect(),
         fd_top,
         not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
+        spawners: super::spawn::spawners(r),
     })
 }
 

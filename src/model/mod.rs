@@ -7,6 +7,7 @@ pub mod offcpu;
 pub mod report;
 pub mod resources;
 pub mod sections;
+pub mod spawn;
 
 use crate::analyze;
 use crate::collect::run::Readings;

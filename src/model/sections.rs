@@ -147,6 +147,27 @@ pub struct ProcessSection {
     pub fd_top: Vec<FdRow>,
     /// Processes whose fds or namespaces could not be inspected (permissions).
     pub not_inspected: u32,
+    /// When the box forks at least 100 processes/s: the parents whose children come and go
+    /// (most reaped children's CPU first). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spawners: Vec<SpawnerRow>,
+}
+
+/// A process that spawns many short-lived children.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SpawnerRow {
+    pub pid: i32,
+    pub comm: String,
+    pub ppid: i32,
+    /// CPU of the short-lived children it reaped in the window, % of one CPU: the growth of
+    /// its cutime + cstime, less what children already running at t0 brought (short-lived
+    /// children leave no other trace in /proc).
+    pub children_cpu_pct: f64,
+    /// Its children born in the window and still alive at the end.
+    pub new_children: u32,
+    /// The most common name among those children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_comm: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
