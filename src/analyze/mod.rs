@@ -6,6 +6,7 @@
 //! mere presence of activity.
 
 pub mod deep;
+pub mod io_sync;
 pub mod offcpu;
 pub mod procs_storm;
 pub mod syscalls;
@@ -191,6 +192,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     software_rules(s, &mut out);
     kernel_log_rules(s, cx, &mut out);
     procs_storm::rules(s, cx, &mut out);
+    io_sync::rules(s, &mut out);
     demote_consequences(s, &mut out);
     rank(&mut out);
     out
@@ -714,7 +716,10 @@ fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
             continue;
         }
         let (ta, tu) = (threshold("disk.aqu_sz"), threshold("disk.util_pct"));
-        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn {
+        // A device that serves requests in parallel is saturated when they overlap: at queue
+        // depth ~1 (one fsync'd write after another) it is busy but waited on one request at
+        // a time, which is latency, not a queue (see io_sync).
+        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn && !io_sync::one_at_a_time(d) {
             // A deep queue is the signal (on SSDs busy time saturates long before the device).
             let sev = if d.aqu_sz >= ta.crit {
                 Severity::Critical

@@ -246,29 +246,33 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 ),
                 vec![ev("offcpu.io_threads_blocked_avg", io_avg, ">=", 0.2, "count")],
                 vec!["triage disk".into(), format!("pidstat -d -p {pid} 1")],
-            ));
+            )
+            .with_subject(Subject::process(*pid as i32, &w.comm)));
         }
         let net_threads = threads(Wait::Net);
         if net_threads >= 4 && share(Wait::Net) >= 0.5 {
-            out.push(finding(
-                "offcpu.pool_parked",
-                Severity::Info,
-                "offcpu",
-                format!(
+            out.push(
+                finding(
+                    "offcpu.pool_parked",
+                    Severity::Info,
+                    "offcpu",
+                    format!(
                     "{net_threads} threads of {} (pid {pid}) are parked on the same kind of call \
                      (socket receive); top: {} — a pool waiting on one peer or simply idle",
                     w.comm,
                     top(Wait::Net)
                 ),
-                vec![ev(
-                    "offcpu.threads_in_receive",
-                    net_threads as f64,
-                    ">=",
-                    4.0,
-                    "count",
-                )],
-                vec![format!("ss -tip | grep pid={pid}")],
-            ));
+                    vec![ev(
+                        "offcpu.threads_in_receive",
+                        net_threads as f64,
+                        ">=",
+                        4.0,
+                        "count",
+                    )],
+                    vec![format!("ss -tip | grep pid={pid}")],
+                )
+                .with_subject(Subject::process(*pid as i32, &w.comm)),
+            );
         }
         // Deadlock suspect: at least two threads of the process each blocked on a lock for
         // (nearly) the whole window in one block, and no thread of it seen doing anything
@@ -299,7 +303,8 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 ),
                 vec![ev("offcpu.threads_blocked_whole_window", stuck as f64, ">=", 2.0, "count")],
                 vec![format!("gdb -p {pid} -batch -ex 'thread apply all bt'")],
-            ));
+            )
+            .with_subject(Subject::process(*pid as i32, &w.comm)));
         }
     }
     rank(&mut out);

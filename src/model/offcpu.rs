@@ -19,8 +19,15 @@ pub struct OffcpuProbe {
     pub startup_ms: f64,
     /// `pid 812`, `cgroup /x`, or `system-wide`.
     pub scope: String,
-    /// Blocks shorter than this were not counted.
+    /// Blocks shorter than this were not counted exactly...
     pub min_block_us: u64,
+    /// ...but, when this is >= 2, one in `sample_every` of the blocks from `sample_floor_us`
+    /// up to `min_block_us` was recorded with weight `sample_every` (so short-block counts and
+    /// times are estimates). 0: shorter blocks were ignored.
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub sample_every: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample_floor_us: u64,
     pub user_stacks: bool,
     /// One row per (process, thread, kernel stack, user stack, state), most off-CPU time first.
     pub stacks: Vec<OffcpuStack>,
@@ -34,6 +41,10 @@ pub struct OffcpuProbe {
 }
 
 fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero32(v: &u32) -> bool {
     *v == 0
 }
 

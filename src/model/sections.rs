@@ -202,6 +202,12 @@ pub struct DiskRow {
     pub rotational: Option<bool>,
     /// Present for SSD/multi-queue devices, where 100% busy does not mean saturated.
     pub caveat: Option<String>,
+    /// Cache flushes completed per second (fsync/fdatasync on a device with a volatile write
+    /// cache) and their average time, when the kernel counts them (5.5+) and there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flushes_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_await_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

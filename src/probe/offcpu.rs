@@ -35,8 +35,12 @@ pub struct Options {
     pub pid: Option<u32>,
     /// v2 cgroup: (path as given, cgroup id = inode, depth below the root).
     pub cgroup: Option<(String, u64, u32)>,
-    /// Blocks shorter than this are not counted (filtered in the kernel).
+    /// Blocks shorter than this are not counted (filtered in the kernel)...
     pub min_block_us: u64,
+    /// ...unless `sample_every` >= 2: then one in `sample_every` of the blocks between
+    /// `sample_floor_us` and `min_block_us` is recorded, weighted by `sample_every`.
+    pub sample_every: u32,
+    pub sample_floor_us: u64,
     pub user_stacks: bool,
     pub kernel_threads: bool,
     /// Also count preemption (state R), which is run-queue wait rather than blocking.
@@ -52,6 +56,8 @@ impl Default for Options {
             pid: None,
             cgroup: None,
             min_block_us: 1,
+            sample_every: 0,
+            sample_floor_us: 0,
             user_stacks: true,
             kernel_threads: false,
             include_runnable: false,
@@ -82,6 +88,8 @@ fn load<'obj>(
             ro.targ_cg_level = *level as i32;
         }
         ro.min_block_ns = opts.min_block_us.saturating_mul(1000);
+        ro.sample_every = opts.sample_every;
+        ro.sample_floor_ns = opts.sample_floor_us.saturating_mul(1000);
         ro.user_stacks = opts.user_stacks;
         ro.kernel_threads = opts.kernel_threads;
         ro.include_runnable = opts.include_runnable;
@@ -492,6 +500,16 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         format_version: OFFCPU_FORMAT,
         scope: scope_of(opts),
         min_block_us: opts.min_block_us,
+        sample_every: if opts.sample_every >= 2 {
+            opts.sample_every
+        } else {
+            0
+        },
+        sample_floor_us: if opts.sample_every >= 2 {
+            opts.sample_floor_us
+        } else {
+            0
+        },
         user_stacks: opts.user_stacks,
         dropped: raw.dropped,
         ..Default::default()
