@@ -166,6 +166,42 @@ mod live {
         (c.id(), off, sys)
     }
 
+    /// A new task's first return to user space passes sys_exit with its parent's vfork
+    /// number: counted once, the totals equal the per-process table and the children made.
+    #[test]
+    #[ignore = "needs root: eBPF syscall probe"]
+    fn vfork_is_counted_once() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let bin = build("forkstorm", dir.path());
+        let mut c = Command::new(&bin)
+            .args(["300", "1", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = c.id().to_string();
+        let mut stdin = c.stdin.take().unwrap();
+        let go = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500)); // traced by then
+            stdin.write_all(b"g").unwrap();
+        });
+        let r = triage_json(&["syscalls", "-p", &pid, "--duration", "3"]);
+        go.join().unwrap();
+        let out = c.wait_with_output().unwrap();
+        let children: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let s = r.sections.syscalls.as_ref().unwrap();
+        let total = s.syscalls.iter().find(|x| x.name == "vfork").unwrap().calls;
+        let per: u64 = s
+            .breakdown
+            .iter()
+            .filter(|b| b.syscall == "vfork")
+            .map(|b| b.calls)
+            .sum();
+        assert!(children >= 100, "{children}");
+        assert_eq!((total, per), (children, children));
+    }
+
     #[test]
     #[ignore = "needs root: eBPF off-CPU probe, SCHED_FIFO"]
     fn short_sync_waits_are_found_by_default() {
