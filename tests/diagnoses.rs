@@ -329,6 +329,44 @@ fn fork_storm_names_the_parent_in_sixty_second_and_cpu() {
     }
 }
 
+/// `forkstorm 1300 3 2` under `triage syscalls --max-entries 1024 --record` (system-wide):
+/// the per-process table fills with short-lived pids at once; what does not fit goes to the
+/// parent's "children of" row, so no call is dropped, and vfork is counted once.
+#[test]
+fn fork_storm_syscalls_lose_no_call_and_count_vfork_once() {
+    let (r, probe) = syscalls_fixture("syscalls-fork-storm");
+    let s = r.sections.syscalls.as_ref().unwrap();
+    assert_eq!(s.dropped.process_syscalls, 0);
+    let top = &s.processes[0];
+    assert!(top.children, "{top:?}");
+    assert_eq!(top.comm, "children of forkstorm");
+    // The per-process rows (children rows included) add up to the per-syscall totals.
+    let vfork_total = probe.syscalls.iter().find(|x| x.nr == 58).unwrap().count;
+    let vfork_rows: u64 = probe
+        .processes
+        .iter()
+        .flat_map(|p| p.syscalls.iter())
+        .filter(|x| x.nr == 58)
+        .map(|x| x.count)
+        .sum();
+    // (The maps are read one after the other while the probe still counts: the rows, read
+    // last, may hold a few more calls.)
+    assert!(
+        vfork_total <= vfork_rows && vfork_rows as f64 <= vfork_total as f64 * 1.02,
+        "{vfork_rows} in rows, {vfork_total} in total"
+    );
+    let execve_total = probe.syscalls.iter().find(|x| x.nr == 59).unwrap().count;
+    // One vfork per child, one execve per child (and a few from the rest of the box).
+    assert!(vfork_total <= execve_total && execve_total < vfork_total + 50);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == "tasks.saturation.fork_storm")
+        .unwrap_or_else(|| panic!("{:?}", ids(&r)));
+    assert_eq!(f.subject.pid, Some(top.pid as i32));
+    assert_eq!(f.subject.comm.as_deref(), Some("forkstorm"));
+}
+
 // ---- 4. Latency-bound sync writes are not saturation ------------------------------------
 
 /// `syncwriter FILE 4096` under `chrt -f 10`: 4 KB write + fsync in a loop, one at a time

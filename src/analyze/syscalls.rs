@@ -392,6 +392,7 @@ mod tests {
         ProcessTotal {
             pid,
             start_ns: 1,
+            children: false,
             comm: Some(comm.into()),
             syscalls: calls
                 .iter()

@@ -79,6 +79,10 @@ pub struct SyscallProcessRow {
     /// Futex calls that did not fail (waits that were woken, and wakes).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub futex_ok_calls: u64,
+    /// The row is the children of process `pid` together (calls that did not fit in the
+    /// per-process table); `comm` reads `children of NAME`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub children: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -245,7 +249,10 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
     let mut processes: Vec<SyscallProcessRow> = Vec::new();
     let mut breakdown: Vec<ProcessSyscallRow> = Vec::new();
     for pr in &p.processes {
-        let comm = pr.comm.clone().unwrap_or_else(|| "?".into());
+        let mut comm = pr.comm.clone().unwrap_or_else(|| "?".into());
+        if pr.children {
+            comm = format!("children of {comm}");
+        }
         let pcalls: u64 = pr.syscalls.iter().map(|s| s.count).sum();
         let perrs: u64 = pr.syscalls.iter().map(|s| s.errors).sum();
         let ptime: u64 = pr.syscalls.iter().map(|s| s.time_ns).sum();
@@ -288,6 +295,7 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
             futex_woken_ms: (lat && futex.0 > 0).then(|| ms(futex.0.saturating_sub(futex.1))),
             futex_failed_ms: (lat && futex.0 > 0).then(|| ms(futex.1)),
             futex_ok_calls: futex.2,
+            children: pr.children,
         });
         for s in &pr.syscalls {
             breakdown.push(ProcessSyscallRow {
@@ -366,6 +374,7 @@ mod tests {
             processes: vec![ProcessTotal {
                 pid: 42,
                 start_ns: 1,
+                children: false,
                 comm: Some("loop".into()),
                 syscalls: vec![
                     ProcessSyscall {

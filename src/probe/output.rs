@@ -83,6 +83,11 @@ pub struct ProcessTotal {
     /// The name when first seen (or after its execve); `None` if the name map was full.
     pub comm: Option<String>,
     pub syscalls: Vec<ProcessSyscall>,
+    /// This row is not process `pid` but its children, together: their calls that did not
+    /// fit in the per-process table (a storm of short-lived processes fills it). `comm` is
+    /// the parent's name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub children: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -250,6 +250,7 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
                 start_ns: start,
                 comm: None,
                 syscalls,
+                children: false,
             };
             ((tgid, start), p)
         })
@@ -264,6 +265,49 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         }
     }
     out.processes = procs.into_values().collect();
+    // Calls of processes that did not fit in proc_sys, by parent.
+    let mut kids: std::collections::BTreeMap<u32, Counts> = Default::default();
+    for key in m.child_sys.keys() {
+        if let Ok(Some(vals)) = m.child_sys.lookup_percpu(&key, MapFlags::ANY) {
+            let s = sum_percpu(&vals, 4);
+            let e = kids
+                .entry(u32_at(&key, 0))
+                .or_default()
+                .entry(u32_at(&key, 4))
+                .or_default();
+            for i in 0..4 {
+                e[i] += s[i];
+            }
+        }
+    }
+    for (ppid, counts) in kids {
+        let comm = out
+            .processes
+            .iter()
+            .find(|p| p.pid == ppid)
+            .and_then(|p| p.comm.clone())
+            .or_else(|| {
+                std::fs::read_to_string(format!("/proc/{ppid}/comm"))
+                    .ok()
+                    .map(|c| c.trim_end().to_string())
+            });
+        out.processes.push(ProcessTotal {
+            pid: ppid,
+            start_ns: 0,
+            comm,
+            syscalls: counts
+                .into_iter()
+                .map(|(nr, c)| ProcessSyscall {
+                    nr,
+                    count: c[0],
+                    errors: c[1],
+                    time_ns: c[2],
+                    fail_ns: c[3],
+                })
+                .collect(),
+            children: true,
+        });
+    }
     for p in &mut out.processes {
         p.syscalls.sort_by_key(|s| s.nr);
     }
