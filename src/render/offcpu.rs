@@ -102,7 +102,7 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
     }
     let blocks = if p.sample_every >= 2 {
         format!(
-            "blocks >= {}, 1 in {} from {}",
+            "blocks >= {}, 1/{} from {}",
             human_ns(p.min_block_us * 1000),
             p.sample_every,
             human_ns(p.sample_floor_us * 1000)
