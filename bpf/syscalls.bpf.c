@@ -214,6 +214,7 @@ static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ_STR_INTO(&info.comm, t, group_leader, comm) < 0)
 		bpf_get_current_comm(info.comm, sizeof(info.comm));
+	info.ppid = BPF_CORE_READ(t, group_leader, real_parent, tgid);
 	if (bpf_map_update_elem(&proc_infos, pid, &info, overwrite ? BPF_ANY : BPF_NOEXIST) == -E2BIG)
 		drop(DROP_PROC_INFO);
 }

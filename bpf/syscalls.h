@@ -62,6 +62,8 @@ struct proc_id {
 /* Captured the first time the process is seen (and again after a successful execve). */
 struct proc_info {
 	char comm[TASK_COMM_LEN];
+	__u32 ppid; /* its parent then: exited processes are shown as their parent's children */
+	__u32 pad;
 };
 
 struct errno_key {

@@ -135,8 +135,7 @@ fn demote_system_time(s: &Sections, out: &mut [Finding]) {
         if explained {
             f.severity = Severity::Info;
             f.summary.push_str(&format!(
-                " (explained by the process-creation storm of {} (pid {}): see {ID})",
-                spawner.comm, spawner.pid
+                " (explained by the process-creation storm: see {ID})"
             ));
         }
     }

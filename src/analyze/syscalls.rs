@@ -52,6 +52,55 @@ pub fn demote_explained(all: &mut [Finding]) {
     }
 }
 
+const FORKS: &[&str] = &["fork", "vfork", "clone", "clone3"];
+
+/// The /proc storm rule names the parent by its reaped children's CPU, which a long job of
+/// another parent can blur; the syscall probe counts who calls fork/vfork/clone. When a fork
+/// storm was found, its subject becomes the process that made the most of those calls (not a
+/// "children of" row: grandchildren do not fork the storm).
+pub fn name_spawner(s: &SyscallsSection, all: &mut [Finding]) {
+    let secs = s.traced_s.max(1e-3);
+    let mut by: std::collections::BTreeMap<u32, (String, u64)> = Default::default();
+    for b in s
+        .breakdown
+        .iter()
+        .filter(|b| FORKS.contains(&b.syscall.as_str()))
+    {
+        let e = by.entry(b.pid).or_insert_with(|| (b.comm.clone(), 0));
+        e.1 += b.calls;
+    }
+    let children: Vec<u32> = s
+        .processes
+        .iter()
+        .filter(|p| p.children)
+        .map(|p| p.pid)
+        .collect();
+    let Some((pid, (comm, calls))) = by
+        .into_iter()
+        .filter(|(pid, (comm, _))| !(children.contains(pid) && comm.starts_with("children of ")))
+        .max_by(|a, b| a.1 .1.cmp(&b.1 .1).then(b.0.cmp(&a.0)))
+    else {
+        return;
+    };
+    for f in all.iter_mut().filter(|f| f.id == super::procs_storm::ID) {
+        f.subject = Subject {
+            ppid: Some(pid as i32),
+            ..Subject::process(pid as i32, &comm)
+        };
+        let value = |m: &str| f.evidence.iter().find(|e| e.metric == m).map(|e| e.value);
+        let sys = value("cpu.system_pct")
+            .map(|v| format!(", {v:.0}% system time (fork, exec and exit are kernel work)"))
+            .unwrap_or_default();
+        f.summary = format!(
+            "Process-creation storm: {:.0} new processes/s{sys}; spawned by {comm} (pid {pid}), \
+             which called fork/vfork/clone {}/s (traced)",
+            value("vmstat.forks_per_s").unwrap_or(0.0),
+            rate(calls as f64 / secs)
+        );
+        f.next.insert(0, format!("pstree -p {pid}"));
+    }
+}
+
 fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
     let Some(top) = s.processes.first() else {
         return;
@@ -393,6 +442,7 @@ mod tests {
             pid,
             start_ns: 1,
             children: false,
+            exited: 0,
             comm: Some(comm.into()),
             syscalls: calls
                 .iter()

@@ -124,6 +124,7 @@ pub fn report(
         let sec = model::syscalls::section(p, r.sections.processes.as_ref());
         r.findings.extend(crate::analyze::syscalls::findings(&sec));
         crate::analyze::syscalls::demote_explained(&mut r.findings);
+        crate::analyze::syscalls::name_spawner(&sec, &mut r.findings);
         crate::analyze::rank(&mut r.findings);
         if sec.dropped.total() > 0 {
             r.unavailable.push(Unavailable {

@@ -46,16 +46,22 @@ pub fn spawners(r: &Readings) -> Vec<SpawnerRow> {
     // life's CPU to the parent's cutime at once (a compiler that ran for a minute): that is
     // not the storm. Their CPU up to t0 is known; their CPU within the window is estimated at
     // their lifetime average rate.
+    // A child that had lived longer than the window (a build job, a test run) may also bring
+    // the CPU of its own children reaped during the window: its parent's growth cannot be
+    // told apart from a storm, so such a parent is not credited at all.
     let uptime0 = r.t0.system.uptime_s;
     let mut exited: BTreeMap<i32, f64> = BTreeMap::new();
+    let mut long_lived_exits: BTreeMap<i32, u32> = BTreeMap::new();
     for o in p0.values() {
         if p1.get(&o.pid).is_some_and(|p| p.starttime == o.starttime) {
             continue;
         }
         let own = (o.utime + o.stime) as f64;
-        let in_window = uptime0
-            .map(|up| (up - o.starttime as f64 / tck).max(el))
-            .map_or(own, |age_s| own / age_s * el);
+        let age_s = uptime0.map(|up| up - o.starttime as f64 / tck);
+        if age_s.is_none_or(|a| a >= el) {
+            *long_lived_exits.entry(o.ppid).or_default() += 1;
+        }
+        let in_window = age_s.map_or(own, |a| own / a.max(el) * el);
         *exited.entry(o.ppid).or_default() += own + (o.cutime + o.cstime) as f64 + in_window;
     }
     let mut rows: Vec<SpawnerRow> = p1
@@ -69,7 +75,11 @@ pub fn spawners(r: &Readings) -> Vec<SpawnerRow> {
                 .map(|o| o.cutime + o.cstime)
                 .unwrap_or(0);
             let known = exited.get(&p.pid).copied().unwrap_or(0.0);
-            let grown = (c1.saturating_sub(c0) as f64 - known).max(0.0);
+            let grown = if long_lived_exits.contains_key(&p.pid) {
+                0.0
+            } else {
+                (c1.saturating_sub(c0) as f64 - known).max(0.0)
+            };
             let children_cpu = grown / tck / el * 100.0;
             let (n, names) = born.get(&p.pid).cloned().unwrap_or_default();
             if children_cpu < 1.0 && n == 0 {

@@ -375,6 +375,7 @@ mod tests {
                 pid: 42,
                 start_ns: 1,
                 children: false,
+                exited: 0,
                 comm: Some("loop".into()),
                 syscalls: vec![
                     ProcessSyscall {

@@ -88,6 +88,10 @@ pub struct ProcessTotal {
     /// the parent's name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub children: bool,
+    /// For a `children` row: how many exited processes were folded into it (their calls that
+    /// overflowed the table are in it too, uncounted here).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exited: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

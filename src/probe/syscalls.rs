@@ -178,26 +178,6 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         max_proc_entries: m.proc_sys.max_entries(),
         ..Default::default()
     };
-    for nr in 0..MAX_SYSCALLS {
-        let Ok(Some(vals)) = m.sys_stats.lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY) else {
-            continue;
-        };
-        let s = sum_percpu(&vals, 3 + MAX_SLOTS);
-        if s[0] == 0 {
-            continue;
-        }
-        let mut slots = s[3..].to_vec();
-        while slots.last() == Some(&0) {
-            slots.pop();
-        }
-        out.syscalls.push(SyscallTotal {
-            nr,
-            count: s[0],
-            errors: s[1],
-            time_ns: s[2],
-            slots,
-        });
-    }
     // (tgid, start) -> nr -> [count, errors, time, time failing]: the hash plus every CPU's
     // cache slots.
     type Counts = std::collections::BTreeMap<u32, [u64; 4]>;
@@ -251,22 +231,53 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
                 comm: None,
                 syscalls,
                 children: false,
+                exited: 0,
             };
             ((tgid, start), p)
         })
         .collect();
+    let mut parents: std::collections::BTreeMap<(u32, u64), u32> = Default::default();
+    let mut names: std::collections::BTreeMap<u32, String> = Default::default();
     for key in m.proc_infos.keys() {
         let (tgid, start) = (u32_at(&key, 0), u64_at(&key, 8));
         if let (Some(p), Ok(Some(v))) = (
             procs.get_mut(&(tgid, start)),
             m.proc_infos.lookup(&key, MapFlags::ANY),
         ) {
-            p.comm = Some(comm_of(&v));
+            p.comm = Some(comm_of(&v[..16]));
+            names.insert(tgid, comm_of(&v[..16]));
+            if v.len() >= 20 {
+                parents.insert((tgid, start), u32_at(&v, 16));
+            }
         }
     }
+    // Processes that exited before the end (a storm of short-lived children): folded into
+    // their parent's "children of" row, so the table shows who spawns them, not 10k pids.
+    let mut folded: std::collections::BTreeMap<u32, (u64, Counts)> = Default::default();
+    procs.retain(|&(tgid, start), p| {
+        let Some(&ppid) = parents.get(&(tgid, start)) else {
+            return true;
+        };
+        if ppid == 0 || std::path::Path::new(&format!("/proc/{tgid}")).exists() {
+            return true;
+        }
+        let e = folded.entry(ppid).or_default();
+        e.0 += 1;
+        for s in &p.syscalls {
+            let c = e.1.entry(s.nr).or_default();
+            for (i, v) in [s.count, s.errors, s.time_ns, s.fail_ns]
+                .into_iter()
+                .enumerate()
+            {
+                c[i] += v;
+            }
+        }
+        false
+    });
     out.processes = procs.into_values().collect();
     // Calls of processes that did not fit in proc_sys, by parent.
     let mut kids: std::collections::BTreeMap<u32, Counts> = Default::default();
+    let mut exited: std::collections::BTreeMap<u32, u64> = Default::default();
     for key in m.child_sys.keys() {
         if let Ok(Some(vals)) = m.child_sys.lookup_percpu(&key, MapFlags::ANY) {
             let s = sum_percpu(&vals, 4);
@@ -280,12 +291,23 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
             }
         }
     }
+    for (ppid, (n, counts)) in folded {
+        let e = kids.entry(ppid).or_default();
+        for (nr, c) in counts {
+            let t = e.entry(nr).or_default();
+            for i in 0..4 {
+                t[i] += c[i];
+            }
+        }
+        *exited.entry(ppid).or_default() += n;
+    }
     for (ppid, counts) in kids {
         let comm = out
             .processes
             .iter()
             .find(|p| p.pid == ppid)
             .and_then(|p| p.comm.clone())
+            .or_else(|| names.get(&ppid).cloned())
             .or_else(|| {
                 std::fs::read_to_string(format!("/proc/{ppid}/comm"))
                     .ok()
@@ -306,6 +328,7 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
                 })
                 .collect(),
             children: true,
+            exited: exited.get(&ppid).copied().unwrap_or(0),
         });
     }
     for p in &mut out.processes {
@@ -322,6 +345,28 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         });
     }
     out.errnos.sort_by_key(|e| (e.nr, e.errno));
+    // The totals last: the probe still counts while the maps are read, so reading them after
+    // the per-process tables keeps every row within its total.
+    for nr in 0..MAX_SYSCALLS {
+        let Ok(Some(vals)) = m.sys_stats.lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY) else {
+            continue;
+        };
+        let s = sum_percpu(&vals, 3 + MAX_SLOTS);
+        if s[0] == 0 {
+            continue;
+        }
+        let mut slots = s[3..].to_vec();
+        while slots.last() == Some(&0) {
+            slots.pop();
+        }
+        out.syscalls.push(SyscallTotal {
+            nr,
+            count: s[0],
+            errors: s[1],
+            time_ns: s[2],
+            slots,
+        });
+    }
     let d = |i: u32| {
         m.dropped
             .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
