@@ -253,12 +253,29 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
     }
     // Processes that exited before the end (a storm of short-lived children): folded into
     // their parent's "children of" row, so the table shows who spawns them, not 10k pids.
+    // Only parents with at least FOLD_MIN exited children: a process that simply exited
+    // before the end keeps its own row.
+    const FOLD_MIN: u64 = 10;
+    let gone: std::collections::BTreeSet<(u32, u64)> = procs
+        .keys()
+        .filter(|(tgid, _)| !std::path::Path::new(&format!("/proc/{tgid}")).exists())
+        .copied()
+        .collect();
+    let mut per_parent: std::collections::BTreeMap<u32, u64> = Default::default();
+    for k in &gone {
+        if let Some(&ppid) = parents.get(k) {
+            *per_parent.entry(ppid).or_default() += 1;
+        }
+    }
     let mut folded: std::collections::BTreeMap<u32, (u64, Counts)> = Default::default();
     procs.retain(|&(tgid, start), p| {
         let Some(&ppid) = parents.get(&(tgid, start)) else {
             return true;
         };
-        if ppid == 0 || std::path::Path::new(&format!("/proc/{tgid}")).exists() {
+        if ppid == 0
+            || !gone.contains(&(tgid, start))
+            || per_parent.get(&ppid).copied().unwrap_or(0) < FOLD_MIN
+        {
             return true;
         }
         let e = folded.entry(ppid).or_default();
