@@ -28,6 +28,12 @@ const volatile __u32 self_tgid = 0;	/* triage itself is never traced */
 const volatile __u64 targ_cgid = 0;	/* 0: every cgroup; else this v2 cgroup and below */
 const volatile int targ_cg_level = 0;
 const volatile __u64 min_block_ns = 1000;
+/* Blocks shorter than min_block_ns but at least sample_floor_ns: one in sample_every is
+ * recorded (stack and all), weighted by sample_every; 0 or 1: shorter blocks are ignored.
+ * Many short waits that add up (fsync at 0.1 ms, a lock held for microseconds) are then seen
+ * at a fraction of the cost of unwinding every one. */
+const volatile __u32 sample_every = 0;
+const volatile __u64 sample_floor_ns = 0;
 const volatile bool user_stacks = true;
 const volatile bool kernel_threads = false;
 const volatile bool include_runnable = false;
@@ -75,6 +81,26 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } offcpu_dropped SEC(".maps");
+
+/*
+ * Per CPU: 1 while a timer's expiry function runs (hrtimer or timer_list). A wakeup there is
+ * the end of a timeout or a sleep, not another task's doing: an idle pool waking up on its
+ * timeout is not waiting for a lock holder.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} offcpu_in_timer SEC(".maps");
+
+/* Per CPU: short blocks seen, for 1-in-sample_every sampling. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} offcpu_short_seen SEC(".maps");
 
 struct offcpu_start _offcpu_start = {};
 struct offcpu_key _offcpu_key = {};
@@ -171,9 +197,21 @@ static __always_inline void switch_in(__u32 pid, const char *comm, struct task_s
 		.ustack = s->ustack,
 		.state = s->state,
 	};
+	bool timer = s->timer_woken;
 	bpf_map_delete_elem(&offcpu_starts, &pid);
-	if (delta < min_block_ns)
-		return;
+	__u64 weight = 1;
+	if (delta < min_block_ns) {
+		if (sample_every < 2 || delta < sample_floor_ns)
+			return;
+		__u32 zero = 0;
+		__u32 *n = bpf_map_lookup_elem(&offcpu_short_seen, &zero);
+		if (!n)
+			return;
+		*n += 1;
+		if (*n % sample_every)
+			return;
+		weight = sample_every;
+	}
 	if (next) {
 		struct offcpu_kstack *buf = scratch();
 		if (buf)
@@ -191,10 +229,34 @@ static __always_inline void switch_in(__u32 pid, const char *comm, struct task_s
 		if (!v)
 			return;
 	}
-	__sync_fetch_and_add(&v->total_ns, delta);
-	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->total_ns, delta * weight);
+	__sync_fetch_and_add(&v->count, weight);
 	if (delta > v->max_ns)
 		v->max_ns = delta;
+	if (timer) {
+		__sync_fetch_and_add(&v->timer_count, weight);
+		__sync_fetch_and_add(&v->timer_ns, delta * weight);
+	}
+}
+
+static __always_inline void timer_mark(__u32 on)
+{
+	__u32 zero = 0;
+	__u32 *t = bpf_map_lookup_elem(&offcpu_in_timer, &zero);
+	if (t)
+		*t = on;
+}
+
+/* A task is being woken: if a timer's expiry does it, mark its start record. */
+static __always_inline void waking(__u32 pid)
+{
+	__u32 zero = 0;
+	__u32 *t = bpf_map_lookup_elem(&offcpu_in_timer, &zero);
+	if (!t || !*t)
+		return;
+	struct offcpu_start *s = bpf_map_lookup_elem(&offcpu_starts, &pid);
+	if (s)
+		s->timer_woken = 1;
 }
 
 SEC("tp_btf/sched_switch")
@@ -213,6 +275,77 @@ int BPF_PROG(offcpu_switch_raw, bool preempt, struct task_struct *prev, struct t
 	switch_out(ctx, BPF_CORE_READ(prev, tgid), BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, flags),
 		   prev_state, true);
 	switch_in(BPF_CORE_READ(next, pid), next->comm, NULL);
+	return 0;
+}
+
+SEC("tp_btf/sched_waking")
+int BPF_PROG(offcpu_waking_btf, struct task_struct *p)
+{
+	waking(p->pid);
+	return 0;
+}
+
+SEC("raw_tp/sched_waking")
+int BPF_PROG(offcpu_waking_raw, struct task_struct *p)
+{
+	waking(BPF_CORE_READ(p, pid));
+	return 0;
+}
+
+/* The timer tracepoints carry no argument we need: only enter/leave. */
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(offcpu_hrt_in_btf)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("tp_btf/hrtimer_expire_exit")
+int BPF_PROG(offcpu_hrt_out_btf)
+{
+	timer_mark(0);
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(offcpu_tl_in_btf)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("tp_btf/timer_expire_exit")
+int BPF_PROG(offcpu_tl_out_btf)
+{
+	timer_mark(0);
+	return 0;
+}
+
+SEC("raw_tp/hrtimer_expire_entry")
+int BPF_PROG(offcpu_hrt_in_raw)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("raw_tp/hrtimer_expire_exit")
+int BPF_PROG(offcpu_hrt_out_raw)
+{
+	timer_mark(0);
+	return 0;
+}
+
+SEC("raw_tp/timer_expire_entry")
+int BPF_PROG(offcpu_tl_in_raw)
+{
+	timer_mark(1);
+	return 0;
+}
+
+SEC("raw_tp/timer_expire_exit")
+int BPF_PROG(offcpu_tl_out_raw)
+{
+	timer_mark(0);
 	return 0;
 }
 

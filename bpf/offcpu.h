@@ -25,7 +25,7 @@ struct offcpu_start {
 	__u32 tgid;
 	__s32 ustack; /* id in offcpu_stacks; < 0: none */
 	__u32 state;
-	__u32 pad;
+	__u32 timer_woken; /* set by sched_waking when a timer's expiry woke it (a timeout) */
 };
 
 /* One aggregation row. */
@@ -47,6 +47,9 @@ struct offcpu_val {
 	__u64 count;
 	__u64 max_ns;
 	char comm[OFFCPU_COMM_LEN];
+	/* Of these blocks, those ended by a timer (a timeout or a sleep), not by another task. */
+	__u64 timer_count;
+	__u64 timer_ns;
 };
 
 #endif

@@ -17,8 +17,27 @@
 #include "bits.h"
 
 /* errno values used below (not in vmlinux.h) */
+#define ENOENT 2
 #define E2BIG 7
 #define EEXIST 17
+
+#if defined(__TARGET_ARCH_x86)
+#define REGS_NR(regs) ((regs)->orig_ax)
+#define REGS_NR_FIELD orig_ax
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+#define IS_FORK(nr) ((nr) == 56 || (nr) == 57 || (nr) == 58 || (nr) == 435)
+#elif defined(__TARGET_ARCH_arm64)
+#define REGS_NR(regs) ((regs)->syscallno)
+#define REGS_NR_FIELD syscallno
+#define NR_EXECVE 221
+#define NR_EXECVEAT 281
+#define IS_FORK(nr) ((nr) == 220 || (nr) == 435)
+#else
+#error "triage syscalls supports x86_64 and arm64"
+#endif
+
+#define IS_EXEC(nr) ((nr) == NR_EXECVE || (nr) == NR_EXECVEAT)
 
 /* Set before load (rodata): filters, applied first so filtered-out calls cost least. */
 const volatile __u32 targ_tgid = 0;	/* 0: every process */
@@ -61,6 +80,18 @@ struct {
 	__type(key, struct proc_id);
 	__type(value, struct proc_info);
 } proc_infos SEC(".maps");
+
+/*
+ * When proc_sys is full (a storm of short-lived processes fills it with pids that are gone):
+ * their calls go here, by (parent, syscall), key { ppid, nr, 0 }, so no call is lost from the
+ * per-process view; the children of one parent become one row.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct proc_sys_key);
+	__type(value, struct proc_sys_val);
+} child_sys SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -183,31 +214,50 @@ static __always_inline void remember_comm(struct proc_id *pid, bool overwrite)
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ_STR_INTO(&info.comm, t, group_leader, comm) < 0)
 		bpf_get_current_comm(info.comm, sizeof(info.comm));
+	info.ppid = BPF_CORE_READ(t, group_leader, real_parent, tgid);
 	if (bpf_map_update_elem(&proc_infos, pid, &info, overwrite ? BPF_ANY : BPF_NOEXIST) == -E2BIG)
 		drop(DROP_PROC_INFO);
 }
 
-/* Add a cache slot's counts to proc_sys (inserting the key if new). */
-static __always_inline void flush(struct proc_sys_key *k, struct proc_sys_val *add)
+static __always_inline void add_to(struct proc_sys_val *v, struct proc_sys_val *add)
 {
-	struct proc_sys_val *v = bpf_map_lookup_elem(&proc_sys, k);
-	if (!v) {
-		long e = bpf_map_update_elem(&proc_sys, k, add, BPF_NOEXIST);
-		if (e == 0)
-			return;
-		if (e != -EEXIST) {
-			drop_n(DROP_PROC_SYS, add->count);
-			return;
-		}
-		v = bpf_map_lookup_elem(&proc_sys, k);
-		if (!v) {
-			drop_n(DROP_PROC_SYS, add->count);
-			return;
-		}
-	}
 	v->count += add->count;
 	v->errors += add->errors;
 	v->time_ns += add->time_ns;
+	v->fail_ns += add->fail_ns;
+}
+
+/* Add counts to `map` under `k` (inserting the key if new); non-zero if there was no room. */
+static __always_inline long add_counts(void *map, struct proc_sys_key *k, struct proc_sys_val *add)
+{
+	struct proc_sys_val *v = bpf_map_lookup_elem(map, k);
+	if (!v) {
+		long e = bpf_map_update_elem(map, k, add, BPF_NOEXIST);
+		if (e != -EEXIST)
+			return e;
+		v = bpf_map_lookup_elem(map, k);
+		if (!v)
+			return -ENOENT;
+	}
+	add_to(v, add);
+	return 0;
+}
+
+/* Add a cache slot's counts to proc_sys; when it is full, to the parent's row in child_sys. */
+static __always_inline void flush(struct proc_sys_key *k, struct proc_sys_val *add, __u32 ppid)
+{
+	if (add_counts(&proc_sys, k, add) == 0)
+		return;
+	struct proc_sys_key pk = { .tgid = ppid, .nr = k->nr, .start_ns = 0 };
+	if (!ppid || add_counts(&child_sys, &pk, add))
+		drop_n(DROP_PROC_SYS, add->count);
+}
+
+/* The current process's parent (its group leader's real parent), on the slow path only. */
+static __always_inline __u32 parent_tgid(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, group_leader, real_parent, tgid);
 }
 
 static __always_inline void on_exit(struct task_struct *task, long nr_l, long ret,
@@ -237,6 +287,10 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 		return;
 	}
 	__u32 nr = (__u32)nr_l;
+	/* A new task's first return to user space (ret_from_fork) passes sys_exit with the
+	 * parent's clone/fork/vfork number and 0: the parent's call, already counted. */
+	if (IS_FORK(nr) && ret == 0)
+		return;
 	bool err = ret < 0 && ret >= -4095;
 
 	struct sys_stat *s = bpf_map_lookup_elem(&sys_stats, &nr);
@@ -262,15 +316,19 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 			if (err)
 				c->val.errors += 1;
 			c->val.time_ns += delta;
+			if (err)
+				c->val.fail_ns += delta;
 		} else {
 			if (c->val.count)
-				flush(&c->key, &c->val);
+				flush(&c->key, &c->val, c->ppid);
+			c->ppid = parent_tgid();
 			c->key.tgid = tgid;
 			c->key.nr = nr;
 			c->key.start_ns = start_ns;
 			c->val.count = 1;
 			c->val.errors = err ? 1 : 0;
 			c->val.time_ns = delta;
+			c->val.fail_ns = err ? delta : 0;
 			struct proc_id pid = { .tgid = tgid, .start_ns = start_ns };
 			remember_comm(&pid, false);
 		}
@@ -292,21 +350,6 @@ static __always_inline void on_exit(struct task_struct *task, long nr_l, long re
 	}
 }
 
-#if defined(__TARGET_ARCH_x86)
-#define REGS_NR(regs) ((regs)->orig_ax)
-#define REGS_NR_FIELD orig_ax
-#define NR_EXECVE 59
-#define NR_EXECVEAT 322
-#elif defined(__TARGET_ARCH_arm64)
-#define REGS_NR(regs) ((regs)->syscallno)
-#define REGS_NR_FIELD syscallno
-#define NR_EXECVE 221
-#define NR_EXECVEAT 281
-#else
-#error "triage syscalls supports x86_64 and arm64"
-#endif
-
-#define IS_EXEC(nr) ((nr) == NR_EXECVE || (nr) == NR_EXECVEAT)
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(triage_enter_btf, struct pt_regs *regs, long id)

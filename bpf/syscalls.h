@@ -41,12 +41,16 @@ struct proc_sys_val {
 	__u64 count;
 	__u64 errors;
 	__u64 time_ns;
+	__u64 fail_ns; /* of time_ns, in calls that failed: a futex wait that timed out */
 };
 
-/* A slot of the per-CPU cache: tgid 0 (never a syscall caller) marks it empty. */
+/* A slot of the per-CPU cache: tgid 0 (never a syscall caller) marks it empty. `ppid`: the
+ * process's parent when the slot was taken, for the per-parent table when proc_sys is full. */
 struct cache_ent {
 	struct proc_sys_key key;
 	struct proc_sys_val val;
+	__u32 ppid;
+	__u32 pad;
 };
 
 struct proc_id {
@@ -58,6 +62,8 @@ struct proc_id {
 /* Captured the first time the process is seen (and again after a successful execve). */
 struct proc_info {
 	char comm[TASK_COMM_LEN];
+	__u32 ppid; /* its parent then: exited processes are shown as their parent's children */
+	__u32 pad;
 };
 
 struct errno_key {

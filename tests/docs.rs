@@ -55,6 +55,11 @@ fn ids_in_source() -> BTreeSet<String> {
                 ids.insert(lit[..lit.find('"').unwrap()].to_string());
             }
         }
+        // A rule whose id is a constant (`pub const ID: &str = "tasks.saturation.fork_storm"`).
+        for (i, _) in text.match_indices("const ID: &str = \"") {
+            let lit = &text[i + "const ID: &str = \"".len()..];
+            ids.insert(lit[..lit.find('"').unwrap()].to_string());
+        }
         for (i, _) in text.match_indices("id: \"") {
             let lit = &text[i + 5..];
             let id = &lit[..lit.find('"').unwrap()];

@@ -7,7 +7,9 @@
 
 pub mod catalog;
 pub mod deep;
+pub mod io_sync;
 pub mod offcpu;
+pub mod procs_storm;
 pub mod profile;
 mod report;
 pub mod syscalls;
@@ -65,7 +67,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "syscalls.process_calls_per_s", warn: 50000.0, crit: 500000.0, unit: "per_s", why: "a minimal syscall costs ~100-200 ns (S0:262, S0:966) and 2 M/s cost 200-400 ms of CPU (S0:1154): 50k/s from one process is already ~1% of a CPU in entry/exit alone; 500k/s is a tight loop (S0:994)" },
     Threshold { id: "syscalls.top_process_share_pct", warn: 60.0, crit: 60.0, unit: "pct", why: "companion of the storm rule: the process issues clearly more calls than all others together (our choice for 'far more than the rest': 60%, so two equal loops are not 'a storm from one process')" },
     Threshold { id: "syscalls.futex_time_pct", warn: 50.0, crit: 90.0, unit: "pct", why: "'If 90% of time is in futex(), the process is contending on a lock' (S0:977); warn at half" },
-    Threshold { id: "syscalls.futex_busy_cpu_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the futex rule: an idle thread pool also waits in futex; contention is waiting while the process wants CPU (S0:1365: contention = high CPU, deadlock = zero CPU); or a futex rate of >= 10k/s" },
+    Threshold { id: "syscalls.futex_busy_cpu_pct", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the futex rule: contention is waiting while the lock holder runs (S0:1365: contention = high CPU, deadlock = zero CPU); or a futex rate of >= 10k/s. Idle pools are told apart by how their waits end (a timeout is not a wakeup by a holder) and by wait length, so a fifth of a CPU (a holder on a box whose CPUs are shared) is enough" },
     Threshold { id: "syscalls.futex_calls_per_s", warn: 10000.0, crit: 1000000.0, unit: "per_s", why: "healthy ~4,000 futex/s vs pathological ~8 M/s (S0:1352, S0:1361); 'millions of futex() calls per second indicates severe lock contention'" },
     Threshold { id: "syscalls.errors_per_s", warn: 1000.0, crit: 10000.0, unit: "per_s", why: "our choice: failing calls at 1000/s are work wasted in a loop; needs >= 50% of that syscall's calls failing (EAGAIN on non-blocking I/O is normal in small numbers)" },
     Threshold { id: "syscalls.error_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the error-rate rule: most calls of that syscall fail" },
@@ -201,6 +203,8 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     net_rules(s, &mut out);
     software_rules(s, &mut out);
     kernel_log_rules(s, cx, &mut out);
+    procs_storm::rules(s, cx, &mut out);
+    io_sync::rules(s, &mut out);
     rank(&mut out);
     out
 }
@@ -893,7 +897,10 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
             continue;
         }
         let (ta, tu) = (threshold("disk.aqu_sz"), threshold("disk.util_pct"));
-        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn {
+        // A device that serves requests in parallel is saturated when they overlap: at queue
+        // depth ~1 (one fsync'd write after another) it is busy but waited on one request at
+        // a time, which is latency, not a queue (see io_sync).
+        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn && !io_sync::one_at_a_time(d) {
             // A deep queue is the signal (on SSDs busy time saturates long before the device).
             let sev = if d.aqu_sz >= ta.crit {
                 Severity::Critical

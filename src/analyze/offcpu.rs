@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::{ev, finding, rank};
 use crate::model::offcpu::{LatencySection, OffcpuProbe, OffcpuStack};
-use crate::model::report::{Finding, Report, Severity};
+use crate::model::report::{Finding, Report, Severity, Subject};
 
 /// What a stack waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,6 +112,11 @@ struct ProcWaits {
     longest: BTreeMap<u32, u64>,
     /// Blocks per wait kind.
     blocks: BTreeMap<Wait, u64>,
+    /// Of those, the blocks a timer ended (timeouts, sleeps), and their time.
+    timer_blocks: BTreeMap<Wait, u64>,
+    timer_ns: BTreeMap<Wait, u64>,
+    /// Threads with at least one block of that kind ended by another task's wakeup.
+    woken_threads: BTreeMap<Wait, std::collections::BTreeSet<u32>>,
 }
 
 /// Findings over one off-CPU trace.
@@ -128,6 +133,11 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         *e.by.entry(w).or_default() += s.total_ns;
         e.threads.entry(w).or_default().insert(s.tid);
         *e.blocks.entry(w).or_default() += s.count;
+        *e.timer_blocks.entry(w).or_default() += s.timer_count.min(s.count);
+        *e.timer_ns.entry(w).or_default() += s.timer_ns.min(s.total_ns);
+        if s.count > s.timer_count {
+            e.woken_threads.entry(w).or_default().insert(s.tid);
+        }
         let t = e.top.entry(w).or_default();
         if s.total_ns > t.0 {
             *t = (s.total_ns, short_stack(s, 3));
@@ -143,15 +153,24 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         // Average number of threads blocked on this kind of wait over the window.
         let avg = |k: Wait| w.by.get(&k).copied().unwrap_or(0) as f64 / window_ns.max(1) as f64;
 
-        let lock_avg = avg(Wait::Lock);
-        // Contention is many short futex waits; a few long ones are idle workers parked on a
+        // Contention is threads woken by the lock's holder: waits a timer ended (an idle pool
+        // whose timed wait ran out) say nothing about a lock and are left out. Of the rest,
+        // contention is many short waits; a few long ones are idle workers parked on a
         // condition variable (same futex in the kernel, not a contended lock).
+        let lock_ns = w.by.get(&Wait::Lock).copied().unwrap_or(0);
+        let timer_ns = w.timer_ns.get(&Wait::Lock).copied().unwrap_or(0);
+        let woken_ns = lock_ns.saturating_sub(timer_ns);
+        let lock_avg = woken_ns as f64 / window_ns.max(1) as f64;
+        let lock_share = woken_ns as f64 / w.total_ns.max(1) as f64;
         let lock_blocks = w.blocks.get(&Wait::Lock).copied().unwrap_or(0);
-        let blocks_per_s = lock_blocks as f64 / (window_ns.max(1) as f64 / 1e9);
-        let avg_block_ms =
-            w.by.get(&Wait::Lock).copied().unwrap_or(0) as f64 / lock_blocks.max(1) as f64 / 1e6;
-        if share(Wait::Lock) >= 0.5
-            && threads(Wait::Lock) >= 2
+        let timer_blocks = w.timer_blocks.get(&Wait::Lock).copied().unwrap_or(0);
+        let woken_blocks = lock_blocks.saturating_sub(timer_blocks);
+        let woken_threads = w.woken_threads.get(&Wait::Lock).map_or(0, |t| t.len());
+        let blocks_per_s = woken_blocks as f64 / (window_ns.max(1) as f64 / 1e9);
+        let avg_block_ms = woken_ns as f64 / woken_blocks.max(1) as f64 / 1e6;
+        let timed_out_pct = 100.0 * timer_ns as f64 / lock_ns.max(1) as f64;
+        if lock_share >= 0.5
+            && woken_threads >= 2
             && lock_avg >= 0.5
             && blocks_per_s >= 10.0
             && avg_block_ms <= 100.0
@@ -161,48 +180,56 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
             } else {
                 Severity::Warning
             };
-            out.push(finding(
-                "locks.saturation.contention",
-                sev,
-                "offcpu",
-                format!(
+            out.push(
+                finding(
+                    "locks.saturation.contention",
+                    sev,
+                    "offcpu",
+                    format!(
                     "Lock contention in {} (pid {pid}): {lock_avg:.1} threads blocked on a futex \
-                     on average ({} threads, {blocks_per_s:.0} waits/s of {avg_block_ms:.1} ms, \
-                     {:.0}% of its off-CPU time); top: {}",
+                     until another thread woke them, on average ({woken_threads} threads, \
+                     {blocks_per_s:.0} waits/s of {avg_block_ms:.1} ms, {:.0}% of its off-CPU \
+                     time{}); top: {}",
                     w.comm,
-                    threads(Wait::Lock),
-                    share(Wait::Lock) * 100.0,
+                    lock_share * 100.0,
+                    if timer_ns > 0 {
+                        format!("; {timed_out_pct:.0}% of its futex time ended in a timeout")
+                    } else {
+                        String::new()
+                    },
                     top(Wait::Lock)
                 ),
-                vec![
-                    ev(
-                        "offcpu.futex_share_pct",
-                        share(Wait::Lock) * 100.0,
-                        ">=",
-                        50.0,
-                        "pct",
-                    ),
-                    ev(
-                        "offcpu.futex_threads_blocked_avg",
-                        lock_avg,
-                        ">=",
-                        0.5,
-                        "count",
-                    ),
-                    ev(
-                        "offcpu.futex_waits_per_s",
-                        blocks_per_s,
-                        ">=",
-                        10.0,
-                        "per_s",
-                    ),
-                    ev("offcpu.futex_wait_avg_ms", avg_block_ms, "<=", 100.0, "ms"),
-                ],
-                vec![
-                    format!("perf lock record -p {pid} -- sleep 5 && perf lock report"),
-                    format!("triage offcpu -p {pid} --svg offcpu.svg"),
-                ],
-            ));
+                    vec![
+                        ev(
+                            "offcpu.futex_share_pct",
+                            lock_share * 100.0,
+                            ">=",
+                            50.0,
+                            "pct",
+                        ),
+                        ev(
+                            "offcpu.futex_threads_blocked_avg",
+                            lock_avg,
+                            ">=",
+                            0.5,
+                            "count",
+                        ),
+                        ev(
+                            "offcpu.futex_waits_per_s",
+                            blocks_per_s,
+                            ">=",
+                            10.0,
+                            "per_s",
+                        ),
+                        ev("offcpu.futex_wait_avg_ms", avg_block_ms, "<=", 100.0, "ms"),
+                    ],
+                    vec![
+                        format!("perf lock record -p {pid} -- sleep 5 && perf lock report"),
+                        format!("triage offcpu -p {pid} --svg offcpu.svg"),
+                    ],
+                )
+                .with_subject(Subject::process(*pid as i32, &w.comm)),
+            );
         }
         let io_avg = avg(Wait::Io);
         if share(Wait::Io) >= 0.3 && io_avg >= 0.2 {
@@ -219,29 +246,33 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 ),
                 vec![ev("offcpu.io_threads_blocked_avg", io_avg, ">=", 0.2, "count")],
                 vec!["triage disk".into(), format!("pidstat -d -p {pid} 1")],
-            ));
+            )
+            .with_subject(Subject::process(*pid as i32, &w.comm)));
         }
         let net_threads = threads(Wait::Net);
         if net_threads >= 4 && share(Wait::Net) >= 0.5 {
-            out.push(finding(
-                "threads.utilization.pool_parked",
-                Severity::Info,
-                "offcpu",
-                format!(
+            out.push(
+                finding(
+                    "threads.utilization.pool_parked",
+                    Severity::Info,
+                    "offcpu",
+                    format!(
                     "{net_threads} threads of {} (pid {pid}) are parked on the same kind of call \
                      (socket receive); top: {} — a pool waiting on one peer or simply idle",
                     w.comm,
                     top(Wait::Net)
                 ),
-                vec![ev(
-                    "offcpu.threads_in_receive",
-                    net_threads as f64,
-                    ">=",
-                    4.0,
-                    "count",
-                )],
-                vec![format!("ss -tip | grep pid={pid}")],
-            ));
+                    vec![ev(
+                        "offcpu.threads_in_receive",
+                        net_threads as f64,
+                        ">=",
+                        4.0,
+                        "count",
+                    )],
+                    vec![format!("ss -tip | grep pid={pid}")],
+                )
+                .with_subject(Subject::process(*pid as i32, &w.comm)),
+            );
         }
         // Deadlock suspect: at least two threads of the process each blocked on a lock for
         // (nearly) the whole window in one block, and no thread of it seen doing anything
@@ -272,7 +303,8 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
                 ),
                 vec![ev("offcpu.threads_blocked_whole_window", stuck as f64, ">=", 2.0, "count")],
                 vec![format!("gdb -p {pid} -batch -ex 'thread apply all bt'")],
-            ));
+            )
+            .with_subject(Subject::process(*pid as i32, &w.comm)));
         }
     }
     rank(&mut out);
@@ -504,6 +536,31 @@ mod tests {
         assert!(findings(&idle)
             .iter()
             .all(|f| f.id != "locks.saturation.contention"));
+    }
+
+    #[test]
+    fn futex_waits_ended_by_a_timer_are_not_contention() {
+        // 16 threads, each 1.9 s blocked in 38 waits of 50 ms that all timed out.
+        let mut stacks: Vec<OffcpuStack> = (1..=16)
+            .map(|t| {
+                let mut s = stack(10, t, &["futex_wait"], "S", 1900, 38);
+                s.timer_count = 38;
+                s.timer_ns = s.total_ns;
+                s
+            })
+            .collect();
+        assert!(findings(&probe(stacks.clone()))
+            .iter()
+            .all(|f| f.id != "locks.saturation.contention"));
+        // The same waits ended by another thread's wakeup: contention, naming the process.
+        for s in &mut stacks {
+            (s.timer_count, s.timer_ns) = (0, 0);
+        }
+        let f = findings(&probe(stacks));
+        assert_eq!(f[0].id, "locks.saturation.contention");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].subject.pid, Some(10));
+        assert_eq!(f[0].subject.comm.as_deref(), Some("p10"));
     }
 
     #[test]

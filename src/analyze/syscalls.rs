@@ -3,7 +3,7 @@
 //! [`super::THRESHOLDS`] (`syscalls.*`).
 
 use super::{ev, finding, level, threshold};
-use crate::model::report::{Finding, Severity};
+use crate::model::report::{Finding, Severity, Subject};
 use crate::model::syscalls::SyscallsSection;
 
 const FUTEX: &str = "futex";
@@ -46,6 +46,55 @@ pub fn demote_explained(all: &mut [Finding]) {
             f.severity = Severity::Info;
             f.evidence.extend(ev.iter().cloned());
         }
+    }
+}
+
+const FORKS: &[&str] = &["fork", "vfork", "clone", "clone3"];
+
+/// The /proc storm rule names the parent by its reaped children's CPU, which a long job of
+/// another parent can blur; the syscall probe counts who calls fork/vfork/clone. When a fork
+/// storm was found, its subject becomes the process that made the most of those calls (not a
+/// "children of" row: grandchildren do not fork the storm).
+pub fn name_spawner(s: &SyscallsSection, all: &mut [Finding]) {
+    let secs = s.traced_s.max(1e-3);
+    let mut by: std::collections::BTreeMap<u32, (String, u64)> = Default::default();
+    for b in s
+        .breakdown
+        .iter()
+        .filter(|b| FORKS.contains(&b.syscall.as_str()))
+    {
+        let e = by.entry(b.pid).or_insert_with(|| (b.comm.clone(), 0));
+        e.1 += b.calls;
+    }
+    let children: Vec<u32> = s
+        .processes
+        .iter()
+        .filter(|p| p.children)
+        .map(|p| p.pid)
+        .collect();
+    let Some((pid, (comm, calls))) = by
+        .into_iter()
+        .filter(|(pid, (comm, _))| !(children.contains(pid) && comm.starts_with("children of ")))
+        .max_by(|a, b| a.1 .1.cmp(&b.1 .1).then(b.0.cmp(&a.0)))
+    else {
+        return;
+    };
+    for f in all.iter_mut().filter(|f| f.id == super::procs_storm::ID) {
+        f.subject = Subject {
+            ppid: Some(pid as i32),
+            ..Subject::process(pid as i32, &comm)
+        };
+        let value = |m: &str| f.evidence.iter().find(|e| e.metric == m).map(|e| e.value);
+        let sys = value("cpu.system_pct")
+            .map(|v| format!(", {v:.0}% system time (fork, exec and exit are kernel work)"))
+            .unwrap_or_default();
+        f.summary = format!(
+            "Process-creation storm: {:.0} new processes/s{sys}; spawned by {comm} (pid {pid}), \
+             which called fork/vfork/clone {}/s (traced)",
+            value("vmstat.forks_per_s").unwrap_or(0.0),
+            rate(calls as f64 / secs)
+        );
+        f.next.insert(0, format!("pstree -p {pid}"));
     }
 }
 
@@ -97,35 +146,63 @@ fn storm(s: &SyscallsSection, out: &mut Vec<Finding>) {
     ));
 }
 
+/// Longest average futex wait (ms) that still reads as waiting for a lock holder: a holder
+/// keeps a lock for micro- to milliseconds; a pool parked on a condition variable until work
+/// arrives waits for hundreds of ms or seconds.
+const FUTEX_WOKEN_AVG_MAX_MS: f64 = 100.0;
+/// Threads waiting on woken futexes, on average, below which nothing waits enough to matter.
+const FUTEX_WAITERS_MIN: f64 = 0.5;
+
+/// Lock contention: threads that wait in futex until another thread wakes them (return 0),
+/// in short waits, while the process is busy or calls futex at a pathological rate. A wait
+/// that ends in a timeout (an idle pool polling its queue, `pthread_cond_timedwait`) is the
+/// thread giving up, not a lock holder handing over: it does not count.
 fn futex(s: &SyscallsSection, out: &mut Vec<Finding>) {
     if !s.latency_measured {
         return;
     }
     let busy_min = threshold("syscalls.futex_busy_cpu_pct").warn;
     let rate_min = threshold("syscalls.futex_calls_per_s").warn;
+    let secs = s.traced_s.max(1e-3);
     for p in &s.processes {
-        if p.top_time_syscall.as_deref() != Some(FUTEX) {
-            continue;
-        }
-        let Some(share) = p.top_time_syscall_pct else {
+        let (Some(ptime), Some(woken), Some(failed)) =
+            (p.time_ms, p.futex_woken_ms, p.futex_failed_ms)
+        else {
             continue;
         };
+        if ptime <= 0.0 || woken <= 0.0 {
+            continue;
+        }
+        let share = 100.0 * woken / ptime;
         let Some((sev, t)) = level("syscalls.futex_time_pct", share) else {
             continue;
         };
+        let waiters = woken / 1000.0 / secs;
+        let avg_ms = woken / p.futex_ok_calls.max(1) as f64;
+        if waiters < FUTEX_WAITERS_MIN || avg_ms > FUTEX_WOKEN_AVG_MAX_MS {
+            continue;
+        }
         let futex_rate = s
             .breakdown
             .iter()
             .find(|b| b.pid == p.pid && b.syscall == FUTEX)
             .map(|b| b.calls_per_s)
-            .unwrap_or(0.0);
+            .unwrap_or(p.futex_ok_calls as f64 / secs);
         let cpu = p.cpu_pct.unwrap_or(0.0);
-        let contended = cpu >= busy_min || futex_rate >= rate_min;
-        if !contended {
+        if cpu < busy_min && futex_rate < rate_min {
             continue;
         }
-        let waited = p.time_ms.unwrap_or(0.0) * share / 100.0 / 1000.0 / s.traced_s.max(1e-3);
-        let mut e = vec![ev("syscalls.futex_time_pct", share, ">=", t.warn, "pct")];
+        let timed_out = 100.0 * failed / (woken + failed).max(1e-9);
+        let mut e = vec![
+            ev("syscalls.futex_time_pct", share, ">=", t.warn, "pct"),
+            ev(
+                "syscalls.futex_woken_wait_avg_ms",
+                avg_ms,
+                "<=",
+                FUTEX_WOKEN_AVG_MAX_MS,
+                "ms",
+            ),
+        ];
         if cpu >= busy_min {
             e.push(ev(
                 "syscalls.futex_busy_cpu_pct",
@@ -143,27 +220,39 @@ fn futex(s: &SyscallsSection, out: &mut Vec<Finding>) {
                 "per_s",
             ));
         }
-        out.push(finding(
-            "locks.saturation.futex",
-            sev,
-            "locks",
-            format!(
-                "Lock contention: {} (pid {}) spends {share:.0}% of its syscall time in futex \
-                 ({waited:.1} thread-seconds per second, {} calls/s) while using {cpu:.0}% CPU",
-                p.comm,
-                p.pid,
-                rate(futex_rate)
-            ),
-            e,
-            vec![
-                format!("triage offcpu --pid {}", p.pid),
+        out.push(
+            finding(
+                "locks.saturation.futex",
+                sev,
+                "locks",
                 format!(
-                    "perf lock record -p {} -- sleep 5 && perf lock report",
-                    p.pid
+                    "Lock contention: {} (pid {}) spends {share:.0}% of its syscall time in futex \
+                     waits that another thread ended ({waiters:.1} thread-seconds per second, \
+                     {avg_ms:.2} ms per call, {} futex calls/s{}) while using {cpu:.0}% CPU",
+                    p.comm,
+                    p.pid,
+                    rate(futex_rate),
+                    if failed > 0.0 {
+                        format!("; {timed_out:.0}% of futex time timed out")
+                    } else {
+                        String::new()
+                    }
                 ),
-                format!("strace -f -e futex -c -p {} (briefly)", p.pid),
-            ],
-        ));
+                e,
+                vec![
+                    format!("triage offcpu --pid {}", p.pid),
+                    format!(
+                        "perf lock record -p {} -- sleep 5 && perf lock report",
+                        p.pid
+                    ),
+                    format!("strace -f -e futex -c -p {} (briefly)", p.pid),
+                ],
+            )
+            .with_subject(Subject {
+                syscall: Some(FUTEX.into()),
+                ..Subject::process(p.pid as i32, &p.comm)
+            }),
+        );
     }
 }
 
@@ -355,6 +444,8 @@ mod tests {
         ProcessTotal {
             pid,
             start_ns: 1,
+            children: false,
+            exited: 0,
             comm: Some(comm.into()),
             syscalls: calls
                 .iter()
@@ -363,6 +454,7 @@ mod tests {
                     count,
                     errors,
                     time_ns,
+                    fail_ns: 0,
                 })
                 .collect(),
         }
@@ -446,6 +538,29 @@ mod tests {
         // Busy while waiting: lock contention.
         let f = findings(&section(&p, Some(&busy(7, 100.0, 5.0))));
         assert_eq!(ids(&f), ["locks.saturation.futex"]);
+    }
+
+    #[test]
+    fn futex_waits_that_time_out_are_an_idle_pool_not_contention() {
+        // 16 threads in 50 ms timed waits: 8 s/s in futex, 320 calls/s, every wait timing out,
+        // in a process that is busy elsewhere (a thread at 90% CPU).
+        let mut p = probe(
+            vec![proc(7, "pool", &[(202, 320, 320, 8_000_000_000)])],
+            vec![],
+        );
+        p.processes[0].syscalls[0].fail_ns = 8_000_000_000;
+        assert!(findings(&section(&p, Some(&busy(7, 90.0, 5.0)))).is_empty());
+        // The same time in waits that another thread ended: contention, naming the process.
+        p.processes[0].syscalls[0].fail_ns = 0;
+        p.processes[0].syscalls[0].errors = 0;
+        let f = findings(&section(&p, Some(&busy(7, 90.0, 5.0))));
+        assert_eq!(ids(&f), ["locks.saturation.futex"]);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].subject.pid, Some(7));
+        assert_eq!(f[0].subject.comm.as_deref(), Some("pool"));
+        // Woken, but each wait lasts a second (workers parked until rare work arrives): idle.
+        let p = probe(vec![proc(7, "pool", &[(202, 8, 0, 8_000_000_000)])], vec![]);
+        assert!(findings(&section(&p, Some(&busy(7, 90.0, 5.0)))).is_empty());
     }
 
     #[test]

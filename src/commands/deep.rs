@@ -91,7 +91,12 @@ impl Focus {
     pub fn owns(self, f: &Finding) -> bool {
         let id = f.id.as_str();
         let prefixes: &[&str] = match self {
-            Focus::Cpu => &["cpu.", "cgroup.cpu.", "tasks.errors.zombies"],
+            Focus::Cpu => &[
+                "cpu.",
+                "cgroup.cpu.",
+                "tasks.errors.zombies",
+                "tasks.saturation.fork_storm",
+            ],
             Focus::Mem => &["memory.", "cgroup.memory.", "swap."],
             Focus::Disk => &["disk.", "filesystem.", "io."],
             Focus::Net => &["network.", "tcp.", "udp.", "conntrack."],
@@ -196,6 +201,28 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
     rep
 }
 
+/// `--cgroup` must name a cgroup that exists (in the window's cgroup scan, which lists every
+/// directory of every hierarchy unless it was cut short); else the report would silently be
+/// system-wide or empty.
+fn check_cgroup(r: &Readings, cg: &str) -> Result<(), String> {
+    let rel = cg.strip_prefix("/sys/fs/cgroup").unwrap_or(cg);
+    if rel.trim_matches('/').is_empty() {
+        return Ok(());
+    }
+    let Some(scan) = r.t1.cgroups.as_ref().or(r.t0.cgroups.as_ref()) else {
+        return Ok(()); // cgroups not readable: nothing to check against
+    };
+    if scan.truncated || scan.groups.is_empty() {
+        return Ok(());
+    }
+    let want = format!("/{}", rel.trim_matches('/'));
+    if scan.groups.iter().any(|g| mdeep::in_cgroup(&g.path, &want)) {
+        Ok(())
+    } else {
+        Err(format!("--cgroup {cg}: no such cgroup"))
+    }
+}
+
 /// What a deep dive prints: one report, or a time series of them.
 pub enum Output {
     One(Box<Report>),
@@ -237,6 +264,9 @@ pub fn run_streaming(
             if !r.t1.procs.procs.contains_key(&pid) && !r.t0.procs.procs.contains_key(&pid) {
                 return Err(format!("--pid {pid}: no such process"));
             }
+        }
+        if let Some(cg) = &a.cgroup {
+            check_cgroup(r, cg)?;
         }
         let mut rep = report(r, focus, &sc, &analysis);
         super::offcpu::add_latency(&mut rep, win.latency.as_ref(), win.latency_missing);

@@ -12,6 +12,12 @@ use crate::model::offcpu::{LatencyReadings, LatencySection, OffcpuProbe, OffcpuS
 use crate::model::report::{Host, Report, Tool, Unavailable, Window, SCHEMA_VERSION};
 
 pub const NAME: &str = "offcpu";
+/// Blocks this long or longer are all recorded (with their stacks).
+pub const DEFAULT_MIN_BLOCK_US: u64 = 1000;
+/// Below that, one block in this many is recorded and weighted by it...
+pub const DEFAULT_SAMPLE_EVERY: u32 = 16;
+/// ...down to this length (shorter waits cost about what a context switch costs).
+pub const DEFAULT_SAMPLE_FLOOR_US: u64 = 10;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -25,8 +31,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
     /// Ignore blocks shorter than this (`1ms`, `200us`; the unit is required).
-    #[arg(long, default_value = "1ms", value_parser = crate::cli::parse_micros, value_name = "TIME")]
-    pub min_block: u64,
+    /// Default: every block of 1 ms or more, and one in 16 of the blocks from 10 us to 1 ms
+    /// (counted 16 times), so many short waits that add up (fsync at 0.1 ms each, a lock held
+    /// for microseconds) are seen at a sixteenth of the cost of recording each one.
+    #[arg(long, value_parser = crate::cli::parse_micros, value_name = "TIME")]
+    pub min_block: Option<u64>,
     /// Rows in the top-stacks and per-process lists, in the table and in JSON alike (the JSON's
     /// `stacks_total` and `processes_total` say how many there were).
     #[arg(long, default_value_t = 10)]
@@ -65,7 +74,10 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
     }
     let probe = match &a.fixture {
         Some(dir) => load_fixture(dir)?,
-        None => trace_live(a, g)?,
+        None => {
+            check_scope(a)?;
+            trace_live(a, g)?
+        }
     };
     if let Some(dir) = &a.record {
         let pdir = dir.join("probes");
@@ -88,6 +100,23 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
         std::process::exit(0);
     }
     Ok(report(probe, a.top, a.fixture.is_none()))
+}
+
+/// A scope that names nothing is an error, not an empty report.
+fn check_scope(a: &Args) -> Result<(), String> {
+    if let Some(pid) = a.pid {
+        if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(format!("--pid {pid}: no such process"));
+        }
+    }
+    if let Some(c) = &a.cgroup {
+        let rel = c.trim_start_matches("/sys/fs/cgroup").trim_matches('/');
+        let full = Path::new("/sys/fs/cgroup").join(rel);
+        if !full.is_dir() {
+            return Err(format!("--cgroup {c}: no such cgroup ({})", full.display()));
+        }
+    }
+    Ok(())
 }
 
 fn load_fixture(dir: &Path) -> Result<OffcpuProbe, String> {
@@ -121,7 +150,13 @@ fn trace_live(a: &Args, g: &Global) -> Result<OffcpuProbe, String> {
     let opts = crate::probe::offcpu::Options {
         pid: a.pid,
         cgroup,
-        min_block_us: a.min_block,
+        min_block_us: a.min_block.unwrap_or(DEFAULT_MIN_BLOCK_US),
+        sample_every: if a.min_block.is_none() {
+            DEFAULT_SAMPLE_EVERY
+        } else {
+            0
+        },
+        sample_floor_us: DEFAULT_SAMPLE_FLOOR_US,
         user_stacks: !a.no_user_stacks,
         kernel_threads: a.kernel_threads,
         include_runnable: a.include_runnable,

@@ -55,6 +55,11 @@ pub struct Args {
 
 pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
     let w = &args.window;
+    if let Some(c) = &args.comm {
+        if c.is_empty() {
+            return Err("--comm: empty name (no thread has one)".into());
+        }
+    }
     crate::probe::set_verbose(global.verbose);
     let (readings, probe, mut problems) = if let Some(dir) = &w.fixture {
         let readings = run::from_fixture(dir).map_err(|e| e.to_string())?;
@@ -120,6 +125,7 @@ pub fn report(
         let sec = model::syscalls::section(p, r.sections.processes.as_ref());
         r.findings.extend(crate::analyze::syscalls::findings(&sec));
         crate::analyze::syscalls::demote_explained(&mut r.findings);
+        crate::analyze::syscalls::name_spawner(&sec, &mut r.findings);
         crate::analyze::rank(&mut r.findings);
         if sec.dropped.total() > 0 {
             r.unavailable.push(Unavailable {

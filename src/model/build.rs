@@ -308,6 +308,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
         fd_top,
         not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
         rss_grower,
+        spawners: super::spawn::spawners(r),
     })
 }
 
@@ -346,6 +347,15 @@ pub fn disks(r: &Readings) -> (Vec<DiskRow>, u32) {
         }
         let await_ms =
             |t0: u64, t1: u64, n: u64| (n > 0).then(|| r2(t1.saturating_sub(t0) as f64 / n as f64));
+        let flushes = match (d0.flushes, d1.flushes) {
+            (Some(a), Some(b)) if b > a => Some((
+                b - a,
+                d1.time_flushing
+                    .unwrap_or(0)
+                    .saturating_sub(d0.time_flushing.unwrap_or(0)),
+            )),
+            _ => None,
+        };
         let rotational = dev.and_then(|d| d.rotational);
         let multi_queue = dev.map(|d| d.multi_queue).unwrap_or(false);
         let caveat = if is_virtual_block(&d1.name) {
@@ -370,6 +380,8 @@ pub fn disks(r: &Readings) -> (Vec<DiskRow>, u32) {
             util_pct: r2(ticks as f64 / el_ms * 100.0),
             rotational,
             caveat,
+            flushes_per_s: flushes.map(|(n, _)| r2(n as f64 / el)),
+            flush_await_ms: flushes.map(|(n, t)| r2(t as f64 / n as f64)),
         });
     }
     rows.sort_by(|a, b| {

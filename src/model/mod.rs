@@ -11,6 +11,7 @@ pub mod profile;
 pub mod report;
 pub mod resources;
 pub mod sections;
+pub mod spawn;
 pub mod summary;
 pub mod syscalls;
 

@@ -159,6 +159,27 @@ pub struct ProcessSection {
     /// The process whose resident memory grew fastest over the window (only when one grew).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_grower: Option<RssGrowth>,
+    /// When the box forks at least 100 processes/s: the parents whose children come and go
+    /// (most reaped children's CPU first). Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spawners: Vec<SpawnerRow>,
+}
+
+/// A process that spawns many short-lived children.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct SpawnerRow {
+    pub pid: i32,
+    pub comm: String,
+    pub ppid: i32,
+    /// CPU of the short-lived children it reaped in the window, % of one CPU: the growth of
+    /// its cutime + cstime, less what children already running at t0 brought (short-lived
+    /// children leave no other trace in /proc).
+    pub children_cpu_pct: f64,
+    /// Its children born in the window and still alive at the end.
+    pub new_children: u32,
+    /// The most common name among those children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_comm: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -201,6 +222,12 @@ pub struct DiskRow {
     pub rotational: Option<bool>,
     /// Present for SSD/multi-queue devices, where 100% busy does not mean saturated.
     pub caveat: Option<String>,
+    /// Cache flushes completed per second (fsync/fdatasync on a device with a volatile write
+    /// cache) and their average time, when the kernel counts them (5.5+) and there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flushes_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_await_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

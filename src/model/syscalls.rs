@@ -70,6 +70,19 @@ pub struct SyscallProcessRow {
     /// From /proc over the same window, when the process is among the top CPU users.
     pub cpu_pct: Option<f64>,
     pub sys_pct: Option<f64>,
+    /// Time in futex calls that returned 0 (woken by another thread), and in futex calls that
+    /// failed (timed out, interrupted), ms; latency mode, processes that waited in futex only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub futex_woken_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub futex_failed_ms: Option<f64>,
+    /// Futex calls that did not fail (waits that were woken, and wakes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub futex_ok_calls: u64,
+    /// The row is the children of process `pid` together (calls that did not fit in the
+    /// per-process table); `comm` reads `children of NAME`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub children: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -126,6 +139,10 @@ pub struct ProcessSyscallRow {
     pub calls_per_s: f64,
     pub errors: u64,
     pub time_ms: Option<f64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 fn rate(n: u64, s: f64) -> f64 {
@@ -232,7 +249,10 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
     let mut processes: Vec<SyscallProcessRow> = Vec::new();
     let mut breakdown: Vec<ProcessSyscallRow> = Vec::new();
     for pr in &p.processes {
-        let comm = pr.comm.clone().unwrap_or_else(|| "?".into());
+        let mut comm = pr.comm.clone().unwrap_or_else(|| "?".into());
+        if pr.children {
+            comm = format!("children of {comm}");
+        }
         let pcalls: u64 = pr.syscalls.iter().map(|s| s.count).sum();
         let perrs: u64 = pr.syscalls.iter().map(|s| s.errors).sum();
         let ptime: u64 = pr.syscalls.iter().map(|s| s.time_ns).sum();
@@ -246,6 +266,16 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
             .filter(|s| s.time_ns > 0)
             .max_by(|a, b| a.time_ns.cmp(&b.time_ns).then(b.nr.cmp(&a.nr)));
         let cpu = cpu_of(pr.pid);
+        let futex = pr.syscalls.iter().filter(|s| name(s.nr) == "futex").fold(
+            (0u64, 0u64, 0u64),
+            |a, s| {
+                (
+                    a.0 + s.time_ns,
+                    a.1 + s.fail_ns,
+                    a.2 + s.count.saturating_sub(s.errors),
+                )
+            },
+        );
         processes.push(SyscallProcessRow {
             pid: pr.pid,
             comm: comm.clone(),
@@ -262,6 +292,10 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
             top_time_syscall_pct: top_t.map(|s| pct(s.time_ns as f64, ptime as f64)),
             cpu_pct: cpu.map(|c| c.0),
             sys_pct: cpu.map(|c| c.1),
+            futex_woken_ms: (lat && futex.0 > 0).then(|| ms(futex.0.saturating_sub(futex.1))),
+            futex_failed_ms: (lat && futex.0 > 0).then(|| ms(futex.1)),
+            futex_ok_calls: futex.2,
+            children: pr.children,
         });
         for s in &pr.syscalls {
             breakdown.push(ProcessSyscallRow {
@@ -340,6 +374,8 @@ mod tests {
             processes: vec![ProcessTotal {
                 pid: 42,
                 start_ns: 1,
+                children: false,
+                exited: 0,
                 comm: Some("loop".into()),
                 syscalls: vec![
                     ProcessSyscall {
@@ -347,12 +383,14 @@ mod tests {
                         count: 100,
                         errors: 0,
                         time_ns: 15_000,
+                        fail_ns: 0,
                     },
                     ProcessSyscall {
                         nr: 257,
                         count: 10,
                         errors: 4,
                         time_ns: 0,
+                        fail_ns: 0,
                     },
                 ],
             }],

@@ -35,8 +35,12 @@ pub struct Options {
     pub pid: Option<u32>,
     /// v2 cgroup: (path as given, cgroup id = inode, depth below the root).
     pub cgroup: Option<(String, u64, u32)>,
-    /// Blocks shorter than this are not counted (filtered in the kernel).
+    /// Blocks shorter than this are not counted (filtered in the kernel)...
     pub min_block_us: u64,
+    /// ...unless `sample_every` >= 2: then one in `sample_every` of the blocks between
+    /// `sample_floor_us` and `min_block_us` is recorded, weighted by `sample_every`.
+    pub sample_every: u32,
+    pub sample_floor_us: u64,
     pub user_stacks: bool,
     pub kernel_threads: bool,
     /// Also count preemption (state R), which is run-queue wait rather than blocking.
@@ -52,6 +56,8 @@ impl Default for Options {
             pid: None,
             cgroup: None,
             min_block_us: 1,
+            sample_every: 0,
+            sample_floor_us: 0,
             user_stacks: true,
             kernel_threads: false,
             include_runnable: false,
@@ -83,12 +89,30 @@ fn load<'obj>(
             ro.targ_cg_level = *level as i32;
         }
         ro.min_block_ns = opts.min_block_us.saturating_mul(1000);
+        ro.sample_every = opts.sample_every;
+        ro.sample_floor_ns = opts.sample_floor_us.saturating_mul(1000);
         ro.user_stacks = opts.user_stacks;
         ro.kernel_threads = opts.kernel_threads;
         ro.include_runnable = opts.include_runnable;
     }
-    open.progs.offcpu_switch_btf.set_autoload(kind == "tp_btf");
-    open.progs.offcpu_switch_raw.set_autoload(kind == "raw_tp");
+    let btf = kind == "tp_btf";
+    open.progs.offcpu_switch_btf.set_autoload(btf);
+    open.progs.offcpu_switch_raw.set_autoload(!btf);
+    // Which wakeups are timeouts: sched_waking inside a timer's expiry.
+    for (p, is_btf) in [
+        (&mut open.progs.offcpu_waking_btf, true),
+        (&mut open.progs.offcpu_hrt_in_btf, true),
+        (&mut open.progs.offcpu_hrt_out_btf, true),
+        (&mut open.progs.offcpu_tl_in_btf, true),
+        (&mut open.progs.offcpu_tl_out_btf, true),
+        (&mut open.progs.offcpu_waking_raw, false),
+        (&mut open.progs.offcpu_hrt_in_raw, false),
+        (&mut open.progs.offcpu_hrt_out_raw, false),
+        (&mut open.progs.offcpu_tl_in_raw, false),
+        (&mut open.progs.offcpu_tl_out_raw, false),
+    ] {
+        p.set_autoload(is_btf == btf);
+    }
     open.maps
         .offcpu_agg
         .set_max_entries(opts.max_entries.max(64))
@@ -253,6 +277,9 @@ struct RawRow {
     count: u64,
     max_ns: u64,
     comm: String,
+    /// Blocks ended by a timer's expiry (timeouts, sleeps), and their time.
+    timer_count: u64,
+    timer_ns: u64,
 }
 
 struct Raw {
@@ -283,6 +310,8 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
             count: u64_at(&v, 8),
             max_ns: u64_at(&v, 16),
             comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+            timer_count: u64_at(&v, 40),
+            timer_ns: u64_at(&v, 48),
         });
     }
     // Threads still off CPU at the end: their block so far counts (a thread stuck for the
@@ -313,6 +342,8 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
             count: 1,
             max_ns: delta,
             comm: thread_comm(tgid, pid),
+            timer_count: 0,
+            timer_ns: 0,
         };
         match rows.iter_mut().find(|r| {
             (r.tgid, r.pid, r.kstack, r.ustack, r.state)
@@ -510,6 +541,16 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         format_version: OFFCPU_FORMAT,
         scope: scope_of(opts),
         min_block_us: opts.min_block_us,
+        sample_every: if opts.sample_every >= 2 {
+            opts.sample_every
+        } else {
+            0
+        },
+        sample_floor_us: if opts.sample_every >= 2 {
+            opts.sample_floor_us
+        } else {
+            0
+        },
         user_stacks: opts.user_stacks,
         dropped: raw.dropped,
         ..Default::default()
@@ -574,6 +615,8 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             total_ns: r.total_ns,
             count: r.count,
             max_ns: r.max_ns,
+            timer_count: r.timer_count,
+            timer_ns: r.timer_ns,
             kernel_missing: kernel.is_empty(),
             user_missing: opts.user_stacks && r.ustack < 0,
             kernel,
@@ -692,6 +735,8 @@ fn add_never_ran(raw: &mut Raw, tgid: u32, before: &BTreeMap<u32, (u64, u64)>, w
             count: 1,
             max_ns: window_ns,
             comm: thread_comm(tgid, *tid),
+            timer_count: 0,
+            timer_ns: 0,
         });
     }
 }

@@ -19,8 +19,15 @@ pub struct OffcpuProbe {
     pub startup_ms: f64,
     /// `pid 812`, `cgroup /x`, or `system-wide`.
     pub scope: String,
-    /// Blocks shorter than this were not counted.
+    /// Blocks shorter than this were not counted exactly...
     pub min_block_us: u64,
+    /// ...but, when this is >= 2, one in `sample_every` of the blocks from `sample_floor_us`
+    /// up to `min_block_us` was recorded with weight `sample_every` (so short-block counts and
+    /// times are estimates). 0: shorter blocks were ignored.
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub sample_every: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sample_floor_us: u64,
     pub user_stacks: bool,
     /// One row per (process, thread, kernel stack, user stack, state), most off-CPU time first.
     pub stacks: Vec<OffcpuStack>,
@@ -31,6 +38,14 @@ pub struct OffcpuProbe {
     /// frame pointers, most likely.
     pub user_stacks_truncated: u64,
     pub dropped: OffcpuDropped,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero32(v: &u32) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -46,6 +61,13 @@ pub struct OffcpuStack {
     pub total_ns: u64,
     pub count: u64,
     pub max_ns: u64,
+    /// Of `count`, the blocks a timer's expiry ended (a timeout or a sleep running out), not
+    /// another task's wakeup; and their time. Absent in recordings made before this was
+    /// measured (then every block counts as woken by another task).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timer_count: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timer_ns: u64,
     /// Innermost first.
     pub kernel: Vec<Frame>,
     pub user: Vec<Frame>,

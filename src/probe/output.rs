@@ -83,6 +83,15 @@ pub struct ProcessTotal {
     /// The name when first seen (or after its execve); `None` if the name map was full.
     pub comm: Option<String>,
     pub syscalls: Vec<ProcessSyscall>,
+    /// This row is not process `pid` but its children, together: their calls that did not
+    /// fit in the per-process table (a storm of short-lived processes fills it). `comm` is
+    /// the parent's name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub children: bool,
+    /// For a `children` row: how many exited processes were folded into it (their calls that
+    /// overflowed the table are in it too, uncounted here).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exited: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -91,6 +100,14 @@ pub struct ProcessSyscall {
     pub count: u64,
     pub errors: u64,
     pub time_ns: u64,
+    /// Of `time_ns`, the time in calls that failed (a futex wait that timed out, a wait
+    /// interrupted). Absent in recordings made before it was measured.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fail_ns: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]

@@ -192,6 +192,192 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         max_proc_entries: m.proc_sys.max_entries(),
         ..Default::default()
     };
+    // (tgid, start) -> nr -> [count, errors, time, time failing]: the hash plus every CPU's
+    // cache slots.
+    type Counts = std::collections::BTreeMap<u32, [u64; 4]>;
+    let mut per: std::collections::BTreeMap<(u32, u64), Counts> = Default::default();
+    let mut add = |key: &[u8], v: [u64; 4]| {
+        let (tgid, nr, start) = (u32_at(key, 0), u32_at(key, 4), u64_at(key, 8));
+        if tgid == 0 || v[0] == 0 {
+            return;
+        }
+        let e = per.entry((tgid, start)).or_default().entry(nr).or_default();
+        for i in 0..4 {
+            e[i] += v[i];
+        }
+    };
+    for key in m.proc_sys.keys() {
+        if let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) {
+            let s = sum_percpu(&vals, 4);
+            add(&key, [s[0], s[1], s[2], s[3]]);
+        }
+    }
+    for idx in 0..CACHE_SLOTS {
+        if let Ok(Some(vals)) = m
+            .proc_cache
+            .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+        {
+            // struct cache_ent: 16-byte key, then count, errors, time_ns, fail_ns.
+            for v in &vals {
+                add(
+                    &v[..16],
+                    [u64_at(v, 16), u64_at(v, 24), u64_at(v, 32), u64_at(v, 40)],
+                );
+            }
+        }
+    }
+    let mut procs: std::collections::BTreeMap<(u32, u64), ProcessTotal> = per
+        .into_iter()
+        .map(|((tgid, start), counts)| {
+            let syscalls = counts
+                .into_iter()
+                .map(|(nr, c)| ProcessSyscall {
+                    nr,
+                    count: c[0],
+                    errors: c[1],
+                    time_ns: c[2],
+                    fail_ns: c[3],
+                })
+                .collect();
+            let p = ProcessTotal {
+                pid: tgid,
+                start_ns: start,
+                comm: None,
+                syscalls,
+                children: false,
+                exited: 0,
+            };
+            ((tgid, start), p)
+        })
+        .collect();
+    let mut parents: std::collections::BTreeMap<(u32, u64), u32> = Default::default();
+    let mut names: std::collections::BTreeMap<u32, String> = Default::default();
+    for key in m.proc_infos.keys() {
+        let (tgid, start) = (u32_at(&key, 0), u64_at(&key, 8));
+        if let (Some(p), Ok(Some(v))) = (
+            procs.get_mut(&(tgid, start)),
+            m.proc_infos.lookup(&key, MapFlags::ANY),
+        ) {
+            p.comm = Some(comm_of(&v[..16]));
+            names.insert(tgid, comm_of(&v[..16]));
+            if v.len() >= 20 {
+                parents.insert((tgid, start), u32_at(&v, 16));
+            }
+        }
+    }
+    // Processes that exited before the end (a storm of short-lived children): folded into
+    // their parent's "children of" row, so the table shows who spawns them, not 10k pids.
+    // Only parents with at least FOLD_MIN exited children: a process that simply exited
+    // before the end keeps its own row.
+    const FOLD_MIN: u64 = 10;
+    let gone: std::collections::BTreeSet<(u32, u64)> = procs
+        .keys()
+        .filter(|(tgid, _)| !std::path::Path::new(&format!("/proc/{tgid}")).exists())
+        .copied()
+        .collect();
+    let mut per_parent: std::collections::BTreeMap<u32, u64> = Default::default();
+    for k in &gone {
+        if let Some(&ppid) = parents.get(k) {
+            *per_parent.entry(ppid).or_default() += 1;
+        }
+    }
+    let mut folded: std::collections::BTreeMap<u32, (u64, Counts)> = Default::default();
+    procs.retain(|&(tgid, start), p| {
+        let Some(&ppid) = parents.get(&(tgid, start)) else {
+            return true;
+        };
+        if ppid == 0
+            || !gone.contains(&(tgid, start))
+            || per_parent.get(&ppid).copied().unwrap_or(0) < FOLD_MIN
+        {
+            return true;
+        }
+        let e = folded.entry(ppid).or_default();
+        e.0 += 1;
+        for s in &p.syscalls {
+            let c = e.1.entry(s.nr).or_default();
+            for (i, v) in [s.count, s.errors, s.time_ns, s.fail_ns]
+                .into_iter()
+                .enumerate()
+            {
+                c[i] += v;
+            }
+        }
+        false
+    });
+    out.processes = procs.into_values().collect();
+    // Calls of processes that did not fit in proc_sys, by parent.
+    let mut kids: std::collections::BTreeMap<u32, Counts> = Default::default();
+    let mut exited: std::collections::BTreeMap<u32, u64> = Default::default();
+    for key in m.child_sys.keys() {
+        if let Ok(Some(vals)) = m.child_sys.lookup_percpu(&key, MapFlags::ANY) {
+            let s = sum_percpu(&vals, 4);
+            let e = kids
+                .entry(u32_at(&key, 0))
+                .or_default()
+                .entry(u32_at(&key, 4))
+                .or_default();
+            for i in 0..4 {
+                e[i] += s[i];
+            }
+        }
+    }
+    for (ppid, (n, counts)) in folded {
+        let e = kids.entry(ppid).or_default();
+        for (nr, c) in counts {
+            let t = e.entry(nr).or_default();
+            for i in 0..4 {
+                t[i] += c[i];
+            }
+        }
+        *exited.entry(ppid).or_default() += n;
+    }
+    for (ppid, counts) in kids {
+        let comm = out
+            .processes
+            .iter()
+            .find(|p| p.pid == ppid)
+            .and_then(|p| p.comm.clone())
+            .or_else(|| names.get(&ppid).cloned())
+            .or_else(|| {
+                std::fs::read_to_string(format!("/proc/{ppid}/comm"))
+                    .ok()
+                    .map(|c| c.trim_end().to_string())
+            });
+        out.processes.push(ProcessTotal {
+            pid: ppid,
+            start_ns: 0,
+            comm,
+            syscalls: counts
+                .into_iter()
+                .map(|(nr, c)| ProcessSyscall {
+                    nr,
+                    count: c[0],
+                    errors: c[1],
+                    time_ns: c[2],
+                    fail_ns: c[3],
+                })
+                .collect(),
+            children: true,
+            exited: exited.get(&ppid).copied().unwrap_or(0),
+        });
+    }
+    for p in &mut out.processes {
+        p.syscalls.sort_by_key(|s| s.nr);
+    }
+    for key in m.errnos.keys() {
+        let Ok(Some(vals)) = m.errnos.lookup_percpu(&key, MapFlags::ANY) else {
+            continue;
+        };
+        out.errnos.push(ErrnoCount {
+            nr: u32_at(&key, 0),
+            errno: u32_at(&key, 4),
+            count: sum_percpu(&vals, 1)[0],
+        });
+    }
+    out.errnos.sort_by_key(|e| (e.nr, e.errno));
+    // The totals last: the probe still counts while the maps are read, so reading them after
+    // the per-process tables keeps every row within its total.
     for nr in 0..MAX_SYSCALLS {
         let Ok(Some(vals)) = m.sys_stats.lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY) else {
             continue;
@@ -212,81 +398,6 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
             slots,
         });
     }
-    // (tgid, start) -> nr -> [count, errors, time]: the hash plus every CPU's cache slots.
-    type Counts = std::collections::BTreeMap<u32, [u64; 3]>;
-    let mut per: std::collections::BTreeMap<(u32, u64), Counts> = Default::default();
-    let mut add = |key: &[u8], v: [u64; 3]| {
-        let (tgid, nr, start) = (u32_at(key, 0), u32_at(key, 4), u64_at(key, 8));
-        if tgid == 0 || v[0] == 0 {
-            return;
-        }
-        let e = per.entry((tgid, start)).or_default().entry(nr).or_default();
-        for i in 0..3 {
-            e[i] += v[i];
-        }
-    };
-    for key in m.proc_sys.keys() {
-        if let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) {
-            let s = sum_percpu(&vals, 3);
-            add(&key, [s[0], s[1], s[2]]);
-        }
-    }
-    for idx in 0..CACHE_SLOTS {
-        if let Ok(Some(vals)) = m
-            .proc_cache
-            .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
-        {
-            // struct cache_ent: 16-byte key, then count, errors, time_ns.
-            for v in &vals {
-                add(&v[..16], [u64_at(v, 16), u64_at(v, 24), u64_at(v, 32)]);
-            }
-        }
-    }
-    let mut procs: std::collections::BTreeMap<(u32, u64), ProcessTotal> = per
-        .into_iter()
-        .map(|((tgid, start), counts)| {
-            let syscalls = counts
-                .into_iter()
-                .map(|(nr, c)| ProcessSyscall {
-                    nr,
-                    count: c[0],
-                    errors: c[1],
-                    time_ns: c[2],
-                })
-                .collect();
-            let p = ProcessTotal {
-                pid: tgid,
-                start_ns: start,
-                comm: None,
-                syscalls,
-            };
-            ((tgid, start), p)
-        })
-        .collect();
-    for key in m.proc_infos.keys() {
-        let (tgid, start) = (u32_at(&key, 0), u64_at(&key, 8));
-        if let (Some(p), Ok(Some(v))) = (
-            procs.get_mut(&(tgid, start)),
-            m.proc_infos.lookup(&key, MapFlags::ANY),
-        ) {
-            p.comm = Some(comm_of(&v));
-        }
-    }
-    out.processes = procs.into_values().collect();
-    for p in &mut out.processes {
-        p.syscalls.sort_by_key(|s| s.nr);
-    }
-    for key in m.errnos.keys() {
-        let Ok(Some(vals)) = m.errnos.lookup_percpu(&key, MapFlags::ANY) else {
-            continue;
-        };
-        out.errnos.push(ErrnoCount {
-            nr: u32_at(&key, 0),
-            errno: u32_at(&key, 4),
-            count: sum_percpu(&vals, 1)[0],
-        });
-    }
-    out.errnos.sort_by_key(|e| (e.nr, e.errno));
     let d = |i: u32| {
         m.dropped
             .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)

@@ -100,11 +100,20 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
             ),
         ]);
     }
+    let blocks = if p.sample_every >= 2 {
+        format!(
+            "blocks >= {}, 1/{} from {}",
+            human_ns(p.min_block_us * 1000),
+            p.sample_every,
+            human_ns(p.sample_floor_us * 1000)
+        )
+    } else {
+        format!("blocks >= {}", human_ns(p.min_block_us * 1000))
+    };
     let title = format!(
-        "TOP OFF-CPU STACKS ({}, {:.1} s, blocks >= {}, {}; total {:.1} ms over {} stacks)",
+        "TOP OFF-CPU STACKS ({}, {:.1} s, {blocks}, {}; total {:.1} ms over {} stacks)",
         s(&p.scope),
         p.traced_s,
-        human_ns(p.min_block_us * 1000),
         p.attach_type,
         o.total_ms,
         o.stacks_total

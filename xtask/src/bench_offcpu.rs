@@ -39,8 +39,20 @@ fn tracers(triage: &str) -> Vec<Tracer> {
             ],
         ),
         t(
-            "triage offcpu (default, min-block 1ms)",
+            "triage offcpu (default: 1ms, 1/16 from 10us)",
             &[triage, "offcpu", "--duration", "3600", "--json"],
+        ),
+        t(
+            "triage offcpu (min-block 1ms, exact only)",
+            &[
+                triage,
+                "offcpu",
+                "--duration",
+                "3600",
+                "--min-block",
+                "1ms",
+                "--json",
+            ],
         ),
         t(
             "triage run-queue latency",
