@@ -170,23 +170,23 @@ pub enum Command {
     },
     /// CPU deep dive: per-CPU modes, run queue, PSI, top processes and threads, cgroup quotas,
     /// softirqs.
-    Cpu(crate::commands::cpu::Args),
+    Cpu(DeepArgs),
     /// Memory deep dive: MemAvailable breakdown, swap, faults, reclaim, OOM kills, cgroup limits.
-    Mem(crate::commands::mem::Args),
+    Mem(DeepArgs),
     /// Disk deep dive: per-device latency and queues, filesystems, top I/O processes.
-    Disk(crate::commands::disk::Args),
+    Disk(DeepArgs),
     /// Network deep dive: interfaces, TCP/UDP errors, socket states, listen queues, conntrack.
-    Net(crate::commands::net::Args),
+    Net(DeepArgs),
     /// Syscall counts, errors and latency per process and per syscall, counted in the kernel
     /// with eBPF (needs root or CAP_BPF+CAP_PERFMON); --pid/--cgroup/--comm to scope.
-    Syscalls(crate::commands::syscalls::Args),
+    Syscalls(SyscallsArgs),
     /// What this box allows: kernel, BTF, tracefs, lockdown, capabilities, sysctls, memlock,
     /// cgroups, namespaces, and whether each probe loads here, with the exact fix for each problem.
     /// Always exits 0 when it ran.
-    Doctor(crate::commands::doctor::Args),
+    Doctor(DoctorArgs),
     /// Where threads wait instead of run: off-CPU time by stack and state (eBPF), as a table,
     /// folded stacks or a flame graph.
-    Offcpu(crate::commands::offcpu::Args),
+    Offcpu(OffcpuArgs),
     /// Print a shell completion script: `triage completions bash > /etc/bash_completion.d/triage`
     /// (zsh: into a directory of $fpath as `_triage`; fish: ~/.config/fish/completions/triage.fish).
     Completions {
@@ -201,13 +201,13 @@ pub enum Command {
     },
     /// Many hosts' reports at once (files, directories, NDJSON on stdin): hosts ranked worst
     /// first, findings grouped across hosts, outliers on the main USE metrics.
-    Fleet(crate::commands::fleet::Args),
+    Fleet(FleetArgs),
     /// Two reports of one host (files or fixture directories): findings that appeared, cleared
     /// or changed severity, and metrics that moved beyond noise.
-    Diff(crate::commands::fleet::DiffArgs),
+    Diff(DiffArgs),
     /// Where the CPU goes: timed stack sampling on every CPU (eBPF + perf events), by process,
     /// thread, function and stack, as a table, folded stacks or a flame graph.
-    Profile(crate::commands::profile::Args),
+    Profile(ProfileArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -299,6 +299,199 @@ pub fn parse_micros(s: &str) -> Result<u64, String> {
         return Err(format!("`{s}` is out of range (at most 1 h)"));
     }
     Ok(v.round() as u64)
+}
+
+/// `commands/deep.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeepArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Scope the view to one process (and its threads, its I/O, its listeners).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// Scope the view to a cgroup and its descendants (path as in /proc/PID/cgroup).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Rows in the top lists, in the table and in JSON alike (the JSON's `left_out` says how
+    /// many rows each list left out).
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub top: u32,
+    /// Print a time series: windows of this length one after another (like `vmstat S N`;
+    /// `1s`, `500ms`, a bare number is seconds).
+    #[arg(long, value_name = "TIME", value_parser = crate::cli::parse_duration, conflicts_with = "fixture")]
+    pub interval: Option<f64>,
+    /// How many windows the time series has (with --interval; default 5).
+    #[arg(long, value_name = "N", requires = "interval", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub count: Option<u32>,
+}
+
+/// `commands/fleet.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// Report files, directories of them (read recursively), or `-` for stdin (the default):
+    /// one JSON report per file, NDJSON, or reports one after the other.
+    #[arg(value_name = "REPORT")]
+    pub reports: Vec<PathBuf>,
+    /// Print markdown (for a ticket or a chat) instead of the table.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Show this many hosts in the table and markdown (0: all; JSON always has all).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub top: usize,
+}
+
+/// `commands/fleet.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    /// The report before the change: a JSON report, or a fixture directory (replayed).
+    #[arg(value_name = "BEFORE")]
+    pub before: PathBuf,
+    /// The report after the change.
+    #[arg(value_name = "AFTER")]
+    pub after: PathBuf,
+    /// Print markdown instead of the table.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// `commands/offcpu.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct OffcpuArgs {
+    /// How long to trace (`5s`, `1m`; a bare number is seconds). Ctrl-C ends it early.
+    #[arg(long, short = 'd', default_value = "5s", value_parser = crate::cli::duration_s)]
+    pub duration: f64,
+    /// Only this process (tgid).
+    #[arg(long, short = 'p')]
+    pub pid: Option<u32>,
+    /// Only this cgroup (v2 path under /sys/fs/cgroup) and below.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Ignore blocks shorter than this (`1ms`, `200us`; the unit is required).
+    /// Default: every block of 1 ms or more, and one in 16 of the blocks from 10 us to 1 ms
+    /// (counted 16 times), so many short waits that add up (fsync at 0.1 ms each, a lock held
+    /// for microseconds) are seen at a sixteenth of the cost of recording each one.
+    #[arg(long, value_parser = crate::cli::parse_micros, value_name = "TIME")]
+    pub min_block: Option<u64>,
+    /// Rows in the top-stacks and per-process lists, in the table and in JSON alike (the JSON's
+    /// `stacks_total` and `processes_total` say how many there were).
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print folded stacks (`proc;frame;frame value_us`) for flame-graph tools instead.
+    #[arg(long)]
+    pub folded: bool,
+    /// Also write an SVG flame graph to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Kernel stacks only (cheaper; user stacks need frame pointers anyway).
+    #[arg(long)]
+    pub no_user_stacks: bool,
+    /// Also trace kernel threads.
+    #[arg(long)]
+    pub kernel_threads: bool,
+    /// Also count preemption (state R: runnable, waiting for a CPU).
+    #[arg(long)]
+    pub include_runnable: bool,
+    /// Store the probe output in DIR/probes/offcpu.json (a fixture).
+    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    pub record: Option<PathBuf>,
+    /// Replay DIR/probes/offcpu.json instead of tracing.
+    #[arg(long, value_name = "DIR")]
+    pub fixture: Option<PathBuf>,
+    /// For `cargo xtask bench --offcpu`: run only this other probe (`runqlat`) for the
+    /// duration, and print its start-up time.
+    #[arg(long, hide = true, value_name = "PROBE")]
+    pub bench_probe: Option<String>,
+}
+
+/// `commands/profile.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfileArgs {
+    /// How long to sample, in seconds (Ctrl-C ends it early).
+    #[arg(long, short = 'd', default_value_t = 5.0)]
+    pub duration: f64,
+    /// Samples per second on each CPU (99 avoids lockstep with 100 Hz timers).
+    #[arg(long = "frequency", short = 'F', default_value_t = 99,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub frequency: u64,
+    /// Only this process (tgid).
+    #[arg(long, short = 'p')]
+    pub pid: Option<u32>,
+    /// Only this cgroup (v2 path under /sys/fs/cgroup) and below.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Only threads with this command name (first 15 bytes, as the kernel keeps it).
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// What clocks the samples: `cpu-clock` (a timer; works everywhere) or `cycles` (the
+    /// PMU; falls back to cpu-clock where there is none, as in most VMs).
+    #[arg(long, default_value = "cpu-clock", value_parser = ["cpu-clock", "cycles"])]
+    pub event: String,
+    /// Rows in each table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print folded stacks (`proc;frame;frame samples`) for flame-graph tools instead.
+    #[arg(long)]
+    pub folded: bool,
+    /// Also write an SVG flame graph to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Kernel stacks only (user stacks need frame pointers anyway).
+    #[arg(long)]
+    pub no_user_stacks: bool,
+    /// Capacity of the in-kernel count map ((thread, CPU, stacks) rows); what does not fit is
+    /// counted as dropped.
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    pub max_entries: u32,
+    /// Capacity of the stack map; stacks that do not fit or collide are counted as dropped.
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    pub stack_entries: u32,
+    /// Store the probe output in DIR/probes/profile.json (a fixture).
+    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    pub record: Option<PathBuf>,
+    /// Replay DIR/probes/profile.json instead of sampling.
+    #[arg(long, value_name = "DIR")]
+    pub fixture: Option<PathBuf>,
+}
+
+/// `commands/syscalls.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyscallsArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Only this process (tgid); filtered in the kernel.
+    #[arg(long, short = 'p', value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Only this cgroup v2 and below: a path like /system.slice/nginx.service (or the full
+    /// /sys/fs/cgroup/... path); filtered in the kernel.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Only threads with this command name (first 15 bytes, as the kernel keeps it).
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Do not measure time in syscall (no latency histograms): only counts and errors, one
+    /// probe instead of two (lower overhead).
+    #[arg(long)]
+    pub no_latency: bool,
+    /// Capacity of the in-kernel (process, syscall) table; calls beyond it are counted as
+    /// dropped from the per-process tables (the per-syscall totals stay exact).
+    #[arg(long, default_value_t = 16384, value_name = "N")]
+    pub max_entries: u32,
+    /// Record the run as a fixture in DIR (the /proc files read, and probes/syscalls.json);
+    /// replay it with `--fixture DIR`.
+    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
+    pub record: Option<PathBuf>,
+    /// Force one attach type instead of the cheapest that loads (for testing the fallbacks).
+    #[arg(long, hide = true, value_parser = ["tp_btf", "raw_tp", "tracepoint"])]
+    pub attach: Option<String>,
+}
+
+/// `commands/doctor/mod.rs`
+#[derive(Debug, Clone, clap::Args)]
+pub struct DoctorArgs {
+    /// Read the system under DIR instead of / (DIR/proc, DIR/sys, DIR/dev/kmsg). Probes are
+    /// still tried against the running kernel.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -10,28 +10,7 @@ use crate::collect::run::Readings;
 use crate::model::deep::{self as mdeep, Scope, Series};
 use crate::model::report::{Finding, Report};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct DeepArgs {
-    #[command(flatten)]
-    pub window: WindowArgs,
-    /// Scope the view to one process (and its threads, its I/O, its listeners).
-    #[arg(long, value_name = "PID")]
-    pub pid: Option<i32>,
-    /// Scope the view to a cgroup and its descendants (path as in /proc/PID/cgroup).
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<String>,
-    /// Rows in the top lists, in the table and in JSON alike (the JSON's `left_out` says how
-    /// many rows each list left out).
-    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub top: u32,
-    /// Print a time series: windows of this length one after another (like `vmstat S N`;
-    /// `1s`, `500ms`, a bare number is seconds).
-    #[arg(long, value_name = "TIME", value_parser = crate::cli::parse_duration, conflicts_with = "fixture")]
-    pub interval: Option<f64>,
-    /// How many windows the time series has (with --interval; default 5).
-    #[arg(long, value_name = "N", requires = "interval", value_parser = clap::value_parser!(u32).range(1..=100000))]
-    pub count: Option<u32>,
-}
+pub use crate::cli::DeepArgs;
 
 /// The resource a deep dive is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,32 +8,9 @@ use clap::ValueEnum;
 use crate::cli::{Format, Global};
 use crate::fleet::{self, diff, read};
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// Report files, directories of them (read recursively), or `-` for stdin (the default):
-    /// one JSON report per file, NDJSON, or reports one after the other.
-    #[arg(value_name = "REPORT")]
-    pub reports: Vec<PathBuf>,
-    /// Print markdown (for a ticket or a chat) instead of the table.
-    #[arg(long)]
-    pub markdown: bool,
-    /// Show this many hosts in the table and markdown (0: all; JSON always has all).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub top: usize,
-}
+pub use crate::cli::FleetArgs as Args;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct DiffArgs {
-    /// The report before the change: a JSON report, or a fixture directory (replayed).
-    #[arg(value_name = "BEFORE")]
-    pub before: PathBuf,
-    /// The report after the change.
-    #[arg(value_name = "AFTER")]
-    pub after: PathBuf,
-    /// Print markdown instead of the table.
-    #[arg(long)]
-    pub markdown: bool,
-}
+pub use crate::cli::DiffArgs;
 
 /// `--format NAME` by its name, so formats this file does not know yet (markdown) still work.
 fn format_name(g: &Global) -> String {

@@ -5,7 +5,7 @@
 //! `--record DIR` stores the probe output as `DIR/probes/offcpu.json`; `--fixture DIR`
 //! replays it without BPF.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::Global;
 use crate::model::offcpu::{LatencyReadings, LatencySection, OffcpuProbe, OffcpuSection};
@@ -19,53 +19,7 @@ pub const DEFAULT_SAMPLE_EVERY: u32 = 16;
 /// ...down to this length (shorter waits cost about what a context switch costs).
 pub const DEFAULT_SAMPLE_FLOOR_US: u64 = 10;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// How long to trace (`5s`, `1m`; a bare number is seconds). Ctrl-C ends it early.
-    #[arg(long, short = 'd', default_value = "5s", value_parser = crate::cli::duration_s)]
-    pub duration: f64,
-    /// Only this process (tgid).
-    #[arg(long, short = 'p')]
-    pub pid: Option<u32>,
-    /// Only this cgroup (v2 path under /sys/fs/cgroup) and below.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<String>,
-    /// Ignore blocks shorter than this (`1ms`, `200us`; the unit is required).
-    /// Default: every block of 1 ms or more, and one in 16 of the blocks from 10 us to 1 ms
-    /// (counted 16 times), so many short waits that add up (fsync at 0.1 ms each, a lock held
-    /// for microseconds) are seen at a sixteenth of the cost of recording each one.
-    #[arg(long, value_parser = crate::cli::parse_micros, value_name = "TIME")]
-    pub min_block: Option<u64>,
-    /// Rows in the top-stacks and per-process lists, in the table and in JSON alike (the JSON's
-    /// `stacks_total` and `processes_total` say how many there were).
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-    /// Print folded stacks (`proc;frame;frame value_us`) for flame-graph tools instead.
-    #[arg(long)]
-    pub folded: bool,
-    /// Also write an SVG flame graph to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
-    /// Kernel stacks only (cheaper; user stacks need frame pointers anyway).
-    #[arg(long)]
-    pub no_user_stacks: bool,
-    /// Also trace kernel threads.
-    #[arg(long)]
-    pub kernel_threads: bool,
-    /// Also count preemption (state R: runnable, waiting for a CPU).
-    #[arg(long)]
-    pub include_runnable: bool,
-    /// Store the probe output in DIR/probes/offcpu.json (a fixture).
-    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
-    pub record: Option<PathBuf>,
-    /// Replay DIR/probes/offcpu.json instead of tracing.
-    #[arg(long, value_name = "DIR")]
-    pub fixture: Option<PathBuf>,
-    /// For `cargo xtask bench --offcpu`: run only this other probe (`runqlat`) for the
-    /// duration, and print its start-up time.
-    #[arg(long, hide = true, value_name = "PROBE")]
-    pub bench_probe: Option<String>,
-}
+pub use crate::cli::OffcpuArgs as Args;
 
 pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
     if a.bench_probe.is_some() {

@@ -6,7 +6,7 @@
 //! `--record DIR` stores the probe output as `DIR/probes/profile.json`; `--fixture DIR`
 //! replays it without BPF.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::Global;
 use crate::model::profile::ProfileProbe;
@@ -14,54 +14,7 @@ use crate::model::report::{Report, Tool, Unavailable, Window, SCHEMA_VERSION};
 
 pub const NAME: &str = "profile";
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// How long to sample, in seconds (Ctrl-C ends it early).
-    #[arg(long, short = 'd', default_value_t = 5.0)]
-    pub duration: f64,
-    /// Samples per second on each CPU (99 avoids lockstep with 100 Hz timers).
-    #[arg(long = "frequency", short = 'F', default_value_t = 99,
-          value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub frequency: u64,
-    /// Only this process (tgid).
-    #[arg(long, short = 'p')]
-    pub pid: Option<u32>,
-    /// Only this cgroup (v2 path under /sys/fs/cgroup) and below.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<String>,
-    /// Only threads with this command name (first 15 bytes, as the kernel keeps it).
-    #[arg(long, value_name = "NAME")]
-    pub comm: Option<String>,
-    /// What clocks the samples: `cpu-clock` (a timer; works everywhere) or `cycles` (the
-    /// PMU; falls back to cpu-clock where there is none, as in most VMs).
-    #[arg(long, default_value = "cpu-clock", value_parser = ["cpu-clock", "cycles"])]
-    pub event: String,
-    /// Rows in each table.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-    /// Print folded stacks (`proc;frame;frame samples`) for flame-graph tools instead.
-    #[arg(long)]
-    pub folded: bool,
-    /// Also write an SVG flame graph to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
-    /// Kernel stacks only (user stacks need frame pointers anyway).
-    #[arg(long)]
-    pub no_user_stacks: bool,
-    /// Capacity of the in-kernel count map ((thread, CPU, stacks) rows); what does not fit is
-    /// counted as dropped.
-    #[arg(long, default_value_t = 16384, value_name = "N")]
-    pub max_entries: u32,
-    /// Capacity of the stack map; stacks that do not fit or collide are counted as dropped.
-    #[arg(long, default_value_t = 16384, value_name = "N")]
-    pub stack_entries: u32,
-    /// Store the probe output in DIR/probes/profile.json (a fixture).
-    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
-    pub record: Option<PathBuf>,
-    /// Replay DIR/probes/profile.json instead of sampling.
-    #[arg(long, value_name = "DIR")]
-    pub fixture: Option<PathBuf>,
-}
+pub use crate::cli::ProfileArgs as Args;
 
 pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
     let probe = match &a.fixture {

@@ -6,11 +6,11 @@
 //! still produced, the reason is in `unavailable` with its fix and on stderr, and the exit
 //! status stays 0 (a report was produced).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::analyze::{self, Analysis};
-use crate::cli::{Global, WindowArgs};
+use crate::cli::Global;
 use crate::collect::run::{self, LiveOptions, Readings};
 use crate::collect::Problem;
 use crate::host::LiveSource;
@@ -22,36 +22,7 @@ pub const NAME: &str = "syscalls";
 /// Where a recording keeps the probe output, inside the fixture directory.
 pub const PROBE_FILE: &str = "probes/syscalls.json";
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub window: WindowArgs,
-    /// Only this process (tgid); filtered in the kernel.
-    #[arg(long, short = 'p', value_name = "PID")]
-    pub pid: Option<u32>,
-    /// Only this cgroup v2 and below: a path like /system.slice/nginx.service (or the full
-    /// /sys/fs/cgroup/... path); filtered in the kernel.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<String>,
-    /// Only threads with this command name (first 15 bytes, as the kernel keeps it).
-    #[arg(long, value_name = "NAME")]
-    pub comm: Option<String>,
-    /// Do not measure time in syscall (no latency histograms): only counts and errors, one
-    /// probe instead of two (lower overhead).
-    #[arg(long)]
-    pub no_latency: bool,
-    /// Capacity of the in-kernel (process, syscall) table; calls beyond it are counted as
-    /// dropped from the per-process tables (the per-syscall totals stay exact).
-    #[arg(long, default_value_t = 16384, value_name = "N")]
-    pub max_entries: u32,
-    /// Record the run as a fixture in DIR (the /proc files read, and probes/syscalls.json);
-    /// replay it with `--fixture DIR`.
-    #[arg(long, value_name = "DIR", conflicts_with = "fixture")]
-    pub record: Option<PathBuf>,
-    /// Force one attach type instead of the cheapest that loads (for testing the fallbacks).
-    #[arg(long, hide = true, value_parser = ["tp_btf", "raw_tp", "tracepoint"])]
-    pub attach: Option<String>,
-}
+pub use crate::cli::SyscallsArgs as Args;
 
 pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
     let w = &args.window;

@@ -2,12 +2,12 @@
 //! them, and the report that carries both with the findings.
 
 pub mod build;
-pub mod cost;
+pub use crate::probe::cost_model as cost;
 pub mod deep;
 /// The off-CPU and latency probes' readings and sections live with the probes (they are what the
 /// probes return); the model names them here for the layers above.
 pub use crate::probe::offcpu_model as offcpu;
-pub mod profile;
+pub use crate::probe::profile_model as profile;
 pub mod report;
 pub mod resources;
 pub mod sections;

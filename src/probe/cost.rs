@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use crate::model::cost::{OwnCost, ProgramCost};
+use super::cost_model::{OwnCost, ProgramCost};
 
 static PROGRAMS: Mutex<Vec<ProgramCost>> = Mutex::new(Vec::new());
 

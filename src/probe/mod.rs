@@ -10,6 +10,7 @@
 pub mod btf;
 pub mod checks;
 pub mod cost;
+pub mod cost_model;
 pub mod hist;
 pub mod kernels;
 #[cfg(feature = "bpf")]
@@ -22,6 +23,7 @@ pub mod output;
 pub mod preflight;
 #[cfg(feature = "bpf")]
 pub mod profile;
+pub mod profile_model;
 #[cfg(feature = "bpf")]
 pub mod syscalls;
 

@@ -17,8 +17,8 @@ use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags};
 
 use super::offcpu::{symbolize_addrs, Names, Watcher};
+use super::profile_model::*;
 use super::syscalls::AttachFailure;
-use crate::model::profile::*;
 
 #[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
 mod skel {

@@ -9,8 +9,6 @@
 
 mod render;
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Global;
@@ -25,13 +23,7 @@ use crate::probe::checks::{self as preflight, has_cap, Preflight};
 
 pub const NAME: &str = "doctor";
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    /// Read the system under DIR instead of / (DIR/proc, DIR/sys, DIR/dev/kmsg). Probes are
-    /// still tried against the running kernel.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
-}
+pub use crate::cli::DoctorArgs as Args;
 
 /// The `doctor --json` document (see docs/json.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::offcpu::Frame;
+pub use super::offcpu_model::Frame;
 
 /// Version of the `probes/profile.json` layout.
 pub const PROFILE_FORMAT: u32 = 1;
@@ -157,7 +157,7 @@ impl ProfileStack {
     /// Folded line for flame-graph tools: `process;user frames outermost first;kernel frames`
     /// (kernel frames suffixed `_[k]`), then the sample count.
     pub fn folded(&self) -> String {
-        use super::offcpu::sanitize_folded;
+        use super::offcpu_model::sanitize_folded;
         let mut parts = vec![sanitize_folded(&self.process)];
         for f in self.user.iter().rev() {
             parts.push(sanitize_folded(&f.short()));
