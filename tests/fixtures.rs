@@ -225,3 +225,23 @@ fn counters_going_backwards_give_no_rate_and_a_note() {
     );
     assert_eq!(warnings(&r), Vec::<String>::new());
 }
+
+/// A swap 97% full with no swap traffic on a box with RAM to spare (the rest of the fixture is
+/// the idle recording, through its overlay): the swap space is named, as context (cold pages),
+/// and nothing warns.
+#[test]
+fn swap_nearly_full_with_ram_to_spare_is_context() {
+    let r = report("swap-nearly-full");
+    let w = warnings(&r);
+    assert!(w.is_empty(), "{w:?}");
+    let f = &r.findings[0];
+    assert_eq!(f.id, "swap.utilization.space");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(f.summary.contains("cold pages"), "{}", f.summary);
+    assert_eq!(f.evidence[0].value, 97.0);
+    assert!(f.subject.is_empty());
+    assert_eq!(r.value("memory", "memory.swap_used_pct"), Some(97.0));
+    // The idle recording itself has no swap: no metric value, and a reason.
+    let idle = report("idle");
+    assert_eq!(idle.value("memory", "memory.swap_used_pct"), None);
+}

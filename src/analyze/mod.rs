@@ -45,6 +45,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
     Threshold { id: "memory.used_pct", warn: 85.0, crit: 95.0, unit: "pct", why: "seeds alert at 70% and 85% (S0:816) as early warnings for dashboards; a one-shot diagnosis warns at 85% used (MemAvailable < 15%) so a busy but healthy box is quiet" },
     Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
+    Threshold { id: "memory.swap_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "not in the seeds: swap is the last reserve before the OOM killer; once it is 80% full a burst has little left to go to, and at 95% the next allocation under pressure kills something; a swap that is used but not busy (no swap-in/out) is a warning, never more" },
     Threshold { id: "memory.swap_kb_per_s", warn: 1.0, crit: 10240.0, unit: "kb_per_s", why: "any non-zero swap-out means memory pressure (S0:433); 10 MB/s and more is critical" },
     Threshold { id: "memory.major_faults_per_s", warn: 100.0, crit: 1000.0, unit: "per_s", why: "major faults cost 1-10 ms each (S0:126): 100/s is ~0.1-1 s of stall per second" },
     Threshold { id: "memory.oom_kills", warn: 1.0, crit: 1.0, unit: "count", why: "any OOM kill is an error (S0:131)" },
@@ -643,6 +644,48 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
                     .with_subject(top.map(proc_subject).unwrap_or_default()),
                 );
             }
+        }
+    }
+    // Swap space nearly full: the reserve before the OOM killer is almost gone.
+    if let Some(m) = s.memory.as_ref().filter(|m| m.swap_total_bytes > 0) {
+        let used = m.swap_used_bytes as f64 * 100.0 / m.swap_total_bytes as f64;
+        if let Some((sev, t)) = level("memory.swap_used_pct", used) {
+            // Only critical while pages still move: a full but quiet swap is a warning. With
+            // RAM to spare it holds cold pages the kernel chose to keep out: context (info).
+            let moving = vm.is_some_and(|v| {
+                v.swap_in_kb_per_s.unwrap_or(0.0) + v.swap_out_kb_per_s.unwrap_or(0.0) > 0.0
+            });
+            let ram_short = m
+                .available_pct
+                .is_some_and(|a| 100.0 - a >= threshold("memory.used_pct").warn);
+            let (sev, tail) = match (ram_short, moving) {
+                (false, _) => (
+                    Severity::Info,
+                    "RAM is not short: cold pages, not a shortage".to_string(),
+                ),
+                (true, true) => (sev, "pages still move: the OOM killer is next".to_string()),
+                (true, false) => (
+                    Severity::Warning,
+                    "RAM is short too: the next burst has little left before the OOM killer"
+                        .to_string(),
+                ),
+            };
+            out.push(finding(
+                "swap.utilization.space",
+                sev,
+                "swap",
+                format!(
+                    "Swap {used:.0}% full: {} of {} used, {} available in RAM; {tail}",
+                    human_bytes(m.swap_used_bytes),
+                    human_bytes(m.swap_total_bytes),
+                    human_bytes(m.available_bytes.unwrap_or(0))
+                ),
+                vec![ev("memory.swap_used_pct", used, ">=", t.warn, "pct")],
+                vec![
+                    "triage mem".into(),
+                    "grep VmSwap /proc/*/status | sort -k2 -n | tail".into(),
+                ],
+            ));
         }
     }
     if let Some(v) = vm {

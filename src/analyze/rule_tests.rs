@@ -585,3 +585,40 @@ fn runqueue_throttling_and_disk_findings_name_their_subject() {
         }
     );
 }
+
+/// Swap nearly full: info with RAM to spare (cold pages), a warning when RAM is short too,
+/// critical when pages still move; quiet below 80% and with no swap at all.
+#[test]
+fn swap_space_is_judged_with_ram_and_traffic() {
+    let gib = 1u64 << 30;
+    let sec = |swap_used_pct: u64, avail_pct: f64, swap_out: f64| Sections {
+        memory: Some(MemorySection {
+            total_bytes: 16 * gib,
+            available_bytes: Some((16.0 * gib as f64 * avail_pct / 100.0) as u64),
+            available_pct: Some(avail_pct),
+            swap_total_bytes: 4 * gib,
+            swap_used_bytes: 4 * gib * swap_used_pct / 100,
+            ..Default::default()
+        }),
+        vmstat: Some(VmstatSection {
+            swap_out_kb_per_s: Some(swap_out),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let swap = |s: &Sections| {
+        run(s)
+            .into_iter()
+            .find(|f| f.id == "swap.utilization.space")
+            .map(|f| f.severity)
+    };
+    assert_eq!(swap(&sec(79, 50.0, 0.0)), None);
+    assert_eq!(swap(&sec(90, 50.0, 0.0)), Some(Severity::Info));
+    assert_eq!(swap(&sec(90, 10.0, 0.0)), Some(Severity::Warning));
+    assert_eq!(swap(&sec(97, 10.0, 0.0)), Some(Severity::Warning));
+    assert_eq!(swap(&sec(97, 10.0, 50.0)), Some(Severity::Critical));
+    assert_eq!(swap(&sec(90, 10.0, 50.0)), Some(Severity::Warning));
+    let mut none = sec(0, 10.0, 0.0);
+    none.memory.as_mut().unwrap().swap_total_bytes = 0;
+    assert_eq!(swap(&none), None);
+}

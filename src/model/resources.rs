@@ -161,6 +161,20 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
     push(
         &mut mem,
         Metric::maybe(
+            "memory.swap_used_pct",
+            U,
+            "swap used",
+            m.filter(|m| m.swap_total_bytes > 0).map(|m| {
+                super::build::r2(m.swap_used_bytes as f64 * 100.0 / m.swap_total_bytes as f64)
+            }),
+            "pct",
+            "/proc/meminfo SwapTotal, SwapFree",
+            "no swap configured",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
             "memory.major_faults_per_s",
             S,
             "majflt",

@@ -24,7 +24,12 @@ mod deep;
 const BASE: &str = "idle";
 
 /// The fixtures this command writes, in order (then the deep dives', from `deep-idle`).
-pub const FIXTURES: &[&str] = &["cgroup-v2-only", "container-quota-2-of-64", "garbled-proc"];
+pub const FIXTURES: &[&str] = &[
+    "cgroup-v2-only",
+    "container-quota-2-of-64",
+    "garbled-proc",
+    "swap-nearly-full",
+];
 
 fn known(name: &str) -> Option<&'static str> {
     FIXTURES
@@ -79,6 +84,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "cgroup-v2-only" => cgroup_v2_only(&dir, base),
             "container-quota-2-of-64" => container_quota(&dir, base),
             "garbled-proc" => garbled_proc(&dir),
+            "swap-nearly-full" => swap_nearly_full(&dir),
             deep_name => deep::build(deep_name, &dir, base),
         }
         .with_context(|| format!("deriving fixtures/{name}"))?;
@@ -473,6 +479,46 @@ fn edit_stat(
 /// A process whose t1 stat is garbled, and one that vanished before t1.
 const GARBLED_PID: u32 = 21323;
 const VANISHED_PID: u32 = 21566;
+
+/// A 2 GiB swap 97% used at both ends (no swap-in/out in the window: the idle recording's
+/// vmstat), the rest idle with RAM to spare: `swap.utilization.space` as info, nothing warns.
+fn swap_nearly_full(dir: &Path) -> Result<String> {
+    const TOTAL_KB: u64 = 2 * 1024 * 1024;
+    const FREE_KB: u64 = TOTAL_KB * 3 / 100;
+    for snap in SNAPSHOTS {
+        edit(&dir.join(snap).join("proc/meminfo"), |t| {
+            let mut seen = 0;
+            let out: String = t
+                .lines()
+                .map(|l| {
+                    let v = if l.starts_with("SwapTotal:") {
+                        Some(TOTAL_KB)
+                    } else if l.starts_with("SwapFree:") {
+                        Some(FREE_KB)
+                    } else {
+                        None
+                    };
+                    match v {
+                        Some(kb) => {
+                            seen += 1;
+                            let key = &l[..l.find(':').unwrap_or(0) + 1];
+                            format!("{key:<16}{kb:>8} kB\n")
+                        }
+                        None => format!("{l}\n"),
+                    }
+                })
+                .collect();
+            if seen != 2 {
+                bail!("no SwapTotal/SwapFree lines");
+            }
+            Ok(out)
+        })?;
+    }
+    Ok(format!(
+        "derived from fixtures/idle: SwapTotal {TOTAL_KB} kB and SwapFree {FREE_KB} kB (97% used) \
+         in t0 and t1 proc/meminfo; no swap-in/out in the window"
+    ))
+}
 
 /// Bad input at t1: truncated, garbled, binary and missing files. t0 is the idle recording.
 fn garbled_proc(dir: &Path) -> Result<String> {
