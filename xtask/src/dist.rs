@@ -205,7 +205,7 @@ pub fn build_all(target_dir: &Path, out: &Path, epoch: u64) -> Result<Artifacts>
     std::fs::copy(util::root().join("README.md"), stage.join("README.md"))?;
     std::fs::copy(util::root().join("LICENSE"), stage.join("LICENSE"))?;
     let have_completions = completions(&bin, &stage.join("completions"))?;
-    let have_man = man_pages(&stage.join("man"))?;
+    let have_man = man_pages(&bin, &stage.join("man"))?;
 
     let tar = out.join(format!("{name}.tar.gz"));
     tarball(out, &name, &tar, epoch)?;
@@ -276,19 +276,20 @@ fn completions(bin: &Path, dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Man pages from `cargo xtask man --out DIR` when that command exists (the output issue adds
-/// it); otherwise a notice and no directory.
-fn man_pages(dir: &Path) -> Result<bool> {
-    let o = util::cargo()
-        .args(["xtask", "man", "--out"])
+/// Man pages written by the dist binary itself (`triage manpages DIR`, what `cargo xtask man`
+/// runs), so they describe exactly the binary shipped; a notice and no directory when the
+/// binary has no such command.
+fn man_pages(bin: &Path, dir: &Path) -> Result<bool> {
+    let o = Command::new(bin)
+        .arg("manpages")
         .arg(dir)
         .output()
-        .context("running cargo xtask man")?;
+        .context("running the dist binary")?;
     let pages = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok()).count())
         .unwrap_or(0);
     if !o.status.success() || pages == 0 {
-        eprintln!("xtask dist: notice: `cargo xtask man --out DIR` does not exist yet: no man/");
+        eprintln!("xtask dist: notice: `triage manpages DIR` does not exist: no man/");
         let _ = std::fs::remove_dir_all(dir);
         return Ok(false);
     }
