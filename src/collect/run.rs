@@ -361,6 +361,7 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
     let end = end_facts(src, &opts.spec, layout, &t1, &ns, &samples, &mut problems);
     let _ = src.flush_recording();
     src.forget_kept();
+    problems.extend(refusal_problems(src));
     let meta = Meta {
         format_version: META_FORMAT,
         start,
@@ -421,42 +422,62 @@ pub fn from_fixture(dir: &Path) -> Result<Readings, FixtureError> {
 }
 
 /// Replay a fixture, reading what `spec` asks for (what the fixture lacks is simply absent).
+/// Every file is read beneath `dir` (see [`crate::host::safe`]).
 pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureError> {
     let io = |p: &Path, e| FixtureError::Io {
         path: p.display().to_string(),
         source: e,
     };
+    let top = crate::host::safe::Root::open(dir).map_err(|e| io(dir, e))?;
     let meta_path = dir.join("meta.json");
-    let meta_bytes = std::fs::read(&meta_path).map_err(|e| io(&meta_path, e))?;
-    let meta: Meta = serde_json::from_slice(&meta_bytes).map_err(|e| FixtureError::Meta {
+    let meta_bytes = top
+        .read("meta.json", crate::host::safe::cap_for("meta.json"))
+        .map_err(|e| io(&meta_path, e))?;
+    let s0 = FixtureSource::open_beneath(&top, "t0").map_err(|e| io(&dir.join("t0"), e))?;
+    let s1 = FixtureSource::open_beneath(&top, "t1").map_err(|e| io(&dir.join("t1"), e))?;
+    let mut samples = Vec::new();
+    if let Ok(mut names) = top.list("samples") {
+        names.sort();
+        for n in names {
+            if let Ok(s) = FixtureSource::open_beneath(&top, &format!("samples/{n}")) {
+                samples.push(s);
+            }
+        }
+    }
+    let samples: Vec<&dyn Source> = samples.iter().map(|s| s as &dyn Source).collect();
+    from_sources(&meta_bytes, &s0, &samples, &s1, spec).map_err(|e| FixtureError::Meta {
         path: meta_path.display().to_string(),
         source: e,
-    })?;
+    })
+}
+
+/// Replay a fixture given as sources: `meta.json`'s bytes, the t0 and t1 snapshots and the
+/// task samples in order. What the sources refused to read is listed in `problems`.
+pub fn from_sources(
+    meta_bytes: &[u8],
+    s0: &dyn Source,
+    samples_src: &[&dyn Source],
+    s1: &dyn Source,
+    spec: &Spec,
+) -> Result<Readings, serde_json::Error> {
+    let meta: Meta = serde_json::from_slice(meta_bytes)?;
     let mut problems = Vec::new();
-    let s0 = FixtureSource::open(dir.join("t0")).map_err(|e| io(&dir.join("t0"), e))?;
-    let s1 = FixtureSource::open(dir.join("t1")).map_err(|e| io(&dir.join("t1"), e))?;
-    let layout = match cgroup::layout(&s0) {
+    let layout = match cgroup::layout(s0) {
         Ok(l) => Some(l),
         Err(p) => {
             problems.push(p);
             None
         }
     };
-    let (t0, ns) = snapshot(&s0, spec, layout.as_ref(), None, None, &mut problems);
+    let (t0, ns) = snapshot(s0, spec, layout.as_ref(), None, None, &mut problems);
     let mut samples = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir.join("samples")) {
-        let mut dirs: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        dirs.sort();
-        for d in dirs {
-            if let Ok(s) = FixtureSource::open(&d) {
-                if let Some(t) = system::read_task_sample(&s) {
-                    samples.push(t);
-                }
-            }
+    for s in samples_src {
+        if let Some(t) = system::read_task_sample(*s) {
+            samples.push(t);
         }
     }
     let (t1, _) = snapshot(
-        &s1,
+        s1,
         spec,
         layout.as_ref(),
         Some(&ns),
@@ -464,7 +485,13 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         &mut problems,
     );
     // As in a live run, the layout is the one read at t0 (t1 holds no proc/self/cgroup).
-    let end = end_facts(&s1, spec, layout, &t1, &ns, &samples, &mut problems);
+    let end = end_facts(s1, spec, layout, &t1, &ns, &samples, &mut problems);
+    for s in std::iter::once(s0)
+        .chain(samples_src.iter().copied())
+        .chain([s1])
+    {
+        problems.extend(refusal_problems(s));
+    }
     problems.sort();
     problems.dedup();
     Ok(Readings {
@@ -476,4 +503,12 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         end,
         problems,
     })
+}
+
+/// What a source refused to read (outside the tree, a special file, too large), as problems.
+fn refusal_problems(src: &dyn Source) -> Vec<Problem> {
+    src.refusals()
+        .into_iter()
+        .map(|(path, why)| Problem::new("a file of the tree (not read)", path, why))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Where the system lives (a [`Source`]) and facts about it.
 
 pub mod preflight;
+pub mod safe;
 pub mod sockdiag;
 pub mod source;
 

@@ -18,7 +18,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -71,6 +70,12 @@ pub trait Source: Send + Sync {
         ))
     }
 
+    /// Paths this source refused to read (outside the tree, not a regular file, too large),
+    /// with why: the run lists them in `unavailable`.
+    fn refusals(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// `read` as UTF-8 (lossy: system files are text, but a garbled one must not stop the run).
     fn read_string(&self, rel: &str) -> io::Result<String> {
         self.read(rel)
@@ -83,9 +88,50 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// How long `statvfs` of one mount may take before it is reported unavailable.
+pub const STATVFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn not_a_root(base: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: not a directory", base.display()),
+    )
+}
+
+/// Paths of an untrusted tree that were refused (see [`super::safe`]), kept so that the run
+/// can list them in `unavailable` even when the reader treats the file as optional.
+#[derive(Default)]
+pub struct Refusals(Mutex<BTreeMap<String, String>>);
+
+impl Refusals {
+    /// Pass `r` through, noting `rel` when it is a refusal.
+    pub fn note<T>(&self, rel: &str, r: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &r {
+            if super::safe::is_refusal(e) {
+                let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                if m.len() < 1000 {
+                    m.insert(rel.to_string(), e.to_string());
+                }
+            }
+        }
+        r
+    }
+
+    /// (path, why) of every refusal so far.
+    pub fn list(&self) -> Vec<(String, String)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
 /// The running system, rooted at `base` (normally `/`), optionally recording what it reads.
 pub struct LiveSource {
     base: PathBuf,
+    /// `--root DIR` (anything but `/`): every read resolves beneath DIR and reads only regular
+    /// files (see [`super::safe`]); the real root reads /proc and /sys directly.
+    confined: Option<super::safe::Root>,
+    /// Paths of a confined tree refused (escapes, special files, too large).
+    refusals: Refusals,
     kept: Mutex<HashMap<String, File>>,
     /// Files we may keep open at once: stays well under RLIMIT_NOFILE.
     kept_cap: usize,
@@ -95,8 +141,17 @@ pub struct LiveSource {
 impl LiveSource {
     pub fn new(base: impl Into<PathBuf>) -> Self {
         let kept_cap = raise_nofile_limit().saturating_sub(64) as usize;
+        let base: PathBuf = base.into();
+        let confined = if base == Path::new("/") {
+            None
+        } else {
+            // A root that cannot be opened reads nothing: every read then fails as NotFound.
+            super::safe::Root::open(&base).ok()
+        };
         LiveSource {
-            base: base.into(),
+            confined,
+            refusals: Refusals::default(),
+            base,
             kept: Mutex::new(HashMap::new()),
             kept_cap,
             recorder: None,
@@ -133,6 +188,15 @@ impl LiveSource {
         self.base.join(rel)
     }
 
+    /// Open a file for reading: beneath `--root` (regular files only), or directly.
+    fn open(&self, rel: &str) -> io::Result<File> {
+        match &self.confined {
+            Some(root) => self.refusals.note(rel, root.open_file(rel)),
+            None if self.base != Path::new("/") => Err(not_a_root(&self.base)),
+            None => File::open(self.path(rel)),
+        }
+    }
+
     fn record(&self, rel: &str, data: &[u8]) {
         if let Some(r) = &self.recorder {
             r.file(rel, data);
@@ -161,16 +225,21 @@ fn raise_nofile_limit() -> u64 {
 /// and needs one more read to see the end; per process, that is a third of the cost. A read
 /// that leaves the buffer unfilled has the whole file for such single-record files; long
 /// files (`/proc/net/tcp`) may come in chunks and go through `read`, which reads to the end.
-fn read_all(f: &File) -> io::Result<Vec<u8>> {
+fn read_all(f: &File, cap: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
         let n = (&*f).read(&mut buf[len..])?;
         len += n;
+        if len > cap {
+            return Err(io::Error::other(super::safe::Refused(format!(
+                "larger than {cap} bytes"
+            ))));
+        }
         if n == 0 || len < buf.len() {
             break;
         }
-        buf.resize(buf.len() * 2, 0);
+        buf.resize(buf.len().saturating_mul(2).min(cap.saturating_add(1)), 0);
     }
     buf.truncate(len);
     Ok(buf)
@@ -179,24 +248,16 @@ fn read_all(f: &File) -> io::Result<Vec<u8>> {
 /// Re-read a kept file from offset 0. A read that does not fill the buffer has everything:
 /// asking again at a non-zero offset would make a seq_file (every /proc file) regenerate the
 /// whole text just to skip it, doubling the cost of the re-read.
-fn pread_all(f: &File) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        let n = f.read_at(&mut buf[len..], len as u64)?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            break;
-        }
-        buf.resize(buf.len() * 2, 0);
-    }
-    buf.truncate(len);
-    Ok(buf)
+fn pread_all(f: &File, cap: usize) -> io::Result<Vec<u8>> {
+    super::safe::pread_capped(f, cap)
 }
 
 impl Source for LiveSource {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        let data = std::fs::read(self.path(rel))?;
+        let f = self.open(rel)?;
+        let data = self
+            .refusals
+            .note(rel, super::safe::read_capped(&f, super::safe::cap_for(rel)))?;
         self.record(rel, &data);
         Ok(data)
     }
@@ -204,14 +265,16 @@ impl Source for LiveSource {
     fn read_kept(&self, rel: &str) -> io::Result<Vec<u8>> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let data = if let Some(f) = kept.get(rel) {
-            let r = pread_all(f);
+            let r = pread_all(f, super::safe::cap_for(rel));
             if r.is_err() {
                 kept.remove(rel);
             }
             r?
         } else {
-            let f = File::open(self.path(rel))?;
-            let data = read_all(&f)?;
+            let f = self.open(rel)?;
+            let data = self
+                .refusals
+                .note(rel, read_all(&f, super::safe::cap_for(rel)))?;
             if kept.len() < self.kept_cap {
                 kept.insert(rel.to_string(), f);
             }
@@ -223,12 +286,19 @@ impl Source for LiveSource {
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
-        list_dir(&self.path(rel))
+        match &self.confined {
+            Some(root) => self.refusals.note(rel, root.list(rel)),
+            None => list_dir(&self.path(rel)),
+        }
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {
-        let t = std::fs::read_link(self.path(rel))?;
-        let t = t.to_string_lossy().into_owned();
+        let t = match &self.confined {
+            Some(root) => self.refusals.note(rel, root.readlink(rel))?,
+            None => std::fs::read_link(self.path(rel))?
+                .to_string_lossy()
+                .into_owned(),
+        };
         if let Some(r) = &self.recorder {
             r.link(rel, &t);
         }
@@ -236,14 +306,37 @@ impl Source for LiveSource {
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let size = std::fs::metadata(self.path(rel))?.len();
+        let size = match &self.confined {
+            Some(root) => self.refusals.note(rel, root.stat(rel))?.st_size.max(0) as u64,
+            None => std::fs::metadata(self.path(rel))?.len(),
+        };
         self.record(rel, format!("{size}\n").as_bytes());
         Ok(size)
     }
 
     fn statvfs(&self, mount_point: &str) -> io::Result<FsStat> {
-        let p = self.base.join(mount_point.trim_start_matches('/'));
-        let s = rustix::fs::statvfs(&p).map_err(io::Error::from)?;
+        let rel = mount_point.trim_start_matches('/').to_string();
+        let what = format!("statvfs {mount_point}");
+        // statvfs of a dead network mount never returns: ask on another thread, with a deadline.
+        let s = match &self.confined {
+            Some(root) => {
+                let fd = root.fd().try_clone_to_owned()?;
+                super::safe::with_timeout(STATVFS_TIMEOUT, &what, move || {
+                    let fd = super::safe::open_beneath(
+                        std::os::fd::AsFd::as_fd(&fd),
+                        &rel,
+                        rustix::fs::OFlags::PATH,
+                    )?;
+                    Ok(rustix::fs::fstatvfs(&fd)?)
+                })?
+            }
+            None => {
+                let p = self.base.join(&rel);
+                super::safe::with_timeout(STATVFS_TIMEOUT, &what, move || {
+                    Ok(rustix::fs::statvfs(&p)?)
+                })?
+            }
+        };
         let st = FsStat {
             block_size: s.f_frsize,
             blocks: s.f_blocks,
@@ -260,9 +353,23 @@ impl Source for LiveSource {
     }
 
     fn kmsg(&self) -> io::Result<Vec<u8>> {
-        let data = read_kmsg_nonblocking(&self.path("dev/kmsg"))?;
+        let f = match &self.confined {
+            Some(root) => self.refusals.note("dev/kmsg", root.open_kmsg("dev/kmsg"))?,
+            None => {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(self.path("dev/kmsg"))?
+            }
+        };
+        let data = read_kmsg_nonblocking(f)?;
         self.record("dev/kmsg", &data);
         Ok(data)
+    }
+
+    fn refusals(&self) -> Vec<(String, String)> {
+        self.refusals.list()
     }
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
@@ -311,16 +418,17 @@ fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
 /// Read every record currently in the kernel's log buffer without blocking. Each `read(2)` on
 /// /dev/kmsg returns one record; EAGAIN means we have them all; EPIPE means a record was
 /// overwritten while we read (skip it and go on).
-fn read_kmsg_nonblocking(path: &Path) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+/// At most `KMSG_MAX_RECORDS` records and `KMSG_MAX_BYTES` bytes (the oldest ones: the log is
+/// read from its start), so a hostile "log" (`/dev/zero`) cannot exhaust memory.
+fn read_kmsg_nonblocking(mut f: File) -> io::Result<Vec<u8>> {
+    use super::safe::{KMSG_MAX_BYTES, KMSG_MAX_RECORDS};
     let mut out = Vec::new();
     let mut buf = vec![0u8; 8192];
     // A regular file (a recorded log) simply ends; the device ends with EAGAIN.
-    for _ in 0..1_000_000 {
+    for _ in 0..KMSG_MAX_RECORDS {
+        if out.len() >= KMSG_MAX_BYTES {
+            break;
+        }
         match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -420,61 +528,92 @@ impl Recorder {
     }
 }
 
-/// One recorded snapshot directory (`fixtures/NAME/t1`).
+/// One recorded snapshot directory (`fixtures/NAME/t1`). Every read resolves beneath it and
+/// reads only regular files, capped (see [`super::safe`]): a fixture may come from anyone.
 pub struct FixtureSource {
-    dir: PathBuf,
+    root: super::safe::Root,
     statvfs: BTreeMap<String, FsStat>,
+    refusals: Refusals,
 }
 
 impl FixtureSource {
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
-        if !dir.is_dir() {
-            return Err(io::Error::new(
+        let root = super::safe::Root::open(&dir).map_err(|_| {
+            io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{}: not a snapshot directory", dir.display()),
-            ));
-        }
-        let statvfs = match std::fs::read(dir.join("statvfs.json")) {
+            )
+        })?;
+        Self::from_root(root)
+    }
+
+    /// The snapshot `rel` (`t0`) beneath a fixture directory, resolved without leaving it.
+    pub fn open_beneath(top: &super::safe::Root, rel: &str) -> io::Result<Self> {
+        let root = top.subdir(rel).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: not a snapshot directory ({e})",
+                    top.path().join(rel).display()
+                ),
+            )
+        })?;
+        Self::from_root(root)
+    }
+
+    fn from_root(root: super::safe::Root) -> io::Result<Self> {
+        let refusals = Refusals::default();
+        let statvfs = match refusals.note(
+            "statvfs.json",
+            root.read("statvfs.json", super::safe::cap_for("statvfs.json")),
+        ) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{}: {e}", dir.join("statvfs.json").display()),
+                    format!("{}: {e}", root.path().join("statvfs.json").display()),
                 )
             })?,
             Err(_) => BTreeMap::new(),
         };
-        Ok(FixtureSource { dir, statvfs })
+        Ok(FixtureSource {
+            root,
+            statvfs,
+            refusals,
+        })
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+    /// The safe-open primitive of this snapshot: `rel` beneath it, a regular file, capped.
+    fn read_file(&self, rel: &str) -> io::Result<Vec<u8>> {
+        self.refusals
+            .note(rel, self.root.read(rel, super::safe::cap_for(rel)))
     }
 }
 
 impl Source for FixtureSource {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path(rel))
+        self.read_file(rel)
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
-        list_dir(&self.path(rel))
+        self.refusals.note(rel, self.root.list(rel))
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {
-        Ok(std::fs::read_link(self.path(rel))?
-            .to_string_lossy()
-            .into_owned())
+        self.refusals.note(rel, self.root.readlink(rel))
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let mut p = self.path(rel);
-        if p.is_dir() {
-            // Recorded as a directory because links inside it were read too (see `Recorder`).
-            p = p.join(DIR_SIZE);
-        }
-        let s = std::fs::read_to_string(p)?;
-        s.trim()
+        let st = self.refusals.note(rel, self.root.stat(rel))?;
+        let s =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                // Recorded as a directory because links inside it were read too (see `Recorder`).
+                self.read_file(&format!("{}/{DIR_SIZE}", rel.trim_end_matches('/')))?
+            } else {
+                self.read_file(rel)?
+            };
+        String::from_utf8_lossy(&s)
+            .trim()
             .parse()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{rel}: not a size")))
     }
@@ -489,11 +628,18 @@ impl Source for FixtureSource {
     }
 
     fn kmsg(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path("dev/kmsg"))
+        self.refusals.note(
+            "dev/kmsg",
+            self.root.read("dev/kmsg", super::safe::KMSG_MAX_BYTES),
+        )
+    }
+
+    fn refusals(&self) -> Vec<(String, String)> {
+        self.refusals.list()
     }
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
-        match std::fs::read(self.path("sock_diag_tcp.json")) {
+        match self.read_file("sock_diag_tcp.json") {
             Ok(b) => serde_json::from_slice(&b)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
@@ -505,7 +651,7 @@ impl Source for FixtureSource {
     }
 
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
-        match std::fs::read(self.path("sock_diag_listen.json")) {
+        match self.read_file("sock_diag_listen.json") {
             Ok(b) => serde_json::from_slice(&b)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
@@ -520,6 +666,7 @@ impl Source for FixtureSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn recorded_reads_replay_identically() {

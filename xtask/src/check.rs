@@ -22,7 +22,13 @@ pub fn run() -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let test_args: &[&str] = if root {
-        &["test", "--workspace", "--no-fail-fast", "--", "--include-ignored"]
+        &[
+            "test",
+            "--workspace",
+            "--no-fail-fast",
+            "--",
+            "--include-ignored",
+        ]
     } else {
         eprintln!(
             "xtask: not root: tests marked `needs root` are ignored (run as root to include them)"

@@ -1,0 +1,165 @@
+//! triage run as root over a hostile tree (a fixture or `--root` directory someone else can
+//! write): nothing outside the tree is read, special files are refused without blocking, sizes
+//! are capped, and every refusal is listed in `unavailable`.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use triage::collect::run::from_fixture;
+use triage::host::{LiveSource, Source};
+use triage::model::report::Report;
+use triage::model::{build_report, Analysis};
+use triage::render;
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A private copy of a fixture (symlinks kept as symlinks).
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fixtures_dir().join(name))
+        .arg(d.path().join("fx"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    d
+}
+
+/// The fixture's report, computed on another thread: a hang fails the test instead of
+/// blocking it forever.
+fn report_within(dir: &Path, limit: Duration) -> Report {
+    let dir = dir.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = from_fixture(&dir).map(|r| build_report(&r, "sixty-second", &Analysis::default()));
+        let _ = tx.send(r.map_err(|e| e.to_string()));
+    });
+    rx.recv_timeout(limit)
+        .expect("the fixture replay hung")
+        .expect("the fixture replays")
+}
+
+fn unavailable_paths(r: &Report) -> String {
+    r.unavailable
+        .iter()
+        .map(|u| format!("{}: {}", u.what, u.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A secret outside the tree, which the tree links to.
+fn secret() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("shadow");
+    std::fs::write(&p, "root:SECRET-HASH:19000:0:99999:7:::\n").unwrap();
+    (d, p)
+}
+
+#[test]
+fn a_fixture_symlink_out_of_the_tree_is_refused_and_listed() {
+    let fx = copy_fixture("idle");
+    let t1 = fx.path().join("fx/t1");
+    let (_s, shadow) = secret();
+    let host = t1.join("proc/sys/kernel/hostname");
+    std::fs::remove_file(&host).unwrap();
+    symlink(&shadow, &host).unwrap();
+    // And an escape through `..`.
+    let rel = t1.join("proc/sys/kernel/osrelease");
+    std::fs::remove_file(&rel).unwrap();
+    let up = "../".repeat(20) + shadow.to_str().unwrap().trim_start_matches('/');
+    symlink(&up, &rel).unwrap();
+
+    let r = report_within(&fx.path().join("fx"), Duration::from_secs(60));
+    let json = render::json(&r);
+    let table = render::table::render(&r, &render::table::Style { color: false });
+    assert!(!json.contains("SECRET-HASH"), "secret in JSON");
+    assert!(!table.contains("SECRET-HASH"), "secret in table");
+    assert_ne!(r.host.hostname, "root:SECRET-HASH:19000:0:99999:7:::");
+    let un = unavailable_paths(&r);
+    assert!(
+        un.contains("proc/sys/kernel/hostname: refused: the path resolves outside"),
+        "{un}"
+    );
+    assert!(
+        un.contains("proc/sys/kernel/osrelease: refused: the path resolves outside"),
+        "{un}"
+    );
+}
+
+#[test]
+fn a_fixture_top_level_symlink_out_of_the_tree_is_refused() {
+    let fx = copy_fixture("idle");
+    let (s, _shadow) = secret();
+    let t1 = fx.path().join("fx/t1");
+    std::fs::rename(&t1, s.path().join("t1")).unwrap();
+    symlink(s.path().join("t1"), &t1).unwrap();
+    let e = from_fixture(&fx.path().join("fx")).unwrap_err().to_string();
+    assert!(e.contains("refused"), "{e}");
+}
+
+#[test]
+fn dev_zero_a_fifo_and_a_huge_file_in_a_fixture_are_refused_without_hanging() {
+    let fx = copy_fixture("idle");
+    let t1 = fx.path().join("fx/t1");
+    // /dev/zero behind a symlink (an escape) ...
+    std::fs::remove_file(t1.join("proc/stat")).unwrap();
+    symlink("/dev/zero", t1.join("proc/stat")).unwrap();
+    // ... a FIFO nobody writes ...
+    std::fs::remove_file(t1.join("proc/loadavg")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        t1.join("proc/loadavg"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    // ... and a 100 MiB (sparse) meminfo and kernel log.
+    for p in ["proc/meminfo", "dev/kmsg"] {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(t1.join(p))
+            .unwrap();
+        f.set_len(100 << 20).unwrap();
+    }
+    let r = report_within(&fx.path().join("fx"), Duration::from_secs(60));
+    let un = unavailable_paths(&r);
+    assert!(
+        un.contains("proc/stat: refused: the path resolves outside"),
+        "{un}"
+    );
+    assert!(
+        un.contains("proc/loadavg: refused: a FIFO is not read"),
+        "{un}"
+    );
+    assert!(
+        un.contains("proc/meminfo: refused: larger than 16777216 bytes"),
+        "{un}"
+    );
+    assert!(un.contains("dev/kmsg: refused: larger than"), "{un}");
+}
+
+#[test]
+fn root_dev_kmsg_linked_to_dev_zero_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("dev")).unwrap();
+    std::fs::create_dir_all(d.path().join("proc/sys/kernel")).unwrap();
+    symlink("/dev/zero", d.path().join("dev/kmsg")).unwrap();
+    let (_s, shadow) = secret();
+    symlink(&shadow, d.path().join("proc/sys/kernel/hostname")).unwrap();
+    let src = LiveSource::new(d.path());
+    let e = src.kmsg().unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    let e = src.read("proc/sys/kernel/hostname").unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    let refused: Vec<String> = src.refusals().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(refused, ["dev/kmsg", "proc/sys/kernel/hostname"]);
+    // Inside the tree, even an absolute symlink target is not followed out of it.
+    std::fs::write(d.path().join("proc/loadavg"), "1 2 3 4/5 6\n").unwrap();
+    assert_eq!(src.read_string("proc/loadavg").unwrap(), "1 2 3 4/5 6\n");
+}
