@@ -163,3 +163,114 @@ fn root_dev_kmsg_linked_to_dev_zero_is_refused() {
     std::fs::write(d.path().join("proc/loadavg"), "1 2 3 4/5 6\n").unwrap();
     assert_eq!(src.read_string("proc/loadavg").unwrap(), "1 2 3 4/5 6\n");
 }
+
+fn triage() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+}
+
+/// While `capture` runs, another process keeps planting symlinks in its output directory
+/// (`meta.json` and a snapshot directory pointing elsewhere). Nothing outside is written, and
+/// what is written is private.
+#[test]
+fn capture_never_writes_through_symlinks_planted_during_the_run() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = d.path().join("victim.conf");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let planter = {
+        let (out, victim, elsewhere, stop) =
+            (out.clone(), victim.clone(), elsewhere.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut planted = 0u32;
+            // Plant once triage has taken the (empty) directory and started writing.
+            while !out.join("t0").exists() && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (link, target) in [
+                    (out.join("meta.json"), &victim),
+                    (out.join("t1"), &elsewhere),
+                    (out.join("samples"), &elsewhere),
+                ] {
+                    if symlink(target, &link).is_ok() {
+                        planted += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            planted
+        })
+    };
+    let o = triage()
+        .args(["capture", "--duration", "0.5", "--no-bpf", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let planted = planter.join().unwrap();
+    assert!(planted > 0, "the planter never got a link in");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "a write went through the planted directory link"
+    );
+    // What was written is private: directories 0700, files 0600.
+    assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o777, 0o700);
+    let t0 = out.join("t0");
+    assert_eq!(std::fs::metadata(&t0).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(t0.join("proc/stat")).unwrap().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn capture_refuses_a_symlink_a_non_empty_or_foreign_output_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    symlink(&real, d.path().join("link")).unwrap();
+    let o = triage()
+        .args(["capture", "--duration", "0.2", "--no-bpf", "--out"])
+        .arg(d.path().join("link"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symlink"));
+    assert!(std::fs::read_dir(&real).unwrap().next().is_none());
+    // offcpu --record used to write into a non-empty directory.
+    std::fs::write(real.join("keep"), "x").unwrap();
+    let o = triage()
+        .args(["offcpu", "--duration", "0.2", "--record"])
+        .arg(&real)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+}
+
+#[test]
+#[ignore = "needs root: chown a directory to another user"]
+fn capture_refuses_a_directory_owned_by_someone_else() {
+    let d = tempfile::tempdir().unwrap();
+    let theirs = d.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let o = triage()
+        .args(["capture", "--duration", "0.2", "--no-bpf", "--out"])
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("owned by uid 65534"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -374,9 +374,9 @@ pub fn live(src: &LiveSource, opts: &LiveOptions, record_to: Option<&Path>) -> R
         note: opts.note.clone(),
     };
     if let Some(dir) = record_to {
-        if let Err(e) = std::fs::write(
-            dir.join("meta.json"),
-            serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+        if let Err(e) = src.record_top(
+            "meta.json",
+            &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
         ) {
             problems.push(Problem::io(
                 "fixture meta.json",

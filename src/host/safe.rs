@@ -392,6 +392,14 @@ pub fn read_in(dir: &Path, rel: &str) -> io::Result<Vec<u8>> {
     Root::open(dir)?.read(rel, cap_for(rel))
 }
 
+/// A file of the live system (`/proc/PID/maps`) as UTF-8 (lossy), with the cap of
+/// [`cap_for`] for its path: trusted paths, bounded reads all the same.
+pub fn read_live_string(path: &str) -> io::Result<String> {
+    let f = File::open(path)?;
+    let b = read_capped(&f, cap_for(path))?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
 /// Run `f` on another thread and give up after `timeout` (the thread is left to finish on its
 /// own): for calls that can hang forever on a dead mount (`statvfs` of a hung NFS server).
 pub fn with_timeout<T: Send + 'static>(

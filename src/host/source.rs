@@ -14,10 +14,8 @@
 //! - `kmsg()`: the kernel log records, stored as `dev/kmsg` (one record per line, as read).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -158,10 +156,19 @@ impl LiveSource {
         }
     }
 
-    /// Record every reading into `dir/<phase>/...` from now on.
-    pub fn with_recorder(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.recorder = Some(Recorder::new(dir.into()));
+    /// Record every reading into `dir/<phase>/...` from now on (see [`super::outdir`]: no
+    /// symlink is followed, files are private).
+    pub fn with_recorder(mut self, dir: std::sync::Arc<super::outdir::OutDir>) -> Self {
+        self.recorder = Some(Recorder::new(dir));
         self
+    }
+
+    /// Write a file at the top of the recording (`meta.json`); nothing without a recorder.
+    pub fn record_top(&self, rel: &str, data: &[u8]) -> io::Result<()> {
+        match &self.recorder {
+            Some(r) => r.dir.write(rel, data),
+            None => Ok(()),
+        }
     }
 
     /// Subsequent recordings go to `dir/<phase>/` (`t0`, `samples/003`, `t1`).
@@ -451,13 +458,13 @@ const DIR_SIZE: &str = ".size";
 
 /// Copies what a `LiveSource` reads into a fixture directory.
 struct Recorder {
-    dir: PathBuf,
+    dir: std::sync::Arc<super::outdir::OutDir>,
     phase: Mutex<String>,
     statvfs: Mutex<BTreeMap<String, FsStat>>,
 }
 
 impl Recorder {
-    fn new(dir: PathBuf) -> Self {
+    fn new(dir: std::sync::Arc<super::outdir::OutDir>) -> Self {
         Recorder {
             dir,
             phase: Mutex::new("t0".into()),
@@ -470,40 +477,35 @@ impl Recorder {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
     }
 
-    fn target(&self, rel: &str) -> PathBuf {
+    /// `rel` inside the current phase's directory (relative to the recording).
+    fn target(&self, rel: &str) -> String {
         let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.dir.join(phase).join(rel)
+        format!("{phase}/{}", rel.trim_start_matches('/'))
     }
 
     fn file(&self, rel: &str, data: &[u8]) {
         let mut t = self.target(rel);
-        if t.is_dir() {
+        if self.dir.file_type(&t) == Some(rustix::fs::FileType::Directory) {
             // The size of a directory whose entries were recorded too (`/proc/PID/fd`).
-            t = t.join(DIR_SIZE);
-        }
-        if let Some(p) = t.parent() {
-            let _ = std::fs::create_dir_all(p);
+            t = format!("{t}/{DIR_SIZE}");
         }
         // A recording that cannot be written is a capture problem, not a reason to stop the
         // report: the capture command checks the tree afterwards.
-        let _ = std::fs::write(t, data);
+        let _ = self.dir.write(&t, data);
     }
 
     fn link(&self, rel: &str, target: &str) {
         let t = self.target(rel);
-        if let Some(p) = t.parent().filter(|p| p.is_file()) {
-            // A directory recorded first as its size (`stat_size` of /proc/PID/fd), now with a
-            // link inside: it becomes a directory holding its size in `DIR_SIZE`.
-            let size = std::fs::read(p).unwrap_or_default();
-            let _ = std::fs::remove_file(p);
-            let _ = std::fs::create_dir_all(p);
-            let _ = std::fs::write(p.join(DIR_SIZE), size);
+        if let Some((p, _)) = t.rsplit_once('/') {
+            if self.dir.file_type(p) == Some(rustix::fs::FileType::RegularFile) {
+                // A directory recorded first as its size (`stat_size` of /proc/PID/fd), now
+                // with a link inside: it becomes a directory holding its size in `DIR_SIZE`.
+                let size = self.dir.read(p).unwrap_or_default();
+                let _ = self.dir.remove_file(p);
+                let _ = self.dir.write(&format!("{p}/{DIR_SIZE}"), &size);
+            }
         }
-        if let Some(p) = t.parent() {
-            let _ = std::fs::create_dir_all(p);
-        }
-        let _ = std::fs::remove_file(&t);
-        let _ = std::os::unix::fs::symlink(OsStr::from_bytes(target.as_bytes()), t);
+        let _ = self.dir.symlink(&t, target);
     }
 
     fn statvfs(&self, mount: &str, st: FsStat) {
@@ -519,10 +521,7 @@ impl Recorder {
             return Ok(());
         }
         let t = self.target("statvfs.json");
-        if let Some(p) = t.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::write(t, serde_json::to_vec_pretty(&*map)?)?;
+        self.dir.write(&t, &serde_json::to_vec_pretty(&*map)?)?;
         map.clear();
         Ok(())
     }
@@ -677,7 +676,8 @@ mod tests {
         std::fs::write(sys.path().join("proc/42/stat"), "42 (x) S 1").unwrap();
         std::os::unix::fs::symlink("net:[4026531840]", sys.path().join("proc/42/net")).unwrap();
 
-        let live = LiveSource::new(sys.path()).with_recorder(rec.path());
+        let out = std::sync::Arc::new(super::super::outdir::OutDir::create(rec.path()).unwrap());
+        let live = LiveSource::new(sys.path()).with_recorder(out);
         live.set_phase("t1");
         let a = live.read_string("proc/loadavg").unwrap();
         let b = live.read_kept_string("proc/42/stat").unwrap();
@@ -701,7 +701,8 @@ mod tests {
         let fd = sys.path().join("proc/42/fd");
         std::fs::create_dir_all(&fd).unwrap();
         std::os::unix::fs::symlink("socket:[777]", fd.join("3")).unwrap();
-        let live = LiveSource::new(sys.path()).with_recorder(rec.path());
+        let out = std::sync::Arc::new(super::super::outdir::OutDir::create(rec.path()).unwrap());
+        let live = LiveSource::new(sys.path()).with_recorder(out);
         live.set_phase("t1");
         let size = live.stat_size("proc/42/fd").unwrap();
         let link = live.readlink("proc/42/fd/3").unwrap();
