@@ -274,3 +274,132 @@ fn capture_refuses_a_directory_owned_by_someone_else() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A process named with a right-to-left override (U+202E) and a zero-width space: JSON, folded
+/// stacks and the SVG flame graph show escapes, never the raw characters.
+#[test]
+fn bidi_and_invisible_characters_are_escaped_in_json_folded_and_svg() {
+    let fx = copy_fixture("offcpu-lock-contention");
+    let probe = fx.path().join("fx/probes/offcpu.json");
+    let text = std::fs::read_to_string(&probe).unwrap();
+    assert!(text.contains("scn_lockc"));
+    std::fs::write(
+        &probe,
+        text.replace("scn_lockc", "scn\u{202e}cod.exe\u{200b}"),
+    )
+    .unwrap();
+    let raw = |s: &str| s.contains('\u{202e}') || s.contains('\u{200b}');
+    let o = triage()
+        .args(["offcpu", "--json", "--fixture"])
+        .arg(fx.path().join("fx"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let json = String::from_utf8(o.stdout).unwrap();
+    assert!(!raw(&json));
+    assert!(json.contains(r"scn\u202ecod.exe\u200b"), "{json}");
+    let o = triage()
+        .args(["offcpu", "--folded", "--fixture"])
+        .arg(fx.path().join("fx"))
+        .output()
+        .unwrap();
+    let folded = String::from_utf8(o.stdout).unwrap();
+    assert!(!raw(&folded));
+    assert!(folded.contains(r"scn\u{202e}cod.exe\u{200b};"), "{folded}");
+    let svg = fx.path().join("f.svg");
+    let o = triage()
+        .args(["offcpu", "--svg"])
+        .arg(&svg)
+        .arg("--fixture")
+        .arg(fx.path().join("fx"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(!raw(&svg));
+    assert!(svg.contains(r"scn\u{202e}cod.exe"));
+    // The table keeps its own escaping.
+    let o = triage()
+        .args(["offcpu", "--fixture"])
+        .arg(fx.path().join("fx"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(!raw(&table));
+}
+
+/// The hostname of a fixture with a bidi override, in the sixty-second JSON.
+#[test]
+fn a_bidi_hostname_is_escaped_in_json() {
+    let fx = copy_fixture("idle");
+    std::fs::write(
+        fx.path().join("fx/t1/proc/sys/kernel/hostname"),
+        "web\u{202e}1-prod\n",
+    )
+    .unwrap();
+    let o = triage()
+        .args(["sixty-second", "--json", "--fixture"])
+        .arg(fx.path().join("fx"))
+        .output()
+        .unwrap();
+    let json = String::from_utf8(o.stdout).unwrap();
+    assert!(json.contains(r#""hostname": "web\u202e1-prod""#), "{json}");
+    assert!(!json.contains('\u{202e}'));
+}
+
+/// A report that cannot be written is an error (exit 1, a message); a reader that closed the
+/// pipe early (`| head`) is not.
+#[test]
+fn a_failed_stdout_write_exits_1_and_a_closed_pipe_exits_0() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = triage()
+        .args(["sixty-second", "--json", "--fixture"])
+        .arg(&fx)
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    for args in [
+        &["sixty-second", "--json", "--fixture"][..],
+        &["offcpu", "--folded", "--fixture"][..],
+    ] {
+        let fx = if args[0] == "offcpu" {
+            fx.with_file_name("offcpu-lock-contention")
+        } else {
+            fx.clone()
+        };
+        let mut child = triage()
+            .args(args)
+            .arg(&fx)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // offcpu --folded and doctor go through the same check.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = triage()
+        .args(["offcpu", "--folded", "--fixture"])
+        .arg(fx.with_file_name("offcpu-lock-contention"))
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -20,11 +20,24 @@ use crate::model::report::Report;
 use crate::render;
 use deep::Output;
 
-fn write_stdout(text: &str) {
+fn write_stdout(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    out.write_all(text.as_bytes()).and_then(|_| out.flush())
+}
+
+/// Print `text` to stdout; the exit code: 0 when written, or when the reader closed the pipe
+/// (`| head` is not an error worth a message); 1 with a message when the write failed (a full
+/// disk, `> /dev/full`): a report that was not delivered must not look delivered.
+pub fn print_or_exit_code(text: &str) -> i32 {
+    match write_stdout(text) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("triage: writing the report to stdout: {e}");
+            1
+        }
+    }
 }
 
 /// Set by SIGINT/SIGTERM: the window ends early and the report covers the time measured.
@@ -74,8 +87,7 @@ pub fn run(cli: Cli) -> i32 {
             } else {
                 render::deep::series_table(&series)
             };
-            write_stdout(&text);
-            0
+            print_or_exit_code(&text)
         }
         Ok(Output::One(r)) => {
             let json = g.json || g.format == Format::Json;
@@ -85,8 +97,7 @@ pub fn run(cli: Cli) -> i32 {
                 let color = use_color(g);
                 render::table::render(&r, &render::table::Style { color })
             };
-            write_stdout(&text);
-            0
+            print_or_exit_code(&text)
         }
         Err(e) => {
             eprintln!("triage: {e}");

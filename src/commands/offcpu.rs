@@ -107,9 +107,7 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
             text.push_str(&s.folded());
             text.push('\n');
         }
-        use std::io::Write;
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        std::process::exit(0);
+        std::process::exit(super::print_or_exit_code(&text));
     }
     Ok(report(probe, a.top, a.fixture.is_none()))
 }

@@ -130,7 +130,7 @@ impl OffcpuStack {
         if self.user.is_empty() && !self.user_missing {
             // kernel thread or no user stack
         }
-        parts.push(format!("[{}]", self.state));
+        parts.push(format!("[{}]", sanitize_folded(&self.state)));
         for f in self.kernel.iter().rev() {
             parts.push(format!("{}_[k]", sanitize_folded(&f.short())));
         }
@@ -139,14 +139,21 @@ impl OffcpuStack {
 }
 
 /// `;` separates frames and the last space the value: neither may appear inside a frame.
+/// Bidi controls and invisible characters (which would reorder or hide text in a flame graph)
+/// become a visible `\u{...}`.
 fn sanitize_folded(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ';' => ':',
-            c if c.is_whitespace() || c.is_control() => '_',
-            c => c,
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ';' => out.push(':'),
+            c if crate::render::is_invisible(c) && !c.is_control() => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c if c.is_whitespace() || c.is_control() => out.push('_'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The state letter for a raw `prev_state` at switch-out.

@@ -515,8 +515,7 @@ fn net(out: &mut String, n: &NetDetail, st: &Style) {
 
 /// The time series as one JSON document (pretty, trailing newline).
 pub fn series_json(series: &Series) -> String {
-    let mut s =
-        serde_json::to_string_pretty(series).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s = super::to_json_pretty(series);
     s.push('\n');
     s
 }

@@ -11,12 +11,12 @@ use std::borrow::Cow;
 
 use crate::model::report::Report;
 
-/// Make a system-provided string safe for a terminal: control characters (C0, DEL, C1) and
-/// Unicode bidi overrides become visible escapes, so a process named `\x1b]0;pwned\x07` cannot
+/// Make a system-provided string safe for a terminal: control characters (C0, DEL, C1),
+/// Unicode bidi controls and invisible characters become visible escapes, so a process named `\x1b]0;pwned\x07` cannot
 /// move the cursor, retitle the terminal or reorder what is shown.
 pub fn sanitize(s: &str) -> Cow<'_, str> {
-    let bad =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    // Bidi overrides/isolates and the other invisible characters of `is_invisible` too.
+    let bad = |c: char| c.is_control() || is_invisible(c);
     if !s.chars().any(bad) {
         return Cow::Borrowed(s);
     }
@@ -38,16 +38,139 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
 
 /// The report as one JSON document (pretty, with a trailing newline).
 pub fn json(report: &Report) -> String {
-    // Serializing plain data with string keys cannot fail.
-    let mut s =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s = to_json_pretty(report);
     s.push('\n');
     s
+}
+
+/// Characters that are invisible or reorder text: C1 controls and DEL, bidi controls, zero-width
+/// and other format characters, line/paragraph separators, tag characters. JSON output writes
+/// them as `\uXXXX` (serde_json escapes only C0 controls), so a viewer of the JSON sees them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{7f}'..='\u{9f}'
+        | '\u{ad}'
+        | '\u{34f}'
+        | '\u{61c}'
+        | '\u{115f}'..='\u{1160}'
+        | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}'
+        | '\u{3164}'
+        | '\u{fe00}'..='\u{fe0f}'
+        | '\u{feff}'
+        | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0000}'..='\u{e0fff}')
+}
+
+/// A pretty formatter that also escapes [`is_invisible`] characters as `\uXXXX`.
+struct SafeFormatter(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for SafeFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_invisible(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    write!(w, "\\u{:04x}", u)?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+/// Any value as pretty JSON (no trailing newline), with invisible characters escaped (see
+/// [`is_invisible`]). Every JSON document triage prints goes through here.
+pub fn to_json_pretty<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        SafeFormatter(serde_json::ser::PrettyFormatter::new()),
+    );
+    // Serializing plain data with string keys cannot fail.
+    if let Err(e) = v.serialize(&mut ser) {
+        return format!("{{\"error\":{:?}}}", e.to_string());
+    }
+    // The formatter writes only valid UTF-8 (the input's, and ASCII escapes).
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_escapes_bidi_and_invisible_characters() {
+        let v = serde_json::json!({
+            "name\u{202e}": "a\u{202e}b\u{200b}c\u{85}d\u{7f}e\u{e0041}f\u{2066}g\nh\u{1b}",
+            "ok": "ünïcode 日本"
+        });
+        let s = to_json_pretty(&v);
+        assert!(s.contains(r#""name\u202e""#), "{s}");
+        assert!(
+            s.contains(r#""a\u202eb\u200bc\u0085d\u007fe\udb40\udc41f\u2066g\nh\u001b""#),
+            "{s}"
+        );
+        assert!(s.contains("ünïcode 日本"), "{s}");
+        assert!(!s
+            .chars()
+            .any(|c| is_invisible(c) || (c.is_control() && c != '\n')));
+        // Same value back, same layout as serde_json's pretty printer otherwise.
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+        let plain = serde_json::json!({"a": [1, {"b": "c"}], "d": {}});
+        assert_eq!(
+            to_json_pretty(&plain),
+            serde_json::to_string_pretty(&plain).unwrap()
+        );
+    }
 
     #[test]
     fn escapes_control_and_bidi() {
@@ -57,5 +180,6 @@ mod tests {
         assert_eq!(sanitize("c1\u{9b}"), "c1\\x9b");
         assert_eq!(sanitize("rtl\u{202e}cod"), "rtl\\u{202e}cod");
         assert_eq!(sanitize("ünïcode ok"), "ünïcode ok");
+        assert_eq!(sanitize("zero\u{200b}width"), "zero\\u{200b}width");
     }
 }
