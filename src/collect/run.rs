@@ -428,8 +428,8 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         path: p.display().to_string(),
         source: e,
     };
-    let top = crate::host::safe::Root::open(dir).map_err(|e| io(dir, e))?;
     let meta_path = dir.join("meta.json");
+    let top = crate::host::safe::Root::open(dir).map_err(|e| io(&meta_path, e))?;
     let meta_bytes = top
         .read("meta.json", crate::host::safe::cap_for("meta.json"))
         .map_err(|e| io(&meta_path, e))?;
