@@ -6,6 +6,8 @@ pub mod analyze;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod host;
 pub mod model;
 pub mod probe;

@@ -403,3 +403,87 @@ fn a_failed_stdout_write_exits_1_and_a_closed_pipe_exits_0() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A source that denies PID 1's fd table and network namespace (as a VM sandbox does even to
+/// root), optionally reporting no capabilities for the reader.
+struct DenyPid1<S> {
+    inner: S,
+    no_caps: bool,
+}
+
+impl<S: Source> Source for DenyPid1<S> {
+    fn read(&self, rel: &str) -> std::io::Result<Vec<u8>> {
+        let b = self.inner.read(rel)?;
+        if self.no_caps && rel == "proc/self/status" {
+            let s = String::from_utf8_lossy(&b)
+                .replace("CapEff:\t000001fffeffffff", "CapEff:\t0000000000000000");
+            return Ok(s.into_bytes());
+        }
+        Ok(b)
+    }
+    fn list(&self, rel: &str) -> std::io::Result<Vec<String>> {
+        self.inner.list(rel)
+    }
+    fn readlink(&self, rel: &str) -> std::io::Result<String> {
+        if rel == "proc/1/ns/net" {
+            return Err(std::io::ErrorKind::PermissionDenied.into());
+        }
+        self.inner.readlink(rel)
+    }
+    fn stat_size(&self, rel: &str) -> std::io::Result<u64> {
+        if rel == "proc/1/fd" {
+            return Err(std::io::ErrorKind::PermissionDenied.into());
+        }
+        self.inner.stat_size(rel)
+    }
+    fn statvfs(&self, m: &str) -> std::io::Result<triage::host::FsStat> {
+        self.inner.statvfs(m)
+    }
+    fn kmsg(&self) -> std::io::Result<Vec<u8>> {
+        self.inner.kmsg()
+    }
+    fn tcp_states(&self) -> std::io::Result<std::collections::BTreeMap<String, u64>> {
+        self.inner.tcp_states()
+    }
+}
+
+fn pid1_denied_note(no_caps: bool) -> triage::model::report::Unavailable {
+    use triage::host::memsource::MemSource;
+    let fx = triage::fuzz::MemFixture::load(&fixtures_dir().join("idle")).unwrap();
+    let wrap = |s: &MemSource| DenyPid1 {
+        inner: s.clone(),
+        no_caps,
+    };
+    let (s0, s1) = (wrap(&fx.t0), wrap(&fx.t1));
+    let samples: Vec<&dyn Source> = fx.samples.iter().map(|s| s as &dyn Source).collect();
+    let r = triage::collect::run::from_sources(
+        fx.meta.as_ref().unwrap(),
+        &s0,
+        &samples,
+        &s1,
+        &triage::collect::deep::Spec::SIXTY_SECOND,
+    )
+    .unwrap();
+    let rep = build_report(&r, "sixty-second", &Analysis::default());
+    rep.unavailable
+        .into_iter()
+        .find(|u| u.what.starts_with("other users' processes"))
+        .expect("a note about the denied process")
+}
+
+/// Root with every capability is not told to run as root; the process is named.
+#[test]
+fn a_process_denied_even_to_root_is_named_and_root_is_not_told_to_run_as_root() {
+    let u = pid1_denied_note(false);
+    assert!(u.reason.contains("process_api (pid 1)"), "{}", u.reason);
+    assert!(
+        u.reason.contains("even with CAP_SYS_PTRACE"),
+        "{}",
+        u.reason
+    );
+    assert_eq!(u.fix, None);
+    // Without the capabilities, running as root is the fix.
+    let u = pid1_denied_note(true);
+    assert!(u.reason.contains("process_api (pid 1)"), "{}", u.reason);
+    assert!(u.fix.unwrap().contains("run as root"));
+}

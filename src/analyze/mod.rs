@@ -12,6 +12,7 @@ pub mod syscalls;
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity};
 use crate::model::sections::*;
+use crate::model::SatSum;
 
 /// One threshold: warn at `warn`, critical at `crit` (compared with `>=` unless said).
 #[derive(Debug, Clone, Copy)]
@@ -651,7 +652,7 @@ fn memory_rules(s: &Sections, out: &mut Vec<Finding>) {
         .iter()
         .filter(|c| c.oom_kills.unwrap_or(0) > 0)
         .collect();
-    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sum();
+    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sat_sum();
     let kills = counter.max(cg_kills);
     if kills > 0 {
         let victim = s

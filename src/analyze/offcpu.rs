@@ -4,6 +4,7 @@
 //! Stacks are classified by their frames: futex waits are locks, uninterruptible waits in
 //! block/filesystem code are I/O, nanosleep is a sleep, socket receives are the network.
 
+use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::{ev, finding, rank};
@@ -124,10 +125,12 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         if e.comm.is_empty() {
             e.comm = s.process.clone();
         }
-        e.total_ns += s.total_ns;
-        *e.by.entry(w).or_default() += s.total_ns;
+        e.total_ns = e.total_ns.saturating_add(s.total_ns);
+        let by = e.by.entry(w).or_default();
+        *by = by.saturating_add(s.total_ns);
         e.threads.entry(w).or_default().insert(s.tid);
-        *e.blocks.entry(w).or_default() += s.count;
+        let blocks = e.blocks.entry(w).or_default();
+        *blocks = blocks.saturating_add(s.count);
         let t = e.top.entry(w).or_default();
         if s.total_ns > t.0 {
             *t = (s.total_ns, short_stack(s, 3));
@@ -314,7 +317,7 @@ pub fn enrich(r: &mut Report, lat: &LatencySection) {
         }
     }
     if let Some(top) = lat.retransmits.first() {
-        let total: u64 = lat.retransmits.iter().map(|x| x.count).sum();
+        let total: u64 = lat.retransmits.iter().map(|x| x.count).sat_sum();
         let flow = format!("{} -> {}", top.local, top.remote);
         match r
             .findings

@@ -174,7 +174,7 @@ pub fn parse_status(text: &str) -> ProcStatus {
             continue;
         };
         let num = || v.split_ascii_whitespace().next()?.parse::<u64>().ok();
-        let kb = || num().map(|n| n * 1024);
+        let kb = || num().map(|n| n.saturating_mul(1024));
         match k {
             "voluntary_ctxt_switches" => s.voluntary_switches = num(),
             "nonvoluntary_ctxt_switches" => s.involuntary_switches = num(),

@@ -156,10 +156,10 @@ pub const FD_LIMIT_CANDIDATES: usize = 20;
 
 /// Open-fd counts (the size of /proc/PID/fd, Linux >= 6.2) of user processes, and the fd limit
 /// of the ones with the most open: a process near its limit is one of those. Returns fd use by
-/// pid and how many processes could not be inspected (permissions).
-pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize) {
+/// pid and the processes that could not be inspected (permissions).
+pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, Vec<i32>) {
     let mut counts: Vec<(i32, u64)> = Vec::new();
-    let mut denied = 0;
+    let mut denied = Vec::new();
     for p in scan
         .procs
         .values()
@@ -167,7 +167,7 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize
     {
         match src.stat_size(&format!("proc/{}/fd", p.pid)) {
             Ok(n) => counts.push((p.pid, n)),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied.push(p.pid),
             Err(_) => {}
         }
     }
@@ -190,10 +190,11 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize
     (out, denied)
 }
 
-/// Network namespaces seen among processes: inode -> member pids (sorted).
-pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i32>>, usize) {
+/// Network namespaces seen among processes: inode -> member pids (sorted), and the processes
+/// whose namespace could not be read (permissions).
+pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i32>>, Vec<i32>) {
     let mut out: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
-    let mut denied = 0;
+    let mut denied = Vec::new();
     for p in scan
         .procs
         .values()
@@ -205,7 +206,7 @@ pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i
                     out.entry(ino).or_default().push(p.pid);
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied.push(p.pid),
             Err(_) => {}
         }
     }

@@ -67,6 +67,8 @@ pub struct Namespaces {
     pub members: BTreeMap<u64, Vec<i32>>,
     /// Processes whose namespace we could not read (permissions).
     pub denied: usize,
+    /// Their pids.
+    pub denied_pids: Vec<i32>,
 }
 
 impl Namespaces {
@@ -97,6 +99,8 @@ pub struct EndFacts {
     pub mounts: Vec<Mount>,
     pub fd_use: BTreeMap<i32, FdUse>,
     pub fd_denied: usize,
+    /// Their pids.
+    pub fd_denied_pids: Vec<i32>,
     /// Namespace inode -> TCP states.
     pub tcp_states: BTreeMap<u64, TcpStates>,
     pub d_threads: Vec<(i32, i32, String, Option<String>)>,
@@ -188,11 +192,12 @@ fn discover_namespaces(src: &dyn Source, scan: &ProcScan) -> Namespaces {
         .readlink("proc/self/ns/net")
         .ok()
         .and_then(|l| procs::ns_inode(&l));
-    let (members, denied) = procs::net_namespaces(src, scan);
+    let (members, denied_pids) = procs::net_namespaces(src, scan);
     Namespaces {
         own,
         members,
-        denied,
+        denied: denied_pids.len(),
+        denied_pids,
     }
 }
 
@@ -238,7 +243,8 @@ fn end_facts(
     e.mounts = disk::read_mounts(src, problems);
     let (fd_use, fd_denied) = procs::fd_use(src, &t1.procs);
     e.fd_use = fd_use;
-    e.fd_denied = fd_denied;
+    e.fd_denied = fd_denied.len();
+    e.fd_denied_pids = fd_denied;
     for &ino in t1.net.keys() {
         let base = if ino == 0 {
             Some("proc/net".to_string())

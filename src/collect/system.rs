@@ -29,14 +29,18 @@ pub struct CpuTicks {
 impl CpuTicks {
     /// Every tick counted once (guest time is inside user/nice already).
     pub fn total(&self) -> u64 {
-        self.user
-            + self.nice
-            + self.system
-            + self.idle
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
+        // Saturating: a garbled or hostile /proc/stat may hold u64::MAX.
+        [
+            self.nice,
+            self.system,
+            self.idle,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+        ]
+        .iter()
+        .fold(self.user, |a, &b| a.saturating_add(b))
     }
 }
 

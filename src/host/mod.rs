@@ -1,5 +1,6 @@
 //! Where the system lives (a [`Source`]) and facts about it.
 
+pub mod memsource;
 pub mod outdir;
 pub mod preflight;
 pub mod safe;

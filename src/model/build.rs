@@ -3,6 +3,7 @@
 //! Invariants: a counter that went backwards (reset, wrap, a PID reused) yields no value, never a
 //! negative or huge rate; rates divide by the measured elapsed time, never the nominal one.
 
+use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
@@ -128,7 +129,7 @@ fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
     if v.is_empty() {
         return (None, None, None);
     }
-    let sum: u64 = v.iter().map(|&x| x as u64).sum();
+    let sum: u64 = v.iter().map(|&x| x as u64).sat_sum();
     (
         v.iter().min().copied(),
         Some(r2(sum as f64 / v.len() as f64)),
@@ -216,10 +217,10 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             pid: p.pid,
             comm: p.comm.clone(),
             state: p.state.to_string(),
-            cpu_pct: f(du + ds),
+            cpu_pct: f(du.saturating_add(ds)),
             usr_pct: f(du),
             sys_pct: f(ds),
-            rss_bytes: p.rss_pages * page,
+            rss_bytes: p.rss_pages.saturating_mul(page),
             threads: p.num_threads,
             major_faults_per_s: r2(dmaj as f64 / el),
         });
@@ -271,7 +272,10 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
 
     Some(ProcessSection {
         count: p1.len() as u32,
-        threads: p1.values().map(|p| p.num_threads.max(0)).sum(),
+        threads: p1
+            .values()
+            .map(|p| p.num_threads.max(0))
+            .fold(0, |a: i64, b| a.saturating_add(b)),
         zombies: zombies.len() as u32,
         zombie_parent,
         top_cpu,

@@ -2,6 +2,7 @@
 //! shown in reports. Stacks are stored symbolized (frames, not addresses), so fixtures replay
 //! anywhere without blazesym or BPF. Lists are sorted (largest first, then by ids).
 
+use crate::model::SatSum;
 use serde::{Deserialize, Serialize};
 
 /// Version of the `probes/offcpu.json` layout.
@@ -192,14 +193,14 @@ pub const LAT_SLOTS: usize = 36;
 
 impl LatHist {
     pub fn merge(&mut self, o: &LatHist) {
-        self.count += o.count;
-        self.sum_ns += o.sum_ns;
+        self.count = self.count.saturating_add(o.count);
+        self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
         self.max_ns = self.max_ns.max(o.max_ns);
         if self.slots.len() < o.slots.len() {
             self.slots.resize(o.slots.len(), 0);
         }
         for (a, b) in self.slots.iter_mut().zip(&o.slots) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
     /// Upper bound of the bucket holding percentile `p` (bucket-bounded estimate), ns.
@@ -360,7 +361,7 @@ impl LatencySection {
         ];
         let mut s = LatencySection {
             attach_type: r.attach_type.clone(),
-            dropped: r.dropped.iter().sum(),
+            dropped: r.dropped.iter().copied().sat_sum(),
             probes: ran
                 .iter()
                 .filter(|x| x.1)

@@ -213,7 +213,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
                 format!("{:.0}", e.age_s),
                 ou(e.pid.map(u64::from)),
                 s(e.comm.as_deref().unwrap_or("-")),
-                ob(e.anon_rss_kb.map(|k| k * 1024)),
+                ob(e.anon_rss_kb.map(|k| k.saturating_mul(1024))),
                 shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40),
             ]);
         }
