@@ -487,3 +487,92 @@ fn a_process_denied_even_to_root_is_named_and_root_is_not_told_to_run_as_root() 
     assert!(u.reason.contains("process_api (pid 1)"), "{}", u.reason);
     assert!(u.fix.unwrap().contains("run as root"));
 }
+
+/// Values at the edge of u64 in a fixture: `page_size_bytes` = u64::MAX, every /proc/stat and
+/// process counter u64::MAX, a latency histogram with 80 slots of u64::MAX. This build checks
+/// overflow: the replay must not panic, and sizes saturate rather than wrap.
+#[test]
+fn u64_max_everywhere_neither_panics_nor_wraps() {
+    let fx = copy_fixture("cpu-saturation-ebpf");
+    let dir = fx.path().join("fx");
+    let meta = std::fs::read_to_string(dir.join("meta.json")).unwrap();
+    let meta = regex_replace_number(&meta, "page_size_bytes", "18446744073709551615");
+    std::fs::write(dir.join("meta.json"), meta).unwrap();
+    let max_all = |p: &Path| {
+        let t = std::fs::read_to_string(p).unwrap();
+        let mut out = String::new();
+        let mut in_num = false;
+        for c in t.chars() {
+            if c.is_ascii_digit() {
+                if !in_num {
+                    out.push_str("18446744073709551615");
+                }
+                in_num = true;
+            } else {
+                in_num = false;
+                out.push(c);
+            }
+        }
+        std::fs::write(p, out).unwrap();
+    };
+    for snap in ["t0", "t1"] {
+        max_all(&dir.join(snap).join("proc/stat"));
+        max_all(&dir.join(snap).join("proc/vmstat"));
+    }
+    let lat = dir.join("probes/latency.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lat).unwrap()).unwrap();
+    // Histogram slots (80 of them) and every count and nanosecond total at u64::MAX.
+    fn bump(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Array(a) => a.iter_mut().for_each(bump),
+            serde_json::Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    if k == "slots" {
+                        *x = serde_json::json!(vec![u64::MAX; 80]);
+                    } else if (k == "count" || k.ends_with("_ns")) && x.is_u64() {
+                        *x = serde_json::json!(u64::MAX);
+                    } else {
+                        bump(x);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    bump(&mut v);
+    std::fs::write(&lat, v.to_string()).unwrap();
+    let o = triage()
+        .args(["sixty-second", "--json", "--fixture"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Report = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r.host.page_size_bytes, u64::MAX);
+    // Every process's RSS saturates (pages x u64::MAX), never wraps to a small number.
+    let procs = r.sections.processes.as_ref().unwrap();
+    assert!(procs
+        .top_rss
+        .iter()
+        .all(|p| p.rss_bytes == u64::MAX || p.rss_bytes == 0));
+    for cmd in ["cpu", "mem", "disk", "net"] {
+        let o = triage()
+            .args([cmd, "--json", "--fixture"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+fn regex_replace_number(text: &str, key: &str, value: &str) -> String {
+    let pat = format!("\"{key}\": ");
+    let start = text.find(&pat).unwrap() + pat.len();
+    let end = start + text[start..].find(|c: char| !c.is_ascii_digit()).unwrap();
+    format!("{}{value}{}", &text[..start], &text[end..])
+}

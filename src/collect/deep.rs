@@ -263,8 +263,8 @@ fn status_candidates(
                         .procs
                         .get(&p.pid)
                         .filter(|o| o.starttime == p.starttime)
-                        .map_or(0, |o| o.utime + o.stime);
-                    ((p.utime + p.stime).saturating_sub(t0), p.pid)
+                        .map_or(0, |o| o.utime.saturating_add(o.stime));
+                    (p.utime.saturating_add(p.stime).saturating_sub(t0), p.pid)
                 })
                 .collect(),
         );
@@ -295,8 +295,8 @@ fn thread_candidates(
             let t0 = old
                 .get(&t.pid)
                 .filter(|o| o.starttime == t.starttime)
-                .map_or(0, |o| o.utime + o.stime);
-            ((t.utime + t.stime).saturating_sub(t0), t.pid)
+                .map_or(0, |o| o.utime.saturating_add(o.stime));
+            (t.utime.saturating_add(t.stime).saturating_sub(t0), t.pid)
         })
         .collect();
     v.sort_unstable_by(|a, b| b.cmp(a));

@@ -408,7 +408,7 @@ fn cpu_row(r: &Readings, p: &ProcSample, old: Option<&ProcSample>) -> TaskCpuRow
         pid: p.pid,
         tid: None,
         comm: p.comm.clone(),
-        cpu_pct: f(du + ds),
+        cpu_pct: f(du.saturating_add(ds)),
         usr_pct: f(du),
         sys_pct: f(ds),
         voluntary_switches_per_s: None,

@@ -145,4 +145,18 @@ mod tests {
         assert_eq!(human_range(1024, Some(2048)), "1us-2us");
         assert_eq!(human_range(1 << 35, None), ">=34.4s");
     }
+
+    /// A recorded or hostile histogram with more than 64 slots and u64::MAX counts: bounds
+    /// saturate instead of overflowing the shift, totals saturate instead of wrapping.
+    #[test]
+    fn more_than_64_slots_and_huge_counts_saturate() {
+        assert_eq!(slot_lo(63), 1 << 63);
+        assert_eq!(slot_lo(64), u64::MAX);
+        assert_eq!(slot_lo(1000), u64::MAX);
+        assert_eq!(slot_hi(70, 80), Some(u64::MAX));
+        assert_eq!(slot_of(5, 0), 0);
+        let slots = vec![u64::MAX; 80];
+        let p = percentile(&slots, 99.0, 80).unwrap();
+        assert_eq!((p.lo_ns, p.hi_ns), (0, Some(2)));
+    }
 }

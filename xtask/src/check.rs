@@ -9,6 +9,10 @@ use anyhow::Result;
 
 use crate::{deps, util};
 
+/// How long CI fuzzes, and how many mutated fixtures it must replay in that time.
+const FUZZ_SECS: &str = "90";
+const FUZZ_MIN: &str = "10000";
+
 /// Runs deps, fmt, clippy and the tests, then prints a one-line verdict per step.
 pub fn run() -> Result<ExitCode> {
     deps::ensure(false)?;
@@ -36,7 +40,7 @@ pub fn run() -> Result<ExitCode> {
         &["test", "--workspace", "--no-fail-fast"]
     };
 
-    let steps: [(&str, &[&str]); 4] = [
+    let steps: [(&str, &[&str]); 5] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         (
             "clippy",
@@ -63,12 +67,35 @@ pub fn run() -> Result<ExitCode> {
         // --no-fail-fast: a failing test binary must not hide the results of the others.
         // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
         ("test", test_args),
+        // Mutation fuzzing of every fixture (tests/fuzz.rs) in the `fuzz` profile: optimized,
+        // with overflow checks. Bounded in time (FUZZ_SECS) and required to reach FUZZ_MIN
+        // mutated fixtures with no panic and no hang. Without eBPF: the harness needs none, and
+        // the build is shorter.
+        (
+            "fuzz",
+            &[
+                "test",
+                "-p",
+                "triage",
+                "--profile",
+                "fuzz",
+                "--no-default-features",
+                "--test",
+                "fuzz",
+            ],
+        ),
     ];
 
     let mut failed = Vec::new();
     let mut verdicts = Vec::new();
     for (name, args) in steps {
-        let ok = match util::run(util::cargo().args(args)) {
+        let mut cmd = util::cargo();
+        cmd.args(args);
+        if name == "fuzz" {
+            cmd.env("TRIAGE_FUZZ_SECS", FUZZ_SECS)
+                .env("TRIAGE_FUZZ_MIN", FUZZ_MIN);
+        }
+        let ok = match util::run(&mut cmd) {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("xtask: {e:#}");
