@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use procfs_core::process::{LimitValue, Limits, Stat};
+use procfs_core::process::Stat;
 use procfs_core::FromRead;
 
 use super::Problem;
@@ -175,19 +175,24 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, Vec<i
     let mut out = BTreeMap::new();
     for (i, (pid, open)) in counts.into_iter().enumerate() {
         let soft_limit = if i < FD_LIMIT_CANDIDATES {
-            src.read(&format!("proc/{pid}/limits"))
+            src.read_string(&format!("proc/{pid}/limits"))
                 .ok()
-                .and_then(|b| Limits::from_read(&b[..]).ok())
-                .and_then(|l| match l.max_open_files.soft_limit {
-                    LimitValue::Value(v) => Some(v),
-                    LimitValue::Unlimited => None,
-                })
+                .and_then(|t| max_open_files_soft(&t))
         } else {
             None
         };
         out.insert(pid, FdUse { open, soft_limit });
     }
     (out, denied)
+}
+
+/// The soft `Max open files` limit of a `/proc/PID/limits` text: `Some(None)` when unlimited,
+/// `None` when the line is missing or garbled. (Not procfs-core's `Limits`: its parser
+/// underflows on a truncated line, a panic with overflow checks.)
+pub fn max_open_files_soft(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line["Max open files".len()..].split_whitespace().next()?;
+    soft.parse().ok()
 }
 
 /// Network namespaces seen among processes: inode -> member pids (sorted), and the processes
