@@ -1,9 +1,10 @@
 //! Mutation fuzzing of every fixture through the whole pipeline (see `triage::fuzz`), on stable
 //! Rust, in this build's overflow-checked arithmetic (the test profile checks overflow).
 //!
-//! `TRIAGE_FUZZ_SECS` (default 10) bounds the run, `TRIAGE_FUZZ_MIN` (default 0) is the number
-//! of mutated fixtures it must reach, `TRIAGE_FUZZ_SEED` picks the seed (default: the time).
-//! `cargo xtask test` runs `fuzz_fixtures` for ~100 s with `TRIAGE_FUZZ_MIN=10000`. A panic
+//! `TRIAGE_FUZZ_SECS` (default 10) bounds the run, `TRIAGE_FUZZ_EXECS` (default: none) ends it
+//! early after that many mutated fixtures, `TRIAGE_FUZZ_MIN` (default 0) is the number it must
+//! reach, `TRIAGE_FUZZ_SEED` picks the seed (default: the time). `cargo xtask test` runs
+//! `fuzz_fixtures` with 12,000 executions, at most 150 s, at least 10,000. A panic
 //! or a replay longer than 10 s fails the test and writes the mutated fixture to
 //! `target/fuzz-crashes/` (keep it as a regression fixture under `tests/fuzz-regressions/`).
 
@@ -61,6 +62,7 @@ fn fuzz_regressions_replay() {
 fn fuzz_fixtures() {
     let secs = env_u64("TRIAGE_FUZZ_SECS", 10);
     let min = env_u64("TRIAGE_FUZZ_MIN", 0);
+    let target = env_u64("TRIAGE_FUZZ_EXECS", u64::MAX);
     let seed = env_u64(
         "TRIAGE_FUZZ_SEED",
         std::time::SystemTime::now()
@@ -132,7 +134,7 @@ fn fuzz_fixtures() {
                 })
             };
             let dog_t0 = Instant::now();
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && execs.load(Ordering::Relaxed) < target {
                 let i = rng.below(fxs.len());
                 let fx = &mut fxs[i];
                 let undos = mutate(fx, &mut rng);
