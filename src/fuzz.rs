@@ -174,9 +174,14 @@ impl MemFixture {
         };
         apply(&mut fx.t0, &over.t0);
         apply(&mut fx.t1, &over.t1);
-        for (i, s) in over.samples.iter().enumerate() {
+        // Samples by their number (`samples/007`), not by their order in the diff.
+        let top = Root::open(dir)?;
+        for n in top.list("samples").unwrap_or_default() {
+            let (Ok(i), Ok(r)) = (n.parse::<usize>(), top.subdir(&format!("samples/{n}"))) else {
+                continue;
+            };
             if let Some(t) = fx.samples.get_mut(i) {
-                apply(t, s);
+                apply(t, &MemSource::load(&r)?);
             }
         }
         if over.meta.is_some() {

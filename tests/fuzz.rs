@@ -49,6 +49,21 @@ fn fuzz_regressions_replay() {
         let p = e.unwrap().path();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         let fx = MemFixture::load_regression(&p, &fixtures).unwrap();
+        // The diff is applied where it was taken: sample files to their own sample.
+        if let Ok(rd) = std::fs::read_dir(p.join("samples")) {
+            for s in rd {
+                let s = s.unwrap().path();
+                let i: usize = s.file_name().unwrap().to_str().unwrap().parse().unwrap();
+                let want = std::fs::read(s.join("proc/stat")).unwrap();
+                use triage::host::Source;
+                assert_eq!(
+                    fx.samples[i].read("proc/stat").unwrap(),
+                    want,
+                    "{}",
+                    s.display()
+                );
+            }
+        }
         exercise(&fx, 0);
         exercise(&fx, 1);
         exercise(&fx, 2);
