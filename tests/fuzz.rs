@@ -139,7 +139,10 @@ fn fuzz_fixtures() {
                         let b = busy_since.load(Ordering::Relaxed);
                         let now = t0.elapsed().as_millis() as u64;
                         if b > 0 && now.saturating_sub(b) > 10_000 {
-                            eprintln!(
+                            // Not eprintln!: the test harness captures it, and abort loses it.
+                            use std::io::Write;
+                            let _ = writeln!(
+                                std::io::stderr(),
                                 "fuzz: HANG (> 10 s) on {}",
                                 what.lock().unwrap_or_else(|e| e.into_inner())
                             );
