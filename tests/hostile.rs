@@ -576,3 +576,48 @@ fn regex_replace_number(text: &str, key: &str, value: &str) -> String {
     let end = start + text[start..].find(|c: char| !c.is_ascii_digit()).unwrap();
     format!("{}{value}{}", &text[..start], &text[end..])
 }
+
+/// Found by the fuzzer: a process name of 100,000 `(` made the table layout take minutes. The
+/// table shows the start of such a name, within a second.
+#[test]
+fn a_huge_process_name_renders_quickly() {
+    let fx = copy_fixture("offcpu-lock-contention");
+    let probe = fx.path().join("fx/probes/offcpu.json");
+    let text = std::fs::read_to_string(&probe).unwrap();
+    std::fs::write(
+        &probe,
+        text.replacen("scn_lockc", &format!("scn_{}", "(".repeat(100_000)), 1),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let mut child = triage()
+        .args(["offcpu", "--fixture"])
+        .arg(fx.path().join("fx"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success());
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the table took over 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("bytes in all)"),
+        "{}",
+        &out[..out.len().min(2000)]
+    );
+}

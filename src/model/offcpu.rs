@@ -106,7 +106,15 @@ pub struct OffcpuDropped {
 
 impl OffcpuDropped {
     pub fn total(&self) -> u64 {
-        self.start_records + self.aggregations + self.kernel_stacks + self.user_stacks
+        use crate::model::SatSum;
+        [
+            self.start_records,
+            self.aggregations,
+            self.kernel_stacks,
+            self.user_stacks,
+        ]
+        .into_iter()
+        .sat_sum()
     }
 }
 

@@ -11,17 +11,26 @@ use std::borrow::Cow;
 
 use crate::model::report::Report;
 
+/// Characters of one system string shown in a table at most.
+pub const MAX_SHOWN: usize = 1024;
+
 /// Make a system-provided string safe for a terminal: control characters (C0, DEL, C1),
 /// Unicode bidi controls and invisible characters become visible escapes, so a process named `\x1b]0;pwned\x07` cannot
 /// move the cursor, retitle the terminal or reorder what is shown.
 pub fn sanitize(s: &str) -> Cow<'_, str> {
     // Bidi overrides/isolates and the other invisible characters of `is_invisible` too.
     let bad = |c: char| c.is_control() || is_invisible(c);
-    if !s.chars().any(bad) {
+    // A hostile name of 100,000 characters would make table layout quadratic: show the start.
+    let long = s.len() > MAX_SHOWN;
+    if !long && !s.chars().any(bad) {
         return Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
+    let mut out = String::with_capacity(s.len().min(MAX_SHOWN) + 8);
+    for (i, c) in s.chars().enumerate() {
+        if i >= MAX_SHOWN {
+            out.push_str(&format!("...({} bytes in all)", s.len()));
+            break;
+        }
         if bad(c) {
             let n = c as u32;
             if n <= 0xff {
@@ -181,5 +190,13 @@ mod tests {
         assert_eq!(sanitize("rtl\u{202e}cod"), "rtl\\u{202e}cod");
         assert_eq!(sanitize("ünïcode ok"), "ünïcode ok");
         assert_eq!(sanitize("zero\u{200b}width"), "zero\\u{200b}width");
+        let huge = "(".repeat(100_000);
+        let s = sanitize(&huge);
+        assert!(s.starts_with(&"(".repeat(MAX_SHOWN)));
+        assert!(
+            s.ends_with("...(100000 bytes in all)"),
+            "{}",
+            &s[s.len() - 40..]
+        );
     }
 }
