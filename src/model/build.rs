@@ -89,7 +89,10 @@ fn cpu_row(name: String, a: &CpuTicks, b: &CpuTicks) -> Option<CpuRow> {
     }
     let f = |x: u64, y: u64| r2(y.saturating_sub(x) as f64 / total * 100.0);
     // user and nice include guest time: mpstat shows them without it.
-    let guest = b.guest.saturating_sub(a.guest) + b.guest_nice.saturating_sub(a.guest_nice);
+    let guest = b
+        .guest
+        .saturating_sub(a.guest)
+        .saturating_add(b.guest_nice.saturating_sub(a.guest_nice));
     let usr = (b.user.saturating_sub(a.user)).saturating_sub(b.guest.saturating_sub(a.guest));
     let nice =
         (b.nice.saturating_sub(a.nice)).saturating_sub(b.guest_nice.saturating_sub(a.guest_nice));
@@ -386,8 +389,8 @@ pub fn filesystems(r: &Readings) -> Vec<FsRow> {
                 mount_point: m.mount_point.clone(),
                 fs_type: m.fs_type.clone(),
                 device: m.device.clone(),
-                size_bytes: s.blocks * bs,
-                avail_bytes: s.blocks_avail * bs,
+                size_bytes: s.blocks.saturating_mul(bs),
+                avail_bytes: s.blocks_avail.saturating_mul(bs),
                 used_pct,
                 inodes_used_pct,
                 read_only: s.read_only,
