@@ -7,8 +7,11 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod host;
 pub mod model;
+pub mod num;
 pub mod probe;
 pub mod render;
 pub mod text;

@@ -17,6 +17,7 @@ pub mod syscalls;
 use crate::model::build::r2;
 use crate::model::report::{Evidence, Finding, Host, Severity, Subject};
 use crate::model::sections::*;
+use crate::model::SatSum;
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
@@ -1226,7 +1227,7 @@ pub fn time_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
         );
         return;
     };
-    let on_top: u64 = ports.iter().map(|p| p.1).sum();
+    let on_top: u64 = ports.iter().map(|p| p.1).sat_sum();
     let owner = |port: u16| {
         n.listeners
             .iter()
@@ -1492,7 +1493,7 @@ fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
         .iter()
         .filter(|c| c.oom_kills.unwrap_or(0) > 0)
         .collect();
-    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sum();
+    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sat_sum();
     let log: Vec<&KlogGroup> = s
         .kernel_log
         .iter()

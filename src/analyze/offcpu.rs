@@ -4,6 +4,7 @@
 //! Stacks are classified by their frames: futex waits are locks, uninterruptible waits in
 //! block/filesystem code are I/O, nanosleep is a sleep, socket receives are the network.
 
+use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::{ev, finding, rank};
@@ -129,12 +130,16 @@ pub fn findings(p: &OffcpuProbe) -> Vec<Finding> {
         if e.comm.is_empty() {
             e.comm = s.process.clone();
         }
-        e.total_ns += s.total_ns;
-        *e.by.entry(w).or_default() += s.total_ns;
+        e.total_ns = e.total_ns.saturating_add(s.total_ns);
+        let by = e.by.entry(w).or_default();
+        *by = by.saturating_add(s.total_ns);
         e.threads.entry(w).or_default().insert(s.tid);
-        *e.blocks.entry(w).or_default() += s.count;
-        *e.timer_blocks.entry(w).or_default() += s.timer_count.min(s.count);
-        *e.timer_ns.entry(w).or_default() += s.timer_ns.min(s.total_ns);
+        let blocks = e.blocks.entry(w).or_default();
+        *blocks = blocks.saturating_add(s.count);
+        let timer_blocks = e.timer_blocks.entry(w).or_default();
+        *timer_blocks = timer_blocks.saturating_add(s.timer_count.min(s.count));
+        let timer_ns = e.timer_ns.entry(w).or_default();
+        *timer_ns = timer_ns.saturating_add(s.timer_ns.min(s.total_ns));
         if s.count > s.timer_count {
             e.woken_threads.entry(w).or_default().insert(s.tid);
         }
@@ -342,7 +347,7 @@ pub fn enrich(r: &mut Report, lat: &LatencySection) {
         }
     }
     if let Some(top) = lat.retransmits.first() {
-        let total: u64 = lat.retransmits.iter().map(|x| x.count).sum();
+        let total: u64 = lat.retransmits.iter().map(|x| x.count).sat_sum();
         let flow = format!("{} -> {}", top.local, top.remote);
         let flow_subject = |s: &mut crate::model::report::Subject| {
             if s.local.is_none() && s.remote.is_none() {

@@ -52,14 +52,7 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         })
         .collect();
     if r.end.fd_denied > 0 || r.namespaces.denied > 0 {
-        unavailable.push(Unavailable {
-            what: "other users' processes: open fds and network namespaces".into(),
-            reason: format!(
-                "{} process(es) could not be inspected (permission denied)",
-                r.end.fd_denied.max(r.namespaces.denied)
-            ),
-            fix: Some("run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)".into()),
-        });
+        unavailable.push(denied_note(r));
     }
     for what in model::build::counter_resets(r) {
         unavailable.push(Unavailable {
@@ -94,4 +87,70 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
     };
     rep.summary = model::summary::summarize(&rep, &missing);
     rep
+}
+
+/// CAP_DAC_READ_SEARCH (2) and CAP_SYS_PTRACE (19): what reading other processes' fds and
+/// namespaces needs.
+const INSPECT_CAPS: u64 = (1 << 2) | (1 << 19);
+
+/// The `unavailable` note for processes that could not be inspected: named (pid and command),
+/// and "run as root" only when we lack the capabilities that would help. With them, the denial
+/// comes from elsewhere (an LSM, or a process the kernel hides even from root, such as PID 1
+/// of a sandboxed VM), and saying "run as root" to root would mislead.
+fn denied_note(r: &crate::collect::run::Readings) -> Unavailable {
+    let mut pids: Vec<i32> = r
+        .end
+        .fd_denied_pids
+        .iter()
+        .chain(&r.namespaces.denied_pids)
+        .copied()
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let n = pids.len().max(r.end.fd_denied.max(r.namespaces.denied));
+    let name = |pid: i32| {
+        let comm =
+            r.t1.procs
+                .procs
+                .get(&pid)
+                .or_else(|| r.t0.procs.procs.get(&pid))
+                .map(|p| p.comm.as_str());
+        match comm {
+            Some(c) => format!("{c} (pid {pid})"),
+            None => format!("pid {pid}"),
+        }
+    };
+    let mut named: Vec<String> = pids.iter().take(5).map(|&p| name(p)).collect();
+    if pids.len() > 5 {
+        named.push(format!("and {} more", pids.len() - 5));
+    }
+    let who = if named.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", named.join(", "))
+    };
+    let privileged = r
+        .end
+        .cap_eff
+        .is_some_and(|c| c & INSPECT_CAPS == INSPECT_CAPS);
+    let (reason, fix) = if privileged {
+        (
+            format!(
+                "{n} process(es) could not be inspected: permission denied even with \
+                 CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (a security module or the kernel \
+                 denies it to every user, as for PID 1 of a VM sandbox){who}"
+            ),
+            None,
+        )
+    } else {
+        (
+            format!("{n} process(es) could not be inspected (permission denied){who}"),
+            Some("run as root (CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)".into()),
+        )
+    };
+    Unavailable {
+        what: "other users' processes: open fds and network namespaces".into(),
+        reason,
+        fix,
+    }
 }

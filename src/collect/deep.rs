@@ -181,7 +181,7 @@ pub fn parse_status(text: &str) -> ProcStatus {
             continue;
         };
         let num = || v.split_ascii_whitespace().next()?.parse::<u64>().ok();
-        let kb = || num().map(|n| n * 1024);
+        let kb = || num().map(|n| n.saturating_mul(1024));
         match k {
             "voluntary_ctxt_switches" => s.voluntary_switches = num(),
             "nonvoluntary_ctxt_switches" => s.involuntary_switches = num(),
@@ -270,8 +270,8 @@ fn status_candidates(
                         .procs
                         .get(&p.pid)
                         .filter(|o| o.starttime == p.starttime)
-                        .map_or(0, |o| o.utime + o.stime);
-                    ((p.utime + p.stime).saturating_sub(t0), p.pid)
+                        .map_or(0, |o| o.utime.saturating_add(o.stime));
+                    (p.utime.saturating_add(p.stime).saturating_sub(t0), p.pid)
                 })
                 .collect(),
         );
@@ -302,8 +302,8 @@ fn thread_candidates(
             let t0 = old
                 .get(&t.pid)
                 .filter(|o| o.starttime == t.starttime)
-                .map_or(0, |o| o.utime + o.stime);
-            ((t.utime + t.stime).saturating_sub(t0), t.pid)
+                .map_or(0, |o| o.utime.saturating_add(o.stime));
+            (t.utime.saturating_add(t.stime).saturating_sub(t0), t.pid)
         })
         .collect();
     v.sort_unstable_by(|a, b| b.cmp(a));

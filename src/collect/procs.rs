@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use procfs_core::process::{LimitValue, Limits, Stat};
+use procfs_core::process::Stat;
 use procfs_core::FromRead;
 
 use super::Problem;
@@ -169,10 +169,10 @@ pub const FD_LIMIT_CANDIDATES: usize = 20;
 
 /// Open-fd counts (the size of /proc/PID/fd, Linux >= 6.2) of user processes, and the fd limit
 /// of the ones with the most open: a process near its limit is one of those. Returns fd use by
-/// pid and how many processes could not be inspected (permissions).
-pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize) {
+/// pid and the processes that could not be inspected (permissions).
+pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, Vec<i32>) {
     let mut counts: Vec<(i32, u64)> = Vec::new();
-    let mut denied = 0;
+    let mut denied = Vec::new();
     for p in scan
         .procs
         .values()
@@ -180,7 +180,7 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize
     {
         match src.stat_size(&format!("proc/{}/fd", p.pid)) {
             Ok(n) => counts.push((p.pid, n)),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied.push(p.pid),
             Err(_) => {}
         }
     }
@@ -188,13 +188,9 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize
     let mut out = BTreeMap::new();
     for (i, (pid, open)) in counts.into_iter().enumerate() {
         let soft_limit = if i < FD_LIMIT_CANDIDATES {
-            src.read(&format!("proc/{pid}/limits"))
+            src.read_string(&format!("proc/{pid}/limits"))
                 .ok()
-                .and_then(|b| Limits::from_read(&b[..]).ok())
-                .and_then(|l| match l.max_open_files.soft_limit {
-                    LimitValue::Value(v) => Some(v),
-                    LimitValue::Unlimited => None,
-                })
+                .and_then(|t| max_open_files_soft(&t))
         } else {
             None
         };
@@ -203,10 +199,20 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, usize
     (out, denied)
 }
 
-/// Network namespaces seen among processes: inode -> member pids (sorted).
-pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i32>>, usize) {
+/// The soft `Max open files` limit of a `/proc/PID/limits` text: `Some(None)` when unlimited,
+/// `None` when the line is missing or garbled. (Not procfs-core's `Limits`: its parser
+/// underflows on a truncated line, a panic with overflow checks.)
+pub fn max_open_files_soft(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line["Max open files".len()..].split_whitespace().next()?;
+    soft.parse().ok()
+}
+
+/// Network namespaces seen among processes: inode -> member pids (sorted), and the processes
+/// whose namespace could not be read (permissions).
+pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i32>>, Vec<i32>) {
     let mut out: BTreeMap<u64, Vec<i32>> = BTreeMap::new();
-    let mut denied = 0;
+    let mut denied = Vec::new();
     for p in scan
         .procs
         .values()
@@ -218,7 +224,7 @@ pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i
                     out.entry(ino).or_default().push(p.pid);
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied.push(p.pid),
             Err(_) => {}
         }
     }

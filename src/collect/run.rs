@@ -67,6 +67,8 @@ pub struct Namespaces {
     pub members: BTreeMap<u64, Vec<i32>>,
     /// Processes whose namespace we could not read (permissions).
     pub denied: usize,
+    /// Their pids.
+    pub denied_pids: Vec<i32>,
 }
 
 impl Namespaces {
@@ -97,6 +99,8 @@ pub struct EndFacts {
     pub mounts: Vec<Mount>,
     pub fd_use: BTreeMap<i32, FdUse>,
     pub fd_denied: usize,
+    /// Their pids.
+    pub fd_denied_pids: Vec<i32>,
     /// Namespace inode -> TCP states.
     pub tcp_states: BTreeMap<u64, TcpStates>,
     pub d_threads: Vec<(i32, i32, String, Option<String>)>,
@@ -191,11 +195,12 @@ fn discover_namespaces(src: &dyn Source, scan: &ProcScan) -> Namespaces {
         .readlink("proc/self/ns/net")
         .ok()
         .and_then(|l| procs::ns_inode(&l));
-    let (members, denied) = procs::net_namespaces(src, scan);
+    let (members, denied_pids) = procs::net_namespaces(src, scan);
     Namespaces {
         own,
         members,
-        denied,
+        denied: denied_pids.len(),
+        denied_pids,
     }
 }
 
@@ -241,7 +246,8 @@ fn end_facts(
     e.mounts = disk::read_mounts(src, problems);
     let (fd_use, fd_denied) = procs::fd_use(src, &t1.procs);
     e.fd_use = fd_use;
-    e.fd_denied = fd_denied;
+    e.fd_denied = fd_denied.len();
+    e.fd_denied_pids = fd_denied;
     for &ino in t1.net.keys() {
         let base = if ino == 0 {
             Some("proc/net".to_string())
@@ -382,6 +388,7 @@ pub fn live_after(
     let end = end_facts(src, &opts.spec, layout, &t1, &ns, &samples, &mut problems);
     let _ = src.flush_recording();
     src.forget_kept();
+    problems.extend(refusal_problems(src));
     let meta = Meta {
         format_version: META_FORMAT,
         start,
@@ -394,9 +401,9 @@ pub fn live_after(
         note: opts.note.clone(),
     };
     if let Some(dir) = record_to {
-        if let Err(e) = std::fs::write(
-            dir.join("meta.json"),
-            serde_json::to_vec_pretty(&meta).unwrap_or_default(),
+        if let Err(e) = src.record_top(
+            "meta.json",
+            &serde_json::to_vec_pretty(&meta).unwrap_or_default(),
         ) {
             problems.push(Problem::io(
                 "fixture meta.json",
@@ -443,42 +450,61 @@ pub fn from_fixture(dir: &Path) -> Result<Readings, FixtureError> {
 }
 
 /// Replay a fixture, reading what `spec` asks for (what the fixture lacks is simply absent).
+/// Every file is read beneath `dir` (see [`crate::host::safe`]).
 pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureError> {
     let io = |p: &Path, e| FixtureError::Io {
         path: p.display().to_string(),
         source: e,
     };
     let meta_path = dir.join("meta.json");
-    let meta_bytes = std::fs::read(&meta_path).map_err(|e| io(&meta_path, e))?;
-    let meta: Meta = serde_json::from_slice(&meta_bytes).map_err(|e| FixtureError::Meta {
-        path: meta_path.display().to_string(),
-        source: e,
-    })?;
-    let mut problems = Vec::new();
-    let tree = FixtureTree::open(dir).map_err(|e| io(dir, e))?;
+    // A plain fixture or an overlay of a base fixture (`host::FixtureTree`).
+    let tree = FixtureTree::open(dir).map_err(|e| io(&meta_path, e))?;
+    let meta_bytes = tree.meta().map_err(|e| io(&meta_path, e))?;
     let s0 = tree.phase("t0").map_err(|e| io(&dir.join("t0"), e))?;
     let s1 = tree.phase("t1").map_err(|e| io(&dir.join("t1"), e))?;
-    let layout = match cgroup::layout(&s0) {
+    let mut samples = Vec::new();
+    // Sorted by the source: samples/000, 001, ... in order.
+    if let Ok(names) = tree.phase("samples").and_then(|s| s.list("")) {
+        for n in names {
+            if let Ok(s) = tree.phase(&format!("samples/{n}")) {
+                samples.push(s);
+            }
+        }
+    }
+    let samples: Vec<&dyn Source> = samples.iter().map(|s| s as &dyn Source).collect();
+    from_sources(&meta_bytes, &s0, &samples, &s1, spec).map_err(|e| FixtureError::Meta {
+        path: meta_path.display().to_string(),
+        source: e,
+    })
+}
+
+/// Replay a fixture given as sources: `meta.json`'s bytes, the t0 and t1 snapshots and the
+/// task samples in order. What the sources refused to read is listed in `problems`.
+pub fn from_sources(
+    meta_bytes: &[u8],
+    s0: &dyn Source,
+    samples_src: &[&dyn Source],
+    s1: &dyn Source,
+    spec: &Spec,
+) -> Result<Readings, serde_json::Error> {
+    let meta: Meta = serde_json::from_slice(meta_bytes)?;
+    let mut problems = Vec::new();
+    let layout = match cgroup::layout(s0) {
         Ok(l) => Some(l),
         Err(p) => {
             problems.push(p);
             None
         }
     };
-    let (t0, ns) = snapshot(&s0, spec, layout.as_ref(), None, None, &mut problems);
+    let (t0, ns) = snapshot(s0, spec, layout.as_ref(), None, None, &mut problems);
     let mut samples = Vec::new();
-    if let Ok(names) = tree.phase("samples").and_then(|s| s.list("")) {
-        // Sorted by the source: samples/000, 001, ... in order.
-        for n in names {
-            if let Ok(s) = tree.phase(&format!("samples/{n}")) {
-                if let Some(t) = system::read_task_sample(&s) {
-                    samples.push(t);
-                }
-            }
+    for s in samples_src {
+        if let Some(t) = system::read_task_sample(*s) {
+            samples.push(t);
         }
     }
     let (t1, _) = snapshot(
-        &s1,
+        s1,
         spec,
         layout.as_ref(),
         Some(&ns),
@@ -486,7 +512,13 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         &mut problems,
     );
     // As in a live run, the layout is the one read at t0 (t1 holds no proc/self/cgroup).
-    let end = end_facts(&s1, spec, layout, &t1, &ns, &samples, &mut problems);
+    let end = end_facts(s1, spec, layout, &t1, &ns, &samples, &mut problems);
+    for s in std::iter::once(s0)
+        .chain(samples_src.iter().copied())
+        .chain([s1])
+    {
+        problems.extend(refusal_problems(s));
+    }
     problems.sort();
     problems.dedup();
     Ok(Readings {
@@ -499,4 +531,12 @@ pub fn from_fixture_spec(dir: &Path, spec: &Spec) -> Result<Readings, FixtureErr
         problems,
         t1_at: None,
     })
+}
+
+/// What a source refused to read (outside the tree, a special file, too large), as problems.
+fn refusal_problems(src: &dyn Source) -> Vec<Problem> {
+    src.refusals()
+        .into_iter()
+        .map(|(path, why)| Problem::new("a file of the tree (not read)", path, why))
+        .collect()
 }

@@ -29,14 +29,18 @@ pub struct CpuTicks {
 impl CpuTicks {
     /// Every tick counted once (guest time is inside user/nice already).
     pub fn total(&self) -> u64 {
-        self.user
-            + self.nice
-            + self.system
-            + self.idle
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
+        // Saturating: a garbled or hostile /proc/stat may hold u64::MAX.
+        [
+            self.nice,
+            self.system,
+            self.idle,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+        ]
+        .iter()
+        .fold(self.user, |a, &b| a.saturating_add(b))
     }
 }
 
@@ -280,6 +284,12 @@ pub fn read_system(src: &dyn Source, problems: &mut Vec<Problem>) -> SystemReadi
             .and_then(|v| v.parse().ok());
     }
     match src.read("proc/meminfo") {
+        // procfs-core multiplies kB by 1024 unchecked: refuse what would overflow.
+        Ok(b) if meminfo_out_of_range(&b) => problems.push(Problem::new(
+            "memory",
+            "proc/meminfo",
+            "a value is out of range (more than 2^54 kB)",
+        )),
         Ok(b) => match Meminfo::from_read(&b[..]) {
             Ok(m) => r.mem = Some(mem_from(&m)),
             Err(e) => problems.push(Problem::parse("memory", "proc/meminfo", &e)),
@@ -366,6 +376,16 @@ pub fn read_limits(src: &dyn Source) -> Limits {
     l.tcp_tw_reuse = read_u64(src, "proc/sys/net/ipv4/tcp_tw_reuse").map(|v| v as u32);
     l.swappiness = read_u64(src, "proc/sys/vm/swappiness").map(|v| v as u32);
     l
+}
+
+/// A `/proc/meminfo` line whose kB value times 1024 overflows u64.
+fn meminfo_out_of_range(b: &[u8]) -> bool {
+    String::from_utf8_lossy(b).lines().any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v > u64::MAX / 1024)
+    })
 }
 
 #[cfg(test)]

@@ -24,11 +24,24 @@ use crate::model::report::Report;
 use crate::render;
 use deep::Output;
 
-pub(crate) fn write_stdout(text: &str) {
+fn write_stdout(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth a message.
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    out.write_all(text.as_bytes()).and_then(|_| out.flush())
+}
+
+/// Print `text` to stdout; the exit code: 0 when written, or when the reader closed the pipe
+/// (`| head` is not an error worth a message); 1 with a message when the write failed (a full
+/// disk, `> /dev/full`): a report that was not delivered must not look delivered.
+pub fn print_or_exit_code(text: &str) -> i32 {
+    match write_stdout(text) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("triage: writing the report to stdout: {e}");
+            1
+        }
+    }
 }
 
 /// Set by SIGINT/SIGTERM: the window ends early and the report covers the time measured.
@@ -55,10 +68,7 @@ fn use_color(g: &Global) -> bool {
 /// Prints a rendered document (exit 0) or the error (exit 1).
 fn text_or_error(r: Result<String, String>) -> i32 {
     match r {
-        Ok(text) => {
-            write_stdout(&text);
-            0
-        }
+        Ok(text) => print_or_exit_code(&text),
         Err(e) => {
             eprintln!("triage: {e}");
             1
@@ -128,8 +138,10 @@ pub fn run(mut cli: Cli) -> i32 {
                 Format::Ndjson => String::new(),
                 Format::Table | Format::Markdown => output::series_footer(&series, &style, width),
             };
-            write_stdout(&text);
-            output::exit_code(series.summary.status, g.fail_on)
+            match print_or_exit_code(&text) {
+                0 => output::exit_code(series.summary.status, g.fail_on),
+                failed => failed,
+            }
         }
         Ok(Output::One(mut r)) => {
             crate::model::summary::refresh(&mut r);
@@ -141,11 +153,14 @@ pub fn run(mut cli: Cli) -> i32 {
                 Format::Openmetrics => render::openmetrics::render(&r),
                 Format::Table => render::table::render_width(&r, &style, width),
             };
-            write_stdout(&text);
+            let written = print_or_exit_code(&text);
             if g.verbose {
                 output::verbose_summary(&r);
             }
-            output::exit_code(r.summary.status, g.fail_on)
+            match written {
+                0 => output::exit_code(r.summary.status, g.fail_on),
+                failed => failed,
+            }
         }
         Err(e) => {
             eprintln!("triage: {e}");

@@ -26,6 +26,11 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
         bench_probe(a)?;
         std::process::exit(0);
     }
+    // The output directory is taken before tracing: a bad one fails fast.
+    let record_dir = match &a.record {
+        Some(dir) => Some(super::sixty_second::prepare_capture_dir(dir)?),
+        None => None,
+    };
     let probe = match &a.fixture {
         Some(dir) => load_fixture(dir)?,
         None => {
@@ -33,12 +38,10 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
             trace_live(a, g)?
         }
     };
-    if let Some(dir) = &a.record {
-        let pdir = dir.join("probes");
-        std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
-        let path = pdir.join("offcpu.json");
+    if let Some(dir) = &record_dir {
         let json = serde_json::to_string_pretty(&probe).map_err(|e| e.to_string())?;
-        std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        dir.write("probes/offcpu.json", (json + "\n").as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     if let Some(svg) = &a.svg {
         write_svg(&probe, svg)?;
@@ -49,9 +52,7 @@ pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
             text.push_str(&s.folded());
             text.push('\n');
         }
-        use std::io::Write;
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        std::process::exit(0);
+        std::process::exit(super::print_or_exit_code(&text));
     }
     Ok(report(probe, a.top, a.fixture.is_none()))
 }
@@ -75,8 +76,9 @@ fn check_scope(a: &Args) -> Result<(), String> {
 
 fn load_fixture(dir: &Path) -> Result<OffcpuProbe, String> {
     let path = dir.join("probes").join("offcpu.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    let text = crate::host::safe::read_in(dir, "probes/offcpu.json")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(not(feature = "bpf"))]
@@ -320,10 +322,13 @@ pub fn flame_svg(
     opts.title = title.into();
     opts.count_name = count_name.into();
     opts.colors = inferno::flamegraph::Palette::Basic(palette);
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let w = std::io::BufWriter::new(f);
-    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(|s| s.as_str()), w)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let f = crate::host::outdir::create_output_file(path).map_err(|e| e.to_string())?;
+    let mut w = std::io::BufWriter::new(f);
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(|s| s.as_str()), &mut w)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // A full disk shows here (BufWriter's drop would swallow it).
+    use std::io::Write;
+    w.flush().map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn read_trim(p: &str) -> String {

@@ -98,7 +98,10 @@ impl SeriesStream {
             // The whole document (or the last window) is printed at the end.
             Format::Json | Format::Openmetrics => String::new(),
         };
-        super::write_stdout(&text);
+        // A stream that cannot be delivered (a full disk) ends the run with the error.
+        if super::print_or_exit_code(&text) != 0 {
+            std::process::exit(exit::NO_REPORT);
+        }
     }
 
     fn header(&mut self, out: &mut String, r: &Report, n: u32) {

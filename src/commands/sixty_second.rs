@@ -1,12 +1,14 @@
 //! `triage sixty-second` (and `capture`, which is the same run recorded into a fixture).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::analyze::{self, Analysis};
 use crate::cli::WindowArgs;
 use crate::collect::deep::Spec;
 use crate::collect::run::{self, LiveOptions, Readings};
+use crate::host::outdir::OutDir;
 use crate::host::LiveSource;
 use crate::model::offcpu::LatencyReadings;
 use crate::model::report::Report;
@@ -85,13 +87,14 @@ pub fn readings_after(
         latency = read_latency_fixture(dir)?;
         run::from_fixture_spec(dir, spec).map_err(|e| e.to_string())?
     } else {
-        if let Some(out) = record {
-            prepare_capture_dir(out)?;
-        }
+        let out_dir = match record {
+            Some(out) => Some(prepare_capture_dir(out)?),
+            None => None,
+        };
         let base = w.root.clone().unwrap_or_else(|| "/".into());
         let mut src = LiveSource::new(&base);
-        if let Some(out) = record {
-            src = src.with_recorder(out);
+        if let Some(out) = &out_dir {
+            src = src.with_recorder(out.clone());
         }
         let opts = LiveOptions {
             duration: Duration::from_secs_f64(w.duration),
@@ -115,7 +118,7 @@ pub fn readings_after(
         let readings = run::live_after(&src, &opts, record, prev);
         drop(progress);
         latency = probes.map(|p| p.finish());
-        if let (Some(out), Some(l)) = (record, &latency) {
+        if let (Some(out), Some(l)) = (&out_dir, &latency) {
             write_latency_fixture(out, l)?;
         }
         readings
@@ -142,34 +145,24 @@ fn spec_name(spec: &Spec) -> &'static str {
 /// `probes/latency.json` of a fixture, when it has one (older fixtures do not).
 fn read_latency_fixture(dir: &Path) -> Result<Option<LatencyReadings>, String> {
     let path = dir.join("probes").join("latency.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text)
+    let text = match crate::host::safe::read_in(dir, "probes/latency.json") {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    serde_json::from_slice(&text)
         .map(Some)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn write_latency_fixture(dir: &Path, l: &LatencyReadings) -> Result<(), String> {
-    let pdir = dir.join("probes");
-    std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
-    let path = pdir.join("latency.json");
+fn write_latency_fixture(dir: &OutDir, l: &LatencyReadings) -> Result<(), String> {
     let json = serde_json::to_string_pretty(l).map_err(|e| e.to_string())?;
-    std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
+    dir.write("probes/latency.json", (json + "\n").as_bytes())
+        .map_err(|e| e.to_string())
 }
 
-pub fn prepare_capture_dir(out: &Path) -> Result<(), String> {
-    if out.exists() {
-        let empty = std::fs::read_dir(out)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !empty {
-            return Err(format!(
-                "{}: exists and is not empty; choose a new directory",
-                out.display()
-            ));
-        }
-    }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))
+/// The output directory of a recording: created by us (0700), or an existing empty directory
+/// of ours that is not a symlink (see [`OutDir`]).
+pub fn prepare_capture_dir(out: &Path) -> Result<Arc<OutDir>, String> {
+    OutDir::create(out).map(Arc::new).map_err(|e| e.to_string())
 }

@@ -35,7 +35,7 @@ pub fn run(args: &Args, global: &Global) -> Result<Report, String> {
     let (readings, probe, mut problems) = if let Some(dir) = &w.fixture {
         let readings = run::from_fixture(dir).map_err(|e| e.to_string())?;
         let path = dir.join(PROBE_FILE);
-        match std::fs::read(&path) {
+        match crate::host::safe::read_in(dir, PROBE_FILE) {
             Ok(b) => {
                 let p: SyscallsProbe = serde_json::from_slice(&b)
                     .map_err(|e| format!("{}: invalid probe output: {e}", path.display()))?;
@@ -136,13 +136,14 @@ fn live(args: &Args, verbose: bool) -> Result<Live, String> {
             return Err(format!("--pid {pid}: no such process"));
         }
     }
-    if let Some(out) = &args.record {
-        super::sixty_second::prepare_capture_dir(out)?;
-    }
+    let out_dir = match &args.record {
+        Some(out) => Some(super::sixty_second::prepare_capture_dir(out)?),
+        None => None,
+    };
     let base = w.root.clone().unwrap_or_else(|| "/".into());
     let mut src = LiveSource::new(&base);
-    if let Some(out) = &args.record {
-        src = src.with_recorder(out);
+    if let Some(out) = &out_dir {
+        src = src.with_recorder(out.clone());
     }
     let opts = LiveOptions {
         duration: Duration::from_secs_f64(w.duration),
@@ -160,17 +161,15 @@ fn live(args: &Args, verbose: bool) -> Result<Live, String> {
         run::live(&src, &opts, record)
     };
     let (readings, probe, problems) = traced(args, verbose, window)?;
-    if let (Some(dir), Some(p)) = (record, &probe) {
+    if let (Some(dir), Some(p)) = (&out_dir, &probe) {
         write_probe(dir, p)?;
     }
     Ok((readings, probe, problems))
 }
 
-fn write_probe(dir: &Path, p: &SyscallsProbe) -> Result<(), String> {
-    let path = dir.join(PROBE_FILE);
-    let _ = std::fs::create_dir_all(dir.join("probes"));
+fn write_probe(dir: &crate::host::outdir::OutDir, p: &SyscallsProbe) -> Result<(), String> {
     let json = serde_json::to_vec_pretty(p).unwrap_or_default();
-    std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))
+    dir.write(PROBE_FILE, &json).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "bpf"))]

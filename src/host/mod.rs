@@ -1,5 +1,8 @@
 //! Where the system lives (a [`Source`]) and facts about it.
 
+pub mod memsource;
+pub mod outdir;
+pub mod safe;
 pub mod sockdiag;
 pub mod source;
 

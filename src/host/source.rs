@@ -14,11 +14,8 @@
 //! - `kmsg()`: the kernel log records, stored as `dev/kmsg` (one record per line, as read).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -80,6 +77,12 @@ pub trait Source: Send + Sync {
         ))
     }
 
+    /// Paths this source refused to read (outside the tree, not a regular file, too large),
+    /// with why: the run lists them in `unavailable`.
+    fn refusals(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// `read` as UTF-8 (lossy: system files are text, but a garbled one must not stop the run).
     fn read_string(&self, rel: &str) -> io::Result<String> {
         self.read(rel)
@@ -92,9 +95,50 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// How long `statvfs` of one mount may take before it is reported unavailable.
+pub const STATVFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn not_a_root(base: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: not a directory", base.display()),
+    )
+}
+
+/// Paths of an untrusted tree that were refused (see [`super::safe`]), kept so that the run
+/// can list them in `unavailable` even when the reader treats the file as optional.
+#[derive(Default)]
+pub struct Refusals(Mutex<BTreeMap<String, String>>);
+
+impl Refusals {
+    /// Pass `r` through, noting `rel` when it is a refusal.
+    pub fn note<T>(&self, rel: &str, r: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &r {
+            if super::safe::is_refusal(e) {
+                let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                if m.len() < 1000 {
+                    m.insert(rel.to_string(), e.to_string());
+                }
+            }
+        }
+        r
+    }
+
+    /// (path, why) of every refusal so far.
+    pub fn list(&self) -> Vec<(String, String)> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
 /// The running system, rooted at `base` (normally `/`), optionally recording what it reads.
 pub struct LiveSource {
     base: PathBuf,
+    /// `--root DIR` (anything but `/`): every read resolves beneath DIR and reads only regular
+    /// files (see [`super::safe`]); the real root reads /proc and /sys directly.
+    confined: Option<super::safe::Root>,
+    /// Paths of a confined tree refused (escapes, special files, too large).
+    refusals: Refusals,
     kept: Mutex<HashMap<String, File>>,
     /// Files we may keep open at once: stays well under RLIMIT_NOFILE.
     kept_cap: usize,
@@ -104,18 +148,36 @@ pub struct LiveSource {
 impl LiveSource {
     pub fn new(base: impl Into<PathBuf>) -> Self {
         let kept_cap = raise_nofile_limit().saturating_sub(64) as usize;
+        let base: PathBuf = base.into();
+        let confined = if base == Path::new("/") {
+            None
+        } else {
+            // A root that cannot be opened reads nothing: every read then fails as NotFound.
+            super::safe::Root::open(&base).ok()
+        };
         LiveSource {
-            base: base.into(),
+            confined,
+            refusals: Refusals::default(),
+            base,
             kept: Mutex::new(HashMap::new()),
             kept_cap,
             recorder: None,
         }
     }
 
-    /// Record every reading into `dir/<phase>/...` from now on.
-    pub fn with_recorder(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.recorder = Some(Recorder::new(dir.into()));
+    /// Record every reading into `dir/<phase>/...` from now on (see [`super::outdir`]: no
+    /// symlink is followed, files are private).
+    pub fn with_recorder(mut self, dir: std::sync::Arc<super::outdir::OutDir>) -> Self {
+        self.recorder = Some(Recorder::new(dir));
         self
+    }
+
+    /// Write a file at the top of the recording (`meta.json`); nothing without a recorder.
+    pub fn record_top(&self, rel: &str, data: &[u8]) -> io::Result<()> {
+        match &self.recorder {
+            Some(r) => r.dir.write(rel, data),
+            None => Ok(()),
+        }
     }
 
     /// Subsequent recordings go to `dir/<phase>/` (`t0`, `samples/003`, `t1`).
@@ -140,6 +202,15 @@ impl LiveSource {
 
     fn path(&self, rel: &str) -> PathBuf {
         self.base.join(rel)
+    }
+
+    /// Open a file for reading: beneath `--root` (regular files only), or directly.
+    fn open(&self, rel: &str) -> io::Result<File> {
+        match &self.confined {
+            Some(root) => self.refusals.note(rel, root.open_file(rel)),
+            None if self.base != Path::new("/") => Err(not_a_root(&self.base)),
+            None => File::open(self.path(rel)),
+        }
     }
 
     fn record(&self, rel: &str, data: &[u8]) {
@@ -170,16 +241,21 @@ fn raise_nofile_limit() -> u64 {
 /// and needs one more read to see the end; per process, that is a third of the cost. A read
 /// that leaves the buffer unfilled has the whole file for such single-record files; long
 /// files (`/proc/net/tcp`) may come in chunks and go through `read`, which reads to the end.
-fn read_all(f: &File) -> io::Result<Vec<u8>> {
+fn read_all(f: &File, cap: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4096];
     let mut len = 0;
     loop {
         let n = (&*f).read(&mut buf[len..])?;
         len += n;
+        if len > cap {
+            return Err(io::Error::other(super::safe::Refused(format!(
+                "larger than {cap} bytes"
+            ))));
+        }
         if n == 0 || len < buf.len() {
             break;
         }
-        buf.resize(buf.len() * 2, 0);
+        buf.resize(buf.len().saturating_mul(2).min(cap.saturating_add(1)), 0);
     }
     buf.truncate(len);
     Ok(buf)
@@ -188,24 +264,16 @@ fn read_all(f: &File) -> io::Result<Vec<u8>> {
 /// Re-read a kept file from offset 0. A read that does not fill the buffer has everything:
 /// asking again at a non-zero offset would make a seq_file (every /proc file) regenerate the
 /// whole text just to skip it, doubling the cost of the re-read.
-fn pread_all(f: &File) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0;
-    loop {
-        let n = f.read_at(&mut buf[len..], len as u64)?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            break;
-        }
-        buf.resize(buf.len() * 2, 0);
-    }
-    buf.truncate(len);
-    Ok(buf)
+fn pread_all(f: &File, cap: usize) -> io::Result<Vec<u8>> {
+    super::safe::pread_capped(f, cap)
 }
 
 impl Source for LiveSource {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        let data = std::fs::read(self.path(rel))?;
+        let f = self.open(rel)?;
+        let data = self
+            .refusals
+            .note(rel, super::safe::read_capped(&f, super::safe::cap_for(rel)))?;
         self.record(rel, &data);
         Ok(data)
     }
@@ -213,14 +281,16 @@ impl Source for LiveSource {
     fn read_kept(&self, rel: &str) -> io::Result<Vec<u8>> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let data = if let Some(f) = kept.get(rel) {
-            let r = pread_all(f);
+            let r = pread_all(f, super::safe::cap_for(rel));
             if r.is_err() {
                 kept.remove(rel);
             }
             r?
         } else {
-            let f = File::open(self.path(rel))?;
-            let data = read_all(&f)?;
+            let f = self.open(rel)?;
+            let data = self
+                .refusals
+                .note(rel, read_all(&f, super::safe::cap_for(rel)))?;
             if kept.len() < self.kept_cap {
                 kept.insert(rel.to_string(), f);
             }
@@ -232,12 +302,19 @@ impl Source for LiveSource {
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
-        list_dir(&self.path(rel))
+        match &self.confined {
+            Some(root) => self.refusals.note(rel, root.list(rel)),
+            None => list_dir(&self.path(rel)),
+        }
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {
-        let t = std::fs::read_link(self.path(rel))?;
-        let t = t.to_string_lossy().into_owned();
+        let t = match &self.confined {
+            Some(root) => self.refusals.note(rel, root.readlink(rel))?,
+            None => std::fs::read_link(self.path(rel))?
+                .to_string_lossy()
+                .into_owned(),
+        };
         if let Some(r) = &self.recorder {
             r.link(rel, &t);
         }
@@ -245,14 +322,37 @@ impl Source for LiveSource {
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let size = std::fs::metadata(self.path(rel))?.len();
+        let size = match &self.confined {
+            Some(root) => self.refusals.note(rel, root.stat(rel))?.st_size.max(0) as u64,
+            None => std::fs::metadata(self.path(rel))?.len(),
+        };
         self.record(rel, format!("{size}\n").as_bytes());
         Ok(size)
     }
 
     fn statvfs(&self, mount_point: &str) -> io::Result<FsStat> {
-        let p = self.base.join(mount_point.trim_start_matches('/'));
-        let s = rustix::fs::statvfs(&p).map_err(io::Error::from)?;
+        let rel = mount_point.trim_start_matches('/').to_string();
+        let what = format!("statvfs {mount_point}");
+        // statvfs of a dead network mount never returns: ask on another thread, with a deadline.
+        let s = match &self.confined {
+            Some(root) => {
+                let fd = root.fd().try_clone_to_owned()?;
+                super::safe::with_timeout(STATVFS_TIMEOUT, &what, move || {
+                    let fd = super::safe::open_beneath(
+                        std::os::fd::AsFd::as_fd(&fd),
+                        &rel,
+                        rustix::fs::OFlags::PATH,
+                    )?;
+                    Ok(rustix::fs::fstatvfs(&fd)?)
+                })?
+            }
+            None => {
+                let p = self.base.join(&rel);
+                super::safe::with_timeout(STATVFS_TIMEOUT, &what, move || {
+                    Ok(rustix::fs::statvfs(&p)?)
+                })?
+            }
+        };
         let st = FsStat {
             block_size: s.f_frsize,
             blocks: s.f_blocks,
@@ -269,9 +369,23 @@ impl Source for LiveSource {
     }
 
     fn kmsg(&self) -> io::Result<Vec<u8>> {
-        let data = read_kmsg_nonblocking(&self.path("dev/kmsg"))?;
+        let f = match &self.confined {
+            Some(root) => self.refusals.note("dev/kmsg", root.open_kmsg("dev/kmsg"))?,
+            None => {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(self.path("dev/kmsg"))?
+            }
+        };
+        let data = read_kmsg_nonblocking(f)?;
         self.record("dev/kmsg", &data);
         Ok(data)
+    }
+
+    fn refusals(&self) -> Vec<(String, String)> {
+        self.refusals.list()
     }
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
@@ -335,16 +449,17 @@ fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
 /// Read every record currently in the kernel's log buffer without blocking. Each `read(2)` on
 /// /dev/kmsg returns one record; EAGAIN means we have them all; EPIPE means a record was
 /// overwritten while we read (skip it and go on).
-fn read_kmsg_nonblocking(path: &Path) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+/// At most `KMSG_MAX_RECORDS` records and `KMSG_MAX_BYTES` bytes (the oldest ones: the log is
+/// read from its start), so a hostile "log" (`/dev/zero`) cannot exhaust memory.
+fn read_kmsg_nonblocking(mut f: File) -> io::Result<Vec<u8>> {
+    use super::safe::{KMSG_MAX_BYTES, KMSG_MAX_RECORDS};
     let mut out = Vec::new();
     let mut buf = vec![0u8; 8192];
     // A regular file (a recorded log) simply ends; the device ends with EAGAIN.
-    for _ in 0..1_000_000 {
+    for _ in 0..KMSG_MAX_RECORDS {
+        if out.len() >= KMSG_MAX_BYTES {
+            break;
+        }
         match f.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -367,13 +482,13 @@ const DIR_SIZE: &str = ".size";
 
 /// Copies what a `LiveSource` reads into a fixture directory.
 struct Recorder {
-    dir: PathBuf,
+    dir: std::sync::Arc<super::outdir::OutDir>,
     phase: Mutex<String>,
     statvfs: Mutex<BTreeMap<String, FsStat>>,
 }
 
 impl Recorder {
-    fn new(dir: PathBuf) -> Self {
+    fn new(dir: std::sync::Arc<super::outdir::OutDir>) -> Self {
         Recorder {
             dir,
             phase: Mutex::new("t0".into()),
@@ -386,40 +501,35 @@ impl Recorder {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
     }
 
-    fn target(&self, rel: &str) -> PathBuf {
+    /// `rel` inside the current phase's directory (relative to the recording).
+    fn target(&self, rel: &str) -> String {
         let phase = self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.dir.join(phase).join(rel)
+        format!("{phase}/{}", rel.trim_start_matches('/'))
     }
 
     fn file(&self, rel: &str, data: &[u8]) {
         let mut t = self.target(rel);
-        if t.is_dir() {
+        if self.dir.file_type(&t) == Some(rustix::fs::FileType::Directory) {
             // The size of a directory whose entries were recorded too (`/proc/PID/fd`).
-            t = t.join(DIR_SIZE);
-        }
-        if let Some(p) = t.parent() {
-            let _ = std::fs::create_dir_all(p);
+            t = format!("{t}/{DIR_SIZE}");
         }
         // A recording that cannot be written is a capture problem, not a reason to stop the
         // report: the capture command checks the tree afterwards.
-        let _ = std::fs::write(t, data);
+        let _ = self.dir.write(&t, data);
     }
 
     fn link(&self, rel: &str, target: &str) {
         let t = self.target(rel);
-        if let Some(p) = t.parent().filter(|p| p.is_file()) {
-            // A directory recorded first as its size (`stat_size` of /proc/PID/fd), now with a
-            // link inside: it becomes a directory holding its size in `DIR_SIZE`.
-            let size = std::fs::read(p).unwrap_or_default();
-            let _ = std::fs::remove_file(p);
-            let _ = std::fs::create_dir_all(p);
-            let _ = std::fs::write(p.join(DIR_SIZE), size);
+        if let Some((p, _)) = t.rsplit_once('/') {
+            if self.dir.file_type(p) == Some(rustix::fs::FileType::RegularFile) {
+                // A directory recorded first as its size (`stat_size` of /proc/PID/fd), now
+                // with a link inside: it becomes a directory holding its size in `DIR_SIZE`.
+                let size = self.dir.read(p).unwrap_or_default();
+                let _ = self.dir.remove_file(p);
+                let _ = self.dir.write(&format!("{p}/{DIR_SIZE}"), &size);
+            }
         }
-        if let Some(p) = t.parent() {
-            let _ = std::fs::create_dir_all(p);
-        }
-        let _ = std::fs::remove_file(&t);
-        let _ = std::os::unix::fs::symlink(OsStr::from_bytes(target.as_bytes()), t);
+        let _ = self.dir.symlink(&t, target);
     }
 
     fn statvfs(&self, mount: &str, st: FsStat) {
@@ -435,49 +545,67 @@ impl Recorder {
             return Ok(());
         }
         let t = self.target("statvfs.json");
-        if let Some(p) = t.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::write(t, serde_json::to_vec_pretty(&*map)?)?;
+        self.dir.write(&t, &serde_json::to_vec_pretty(&*map)?)?;
         map.clear();
         Ok(())
     }
 }
 
-/// One recorded snapshot directory (`fixtures/NAME/t1`).
+/// One recorded snapshot directory (`fixtures/NAME/t1`), read beneath it (`safe::Root`), seen
+/// through the layers of an overlay fixture (one layer for a plain fixture).
 pub struct FixtureSource {
-    /// The snapshot directory of each layer, the overlay first (one layer for a plain fixture).
-    dirs: Vec<PathBuf>,
+    /// The snapshot directory of each layer, the overlay first; `None` where a layer has no
+    /// such snapshot (its whiteouts still apply).
+    layers: Vec<Option<super::safe::Root>>,
     /// Per layer: paths (relative to the snapshot) it removed from the layers below it.
     removed: Vec<Vec<String>>,
     statvfs: BTreeMap<String, FsStat>,
+    refusals: Refusals,
 }
 
 impl FixtureSource {
-    /// One snapshot directory (`t0/`, `t1/`, `samples/NNN/`) of a plain fixture.
+    /// One snapshot directory of a plain fixture.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
-        Self::layered(vec![dir.into()], vec![Vec::new()])
+        let dir = dir.into();
+        let root = super::safe::Root::open(&dir).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: not a snapshot directory", dir.display()),
+            )
+        })?;
+        Self::layered(vec![Some(root)], vec![Vec::new()])
     }
 
-    /// A snapshot seen through overlay layers: `dirs[0]` first, then each base in turn, with
-    /// `removed[i]` hiding paths of the layers below layer `i`.
-    fn layered(dirs: Vec<PathBuf>, removed: Vec<Vec<String>>) -> io::Result<Self> {
-        if !dirs.iter().any(|d| d.is_dir()) {
-            let first = dirs.first().map(|d| d.display().to_string());
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{}: not a snapshot directory", first.unwrap_or_default()),
-            ));
+    /// The snapshot `rel` (`t0`) beneath a plain fixture directory, resolved without leaving it.
+    pub fn open_beneath(top: &super::safe::Root, rel: &str) -> io::Result<Self> {
+        let root = top.subdir(rel).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: not a snapshot directory ({e})",
+                    top.path().join(rel).display()
+                ),
+            )
+        })?;
+        Self::layered(vec![Some(root)], vec![Vec::new()])
+    }
+
+    fn layered(
+        layers: Vec<Option<super::safe::Root>>,
+        removed: Vec<Vec<String>>,
+    ) -> io::Result<Self> {
+        if layers.iter().all(Option::is_none) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
         let mut src = FixtureSource {
-            dirs,
+            layers,
             removed,
             statvfs: BTreeMap::new(),
+            refusals: Refusals::default(),
         };
-        if let Some(p) = src.locate("statvfs.json") {
-            let b = std::fs::read(&p)?;
+        if let Ok(b) = src.read_file("statvfs.json") {
             src.statvfs = serde_json::from_slice(&b).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+                io::Error::new(io::ErrorKind::InvalidData, format!("statvfs.json: {e}"))
             })?;
         }
         Ok(src)
@@ -488,33 +616,50 @@ impl FixtureSource {
         self.removed.get(i).is_some_and(|r| hides(r, rel))
     }
 
-    /// The path that answers for `rel`: the topmost layer holding it, unless a layer above
-    /// removed it.
-    fn locate(&self, rel: &str) -> Option<PathBuf> {
-        for (i, d) in self.dirs.iter().enumerate() {
-            let p = d.join(rel);
-            if p.symlink_metadata().is_ok() {
-                return Some(p);
+    /// `op` on the topmost layer that has `rel`, unless a layer above removed it. A refusal
+    /// (outside the tree, a special file, too large) is final: it never falls through to a
+    /// base. A path no layer has gives the plain ENOENT, so an overlay replays
+    /// byte-identically.
+    fn find<T>(
+        &self,
+        rel: &str,
+        op: impl Fn(&super::safe::Root) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Some(root) = layer {
+                match op(root) {
+                    // A refusal (outside the tree, a special file, too large) is final; any
+                    // other failure (absent here, a file where a directory was) falls through.
+                    Err(e) if !super::safe::is_refusal(&e) => last = e,
+                    other => return other,
+                }
             }
             if self.removed_in(i, rel) {
-                return None;
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
             }
         }
-        None
+        Err(last)
     }
 
-    fn path(&self, rel: &str) -> io::Result<PathBuf> {
-        // The same error a plain directory gives, so an overlay replays byte-identically.
-        self.locate(rel)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    /// The safe-open primitive through the layers: `rel` beneath a snapshot, a regular file,
+    /// capped; what was refused is noted.
+    fn read_file(&self, rel: &str) -> io::Result<Vec<u8>> {
+        self.refusals.note(
+            rel,
+            self.find(rel, |r| r.read(rel, super::safe::cap_for(rel))),
+        )
     }
 
     /// A recorded JSON file, `Unsupported` with `what` when it was not recorded.
     fn json_file<T: serde::de::DeserializeOwned>(&self, rel: &str, what: &str) -> io::Result<T> {
-        match self.locate(rel) {
-            Some(p) => serde_json::from_slice(&std::fs::read(p)?)
+        match self.read_file(rel) {
+            Ok(b) => serde_json::from_slice(&b)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            None => Err(io::Error::new(io::ErrorKind::Unsupported, what.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(io::Error::new(io::ErrorKind::Unsupported, what.to_string()))
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -523,11 +668,11 @@ impl FixtureSource {
 /// (a sibling directory) and may list `removed` paths (relative to the fixture, e.g.
 /// `t1/proc/pressure`); it holds only the files that differ from its base, and every read falls
 /// back to the base (and to the base's base). A derived fixture is then a handful of files,
-/// and its replay is byte-identical to the full copy it replaces.
-#[derive(Debug, Clone)]
+/// and its replay is byte-identical to the full copy it replaces. Every layer is read beneath
+/// its own directory (`safe::Root`).
 pub struct FixtureTree {
     /// The fixture first, then its bases.
-    layers: Vec<PathBuf>,
+    layers: Vec<super::safe::Root>,
     /// Per layer: its `removed` paths, relative to the fixture root.
     removed: Vec<Vec<String>>,
 }
@@ -550,17 +695,18 @@ impl FixtureTree {
                     ),
                 ));
             }
-            let meta = cur.join("meta.json");
-            let v: serde_json::Value = match std::fs::read(&meta) {
-                Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: {e}", meta.display()),
-                    )
-                })?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::Value::Null,
-                Err(e) => return Err(e),
-            };
+            let root = super::safe::Root::open(&cur)?;
+            let v: serde_json::Value =
+                match root.read("meta.json", super::safe::cap_for("meta.json")) {
+                    Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: {e}", cur.join("meta.json").display()),
+                        )
+                    })?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::Value::Null,
+                    Err(e) => return Err(e),
+                };
             let gone: Vec<String> = v["removed"]
                 .as_array()
                 .map(|a| {
@@ -569,19 +715,25 @@ impl FixtureTree {
                         .collect()
                 })
                 .unwrap_or_default();
-            layers.push(cur.clone());
+            layers.push(root);
             removed.push(gone);
             let Some(base) = v["base"].as_str() else {
                 break;
             };
-            // A base is a sibling fixture's plain name: never a path out of fixtures/.
-            if base.is_empty() || base.contains('/') || base == "." || base == ".." {
+            // A base is a sibling fixture's plain name (never a path out of fixtures/), and a
+            // directory, not a link to one elsewhere.
+            let next = cur.parent().unwrap_or(Path::new(".")).join(base);
+            let is_dir = next.symlink_metadata().is_ok_and(|m| m.is_dir());
+            if base.is_empty() || base.contains('/') || base == "." || base == ".." || !is_dir {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{}: base {base:?} is not a fixture name", meta.display()),
+                    format!(
+                        "{}: base {base:?} is not a fixture directory",
+                        cur.join("meta.json").display()
+                    ),
                 ));
             }
-            cur = cur.parent().unwrap_or(Path::new(".")).join(base);
+            cur = next;
         }
         Ok(FixtureTree { layers, removed })
     }
@@ -591,10 +743,32 @@ impl FixtureTree {
         self.layers.len() > 1
     }
 
+    /// The fixture's own `meta.json` (an overlay's is complete: the window is its own).
+    pub fn meta(&self) -> io::Result<Vec<u8>> {
+        self.layers[0].read("meta.json", super::safe::cap_for("meta.json"))
+    }
+
     /// The snapshot `phase` (`t0`, `t1`, `samples/003`) through every layer.
     pub fn phase(&self, phase: &str) -> io::Result<FixtureSource> {
         let prefix = format!("{phase}/");
-        let dirs = self.layers.iter().map(|l| l.join(phase)).collect();
+        let mut layers = Vec::new();
+        for l in &self.layers {
+            match l.subdir(phase) {
+                Ok(root) => layers.push(Some(root)),
+                // A snapshot that resolves out of its fixture (a planted symlink) is refused,
+                // never quietly replaced by the base's.
+                Err(e) if super::safe::is_refusal(&e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{}: not a snapshot directory ({e})",
+                            l.path().join(phase).display()
+                        ),
+                    ))
+                }
+                Err(_) => layers.push(None),
+            }
+        }
         let removed = self
             .removed
             .iter()
@@ -610,36 +784,48 @@ impl FixtureTree {
                     .collect()
             })
             .collect();
-        FixtureSource::layered(dirs, removed)
+        FixtureSource::layered(layers, removed)
     }
 }
 
 /// Whether a whiteout list hides `rel` (itself or a parent directory).
 fn hides(removed: &[String], rel: &str) -> bool {
     removed.iter().any(|w| {
-        rel == w || (rel.starts_with(w.as_str()) && rel.as_bytes().get(w.len()) == Some(&b'/'))
+        w.is_empty()
+            || rel == w
+            || (rel.starts_with(w.as_str()) && rel.as_bytes().get(w.len()) == Some(&b'/'))
     })
 }
 
 impl Source for FixtureSource {
     fn read(&self, rel: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path(rel)?)
+        self.read_file(rel)
     }
 
     fn list(&self, rel: &str) -> io::Result<Vec<String>> {
         let mut out = std::collections::BTreeSet::new();
-        let mut found = false;
-        for (i, d) in self.dirs.iter().enumerate() {
-            if let Ok(names) = list_dir(&d.join(rel)) {
-                found = true;
-                for n in names {
-                    let child = if rel.is_empty() {
-                        n.clone()
-                    } else {
-                        format!("{rel}/{n}")
-                    };
-                    if !(0..i).any(|j| self.removed_in(j, &child)) {
-                        out.insert(n);
+        let mut found: Option<io::Error> = None;
+        let mut any = false;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Some(root) = layer {
+                match root.list(rel) {
+                    Ok(names) => {
+                        any = true;
+                        for n in names {
+                            let child = if rel.is_empty() {
+                                n.clone()
+                            } else {
+                                format!("{rel}/{n}")
+                            };
+                            if !(0..i).any(|j| self.removed_in(j, &child)) {
+                                out.insert(n);
+                            }
+                        }
+                    }
+                    Err(e) if !super::safe::is_refusal(&e) => {}
+                    Err(e) => {
+                        found = Some(e);
+                        break;
                     }
                 }
             }
@@ -647,26 +833,29 @@ impl Source for FixtureSource {
                 break;
             }
         }
-        if !found {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
-        }
-        Ok(out.into_iter().collect())
+        let r = match (any, found) {
+            (_, Some(e)) => Err(e),
+            (true, None) => Ok(out.into_iter().collect()),
+            (false, None) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        };
+        self.refusals.note(rel, r)
     }
 
     fn readlink(&self, rel: &str) -> io::Result<String> {
-        Ok(std::fs::read_link(self.path(rel)?)?
-            .to_string_lossy()
-            .into_owned())
+        self.refusals.note(rel, self.find(rel, |r| r.readlink(rel)))
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let mut p = self.path(rel)?;
-        if p.is_dir() {
-            // Recorded as a directory because links inside it were read too (see `Recorder`).
-            p = self.path(&format!("{rel}/{DIR_SIZE}"))?;
-        }
-        let s = std::fs::read_to_string(p)?;
-        s.trim()
+        let st = self.refusals.note(rel, self.find(rel, |r| r.stat(rel)))?;
+        let s =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                // Recorded as a directory because links inside it were read too (see `Recorder`).
+                self.read_file(&format!("{}/{DIR_SIZE}", rel.trim_end_matches('/')))?
+            } else {
+                self.read_file(rel)?
+            };
+        String::from_utf8_lossy(&s)
+            .trim()
             .parse()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{rel}: not a size")))
     }
@@ -681,7 +870,16 @@ impl Source for FixtureSource {
     }
 
     fn kmsg(&self) -> io::Result<Vec<u8>> {
-        std::fs::read(self.path("dev/kmsg")?)
+        self.refusals.note(
+            "dev/kmsg",
+            self.find("dev/kmsg", |r| {
+                r.read("dev/kmsg", super::safe::KMSG_MAX_BYTES)
+            }),
+        )
+    }
+
+    fn refusals(&self) -> Vec<(String, String)> {
+        self.refusals.list()
     }
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
@@ -700,6 +898,7 @@ impl Source for FixtureSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn recorded_reads_replay_identically() {
@@ -710,7 +909,8 @@ mod tests {
         std::fs::write(sys.path().join("proc/42/stat"), "42 (x) S 1").unwrap();
         std::os::unix::fs::symlink("net:[4026531840]", sys.path().join("proc/42/net")).unwrap();
 
-        let live = LiveSource::new(sys.path()).with_recorder(rec.path());
+        let out = std::sync::Arc::new(super::super::outdir::OutDir::create(rec.path()).unwrap());
+        let live = LiveSource::new(sys.path()).with_recorder(out);
         live.set_phase("t1");
         let a = live.read_string("proc/loadavg").unwrap();
         let b = live.read_kept_string("proc/42/stat").unwrap();
@@ -734,7 +934,8 @@ mod tests {
         let fd = sys.path().join("proc/42/fd");
         std::fs::create_dir_all(&fd).unwrap();
         std::os::unix::fs::symlink("socket:[777]", fd.join("3")).unwrap();
-        let live = LiveSource::new(sys.path()).with_recorder(rec.path());
+        let out = std::sync::Arc::new(super::super::outdir::OutDir::create(rec.path()).unwrap());
+        let live = LiveSource::new(sys.path()).with_recorder(out);
         live.set_phase("t1");
         let size = live.stat_size("proc/42/fd").unwrap();
         let link = live.readlink("proc/42/fd/3").unwrap();

@@ -3,6 +3,7 @@
 //! Invariants: a counter that went backwards (reset, wrap, a PID reused) yields no value, never a
 //! negative or huge rate; rates divide by the measured elapsed time, never the nominal one.
 
+use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
@@ -88,7 +89,10 @@ fn cpu_row(name: String, a: &CpuTicks, b: &CpuTicks) -> Option<CpuRow> {
     }
     let f = |x: u64, y: u64| r2(y.saturating_sub(x) as f64 / total * 100.0);
     // user and nice include guest time: mpstat shows them without it.
-    let guest = b.guest.saturating_sub(a.guest) + b.guest_nice.saturating_sub(a.guest_nice);
+    let guest = b
+        .guest
+        .saturating_sub(a.guest)
+        .saturating_add(b.guest_nice.saturating_sub(a.guest_nice));
     let usr = (b.user.saturating_sub(a.user)).saturating_sub(b.guest.saturating_sub(a.guest));
     let nice =
         (b.nice.saturating_sub(a.nice)).saturating_sub(b.guest_nice.saturating_sub(a.guest_nice));
@@ -128,7 +132,7 @@ fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
     if v.is_empty() {
         return (None, None, None);
     }
-    let sum: u64 = v.iter().map(|&x| x as u64).sum();
+    let sum: u64 = v.iter().map(|&x| x as u64).sat_sum();
     (
         v.iter().min().copied(),
         Some(r2(sum as f64 / v.len() as f64)),
@@ -216,10 +220,10 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             pid: p.pid,
             comm: p.comm.clone(),
             state: p.state.to_string(),
-            cpu_pct: f(du + ds),
+            cpu_pct: f(du.saturating_add(ds)),
             usr_pct: f(du),
             sys_pct: f(ds),
-            rss_bytes: p.rss_pages * page,
+            rss_bytes: p.rss_pages.saturating_mul(page),
             threads: p.num_threads,
             major_faults_per_s: r2(dmaj as f64 / el),
             last_cpu: p.processor,
@@ -283,13 +287,16 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
         .map(|(p, g)| RssGrowth {
             pid: p.pid,
             comm: p.comm.clone(),
-            rss_bytes: p.rss_pages * page,
+            rss_bytes: p.rss_pages.saturating_mul(page),
             growth_bytes_per_s: r2(g),
         });
 
     Some(ProcessSection {
         count: p1.len() as u32,
-        threads: p1.values().map(|p| p.num_threads.max(0)).sum(),
+        threads: p1
+            .values()
+            .map(|p| p.num_threads.max(0))
+            .fold(0, |a: i64, b| a.saturating_add(b)),
         zombies: zombies.len() as u32,
         zombie_parent,
         top_cpu,
@@ -413,8 +420,8 @@ pub fn filesystems(r: &Readings) -> Vec<FsRow> {
                 mount_point: m.mount_point.clone(),
                 fs_type: m.fs_type.clone(),
                 device: m.device.clone(),
-                size_bytes: s.blocks * bs,
-                avail_bytes: s.blocks_avail * bs,
+                size_bytes: s.blocks.saturating_mul(bs),
+                avail_bytes: s.blocks_avail.saturating_mul(bs),
                 used_pct,
                 inodes_used_pct,
                 read_only: s.read_only,

@@ -5,6 +5,7 @@
 //! Invariants as in `build`: counters that went backwards give `null`; rates divide by the
 //! measured elapsed time; lists are sorted deterministically (biggest first, ties by id).
 
+use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -455,7 +456,7 @@ fn cpu_row(r: &Readings, p: &ProcSample, old: Option<&ProcSample>) -> TaskCpuRow
         pid: p.pid,
         tid: None,
         comm: p.comm.clone(),
-        cpu_pct: f(du + ds),
+        cpu_pct: f(du.saturating_add(ds)),
         usr_pct: f(du),
         sys_pct: f(ds),
         voluntary_switches_per_s: None,
@@ -547,7 +548,7 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
             .iter()
             .filter_map(|(c, y)| Some((*c, delta(*a.get(c)?, *y)?)))
             .collect();
-        let total: u64 = per_cpu.iter().map(|x| x.1).sum();
+        let total: u64 = per_cpu.iter().map(|x| x.1).sat_sum();
         if total == 0 {
             continue;
         }
@@ -582,11 +583,11 @@ pub fn cpu(r: &Readings, scope: &Scope) -> CpuDetail {
 
 fn breakdown(r: &Readings) -> MemBreakdown {
     let m = &r.end.deep.meminfo;
-    let kb = |k: &str| m.get(k).map(|v| v * 1024);
+    let kb = |k: &str| m.get(k).map(|v| v.saturating_mul(1024));
     let sum = |ks: &[&str]| -> Option<u64> {
         ks.iter()
             .map(|k| kb(k))
-            .try_fold(0, |acc, v| Some(acc + v?))
+            .try_fold(0u64, |acc, v| Some(acc.saturating_add(v?)))
     };
     let committed = kb("Committed_AS");
     let limit = kb("CommitLimit");
@@ -725,7 +726,7 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
         top.push(MemProcRow {
             pid: p.pid,
             comm: p.comm.clone(),
-            rss_bytes: p.rss_pages * page,
+            rss_bytes: p.rss_pages.saturating_mul(page),
             anon_bytes: st.and_then(|s| s.rss_anon_bytes),
             file_bytes: st.and_then(|s| s.rss_file_bytes),
             shmem_bytes: st.and_then(|s| s.rss_shmem_bytes),
@@ -1051,8 +1052,8 @@ pub fn net(r: &Readings, scope: &Scope) -> NetDetail {
         tcp_states
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "LISTEN" | "CLOSE" | "NEW_SYN_RECV"))
-            .map(|(_, v)| v)
-            .sum::<u64>()
+            .map(|(_, v)| *v)
+            .sat_sum()
     });
     NetDetail {
         links,

@@ -16,6 +16,7 @@ pub mod summary;
 pub mod syscalls;
 
 use crate::collect::run::Readings;
+pub use crate::num::SatSum;
 use report::Host;
 
 /// Host facts from the readings (the fixture's or the live system's).

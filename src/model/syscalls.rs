@@ -3,6 +3,7 @@
 //! the traced time. Built from [`SyscallsProbe`] (live or recorded) plus the /proc process
 //! table for each process's user/system CPU split.
 
+use crate::model::SatSum;
 use serde::{Deserialize, Serialize};
 
 use super::build::r2;
@@ -166,7 +167,7 @@ fn ms(ns: u64) -> f64 {
 }
 
 pub fn histogram(slots: &[u64], sum_ns: u64) -> Option<LatencyHistogram> {
-    let count: u64 = slots.iter().sum();
+    let count: u64 = slots.iter().copied().sat_sum();
     if count == 0 {
         return None;
     }
@@ -195,9 +196,9 @@ pub fn histogram(slots: &[u64], sum_ns: u64) -> Option<LatencyHistogram> {
 pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSection {
     let secs = p.traced_s;
     let name = |nr: u32| syscall_name(&p.arch, nr);
-    let calls: u64 = p.syscalls.iter().map(|s| s.count).sum();
-    let errors: u64 = p.syscalls.iter().map(|s| s.errors).sum();
-    let time_ns: u64 = p.syscalls.iter().map(|s| s.time_ns).sum();
+    let calls: u64 = p.syscalls.iter().map(|s| s.count).sat_sum();
+    let errors: u64 = p.syscalls.iter().map(|s| s.errors).sat_sum();
+    let time_ns: u64 = p.syscalls.iter().map(|s| s.time_ns).sat_sum();
     let lat = p.latency;
 
     let mut syscalls: Vec<SyscallRow> = p
@@ -216,7 +217,7 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
                 .collect();
             errs.sort_by(|a, b| b.count.cmp(&a.count).then(a.errno.cmp(&b.errno)));
             errs.truncate(3);
-            let timed: u64 = s.slots.iter().sum();
+            let timed: u64 = s.slots.iter().copied().sat_sum();
             SyscallRow {
                 nr: s.nr,
                 name: name(s.nr),
@@ -253,9 +254,9 @@ pub fn section(p: &SyscallsProbe, procs: Option<&ProcessSection>) -> SyscallsSec
         if pr.children {
             comm = format!("children of {comm}");
         }
-        let pcalls: u64 = pr.syscalls.iter().map(|s| s.count).sum();
-        let perrs: u64 = pr.syscalls.iter().map(|s| s.errors).sum();
-        let ptime: u64 = pr.syscalls.iter().map(|s| s.time_ns).sum();
+        let pcalls: u64 = pr.syscalls.iter().map(|s| s.count).sat_sum();
+        let perrs: u64 = pr.syscalls.iter().map(|s| s.errors).sat_sum();
+        let ptime: u64 = pr.syscalls.iter().map(|s| s.time_ns).sat_sum();
         let top = pr
             .syscalls
             .iter()

@@ -9,16 +9,20 @@ pub fn slot_lo(i: usize) -> u64 {
     if i == 0 {
         0
     } else {
-        1u64 << i
+        // A map (or a recorded one) with more than 64 slots: the bound saturates.
+        u32::try_from(i)
+            .ok()
+            .and_then(|i| 1u64.checked_shl(i))
+            .unwrap_or(u64::MAX)
     }
 }
 
 /// Upper bound of slot `i` (exclusive); `None` for the last, open slot of `n`.
 pub fn slot_hi(i: usize, n: usize) -> Option<u64> {
-    if i + 1 >= n {
+    if i.saturating_add(1) >= n {
         None
     } else {
-        Some(1u64 << (i + 1))
+        Some(slot_lo(i.saturating_add(1)))
     }
 }
 
@@ -29,7 +33,7 @@ pub fn slot_of(v: u64, n: usize) -> usize {
     } else {
         63 - v.leading_zeros() as usize
     };
-    s.min(n - 1)
+    s.min(n.saturating_sub(1))
 }
 
 /// A percentile known only to a bucket: `lo_ns <= value < hi_ns` (`hi_ns` null = open).
@@ -43,7 +47,7 @@ pub struct Percentile {
 /// The bucket holding the `p`-th percentile (0 < p <= 100) of `slots`; `None` when empty.
 /// `total_slots` is how many slots the BPF side has (to know which one is open-ended).
 pub fn percentile(slots: &[u64], p: f64, total_slots: usize) -> Option<Percentile> {
-    let total: u64 = slots.iter().sum();
+    let total: u64 = slots.iter().fold(0u64, |a, &c| a.saturating_add(c));
     if total == 0 {
         return None;
     }
@@ -51,7 +55,7 @@ pub fn percentile(slots: &[u64], p: f64, total_slots: usize) -> Option<Percentil
     let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
     let mut seen = 0;
     for (i, &c) in slots.iter().enumerate() {
-        seen += c;
+        seen = c.saturating_add(seen);
         if seen >= rank {
             return Some(Percentile {
                 p,
@@ -140,5 +144,19 @@ mod tests {
         assert_eq!(human_ns(33_554_432), "33.6ms");
         assert_eq!(human_range(1024, Some(2048)), "1us-2us");
         assert_eq!(human_range(1 << 35, None), ">=34.4s");
+    }
+
+    /// A recorded or hostile histogram with more than 64 slots and u64::MAX counts: bounds
+    /// saturate instead of overflowing the shift, totals saturate instead of wrapping.
+    #[test]
+    fn more_than_64_slots_and_huge_counts_saturate() {
+        assert_eq!(slot_lo(63), 1 << 63);
+        assert_eq!(slot_lo(64), u64::MAX);
+        assert_eq!(slot_lo(1000), u64::MAX);
+        assert_eq!(slot_hi(70, 80), Some(u64::MAX));
+        assert_eq!(slot_of(5, 0), 0);
+        let slots = vec![u64::MAX; 80];
+        let p = percentile(&slots, 99.0, 80).unwrap();
+        assert_eq!((p.lo_ns, p.hi_ns), (0, Some(2)));
     }
 }

@@ -300,7 +300,8 @@ fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
 
 /// `vda` for 254:0, from /sys/dev/block/M:m/uevent.
 pub fn disk_name(major: u32, minor: u32) -> Option<String> {
-    let u = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent")).ok()?;
+    let u = crate::host::safe::read_live_string(&format!("/sys/dev/block/{major}:{minor}/uevent"))
+        .ok()?;
     u.lines()
         .find_map(|l| l.strip_prefix("DEVNAME="))
         .map(str::to_string)

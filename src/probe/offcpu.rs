@@ -135,10 +135,10 @@ struct ProcInfo {
 }
 
 fn read_proc(tgid: u32) -> ProcInfo {
-    let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+    let comm = crate::host::safe::read_live_string(&format!("/proc/{tgid}/comm"))
         .ok()
         .map(|s| s.trim_end().to_string());
-    let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps"))
+    let maps = crate::host::safe::read_live_string(&format!("/proc/{tgid}/maps"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -660,14 +660,15 @@ fn monotonic_ns() -> u64 {
 }
 
 fn thread_comm(tgid: u32, pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{tgid}/task/{pid}/comm"))
+    crate::host::safe::read_live_string(&format!("/proc/{tgid}/task/{pid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }
 
 /// `/proc/PID/task/TID/stack` (root only) as frames: `[<0>] futex_wait_queue+0x60/0x90`.
 fn proc_stack(tgid: u32, pid: u32) -> Option<Vec<Frame>> {
-    let text = std::fs::read_to_string(format!("/proc/{tgid}/task/{pid}/stack")).ok()?;
+    let text =
+        crate::host::safe::read_live_string(&format!("/proc/{tgid}/task/{pid}/stack")).ok()?;
     let frames: Vec<Frame> = text
         .lines()
         .filter_map(|l| {
@@ -695,7 +696,9 @@ fn thread_runtimes(tgid: u32) -> BTreeMap<u32, (u64, u64)> {
         let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
             continue;
         };
-        if let Ok(t) = std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/schedstat")) {
+        if let Ok(t) =
+            crate::host::safe::read_live_string(&format!("/proc/{tgid}/task/{tid}/schedstat"))
+        {
             let v: Vec<u64> = t
                 .split_whitespace()
                 .filter_map(|x| x.parse().ok())
@@ -717,8 +720,8 @@ fn add_never_ran(raw: &mut Raw, tgid: u32, before: &BTreeMap<u32, (u64, u64)>, w
         if before.get(tid) != Some(t1) || raw.rows.iter().any(|r| r.pid == *tid) {
             continue;
         }
-        let stat =
-            std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/stat")).unwrap_or_default();
+        let stat = crate::host::safe::read_live_string(&format!("/proc/{tgid}/task/{tid}/stat"))
+            .unwrap_or_default();
         let state = match stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) {
             Some('D') => 2,
             Some('S') => 1,

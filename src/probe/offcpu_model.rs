@@ -2,6 +2,7 @@
 //! shown in reports. Stacks are stored symbolized (frames, not addresses), so fixtures replay
 //! anywhere without blazesym or BPF. Lists are sorted (largest first, then by ids).
 
+use crate::num::SatSum;
 use serde::{Deserialize, Serialize};
 
 /// Version of the `probes/offcpu.json` layout.
@@ -127,7 +128,15 @@ pub struct OffcpuDropped {
 
 impl OffcpuDropped {
     pub fn total(&self) -> u64 {
-        self.start_records + self.aggregations + self.kernel_stacks + self.user_stacks
+        use crate::num::SatSum;
+        [
+            self.start_records,
+            self.aggregations,
+            self.kernel_stacks,
+            self.user_stacks,
+        ]
+        .into_iter()
+        .sat_sum()
     }
 }
 
@@ -152,7 +161,7 @@ impl OffcpuStack {
         if self.user.is_empty() && !self.user_missing {
             // kernel thread or no user stack
         }
-        parts.push(format!("[{}]", self.state));
+        parts.push(format!("[{}]", sanitize_folded(&self.state)));
         for f in self.kernel.iter().rev() {
             parts.push(format!("{}_[k]", sanitize_folded(&f.short())));
         }
@@ -161,14 +170,21 @@ impl OffcpuStack {
 }
 
 /// `;` separates frames and the last space the value: neither may appear inside a frame.
+/// Bidi controls and invisible characters (which would reorder or hide text in a flame graph)
+/// become a visible `\u{...}`.
 pub(crate) fn sanitize_folded(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            ';' => ':',
-            c if c.is_whitespace() || c.is_control() => '_',
-            c => c,
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ';' => out.push(':'),
+            c if crate::text::is_invisible(c) && !c.is_control() => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c if c.is_whitespace() || c.is_control() => out.push('_'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The state letter for a raw `prev_state` at switch-out.
@@ -207,14 +223,14 @@ pub const LAT_SLOTS: usize = 36;
 
 impl LatHist {
     pub fn merge(&mut self, o: &LatHist) {
-        self.count += o.count;
-        self.sum_ns += o.sum_ns;
+        self.count = self.count.saturating_add(o.count);
+        self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
         self.max_ns = self.max_ns.max(o.max_ns);
         if self.slots.len() < o.slots.len() {
             self.slots.resize(o.slots.len(), 0);
         }
         for (a, b) in self.slots.iter_mut().zip(&o.slots) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
     /// Upper bound of the bucket holding percentile `p` (bucket-bounded estimate), ns.
@@ -378,7 +394,7 @@ impl LatencySection {
         ];
         let mut s = LatencySection {
             attach_type: r.attach_type.clone(),
-            dropped: r.dropped.iter().sum(),
+            dropped: r.dropped.iter().copied().sat_sum(),
             probes: ran
                 .iter()
                 .filter(|x| x.1)

@@ -213,7 +213,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
                 format!("{:.0}", e.age_s),
                 ou(e.pid.map(u64::from)),
                 s(e.comm.as_deref().unwrap_or("-")),
-                ob(e.anon_rss_kb.map(|k| k * 1024)),
+                ob(e.anon_rss_kb.map(|k| k.saturating_mul(1024))),
                 shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40),
             ]);
         }
@@ -515,8 +515,7 @@ fn net(out: &mut String, n: &NetDetail, st: &Style) {
 
 /// The time series as one JSON document (pretty, trailing newline).
 pub fn series_json(series: &Series) -> String {
-    let mut s =
-        serde_json::to_string_pretty(series).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s = super::to_json_pretty(series);
     s.push('\n');
     s
 }

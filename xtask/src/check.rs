@@ -9,6 +9,12 @@ use anyhow::Result;
 
 use crate::{deps, util};
 
+/// CI fuzzes FUZZ_EXECS mutated fixtures (about a minute on 2 cores), at most FUZZ_SECS, and
+/// fails below FUZZ_MIN.
+const FUZZ_EXECS: &str = "12000";
+const FUZZ_SECS: &str = "150";
+const FUZZ_MIN: &str = "10000";
+
 /// Runs deps, fmt, clippy and the tests, then prints a one-line verdict per step.
 pub fn run() -> Result<ExitCode> {
     deps::ensure_packages(&[deps::BUILD, deps::TEST].concat())?;
@@ -73,6 +79,25 @@ pub fn run() -> Result<ExitCode> {
     // --no-fail-fast: a failing test binary must not hide the results of the others.
     // Output is inherited, so the test binaries' "test result:" lines go to our stdout.
     steps.push(("test", test_args));
+    steps.push(
+        // Mutation fuzzing of every fixture (tests/fuzz.rs) in the `fuzz` profile: optimized,
+        // with overflow checks. FUZZ_EXECS mutated fixtures, bounded in time (FUZZ_SECS) and
+        // required to reach FUZZ_MIN, with no panic and no hang. Without eBPF: the harness needs none, and
+        // the build is shorter.
+        (
+            "fuzz",
+            &[
+                "test",
+                "-p",
+                "triage",
+                "--profile",
+                "fuzz",
+                "--no-default-features",
+                "--test",
+                "fuzz",
+            ],
+        ),
+    );
 
     let mut failed = Vec::new();
     let mut verdicts = Vec::new();
@@ -86,7 +111,14 @@ pub fn run() -> Result<ExitCode> {
         }
     }
     for (name, args) in steps {
-        let ok = match util::run(util::cargo().args(args)) {
+        let mut cmd = util::cargo();
+        cmd.args(args);
+        if name == "fuzz" {
+            cmd.env("TRIAGE_FUZZ_SECS", FUZZ_SECS)
+                .env("TRIAGE_FUZZ_EXECS", FUZZ_EXECS)
+                .env("TRIAGE_FUZZ_MIN", FUZZ_MIN);
+        }
+        let ok = match util::run(&mut cmd) {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("xtask: {e:#}");

@@ -81,16 +81,13 @@ pub fn run(args: &Args, g: &Global, color: bool) -> i32 {
     let src = LiveSource::new(&base);
     let doc = collect(&src, &base.display().to_string());
     let text = if g.json || g.format == crate::cli::Format::Json {
-        let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        let mut s = crate::render::to_json_pretty(&doc);
         s.push('\n');
         s
     } else {
         render::render(&doc, color)
     };
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-    0
+    super::print_or_exit_code(&text)
 }
 
 /// Everything `doctor` reports, read through `src`; probes are tried on the running kernel.
