@@ -248,24 +248,25 @@ mod live {
         let (p, pid, cpu_s) = sample(&["spin", "2"], opts);
         assert_eq!(p.scope, "system-wide");
         assert!(p.traced_s >= 1.9, "{}", p.traced_s);
-        // Every CPU is sampled by its own timer, busy or idle.
+        // The timer fires while a CPU runs something: an idle CPU of a tickless kernel (a quiet
+        // VM) is barely sampled, so the rate is judged where there is work. The spinner's
+        // samples per second of its own CPU time (from wait4) must be the requested rate.
         for c in &p.per_cpu {
-            let rate = c.samples as f64 / p.traced_s;
             eprintln!(
-                "CPU{}: {} samples in {:.3} s = {rate:.1}/s",
-                c.cpu, c.samples, p.traced_s
-            );
-            assert!(
-                (rate - 99.0).abs() <= 99.0 * 0.05,
-                "CPU{} at {rate:.1}/s",
-                c.cpu
+                "CPU{}: {} samples in {:.3} s = {:.1}/s",
+                c.cpu,
+                c.samples,
+                p.traced_s,
+                c.samples as f64 / p.traced_s
             );
         }
-        // The spinner's samples follow its CPU time (statistically, on a shared machine).
         let (_, all) = leaf_share(&p, pid, "compute_hash");
-        eprintln!(
-            "spinner: {all} samples for {cpu_s:.2} s of CPU = {:.1}/s",
-            all as f64 / cpu_s
+        let rate = all as f64 / cpu_s;
+        eprintln!("spinner: {all} samples for {cpu_s:.2} s of CPU = {rate:.1}/s");
+        assert!(cpu_s >= 1.0, "the spinner ran only {cpu_s:.2} s of CPU");
+        assert!(
+            (rate - 99.0).abs() <= 99.0 * 0.05,
+            "spinner sampled at {rate:.1}/s of its CPU time"
         );
         let counted: u64 = p.stacks.iter().map(|s| s.samples).sum();
         assert_eq!(counted + p.dropped.aggregations, p.counted);
