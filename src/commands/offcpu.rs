@@ -75,9 +75,15 @@ fn check_scope(a: &Args) -> Result<(), String> {
 }
 
 fn load_fixture(dir: &Path) -> Result<OffcpuProbe, String> {
-    let path = dir.join("probes").join("offcpu.json");
-    let text = crate::host::safe::read_in(dir, "probes/offcpu.json")
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    load_probe(dir, "offcpu")
+}
+
+/// A recorded probe output, `DIR/probes/NAME.json`, read beneath DIR and capped.
+pub fn load_probe<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, String> {
+    let rel = format!("probes/{name}.json");
+    let path = dir.join(&rel);
+    let text =
+        crate::host::safe::read_in(dir, &rel).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 

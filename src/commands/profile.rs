@@ -17,16 +17,20 @@ pub const NAME: &str = "profile";
 pub use crate::cli::ProfileArgs as Args;
 
 pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
+    // The output directory is taken before sampling (created 0700 by us, or empty and ours;
+    // files created without following symlinks): a bad one fails fast.
+    let record_dir = match &a.record {
+        Some(dir) => Some(super::sixty_second::prepare_capture_dir(dir)?),
+        None => None,
+    };
     let probe = match &a.fixture {
         Some(dir) => load_fixture(dir)?,
         None => trace_live(a, g)?,
     };
-    if let Some(dir) = &a.record {
-        let pdir = dir.join("probes");
-        std::fs::create_dir_all(&pdir).map_err(|e| format!("{}: {e}", pdir.display()))?;
-        let path = pdir.join("profile.json");
+    if let Some(dir) = &record_dir {
         let json = serde_json::to_string_pretty(&probe).map_err(|e| e.to_string())?;
-        std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        dir.write("probes/profile.json", (json + "\n").as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     if let Some(svg) = &a.svg {
         let lines = folded(&probe);
@@ -61,9 +65,7 @@ pub fn folded(p: &ProfileProbe) -> Vec<String> {
 }
 
 fn load_fixture(dir: &Path) -> Result<ProfileProbe, String> {
-    let path = dir.join("probes").join("profile.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    super::offcpu::load_probe(dir, "profile")
 }
 
 #[cfg(not(feature = "bpf"))]
