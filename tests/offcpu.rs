@@ -204,22 +204,39 @@ mod live {
         let dir = tempfile::tempdir().unwrap();
         let bin = build("sleeper", dir.path());
         let (ms, k) = (20u64, 25u64);
-        let mut child = Command::new(&bin)
-            .args([ms.to_string(), k.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let p = trace_child(child, 1000);
-        let mut said = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut said).unwrap();
-        // What the K sleeps really took, by the sleeper's own clock (a VM may oversleep).
-        let real_ms = said
-            .trim()
-            .parse::<f64>()
-            .expect("sleeper prints its sleep time")
-            / 1e6;
+        // Off-CPU time runs to the switch back in, so a wakeup that waits for a busy CPU adds
+        // to it: one CI run saw every block 4 ms long (600 ms for 504 ms slept). One retry,
+        // said on stderr; two runs off by more than 5% fail.
+        let run = || {
+            let mut child = Command::new(&bin)
+                .args([ms.to_string(), k.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdout = child.stdout.take().unwrap();
+            let p = trace_child(child, 1000);
+            let mut said = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut said).unwrap();
+            // What the K sleeps really took, by the sleeper's own clock (a VM may oversleep).
+            let real_ms = said
+                .trim()
+                .parse::<f64>()
+                .expect("sleeper prints its sleep time")
+                / 1e6;
+            let total: f64 = p
+                .stacks
+                .iter()
+                .filter(|s| s.has_frame("nanosleep"))
+                .map(|s| s.total_ms())
+                .sum();
+            (p, real_ms, total)
+        };
+        let (mut p, mut real_ms, first) = run();
+        if (first - real_ms).abs() > real_ms * 0.05 {
+            eprintln!("off-CPU {first:.2} ms vs {real_ms:.2} ms slept: retrying once");
+            (p, real_ms, _) = run();
+        }
         let sleeping: Vec<_> = p
             .stacks
             .iter()
