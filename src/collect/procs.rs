@@ -7,9 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use procfs_core::process::Stat;
-use procfs_core::FromRead;
-
 use super::Problem;
 use crate::host::Source;
 
@@ -86,7 +83,7 @@ impl ProcSample {
 
 impl ProcSample {
     #[cfg(test)]
-    fn from_stat(s: &Stat) -> Self {
+    fn from_stat(s: &procfs_core::process::Stat) -> Self {
         ProcSample {
             pid: s.pid,
             ppid: s.ppid,
@@ -265,9 +262,10 @@ pub fn d_state_threads(
             let st = if tid == p.pid && p.num_threads <= 1 {
                 Some((p.state, p.comm.clone()))
             } else {
+                // Our own parser: procfs-core's panics on some invalid UTF-8 names (fuzzing).
                 src.read(&format!("proc/{}/task/{tid}/stat", p.pid))
                     .ok()
-                    .and_then(|b| Stat::from_read(&b[..]).ok())
+                    .and_then(|b| ProcSample::parse(&b))
                     .map(|s| (s.state, s.comm))
             };
             if let Some(('D', comm)) = st {
@@ -289,6 +287,8 @@ pub fn d_state_threads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use procfs_core::process::Stat;
+    use procfs_core::FromRead;
 
     #[test]
     fn stat_parse_agrees_with_procfs() {

@@ -56,23 +56,24 @@ pub fn spawners(r: &Readings) -> Vec<SpawnerRow> {
         if p1.get(&o.pid).is_some_and(|p| p.starttime == o.starttime) {
             continue;
         }
-        let own = (o.utime + o.stime) as f64;
+        let own = o.utime.saturating_add(o.stime) as f64;
         let age_s = uptime0.map(|up| up - o.starttime as f64 / tck);
         if age_s.is_none_or(|a| a >= el) {
             *long_lived_exits.entry(o.ppid).or_default() += 1;
         }
         let in_window = age_s.map_or(own, |a| own / a.max(el) * el);
-        *exited.entry(o.ppid).or_default() += own + (o.cutime + o.cstime) as f64 + in_window;
+        *exited.entry(o.ppid).or_default() +=
+            own + o.cutime.saturating_add(o.cstime) as f64 + in_window;
     }
     let mut rows: Vec<SpawnerRow> = p1
         .values()
         .filter(|p| !p.kernel_thread)
         .filter_map(|p| {
-            let c1 = p.cutime + p.cstime;
+            let c1 = p.cutime.saturating_add(p.cstime);
             let c0 = p0
                 .get(&p.pid)
                 .filter(|o| o.starttime == p.starttime)
-                .map(|o| o.cutime + o.cstime)
+                .map(|o| o.cutime.saturating_add(o.cstime))
                 .unwrap_or(0);
             let known = exited.get(&p.pid).copied().unwrap_or(0.0);
             let grown = if long_lived_exits.contains_key(&p.pid) {

@@ -437,7 +437,9 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> ProfileProbe {
                 out.frames_unresolved += 1;
             }
         }
-        let process = if r.tgid == 0 {
+        // The main thread's own comm, as the kernel had it at this sample, names the process:
+        // the watcher may have seen it between fork and exec (with its parent's name).
+        let process = if r.tgid == 0 || r.pid == r.tgid {
             r.comm.clone()
         } else {
             w.comm(r.tgid).unwrap_or_else(|| r.comm.clone())

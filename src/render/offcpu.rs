@@ -103,12 +103,15 @@ fn offcpu(out: &mut String, o: &OffcpuSection, st: &Style) {
     let blocks = if p.sample_every >= 2 {
         format!(
             "blocks >= {}, 1/{} from {}",
-            human_ns(p.min_block_us * 1000),
+            human_ns(p.min_block_us.saturating_mul(1000)),
             p.sample_every,
-            human_ns(p.sample_floor_us * 1000)
+            human_ns(p.sample_floor_us.saturating_mul(1000))
         )
     } else {
-        format!("blocks >= {}", human_ns(p.min_block_us * 1000))
+        format!(
+            "blocks >= {}",
+            human_ns(p.min_block_us.saturating_mul(1000))
+        )
     };
     let title = format!(
         "TOP OFF-CPU STACKS ({}, {:.1} s, {blocks}, {}; total {:.1} ms over {} stacks)",
