@@ -97,14 +97,7 @@ fn trace_live(a: &Args, g: &Global) -> Result<OffcpuProbe, String> {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
     crate::probe::set_verbose(g.verbose);
-    if let Some(b) = crate::probe::preflight::bpf_blockers().first() {
-        let fix = b
-            .fix
-            .as_deref()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default();
-        return Err(format!("offcpu needs eBPF: {}{fix}", b.reason));
-    }
+    crate::probe::preflight::require_bpf("offcpu")?;
     let cgroup = match &a.cgroup {
         Some(c) => Some(cgroup_id(c)?),
         None => None,

@@ -78,14 +78,7 @@ fn trace_live(a: &Args, g: &Global) -> Result<ProfileProbe, String> {
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
     crate::probe::set_verbose(g.verbose);
-    if let Some(b) = crate::probe::preflight::bpf_blockers().first() {
-        let fix = b
-            .fix
-            .as_deref()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default();
-        return Err(format!("profile needs eBPF: {}{fix}", b.reason));
-    }
+    crate::probe::preflight::require_bpf("profile")?;
     let cgroup = match &a.cgroup {
         Some(c) => Some(super::syscalls::resolve_cgroup(c)?),
         None => None,

@@ -34,6 +34,22 @@ pub fn with_external_btf(mut blockers: Vec<Problem>, ext: Option<&Path>) -> Vec<
     blockers
 }
 
+/// `Err("NAME needs eBPF: <reason> (<fix>)")` when the probes cannot run here: the check every
+/// probe command makes before tracing.
+pub fn require_bpf(name: &str) -> Result<(), String> {
+    match bpf_blockers().first() {
+        None => Ok(()),
+        Some(b) => {
+            let fix = b
+                .fix
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            Err(format!("{name} needs eBPF: {}{fix}", b.reason))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
