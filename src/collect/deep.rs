@@ -174,6 +174,9 @@ pub fn parse_softnet(text: &str) -> Vec<SoftnetRow> {
         .collect()
 }
 
+/// Ours, not procfs-core's `Status`: that one needs every one of ~20 mandatory lines (a
+/// truncated file gives nothing) and builds a map of ~55 owned strings per process, where the
+/// deep dives need six numbers from the candidates they scan.
 pub fn parse_status(text: &str) -> ProcStatus {
     let mut s = ProcStatus::default();
     for line in text.lines() {
@@ -195,6 +198,9 @@ pub fn parse_status(text: &str) -> ProcStatus {
     s
 }
 
+/// Ours, not procfs-core's `Io`: that one slices each key one byte short of its end, which
+/// panics on a key ending in a multi-byte character (a hostile `--root` or fixture; see the
+/// test `io_with_a_non_ascii_key_does_not_panic`), and fails whole on one missing line.
 pub fn parse_io(text: &str) -> Option<ProcIo> {
     let mut io = ProcIo::default();
     let mut seen = 0;
@@ -564,6 +570,25 @@ mod tests {
     }
 
     #[test]
+    fn io_with_a_non_ascii_key_does_not_panic() {
+        // procfs-core 0.18's `Io` panics here ("not a char boundary").
+        let io =
+            parse_io("rchar: 1\n\u{e9} 5\n\u{e9}: 5\nread_bytes: 7\nwrite_bytes: 9\n").unwrap();
+        assert_eq!((io.read_bytes, io.write_bytes), (7, 9));
+    }
+
+    #[test]
+    fn status_of_a_partial_file_keeps_what_it_has() {
+        // A truncated status (no Name, Uid, Gid, ... lines) still gives its switches.
+        let s = parse_status("voluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n");
+        assert_eq!(
+            (s.voluntary_switches, s.involuntary_switches),
+            (Some(12), Some(3))
+        );
+        assert_eq!(s.rss_anon_bytes, None);
+    }
+
+    #[test]
     fn io_and_meminfo_and_settings() {
         let io = parse_io(
             "rchar: 5\nwchar: 6\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n",
@@ -571,6 +596,9 @@ mod tests {
         .unwrap();
         assert_eq!((io.read_bytes, io.write_bytes), (4096, 8192));
         assert!(parse_io("garbage").is_none());
+        // Two of the three lines are enough (older kernels lack cancelled_write_bytes).
+        let io = parse_io("read_bytes: 1\nwrite_bytes: 2\n").unwrap();
+        assert_eq!((io.read_bytes, io.write_bytes), (1, 2));
         let m = parse_meminfo("MemTotal:       1000 kB\nHugePages_Total:       4\n");
         assert_eq!((m["MemTotal"], m["HugePages_Total"]), (1000, 4));
         assert_eq!(
