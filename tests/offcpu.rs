@@ -462,4 +462,79 @@ mod live {
         );
         assert!(max > 0);
     }
+
+    /// `offcpu --cgroup` names a v2 cgroup also on a hybrid host (v2 at
+    /// /sys/fs/cgroup/unified), and counts only that cgroup's tasks.
+    #[test]
+    #[ignore = "needs root: loads eBPF probes and makes a cgroup"]
+    fn cgroup_scope_on_the_v2_hierarchy_counts_only_that_cgroup() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        common::require_bpf();
+        let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .find(|m| {
+                std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
+                    t.lines()
+                        .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
+                })
+            })
+            .expect("a cgroup v2 hierarchy");
+        let name = format!("triage-offcpu-test-{}", std::process::id());
+        let cg = Path::new(mount).join(&name);
+        std::fs::create_dir(&cg).unwrap();
+        // A shell that sleeps 10 ms at a time, in the cgroup before it starts sleeping.
+        let mut child = Command::new("sh")
+            .args(["-c", "read x; while :; do sleep 0.01; done"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::fs::write(cg.join("cgroup.procs"), pid.to_string()).unwrap();
+        child.stdin.take().unwrap().write_all(b"g\n").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let rec = out.path().join("rec");
+        let st = Command::new(env!("CARGO_BIN_EXE_triage"))
+            .args([
+                "offcpu",
+                "--cgroup",
+                &format!("/{name}"),
+                "-d",
+                "1",
+                "--record",
+            ])
+            .arg(&rec)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        // The sleeps' children are gone once the shell is; then the cgroup can go.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&cg).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(st.success(), "triage offcpu --cgroup: {st}");
+        let p: OffcpuProbe =
+            serde_json::from_slice(&std::fs::read(rec.join("probes/offcpu.json")).unwrap())
+                .unwrap();
+        assert_eq!(p.scope, format!("cgroup /{name}"));
+        assert!(!p.stacks.is_empty(), "no off-CPU time in the cgroup");
+        // The shell and its `sleep` children, nothing else.
+        let ours = |s: &triage::model::offcpu::OffcpuStack| {
+            s.pid == pid || s.process == "sleep" || s.process == "sh"
+        };
+        assert!(p.stacks.iter().all(ours), "{:#?}", p.stacks);
+        let slept: u64 = p
+            .stacks
+            .iter()
+            .filter(|s| s.process == "sleep")
+            .map(|s| s.total_ns)
+            .sum();
+        assert!(
+            slept > 300_000_000,
+            "sleep children off CPU for {slept} ns of ~1 s"
+        );
+    }
 }

@@ -65,11 +65,7 @@ fn check_scope(a: &Args) -> Result<(), String> {
         }
     }
     if let Some(c) = &a.cgroup {
-        let rel = c.trim_start_matches("/sys/fs/cgroup").trim_matches('/');
-        let full = Path::new("/sys/fs/cgroup").join(rel);
-        if !full.is_dir() {
-            return Err(format!("--cgroup {c}: no such cgroup ({})", full.display()));
-        }
+        super::syscalls::resolve_cgroup(c)?;
     }
     Ok(())
 }
@@ -99,7 +95,7 @@ fn trace_live(a: &Args, g: &Global) -> Result<OffcpuProbe, String> {
     crate::probe::set_verbose(g.verbose);
     crate::probe::preflight::require_bpf("offcpu")?;
     let cgroup = match &a.cgroup {
-        Some(c) => Some(cgroup_id(c)?),
+        Some(c) => Some(super::syscalls::resolve_cgroup(c)?),
         None => None,
     };
     let opts = crate::probe::offcpu::Options {
@@ -282,17 +278,6 @@ pub fn add_latency(
         report.unavailable.push(u);
         report.unavailable.sort();
     }
-}
-
-/// A v2 cgroup path -> (path, id = inode of its directory, depth below the root).
-#[cfg(feature = "bpf")]
-pub fn cgroup_id(path: &str) -> Result<(String, u64, u32), String> {
-    use std::os::unix::fs::MetadataExt;
-    let rel = path.trim_start_matches("/sys/fs/cgroup").trim_matches('/');
-    let full = Path::new("/sys/fs/cgroup").join(rel);
-    let md = std::fs::metadata(&full).map_err(|e| format!("{}: {e}", full.display()))?;
-    let level = rel.split('/').filter(|c| !c.is_empty()).count() as u32;
-    Ok((path.to_string(), md.ino(), level))
 }
 
 fn write_svg(p: &OffcpuProbe, path: &Path) -> Result<(), String> {

@@ -235,8 +235,7 @@ fn traced(args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Res
 }
 
 /// A cgroup v2 path to (path, id, depth) for the in-kernel filter. The id of a v2 cgroup is
-/// its directory's inode number.
-#[cfg(feature = "bpf")]
+/// its directory's inode number. On a hybrid host the v2 hierarchy is /sys/fs/cgroup/unified.
 pub fn resolve_cgroup(path: &str) -> Result<(String, u64, u32), String> {
     use std::os::unix::fs::MetadataExt;
 
