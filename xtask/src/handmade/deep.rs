@@ -458,9 +458,19 @@ fn port_exhaustion(dir: &Path) -> Result<String> {
             "{\n  \"ESTABLISHED\": 4000,\n  \"LISTEN\": 1,\n  \"TIME_WAIT\": 22000\n}",
         )?;
     }
+    // The port use a client-side storm leaves, as `tcp_port_use` dumps it at the end: every
+    // socket from one local address to one remote address:port (the kernel's allocation key).
+    write(
+        &dir.join("t1").join("sock_diag_ports.json"),
+        "{\n  \"destinations\": [\n    {\n      \"local_addr\": \"10.0.2.15\",\n      \
+         \"remote\": \"10.0.2.20:5432\",\n      \"sockets\": 26000,\n      \
+         \"time_wait\": 22000\n    }\n  ],\n  \"time_wait_local_ports\": []\n}",
+    )?;
     Ok(format!(
         "derived from fixtures/{DEEP_BASE}: sock_diag_tcp.json with 4000 ESTABLISHED and 22000 \
-         TIME_WAIT sockets at both ends (ip_local_port_range 32768-60999 as recorded)"
+         TIME_WAIT sockets at both ends (ip_local_port_range 32768-60999 as recorded); \
+         t1/sock_diag_ports.json: the 26000 sockets are client-side, from 10.0.2.15 to \
+         10.0.2.20:5432 (issue 9: ports are counted per destination)"
     ))
 }
 
