@@ -188,6 +188,10 @@ impl Source for MemSource {
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
         self.json("sock_diag_listen.json", "no sock_diag listener recording")
     }
+
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        self.json("qdisc.json", "no qdisc recording")
+    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,13 @@ pub trait Source: Send + Sync {
         ))
     }
 
+    /// Queueing disciplines of our own network namespace with their counters, from an
+    /// rtnetlink `RTM_GETQDISC` dump ([`super::qdisc`]). Recorded as `qdisc.json`; a fixture
+    /// without it (or a `--root` that is not `/`) answers `Unsupported`.
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no qdisc dump"))
+    }
+
     /// Paths this source refused to read (outside the tree, not a regular file, too large),
     /// with why: the run lists them in `unavailable`.
     fn refusals(&self) -> Vec<(String, String)> {
@@ -435,6 +442,22 @@ impl Source for LiveSource {
             &serde_json::to_vec_pretty(&p).unwrap_or_default(),
         );
         Ok(p)
+    }
+
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        if self.base != Path::new("/") {
+            // rtnetlink answers for our own namespace, not for the system under --root.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "rtnetlink with --root",
+            ));
+        }
+        let q = super::qdisc::qdiscs()?;
+        self.record(
+            "qdisc.json",
+            &serde_json::to_vec_pretty(&q).unwrap_or_default(),
+        );
+        Ok(q)
     }
 }
 
@@ -892,6 +915,10 @@ impl Source for FixtureSource {
 
     fn tcp_port_use(&self, _range: (u16, u16)) -> io::Result<super::sockdiag::PortUseDump> {
         self.json_file("sock_diag_ports.json", "no sock_diag port-use recording")
+    }
+
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        self.json_file("qdisc.json", "no qdisc recording")
     }
 }
 

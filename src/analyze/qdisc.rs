@@ -1,0 +1,157 @@
+//! A local queueing discipline dropping packets (tbf/htb over their rate, a full fq/pfifo, an
+//! AQM under sustained overload), and the TCP retransmits it causes.
+//!
+//! A packet a qdisc drops never leaves the host: TCP retransmits it, and the retransmit
+//! finding alone would blame "loss or congestion on the path". When a qdisc of this host drops
+//! at least as many packets as half the retransmits of the same window, the drops explain them:
+//! the retransmit finding is then a consequence (info), names the interface and qdisc in its
+//! subject and carries the drops as evidence, like the SYN retransmits of a listen overflow.
+//! Below that share the drops are added as evidence and the finding keeps its severity (most
+//! of the loss is elsewhere).
+
+use super::{ev, finding, level, threshold};
+use crate::model::qdisc::QdiscRow;
+use crate::model::report::{Finding, Severity, Subject};
+use crate::model::sections::Sections;
+
+/// Queueing disciplines whose drops are their design (they drop early to signal congestion);
+/// said in the summary, judged by the same numbers.
+const AQM: &[&str] = &[
+    "fq_codel", "codel", "pie", "fq_pie", "cake", "red", "choke", "sfb",
+];
+
+/// Share of sent packets: dequeued plus dropped (a dropped packet was never sent).
+fn drop_pct(q: &QdiscRow) -> f64 {
+    let total = q.packets_per_s + q.drops_per_s;
+    if total > 0.0 {
+        q.drops_per_s / total * 100.0
+    } else {
+        0.0
+    }
+}
+
+/// The qdiscs that drop enough to be a finding, with (severity, drop share).
+fn dropping(s: &Sections) -> Vec<(&QdiscRow, Severity, f64)> {
+    let vol = threshold("network.qdisc_drops_per_s");
+    s.qdiscs
+        .iter()
+        .filter(|q| q.drops_per_s.is_finite() && q.drops_per_s >= vol.warn)
+        .filter_map(|q| {
+            let pct = drop_pct(q);
+            level("network.qdisc_drop_pct", pct).map(|(sev, _)| (q, sev, pct))
+        })
+        .collect()
+}
+
+fn subject(q: &QdiscRow) -> Subject {
+    Subject {
+        interface: Some(q.interface.clone()),
+        class: Some(q.kind.clone()),
+        ..Default::default()
+    }
+}
+
+/// `network.saturation.qdisc_drops`, then the retransmit findings tied to the drops.
+pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
+    let drops = dropping(s);
+    // One finding per interface: its most dropping qdisc (a root classful qdisc and its leaf
+    // count the same drops).
+    let mut seen = Vec::new();
+    for (q, sev, pct) in &drops {
+        if seen.contains(&&q.interface) {
+            continue;
+        }
+        seen.push(&q.interface);
+        let pt = threshold("network.qdisc_drop_pct");
+        let vt = threshold("network.qdisc_drops_per_s");
+        let aqm = if AQM.contains(&q.kind.as_str()) {
+            " (an AQM drops by design to slow senders down; this much means the link is overloaded)"
+        } else {
+            ""
+        };
+        let at = if q.parent == "root" {
+            String::new()
+        } else {
+            format!(" {}", q.handle)
+        };
+        out.push(
+            finding(
+                "network.saturation.qdisc_drops",
+                *sev,
+                "network",
+                format!(
+                    "Queueing discipline {kind}{at} on {iface} dropping {d:.0} packets/s ({pct:.1}% of what it was given), over its limit {o:.0} times/s, {bl} bytes ({p} packets) queued at the end: packets lost on this host, before the wire{aqm}",
+                    kind = q.kind,
+                    iface = q.interface,
+                    d = q.drops_per_s,
+                    o = q.overlimits_per_s,
+                    bl = q.backlog_bytes,
+                    p = q.backlog_packets,
+                ),
+                vec![
+                    ev("network.qdisc_drop_pct", *pct, ">=", pt.warn, "pct"),
+                    ev("network.qdisc_drops_per_s", q.drops_per_s, ">=", vt.warn, "per_s"),
+                    ev("network.qdisc_overlimits_per_s", q.overlimits_per_s, ">=", 0.0, "per_s"),
+                    ev("network.qdisc_backlog_bytes", q.backlog_bytes as f64, ">=", 0.0, "bytes"),
+                ],
+                vec![
+                    format!("tc -s qdisc show dev {}", q.interface),
+                    "triage net".into(),
+                ],
+            )
+            .with_subject(subject(q)),
+        );
+    }
+    tie_retransmits(s, &drops, out);
+}
+
+/// Give the retransmit findings of the window the local drops that explain them.
+fn tie_retransmits(s: &Sections, drops: &[(&QdiscRow, Severity, f64)], out: &mut [Finding]) {
+    let Some((q, _, _)) = drops
+        .iter()
+        .max_by(|a, b| a.0.drops_per_s.total_cmp(&b.0.drops_per_s))
+    else {
+        return;
+    };
+    let share = threshold("tcp.retrans_qdisc_drop_pct");
+    for f in out.iter_mut().filter(|f| f.id == "tcp.errors.retransmits") {
+        // The namespace row this finding was made from (its subject names it, or our own).
+        let ns = f.subject.netns.clone().unwrap_or_else(|| "own".into());
+        let Some(retrans) = s
+            .tcp
+            .iter()
+            .find(|t| t.namespace == ns)
+            .and_then(|t| t.retrans_segs_per_s)
+            .filter(|r| *r > 0.0)
+        else {
+            continue;
+        };
+        if f.severity == Severity::Info {
+            continue; // already a consequence of something else (a listen overflow)
+        }
+        let explained = q.drops_per_s / retrans * 100.0;
+        f.evidence.push(ev(
+            "tcp.retrans_qdisc_drop_pct",
+            explained,
+            ">=",
+            share.warn,
+            "pct",
+        ));
+        f.subject.interface = Some(q.interface.clone());
+        f.subject.class = Some(q.kind.clone());
+        if explained >= share.warn {
+            f.severity = Severity::Info;
+            f.summary.push_str(&format!(
+                "; the drops are local, not the network: {} on {} drops {:.0} packets/s on this host (see network.saturation.qdisc_drops)",
+                q.kind, q.interface, q.drops_per_s
+            ));
+            f.next
+                .insert(0, format!("tc -s qdisc show dev {}", q.interface));
+        } else {
+            f.summary.push_str(&format!(
+                "; {} on {} drops {:.0} packets/s on this host too, fewer than half the retransmits: most loss is elsewhere",
+                q.kind, q.interface, q.drops_per_s
+            ));
+        }
+    }
+}
