@@ -155,3 +155,141 @@ fn tie_retransmits(s: &Sections, drops: &[(&QdiscRow, Severity, f64)], out: &mut
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sections::TcpRow;
+
+    fn q(iface: &str, kind: &str, pkts: f64, drops: f64) -> QdiscRow {
+        QdiscRow {
+            interface: iface.into(),
+            kind: kind.into(),
+            handle: "8001:".into(),
+            parent: "root".into(),
+            packets_per_s: pkts,
+            drops_per_s: drops,
+            overlimits_per_s: 900.0,
+            drops: (drops * 2.0) as u64,
+            backlog_bytes: 21_000,
+            backlog_packets: 7,
+            ..Default::default()
+        }
+    }
+
+    fn retrans(ns: &str, per_s: f64, pct: f64) -> TcpRow {
+        TcpRow {
+            namespace: ns.into(),
+            retrans_segs_per_s: Some(per_s),
+            retrans_pct: Some(pct),
+            out_segs_per_s: Some(per_s / pct * 100.0),
+            ..Default::default()
+        }
+    }
+
+    fn run(s: &Sections) -> Vec<Finding> {
+        let mut out = Vec::new();
+        crate::analyze::net_rules(s, &mut out);
+        rules(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_dropping_shaper_is_named_with_its_interface_and_kind() {
+        let s = Sections {
+            qdiscs: vec![q("tq0", "tbf", 640.0, 115.0), q("eth0", "pfifo_fast", 50.0, 0.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].id, "network.saturation.qdisc_drops");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].subject.interface.as_deref(), Some("tq0"));
+        assert_eq!(f[0].subject.class.as_deref(), Some("tbf"));
+        assert_eq!(f[0].evidence[0].value, 15.23);
+        assert_eq!(f[0].evidence[1].value, 115.0);
+        assert_eq!(f[0].next[0], "tc -s qdisc show dev tq0");
+    }
+
+    /// A healthy box: an fq_codel signalling congestion now and then (2 drops/s of 5,000
+    /// packets/s), a trickle of drops on a quiet link (5/s of 10/s): no finding.
+    #[test]
+    fn a_few_drops_are_not_a_finding() {
+        for (pkts, drops) in [(5000.0, 2.0), (10.0, 5.0), (5000.0, 40.0)] {
+            let s = Sections {
+                qdiscs: vec![q("eth0", "fq_codel", pkts, drops)],
+                ..Default::default()
+            };
+            assert!(run(&s).is_empty(), "{pkts} pkts/s, {drops} drops/s");
+        }
+        // Just over both: a warning that says what an AQM's drops mean.
+        let s = Sections {
+            qdiscs: vec![q("eth0", "fq_codel", 1000.0, 12.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(f[0].summary.contains("AQM"), "{}", f[0].summary);
+    }
+
+    /// The drops explain the retransmits (115 drops/s against 180 retransmits/s): the
+    /// retransmit finding is their consequence (info) and names the interface.
+    #[test]
+    fn retransmits_caused_by_local_drops_are_a_consequence() {
+        let s = Sections {
+            qdiscs: vec![q("tq0", "tbf", 640.0, 115.0)],
+            tcp: vec![retrans("netns:4026532177", 180.0, 22.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        let rt = f.iter().find(|f| f.id == "tcp.errors.retransmits").unwrap();
+        assert_eq!(rt.severity, Severity::Info);
+        assert_eq!(rt.subject.interface.as_deref(), Some("tq0"));
+        assert_eq!(rt.subject.class.as_deref(), Some("tbf"));
+        assert_eq!(rt.subject.netns.as_deref(), Some("netns:4026532177"));
+        let e = rt.evidence.last().unwrap();
+        assert_eq!((e.metric.as_str(), e.value), ("tcp.retrans_qdisc_drop_pct", 63.89));
+        assert!(rt.summary.contains("local"), "{}", rt.summary);
+        assert_eq!(rt.next[0], "tc -s qdisc show dev tq0");
+    }
+
+    /// Drops far fewer than the retransmits: the loss is mostly elsewhere; the finding keeps
+    /// its severity and carries the drops as evidence.
+    #[test]
+    fn retransmits_mostly_elsewhere_keep_their_severity() {
+        let s = Sections {
+            qdiscs: vec![q("eth0", "fq", 5000.0, 60.0)],
+            tcp: vec![retrans("own", 400.0, 8.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        let rt = f.iter().find(|f| f.id == "tcp.errors.retransmits").unwrap();
+        assert_eq!(rt.severity, Severity::Critical);
+        assert_eq!(rt.evidence.last().unwrap().value, 15.0);
+        assert_eq!(rt.subject.interface.as_deref(), Some("eth0"));
+        // No qdisc dropping: the retransmit finding is as before.
+        let s = Sections {
+            tcp: vec![retrans("own", 400.0, 8.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject.interface, None);
+        assert_eq!(f[0].evidence.len(), 2);
+    }
+
+    #[test]
+    fn hostile_numbers_do_not_fire_or_panic() {
+        let s = Sections {
+            qdiscs: vec![
+                q("a", "tbf", f64::NAN, f64::NAN),
+                q("b", "tbf", f64::INFINITY, f64::INFINITY),
+                q("c", "tbf", 0.0, 0.0),
+            ],
+            tcp: vec![retrans("own", 1e300, 100.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        assert!(f.iter().all(|f| f.id != "network.saturation.qdisc_drops"), "{f:#?}");
+    }
+}

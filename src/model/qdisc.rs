@@ -107,6 +107,7 @@ pub fn rows(r: &Readings) -> Vec<QdiscRow> {
         b.drops_per_s
             .total_cmp(&a.drops_per_s)
             .then_with(|| a.interface.cmp(&b.interface))
+            .then_with(|| (a.parent != "root").cmp(&(b.parent != "root")))
             .then_with(|| a.handle.cmp(&b.handle))
     });
     out.truncate(MAX_ROWS);
@@ -137,5 +138,107 @@ pub fn add_to_use(out: &mut [Resource], rows: &[QdiscRow]) {
                 "rtnetlink RTM_GETQDISC",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qd(iface: &str, kind: &str, handle: u32, parent: u32, pkts: u64, drops: u64) -> Qdisc {
+        Qdisc {
+            interface: iface.into(),
+            ifindex: iface.len() as u32,
+            kind: kind.into(),
+            handle,
+            parent,
+            bytes: pkts * 1500,
+            packets: pkts,
+            drops,
+            overlimits: drops * 10,
+            requeues: Some(0),
+            backlog_bytes: 3000,
+            qlen: 2,
+        }
+    }
+
+    fn readings(t0: Option<Vec<Qdisc>>, t1: Option<Vec<Qdisc>>) -> Readings {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle");
+        let mut r = crate::collect::run::from_fixture(&dir).unwrap();
+        r.meta.elapsed_s = 2.0;
+        r.t0.qdiscs = t0;
+        r.t1.qdiscs = t1;
+        r
+    }
+
+    #[test]
+    fn rates_over_the_window_roots_and_dropping_children_only() {
+        let t0 = vec![
+            qd("tq0", "tbf", 0x8001_0000, TC_H_ROOT, 1000, 50),
+            qd("eth0", "htb", 0x0001_0000, TC_H_ROOT, 10, 0),
+            qd("eth0", "fq_codel", 0x0010_0000, 0x0001_0010, 10, 0),
+            qd("eth0", "fq_codel", 0x0020_0000, 0x0001_0020, 10, 0),
+            qd("lo", "noqueue", 0, TC_H_ROOT, 0, 0),
+            qd("veth1", "noqueue", 0, TC_H_ROOT, 0, 0),
+        ];
+        let mut t1 = t0.clone();
+        t1[0] = qd("tq0", "tbf", 0x8001_0000, TC_H_ROOT, 2280, 280);
+        t1[1] = qd("eth0", "htb", 0x0001_0000, TC_H_ROOT, 30, 4);
+        t1[2] = qd("eth0", "fq_codel", 0x0010_0000, 0x0001_0010, 30, 4);
+        let rows = rows(&readings(Some(t0), Some(t1)));
+        let names: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.interface.as_str(), r.kind.as_str(), r.parent.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("tq0", "tbf", "root"),
+                ("eth0", "htb", "root"),
+                ("eth0", "fq_codel", "1:10")
+            ]
+        );
+        let tbf = &rows[0];
+        assert_eq!(tbf.handle, "8001:");
+        assert_eq!((tbf.drops_per_s, tbf.drops), (115.0, 230));
+        assert_eq!((tbf.packets_per_s, tbf.overlimits_per_s), (640.0, 1150.0));
+        assert_eq!((tbf.backlog_bytes, tbf.backlog_packets), (3000, 2));
+        assert_eq!(tbf.requeues_per_s, Some(0.0));
+        assert!(!tbf.reset);
+    }
+
+    /// A counter that went down (qdisc replaced: `tc qdisc replace`, a link reset) counts from
+    /// zero; a qdisc new in the window counts its own counters; never a negative rate.
+    #[test]
+    fn resets_and_new_qdiscs_count_from_zero() {
+        let t0 = vec![qd("tq0", "tbf", 0x8001_0000, TC_H_ROOT, 5000, 900)];
+        let t1 = vec![
+            qd("tq0", "tbf", 0x8001_0000, TC_H_ROOT, 200, 20),
+            qd("tq1", "pfifo", 0x0001_0000, TC_H_ROOT, 100, 6),
+        ];
+        let rows = rows(&readings(Some(t0), Some(t1)));
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.reset && r.drops_per_s >= 0.0));
+        assert_eq!(rows[0].drops_per_s, 10.0);
+        assert_eq!(rows[1].drops_per_s, 3.0);
+    }
+
+    #[test]
+    fn no_reading_gives_no_rows_and_no_use_metric() {
+        let one = vec![qd("tq0", "tbf", 0x8001_0000, TC_H_ROOT, 5000, 900)];
+        assert!(rows(&readings(None, Some(one.clone()))).is_empty());
+        assert!(rows(&readings(Some(one), None)).is_empty());
+        let mut res = vec![Resource::new("network", Some("eth0".into()))];
+        add_to_use(&mut res, &[]);
+        assert!(res[0].metrics.is_empty());
+        let row = QdiscRow {
+            interface: "eth0".into(),
+            parent: "root".into(),
+            drops_per_s: 4.5,
+            ..Default::default()
+        };
+        add_to_use(&mut res, &[row]);
+        assert_eq!(res[0].metrics[0].id, "network.qdisc_drops_per_s");
+        assert_eq!(res[0].metrics[0].value, Some(4.5));
     }
 }
