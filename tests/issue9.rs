@@ -314,7 +314,10 @@ fn retransmits_caused_by_qdisc_drops_say_the_drops_are_local() {
         // The qdisc rows: the tbf first, with its backlog at the end of the window.
         let q = &r.sections.qdiscs[0];
         assert_eq!((q.interface.as_str(), q.kind.as_str()), ("tq0", "tbf"));
-        assert!(q.backlog_bytes > 0 && q.overlimits_per_s > q.drops_per_s, "{q:?}");
+        assert!(
+            q.backlog_bytes > 0 && q.overlimits_per_s > q.drops_per_s,
+            "{q:?}"
+        );
         // The USE table's tq0 row carries the drops as saturation.
         let use_row = r
             .resources

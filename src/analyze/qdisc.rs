@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn a_dropping_shaper_is_named_with_its_interface_and_kind() {
         let s = Sections {
-            qdiscs: vec![q("tq0", "tbf", 640.0, 115.0), q("eth0", "pfifo_fast", 50.0, 0.0)],
+            qdiscs: vec![
+                q("tq0", "tbf", 640.0, 115.0),
+                q("eth0", "pfifo_fast", 50.0, 0.0),
+            ],
             ..Default::default()
         };
         let f = run(&s);
@@ -248,7 +251,10 @@ mod tests {
         assert_eq!(rt.subject.class.as_deref(), Some("tbf"));
         assert_eq!(rt.subject.netns.as_deref(), Some("netns:4026532177"));
         let e = rt.evidence.last().unwrap();
-        assert_eq!((e.metric.as_str(), e.value), ("tcp.retrans_qdisc_drop_pct", 63.89));
+        assert_eq!(
+            (e.metric.as_str(), e.value),
+            ("tcp.retrans_qdisc_drop_pct", 63.89)
+        );
         assert!(rt.summary.contains("local"), "{}", rt.summary);
         assert_eq!(rt.next[0], "tc -s qdisc show dev tq0");
     }
@@ -290,6 +296,9 @@ mod tests {
             ..Default::default()
         };
         let f = run(&s);
-        assert!(f.iter().all(|f| f.id != "network.saturation.qdisc_drops"), "{f:#?}");
+        assert!(
+            f.iter().all(|f| f.id != "network.saturation.qdisc_drops"),
+            "{f:#?}"
+        );
     }
 }

@@ -11,7 +11,8 @@
 # The root namespace forwards the sender's segments out of tq0, whose tbf drops what exceeds
 # its rate: the sender's TCP sees the loss and retransmits (in tq-tx), the qdisc counts the
 # drops on tq0 in the root namespace, where `triage capture` reads.
-# Needs: iproute2 (ip, tc), python3.
+# Needs: iproute2 (ip, tc), python3. The live test (tests/qdisc.rs) builds the same topology
+# with the repo's own workload binary (`triage-workload tcp-sink|tcp-send`).
 set -euo pipefail
 cmd=${1:-}
 down() {
@@ -39,10 +40,9 @@ up)
     ip -n tq-rx link set tq1 up
     ip -n tq-rx link set lo up
     ip -n tq-rx route add default via 10.203.0.1
+    # IPv4 forwarding is decided per input interface: only these two forward, the host's own
+    # net.ipv4.ip_forward is left alone.
     sysctl -qw net.ipv4.conf.tqs0.forwarding=1 net.ipv4.conf.tq0.forwarding=1
-    # Per-interface forwarding is not enough with ip_forward=0: remember and set it.
-    sysctl -n net.ipv4.ip_forward > /run/tq-ip_forward
-    sysctl -qw net.ipv4.ip_forward=1
     tc qdisc add dev tq0 root tbf rate 8mbit burst 32kbit latency 20ms
     ;;
 run)
@@ -82,10 +82,6 @@ for t in ts: t.join()
     ;;
 down)
     down
-    if [ -f /run/tq-ip_forward ]; then
-        sysctl -qw net.ipv4.ip_forward="$(cat /run/tq-ip_forward)"
-        rm -f /run/tq-ip_forward
-    fi
     ;;
 *)
     echo "usage: $0 up | run SECS | down" >&2
