@@ -975,6 +975,29 @@ mod tests {
         assert_eq!(link, "socket:[777]");
     }
 
+    /// Qdiscs come from rtnetlink (our own namespace): a `--root` that is not `/` cannot ask
+    /// for them; a recording replays them; a fixture without one answers `Unsupported`.
+    #[test]
+    fn qdiscs_live_under_root_recorded_and_replayed() {
+        let sys = tempfile::tempdir().unwrap();
+        let e = LiveSource::new(sys.path()).qdiscs().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        let rec = tempfile::tempdir().unwrap();
+        let out = std::sync::Arc::new(super::super::outdir::OutDir::create(rec.path()).unwrap());
+        let live = LiveSource::new("/").with_recorder(out);
+        live.set_phase("t1");
+        let q = live.qdiscs().unwrap();
+        assert!(q.iter().any(|q| q.interface == "lo"), "{q:?}");
+        let fx = FixtureSource::open(rec.path().join("t1")).unwrap();
+        assert_eq!(fx.qdiscs().unwrap(), q);
+        let empty = tempfile::tempdir().unwrap();
+        let none = FixtureSource::open(empty.path())
+            .unwrap()
+            .qdiscs()
+            .unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::Unsupported);
+    }
+
     #[test]
     fn kept_file_rereads_new_content() {
         let sys = tempfile::tempdir().unwrap();
