@@ -54,14 +54,25 @@ fn subject(q: &QdiscRow) -> Subject {
 /// `network.saturation.qdisc_drops`, then the retransmit findings tied to the drops.
 pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
     let drops = dropping(s);
-    // One finding per interface: its most dropping qdisc (a root classful qdisc and its leaf
-    // count the same drops).
+    // One finding per interface: its most dropping qdisc. A classful root (htb, mq, prio)
+    // counts its leaves' drops too: when one leaf drops them all, the leaf is named.
     let mut seen = Vec::new();
-    for (q, sev, pct) in &drops {
-        if seen.contains(&&q.interface) {
+    for (first, _, _) in &drops {
+        if seen.contains(&&first.interface) {
             continue;
         }
-        seen.push(&q.interface);
+        seen.push(&first.interface);
+        let Some((q, sev, pct)) = drops
+            .iter()
+            .filter(|d| d.0.interface == first.interface)
+            .max_by(|a, b| {
+                a.0.drops_per_s
+                    .total_cmp(&b.0.drops_per_s)
+                    .then((a.0.parent != "root").cmp(&(b.0.parent != "root")))
+            })
+        else {
+            continue;
+        };
         let pt = threshold("network.qdisc_drop_pct");
         let vt = threshold("network.qdisc_drops_per_s");
         let aqm = if AQM.contains(&q.kind.as_str()) {
@@ -72,7 +83,7 @@ pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
         let at = if q.parent == "root" {
             String::new()
         } else {
-            format!(" {}", q.handle)
+            format!(" {} (class {})", q.handle, q.parent)
         };
         out.push(
             finding(
@@ -212,6 +223,25 @@ mod tests {
         assert_eq!(f[0].evidence[0].value, 15.23);
         assert_eq!(f[0].evidence[1].value, 115.0);
         assert_eq!(f[0].next[0], "tc -s qdisc show dev tq0");
+    }
+
+    /// An htb root whose one fq_codel leaf drops everything: the leaf is named.
+    #[test]
+    fn the_dropping_leaf_of_a_classful_root_is_named() {
+        let mut leaf = q("eth0", "fq_codel", 900.0, 50.0);
+        (leaf.handle, leaf.parent) = ("10:".into(), "1:10".into());
+        let s = Sections {
+            qdiscs: vec![q("eth0", "htb", 900.0, 50.0), leaf],
+            ..Default::default()
+        };
+        let f = run(&s);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].subject.class.as_deref(), Some("fq_codel"));
+        assert!(
+            f[0].summary.contains("fq_codel 10: (class 1:10) on eth0"),
+            "{}",
+            f[0].summary
+        );
     }
 
     /// A healthy box: an fq_codel signalling congestion now and then (2 drops/s of 5,000
