@@ -51,28 +51,34 @@ fn subject(q: &QdiscRow) -> Subject {
     }
 }
 
-/// `network.saturation.qdisc_drops`, then the retransmit findings tied to the drops.
-pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
-    let drops = dropping(s);
-    // One finding per interface: its most dropping qdisc. A classful root (htb, mq, prio)
-    // counts its leaves' drops too: when one leaf drops them all, the leaf is named.
-    let mut seen = Vec::new();
-    for (first, _, _) in &drops {
-        if seen.contains(&&first.interface) {
+/// One qdisc per interface, most dropping interface first: its most dropping qdisc. A
+/// classful root (htb, mq, prio) counts its leaves' drops too: when one leaf drops them all,
+/// the leaf is the one named.
+fn per_interface<'a>(
+    drops: &[(&'a QdiscRow, Severity, f64)],
+) -> Vec<(&'a QdiscRow, Severity, f64)> {
+    let mut out: Vec<(&QdiscRow, Severity, f64)> = Vec::new();
+    for (first, _, _) in drops {
+        if out.iter().any(|o| o.0.interface == first.interface) {
             continue;
         }
-        seen.push(&first.interface);
-        let Some((q, sev, pct)) = drops
+        let best = drops
             .iter()
             .filter(|d| d.0.interface == first.interface)
             .max_by(|a, b| {
                 a.0.drops_per_s
                     .total_cmp(&b.0.drops_per_s)
                     .then((a.0.parent != "root").cmp(&(b.0.parent != "root")))
-            })
-        else {
-            continue;
-        };
+            });
+        out.extend(best.copied());
+    }
+    out
+}
+
+/// `network.saturation.qdisc_drops`, then the retransmit findings tied to the drops.
+pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
+    let drops = per_interface(&dropping(s));
+    for &(q, sev, pct) in &drops {
         let pt = threshold("network.qdisc_drop_pct");
         let vt = threshold("network.qdisc_drops_per_s");
         let aqm = if AQM.contains(&q.kind.as_str()) {
@@ -88,7 +94,7 @@ pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
         out.push(
             finding(
                 "network.saturation.qdisc_drops",
-                *sev,
+                sev,
                 "network",
                 format!(
                     "Queueing discipline {kind}{at} on {iface} dropping {d:.0} packets/s ({pct:.1}% of what it was given), over its limit {o:.0} times/s, {bl} bytes ({p} packets) queued at the end: packets lost on this host, before the wire{aqm}",
@@ -100,7 +106,7 @@ pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
                     p = q.backlog_packets,
                 ),
                 vec![
-                    ev("network.qdisc_drop_pct", *pct, ">=", pt.warn, "pct"),
+                    ev("network.qdisc_drop_pct", pct, ">=", pt.warn, "pct"),
                     ev("network.qdisc_drops_per_s", q.drops_per_s, ">=", vt.warn, "per_s"),
                     ev("network.qdisc_overlimits_per_s", q.overlimits_per_s, ">=", 0.0, "per_s"),
                     ev("network.qdisc_backlog_bytes", q.backlog_bytes as f64, ">=", 0.0, "bytes"),
@@ -117,6 +123,8 @@ pub fn rules(s: &Sections, out: &mut Vec<Finding>) {
 }
 
 /// Give the retransmit findings of the window the local drops that explain them.
+/// `drops`: one qdisc per interface. Their drops together are what this host lost; the most
+/// dropping one is named.
 fn tie_retransmits(s: &Sections, drops: &[(&QdiscRow, Severity, f64)], out: &mut [Finding]) {
     let Some((q, _, _)) = drops
         .iter()
@@ -124,6 +132,7 @@ fn tie_retransmits(s: &Sections, drops: &[(&QdiscRow, Severity, f64)], out: &mut
     else {
         return;
     };
+    let local: f64 = drops.iter().map(|d| d.0.drops_per_s).sum();
     let share = threshold("tcp.retrans_qdisc_drop_pct");
     for f in out.iter_mut().filter(|f| f.id == "tcp.errors.retransmits") {
         // The namespace row this finding was made from (its subject names it, or our own).
@@ -140,7 +149,7 @@ fn tie_retransmits(s: &Sections, drops: &[(&QdiscRow, Severity, f64)], out: &mut
         if f.severity == Severity::Info {
             continue; // already a consequence of something else (a listen overflow)
         }
-        let explained = q.drops_per_s / retrans * 100.0;
+        let explained = local / retrans * 100.0;
         f.evidence.push(ev(
             "tcp.retrans_qdisc_drop_pct",
             explained,
@@ -287,6 +296,31 @@ mod tests {
         );
         assert!(rt.summary.contains("local"), "{}", rt.summary);
         assert_eq!(rt.next[0], "tc -s qdisc show dev tq0");
+    }
+
+    /// Two shaped interfaces, 45 and 40 drops/s, 150 retransmits/s: together they explain
+    /// them (57%), though neither alone does; the bigger is named.
+    #[test]
+    fn drops_of_every_interface_add_up() {
+        let s = Sections {
+            qdiscs: vec![
+                q("veth1", "tbf", 900.0, 45.0),
+                q("veth2", "htb", 900.0, 40.0),
+            ],
+            tcp: vec![retrans("own", 150.0, 10.0)],
+            ..Default::default()
+        };
+        let f = run(&s);
+        assert_eq!(
+            f.iter()
+                .filter(|f| f.id == "network.saturation.qdisc_drops")
+                .count(),
+            2
+        );
+        let rt = f.iter().find(|f| f.id == "tcp.errors.retransmits").unwrap();
+        assert_eq!(rt.severity, Severity::Info);
+        assert_eq!(rt.evidence.last().unwrap().value, 56.67);
+        assert_eq!(rt.subject.interface.as_deref(), Some("veth1"));
     }
 
     /// Drops far fewer than the retransmits: the loss is mostly elsewhere; the finding keeps
