@@ -534,7 +534,27 @@ pub fn mutate(fx: &mut MemFixture, rng: &mut Rng) -> Vec<Undo> {
         let pick = rng.below(fx.keys.len() + 1);
         let (part, keys) = &fx.keys[pick.min(fx.keys.len() - 1)];
         let part = *part;
-        let key = keys[rng.below(keys.len())].clone();
+        // The netlink recordings (`qdisc.json`, `sock_diag_*.json`) are a few files among
+        // thousands: one mutation in eight picks one of them when the snapshot has any.
+        let recorded: Vec<&String> = keys
+            .iter()
+            .filter(|k| !k.contains('/') && k.ends_with(".json"))
+            .collect();
+        let key = if !recorded.is_empty() && rng.below(8) == 0 {
+            recorded[rng.below(recorded.len())].clone()
+        } else {
+            keys[rng.below(keys.len())].clone()
+        };
+        undos.push(mutate_file(fx, part, &key, rng));
+    }
+    undos
+}
+
+/// One mutation of the file `key` of `part` (removed, replaced by a link out of the tree or a
+/// FIFO, or its bytes mutated); returns how to undo it.
+pub fn mutate_file(fx: &mut MemFixture, part: Part, key: &str, rng: &mut Rng) -> Undo {
+    {
+        let key = key.to_string();
         let before = get(fx, part, &key);
         let snapshot = matches!(part, Part::T0 | Part::T1 | Part::Sample(_));
         let (node, what) = match rng.below(20) {
@@ -560,14 +580,13 @@ pub fn mutate(fx: &mut MemFixture, rng: &mut Rng) -> Vec<Undo> {
             }
         };
         set(fx, part, &key, node);
-        undos.push(Undo {
+        Undo {
             part,
             key: key.clone(),
             before,
             what: format!("{part:?} {key}: {what}"),
-        });
+        }
     }
-    undos
 }
 
 /// Put back what `undos` changed.

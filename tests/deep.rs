@@ -69,6 +69,7 @@ const SNAPSHOT_FIXTURES: &[&str] = &[
     "memory-pressure-swap",
     "disk-saturation",
     "net-retransmits",
+    "qdisc-drops-retransmits",
     "cpu-saturation",
     "cgroup-cpu-throttle",
 ];

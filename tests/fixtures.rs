@@ -74,6 +74,7 @@ const EXPECTED_TOP: &[(&str, &str)] = &[
     ("memory-pressure-swap", "memory.saturation.swapping"),
     ("disk-saturation", "disk.saturation.queue"),
     ("net-retransmits", "tcp.errors.retransmits"),
+    ("qdisc-drops-retransmits", "network.saturation.qdisc_drops"),
 ];
 
 #[test]

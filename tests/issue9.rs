@@ -272,6 +272,67 @@ fn io_wait_on_an_idle_disk_names_the_cgroup_at_its_limit() {
     );
 }
 
+/// Item 7: retransmits caused by a local queueing discipline. Recorded with
+/// tests/workloads/qdisc-drops.sh: 4 bulk flows from netns tq-tx, forwarded by the root
+/// namespace out of veth tq0 whose tbf (8 Mbit/s) drops; `tc -s qdisc` counted 313 drops over
+/// the 2.46 s around the capture (127/s), triage 115/s over its 2.0 s window.
+#[test]
+fn retransmits_caused_by_qdisc_drops_say_the_drops_are_local() {
+    for r in [
+        view("qdisc-drops-retransmits", Focus::Net),
+        sixty("qdisc-drops-retransmits"),
+    ] {
+        let top = &r.findings[0];
+        assert_eq!(top.id, "network.saturation.qdisc_drops", "{}", r.command);
+        assert_eq!(top.severity, Severity::Critical);
+        assert_eq!(
+            top.subject,
+            Subject {
+                interface: Some("tq0".into()),
+                class: Some("tbf".into()),
+                ..Default::default()
+            }
+        );
+        assert_eq!(top.evidence[1].metric, "network.qdisc_drops_per_s");
+        assert!(
+            (100.0..130.0).contains(&top.evidence[1].value),
+            "{:?}",
+            top.evidence
+        );
+        // The senders' retransmits (their own namespace) are the drops' consequence.
+        let rt = find(&r, "tcp.errors.retransmits");
+        assert_eq!(rt.severity, Severity::Info);
+        assert_eq!(rt.subject.interface.as_deref(), Some("tq0"));
+        assert_eq!(rt.subject.class.as_deref(), Some("tbf"));
+        assert!(rt.subject.netns.is_some(), "{:?}", rt.subject);
+        let tied = rt
+            .evidence
+            .iter()
+            .find(|e| e.metric == "tcp.retrans_qdisc_drop_pct")
+            .expect("the drops as evidence");
+        assert!(tied.value >= 50.0, "{tied:?}");
+        // The qdisc rows: the tbf first, with its backlog at the end of the window.
+        let q = &r.sections.qdiscs[0];
+        assert_eq!((q.interface.as_str(), q.kind.as_str()), ("tq0", "tbf"));
+        assert!(
+            q.backlog_bytes > 0 && q.overlimits_per_s > q.drops_per_s,
+            "{q:?}"
+        );
+        // The USE table's tq0 row carries the drops as saturation.
+        let use_row = r
+            .resources
+            .iter()
+            .find(|x| x.name == "network" && x.instance.as_deref() == Some("tq0"))
+            .unwrap();
+        let m = use_row
+            .metrics
+            .iter()
+            .find(|m| m.id == "network.qdisc_drops_per_s")
+            .unwrap();
+        assert_eq!(m.value, Some(top.evidence[1].value));
+    }
+}
+
 /// Item 7: during a listen overflow, the retransmits are the clients' SYNs: their share is of
 /// all segments sent (retransmissions included, never above 100%), and the finding is tied to
 /// the overflow (info) instead of blaming the network.

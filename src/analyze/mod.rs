@@ -11,6 +11,7 @@ pub mod io_sync;
 pub mod offcpu;
 pub mod procs_storm;
 pub mod profile;
+pub mod qdisc;
 mod report;
 pub mod syscalls;
 
@@ -89,6 +90,9 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
     Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
     Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
+    Threshold { id: "network.qdisc_drop_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "non-zero drops indicate saturation (S0:438), judged like retransmits (tcp.retrans_pct): a qdisc dropping 1% of the packets it is given costs TCP a retransmit and a cwnd cut for each; 5% is a shaper or queue far under its load. Over the window, never since boot: an fq_codel with a few drops over months is healthy" },
+    Threshold { id: "network.qdisc_drops_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "companion of the share: a share needs volume to mean something, at least 10 drops/s (as tcp.retrans_segs_per_s)" },
+    Threshold { id: "tcp.retrans_qdisc_drop_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "each packet a local qdisc drops costs TCP at least one retransmit (more with tail losses and spurious ones): when this host's qdisc drops at least half as many packets as TCP retransmits in the same window, the loss is local, and the retransmit finding is its consequence (info)" },
     Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: client-side sockets to one (local address, remote address:port) against ip_local_port_range, as the kernel allocates (accepted sockets hold no ephemeral port)" },
 ];
 
@@ -203,6 +207,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     io_wait_rule(s, &mut out);
     disk_rules(s, &mut out);
     net_rules(s, &mut out);
+    qdisc::rules(s, &mut out);
     software_rules(s, &mut out);
     kernel_log_rules(s, cx, &mut out);
     procs_storm::rules(s, cx, &mut out);

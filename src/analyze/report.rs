@@ -29,6 +29,7 @@ pub fn build_report(r: &Readings, command: &str, a: &Analysis) -> Report {
         &model::build::idle_disks(r),
         &model::build::idle_interfaces(r),
     );
+    model::qdisc::add_to_use(&mut resources, &sections.qdiscs);
     let runnable: Vec<u32> = r
         .samples
         .iter()

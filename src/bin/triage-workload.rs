@@ -2,7 +2,10 @@
 //! the tracer can attach first), does exactly what it was asked with raw syscalls, then exits.
 //!
 //! `triage-workload [--now] getppid N` | `read0 N` | `enoent N` | `nanosleep MS COUNT` |
-//! `spin N` (N x 10,000 xorshift rounds in one non-inlined function)
+//! `spin N` (N x 10,000 xorshift rounds in one non-inlined function) |
+//! `tcp-sink ADDR:PORT` (accept and discard, until killed) |
+//! `tcp-send ADDR:PORT SECS FLOWS` (FLOWS bulk TCP connections for SECS seconds: the qdisc
+//! tests send it across a shaped link)
 //! (`--now`: do not wait for stdin; the overhead bench uses it).
 
 use std::io::BufRead;
@@ -71,8 +74,10 @@ fn main() {
             }
             std::hint::black_box(h);
         }
+        Some("tcp-sink") => tcp_sink(args.get(1).map(String::as_str).unwrap_or("")),
+        Some("tcp-send") => tcp_send(args.get(1).map(String::as_str).unwrap_or(""), n(2), n(3)),
         _ => {
-            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N");
+            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N | tcp-sink ADDR:PORT | tcp-send ADDR:PORT SECS FLOWS");
             std::process::exit(2);
         }
     }
@@ -88,4 +93,46 @@ fn spin_step(mut h: u64) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
+}
+
+/// Accept connections on `addr` and read each to its end, until killed.
+fn tcp_sink(addr: &str) {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind(addr).unwrap_or_else(|e| {
+        eprintln!("tcp-sink: bind {addr}: {e}");
+        std::process::exit(1)
+    });
+    for c in l.incoming().flatten() {
+        std::thread::spawn(move || {
+            let mut c = c;
+            let mut buf = vec![0u8; 1 << 16];
+            while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+        });
+    }
+}
+
+/// `flows` connections to `addr`, each writing as fast as it may for `secs` seconds
+/// (reconnecting when one fails).
+fn tcp_send(addr: &str, secs: u64, flows: u64) {
+    use std::io::Write;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let threads: Vec<_> = (0..flows)
+        .map(|_| {
+            let addr = addr.to_string();
+            std::thread::spawn(move || {
+                let buf = vec![b'x'; 1 << 16];
+                while std::time::Instant::now() < end {
+                    let Ok(mut c) = std::net::TcpStream::connect(&addr) else {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        continue;
+                    };
+                    let _ = c.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+                    while std::time::Instant::now() < end && c.write_all(&buf).is_ok() {}
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
 }

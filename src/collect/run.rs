@@ -54,6 +54,8 @@ pub struct Snapshot {
     /// Network namespace inode -> its counters.
     pub net: BTreeMap<u64, NetReading>,
     pub cgroups: Option<CgroupScan>,
+    /// Queueing disciplines of our own namespace (rtnetlink), when the source can tell.
+    pub qdiscs: Option<Vec<crate::host::qdisc::Qdisc>>,
     /// What only the deep dives read (empty unless the run's `Spec` asked for it).
     pub deep: DeepSnapshot,
 }
@@ -166,6 +168,8 @@ fn snapshot(
         }
     }
     let cgroups = layout.map(|l| cgroup::scan(src, l, MAX_CGROUPS));
+    // One netlink dump, cheap: every run reads it (a qdisc dropping explains retransmits).
+    let qdiscs = src.qdiscs().ok();
     let deep = if spec.any() {
         deep::snapshot(
             src,
@@ -184,6 +188,7 @@ fn snapshot(
             procs,
             net: netr,
             cgroups,
+            qdiscs,
             deep,
         },
         ns,

@@ -165,6 +165,9 @@ pub fn report(r: &Readings, focus: Focus, scope: &Scope, a: &Analysis) -> Report
             (s.filesystems, s.memory, s.limits) = (Vec::new(), None, None);
         }
     }
+    if focus != Focus::Net {
+        rep.sections.qdiscs.clear();
+    }
     rep.resources
         .retain(|res| focus.resources().contains(&res.name.as_str()));
     rep.findings.retain(|f| focus.owns(f));

@@ -2,6 +2,7 @@
 
 pub mod memsource;
 pub mod outdir;
+pub mod qdisc;
 pub mod safe;
 pub mod sockdiag;
 pub mod source;

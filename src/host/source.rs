@@ -77,6 +77,13 @@ pub trait Source: Send + Sync {
         ))
     }
 
+    /// Queueing disciplines of our own network namespace with their counters, from an
+    /// rtnetlink `RTM_GETQDISC` dump ([`super::qdisc`]). Recorded as `qdisc.json`; a fixture
+    /// without it (or a `--root` that is not `/`) answers `Unsupported`.
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no qdisc dump"))
+    }
+
     /// Paths this source refused to read (outside the tree, not a regular file, too large),
     /// with why: the run lists them in `unavailable`.
     fn refusals(&self) -> Vec<(String, String)> {
@@ -435,6 +442,22 @@ impl Source for LiveSource {
             &serde_json::to_vec_pretty(&p).unwrap_or_default(),
         );
         Ok(p)
+    }
+
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        if self.base != Path::new("/") {
+            // rtnetlink answers for our own namespace, not for the system under --root.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "rtnetlink with --root",
+            ));
+        }
+        let q = super::qdisc::qdiscs()?;
+        self.record(
+            "qdisc.json",
+            &serde_json::to_vec_pretty(&q).unwrap_or_default(),
+        );
+        Ok(q)
     }
 }
 
@@ -893,6 +916,10 @@ impl Source for FixtureSource {
     fn tcp_port_use(&self, _range: (u16, u16)) -> io::Result<super::sockdiag::PortUseDump> {
         self.json_file("sock_diag_ports.json", "no sock_diag port-use recording")
     }
+
+    fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
+        self.json_file("qdisc.json", "no qdisc recording")
+    }
 }
 
 #[cfg(test)]
@@ -946,6 +973,29 @@ mod tests {
         assert_eq!(size, size2);
         assert_eq!(fx.readlink("proc/42/fd/3").unwrap(), link);
         assert_eq!(link, "socket:[777]");
+    }
+
+    /// Qdiscs come from rtnetlink (our own namespace): a `--root` that is not `/` cannot ask
+    /// for them; a recording replays them; a fixture without one answers `Unsupported`.
+    #[test]
+    fn qdiscs_live_under_root_recorded_and_replayed() {
+        let sys = tempfile::tempdir().unwrap();
+        let e = LiveSource::new(sys.path()).qdiscs().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        let rec = tempfile::tempdir().unwrap();
+        let out = std::sync::Arc::new(super::super::outdir::OutDir::create(rec.path()).unwrap());
+        let live = LiveSource::new("/").with_recorder(out);
+        live.set_phase("t1");
+        let q = live.qdiscs().unwrap();
+        assert!(q.iter().any(|q| q.interface == "lo"), "{q:?}");
+        let fx = FixtureSource::open(rec.path().join("t1")).unwrap();
+        assert_eq!(fx.qdiscs().unwrap(), q);
+        let empty = tempfile::tempdir().unwrap();
+        let none = FixtureSource::open(empty.path())
+            .unwrap()
+            .qdiscs()
+            .unwrap_err();
+        assert_eq!(none.kind(), io::ErrorKind::Unsupported);
     }
 
     #[test]

@@ -936,6 +936,7 @@ pub fn sections(r: &Readings, lookback_s: f64) -> Sections {
         memory: memory(r),
         interfaces: interfaces(r),
         tcp: tcp(r),
+        qdiscs: super::qdisc::rows(r),
         pressure: pressure(r),
         cgroups: cgroups(r),
         kernel_log: kernel_log(r, lookback_s),

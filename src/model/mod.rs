@@ -8,6 +8,7 @@ pub mod deep;
 /// probes return); the model names them here for the layers above.
 pub use crate::probe::offcpu_model as offcpu;
 pub use crate::probe::profile_model as profile;
+pub mod qdisc;
 pub mod report;
 pub mod resources;
 pub mod sections;

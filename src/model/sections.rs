@@ -25,6 +25,10 @@ pub struct Sections {
     pub interfaces: Vec<IfRow>,
     /// sar -n TCP,ETCP and ss -s: one row per network namespace.
     pub tcp: Vec<TcpRow>,
+    /// tc -s qdisc: queueing disciplines of our own namespace over the window (root qdiscs
+    /// and any that dropped), when the run could ask rtnetlink (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub qdiscs: Vec<super::qdisc::QdiscRow>,
     /// PSI over the window.
     pub pressure: Vec<PsiRow>,
     /// cgroups with a CPU or memory limit, or throttled in the window.

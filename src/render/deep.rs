@@ -39,6 +39,7 @@ pub fn render(out: &mut String, r: &Report, st: &Style) {
     }
     if let Some(n) = &sec.net_detail {
         net(out, n, st);
+        super::qdisc::render(out, &sec.qdiscs, st);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod markdown;
 pub mod offcpu;
 pub mod openmetrics;
 pub mod profile;
+mod qdisc;
 mod syscalls;
 pub mod table;
 

@@ -24,7 +24,9 @@ pub const BUILD: &[&str] = &[
 /// What the test suite needs beyond [`BUILD`] (installed by `cargo xtask test`, so CI on a fresh
 /// machine runs every test for real): `perf` checks that a classic tracepoint program leaves
 /// events to other perf users; `setpriv` (util-linux) runs the unprivileged-run tests.
-pub const TEST: &[&str] = &["linux-perf", "util-linux"];
+/// `ip` and `tc` (iproute2) build the network namespaces, veths and the dropping tbf of the
+/// qdisc test (tests/qdisc.rs).
+pub const TEST: &[&str] = &["linux-perf", "util-linux", "iproute2"];
 
 /// The classic 60-second commands the bench compares against (sysstat, procps, util-linux),
 /// and the load generators and profilers the fault scenarios and benchmarks use.
