@@ -290,7 +290,9 @@ pub fn read_system(src: &dyn Source, problems: &mut Vec<Problem>) -> SystemReadi
             "proc/meminfo",
             "a value is out of range (more than 2^54 kB)",
         )),
-        Ok(b) => match Meminfo::from_read(&b[..]) {
+        // procfs-core also slices each key one byte short of its end, which panics on a key
+        // ending in a multi-byte character: the kernel writes ASCII, so only ASCII lines go in.
+        Ok(b) => match Meminfo::from_read(&ascii_lines(&b)[..]) {
             Ok(m) => r.mem = Some(mem_from(&m)),
             Err(e) => problems.push(Problem::parse("memory", "proc/meminfo", &e)),
         },
@@ -379,6 +381,15 @@ pub fn read_limits(src: &dyn Source) -> Limits {
 }
 
 /// A `/proc/meminfo` line whose kB value times 1024 overflows u64.
+/// The lines of `b` that are ASCII (with their newlines).
+fn ascii_lines(b: &[u8]) -> Vec<u8> {
+    b.split_inclusive(|c| *c == b'\n')
+        .filter(|l| l.is_ascii())
+        .flatten()
+        .copied()
+        .collect()
+}
+
 fn meminfo_out_of_range(b: &[u8]) -> bool {
     String::from_utf8_lossy(b).lines().any(|l| {
         l.split_whitespace()

@@ -411,7 +411,8 @@ pub fn filesystems(r: &Readings) -> Vec<FsRow> {
             let bs = s.block_size;
             let used = s.blocks.saturating_sub(s.blocks_free);
             // df's Use%: used / (used + available to non-root).
-            let used_pct = pct(used as f64, (used + s.blocks_avail) as f64).map(|v| r2(v.ceil()));
+            let used_pct =
+                pct(used as f64, used.saturating_add(s.blocks_avail) as f64).map(|v| r2(v.ceil()));
             let inodes_used_pct = (s.files > 0)
                 .then(|| pct(s.files.saturating_sub(s.files_free) as f64, s.files as f64))
                 .flatten()
@@ -432,7 +433,10 @@ pub fn filesystems(r: &Readings) -> Vec<FsRow> {
 
 pub fn memory(r: &Readings) -> Option<MemorySection> {
     let m = r.t1.system.mem?;
-    let buff_cache = m.buffers + m.cached + m.sreclaimable.unwrap_or(0);
+    let buff_cache = m
+        .buffers
+        .saturating_add(m.cached)
+        .saturating_add(m.sreclaimable.unwrap_or(0));
     let used = m.total.saturating_sub(m.free).saturating_sub(buff_cache);
     let limit = r.end.memory_limit.clone().filter(|(l, _)| *l < m.total);
     Some(MemorySection {
