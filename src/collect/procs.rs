@@ -110,6 +110,9 @@ pub struct ProcScan {
     pub procs: BTreeMap<i32, ProcSample>,
     /// Entries whose stat could not be parsed (garbled, not vanished).
     pub garbled: usize,
+    /// Set when the scan came from a task dump (the BPF task iterator, live or recorded):
+    /// what it told beyond `stat`, so the per-process files need not be opened.
+    pub dump: Option<super::taskdump::DumpExtras>,
 }
 
 fn pids(src: &dyn Source) -> std::io::Result<Vec<i32>> {
@@ -123,6 +126,9 @@ fn pids(src: &dyn Source) -> std::io::Result<Vec<i32>> {
 }
 
 pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
+    if let Some(s) = scan_dump(src, problems) {
+        return s;
+    }
     let mut out = ProcScan::default();
     let list = match pids(src) {
         Ok(l) => l,
@@ -154,6 +160,41 @@ pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
     out
 }
 
+/// The scan from the source's task dump (`tasks.bin`), when it has one. A dump that cannot be
+/// decoded is a problem, and the scan reads /proc instead.
+fn scan_dump(src: &dyn Source, problems: &mut Vec<Problem>) -> Option<ProcScan> {
+    let what = "process scan through the BPF task iterator";
+    let path = crate::host::source::TASK_DUMP_FILE;
+    let bytes = match src.task_dump() {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return None,
+        Err(e) => {
+            let mut p = Problem::io(what, path, &e);
+            p.reason.push_str("; processes read from /proc instead");
+            problems.push(p);
+            return None;
+        }
+    };
+    match super::taskdump::TaskDump::decode(&bytes) {
+        Ok(d) => {
+            let (procs, extras) = super::taskdump::to_samples(&d);
+            Some(ProcScan {
+                procs,
+                garbled: 0,
+                dump: Some(extras),
+            })
+        }
+        Err(why) => {
+            problems.push(Problem::new(
+                what,
+                path,
+                format!("{why}; processes read from /proc instead"),
+            ));
+            None
+        }
+    }
+}
+
 /// Open fd count and the soft RLIMIT_NOFILE of one process.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FdUse {
@@ -175,6 +216,10 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, Vec<i
         .values()
         .filter(|p| !p.kernel_thread && p.state != 'Z')
     {
+        if let Some(n) = scan.dump.as_ref().and_then(|d| d.fds.get(&p.pid)) {
+            counts.push((p.pid, *n));
+            continue;
+        }
         match src.stat_size(&format!("proc/{}/fd", p.pid)) {
             Ok(n) => counts.push((p.pid, n)),
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied.push(p.pid),
@@ -215,6 +260,10 @@ pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i
         .values()
         .filter(|p| !p.kernel_thread && p.state != 'Z')
     {
+        if let Some(ino) = scan.dump.as_ref().and_then(|d| d.netns.get(&p.pid)) {
+            out.entry(*ino).or_default().push(p.pid);
+            continue;
+        }
         match src.readlink(&format!("proc/{}/ns/net", p.pid)) {
             Ok(t) => {
                 if let Some(ino) = ns_inode(&t) {

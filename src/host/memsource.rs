@@ -188,6 +188,17 @@ impl Source for MemSource {
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
         self.json("sock_diag_listen.json", "no sock_diag listener recording")
     }
+
+    fn task_dump(&self) -> io::Result<Vec<u8>> {
+        match self.file(super::source::TASK_DUMP_FILE) {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no task dump recorded",
+            )),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * triage's process scan: an iter/task program that writes one fixed-size record per task
+ * (every thread of every process) into the iterator's seq_file, so one read() of the
+ * iterator's fd replaces opening and parsing /proc/PID/stat (and /proc/PID/fd's size and
+ * /proc/PID/ns/net) for each process. Raw kernel values only; user space does the
+ * arithmetic /proc does (src/collect/taskdump.rs), so recorded fixtures replay it.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "tasks.h"
+
+#define PF_KTHREAD 0x00200000
+/* Words of the open-fd bitmap counted at most (64 Ki words: 4 Mi fds); beyond, no count. */
+#define MAX_FD_WORDS (1 << 16)
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct task_rec _task_rec = {};
+
+/* Before 6.2, the mm counters were atomics in struct mm_rss_stat. */
+struct mm_rss_stat___old {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+struct mm_struct___old {
+	struct mm_rss_stat___old rss_stat;
+} __attribute__((preserve_access_index));
+
+/* Before 5.14, the state field was `state` (long). */
+struct task_struct___old {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 rss_counter(struct mm_struct *mm, int i)
+{
+	__s64 v = 0;
+	if (bpf_core_field_exists(((struct mm_struct___old *)0)->rss_stat.count)) {
+		struct mm_struct___old *o = (void *)mm;
+		v = BPF_CORE_READ(o, rss_stat.count[i & 3].counter);
+	} else {
+		/* percpu_counter_read_positive(): what get_mm_counter() and so /proc report */
+		v = BPF_CORE_READ(mm, rss_stat[i & 3].count);
+	}
+	return v > 0 ? (__u64)v : 0;
+}
+
+struct fd_ctx {
+	unsigned long *bits;
+	__u32 count;
+};
+
+static __always_inline __u32 popcount64(__u64 x)
+{
+	x = x - ((x >> 1) & 0x5555555555555555ULL);
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (x * 0x0101010101010101ULL) >> 56;
+}
+
+static long count_word(__u64 i, void *data)
+{
+	struct fd_ctx *c = data;
+	unsigned long w = 0;
+	if (bpf_probe_read_kernel(&w, sizeof(w), c->bits + i))
+		return 1;
+	c->count += popcount64(w);
+	return 0;
+}
+
+SEC("iter/task")
+int dump_task(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *t = ctx->task;
+	struct task_rec r = {};
+
+	if (!t)
+		return 0;
+	r.version = TASKS_VERSION;
+	r.size = sizeof(r);
+	r.tgid = BPF_CORE_READ(t, tgid);
+	r.pid = BPF_CORE_READ(t, pid);
+	r.ppid = BPF_CORE_READ(t, real_parent, tgid);
+	if (bpf_core_field_exists(t->__state)) {
+		r.state = BPF_CORE_READ(t, __state);
+	} else {
+		struct task_struct___old *o = (void *)t;
+		r.state = BPF_CORE_READ(o, state);
+	}
+	r.exit_state = BPF_CORE_READ(t, exit_state);
+	r.flags = BPF_CORE_READ(t, flags);
+	if (bpf_core_field_exists(t->thread_info.cpu))
+		r.cpu = BPF_CORE_READ(t, thread_info.cpu);
+	r.utime = BPF_CORE_READ(t, utime);
+	r.stime = BPF_CORE_READ(t, stime);
+	r.sum_exec_runtime = BPF_CORE_READ(t, se.sum_exec_runtime);
+	r.prev_utime = BPF_CORE_READ(t, prev_cputime.utime);
+	r.prev_stime = BPF_CORE_READ(t, prev_cputime.stime);
+	r.min_flt = BPF_CORE_READ(t, min_flt);
+	r.maj_flt = BPF_CORE_READ(t, maj_flt);
+	r.nvcsw = BPF_CORE_READ(t, nvcsw);
+	r.nivcsw = BPF_CORE_READ(t, nivcsw);
+	r.start_boottime = BPF_CORE_READ(t, start_boottime);
+	bpf_probe_read_kernel_str(r.comm, sizeof(r.comm), t->comm);
+
+	struct signal_struct *sig = BPF_CORE_READ(t, signal);
+	if (sig) {
+		r.nr_threads = BPF_CORE_READ(sig, nr_threads);
+		r.sig_utime = BPF_CORE_READ(sig, utime);
+		r.sig_stime = BPF_CORE_READ(sig, stime);
+		r.sig_sum_sched_runtime = BPF_CORE_READ(sig, sum_sched_runtime);
+		r.sig_prev_utime = BPF_CORE_READ(sig, prev_cputime.utime);
+		r.sig_prev_stime = BPF_CORE_READ(sig, prev_cputime.stime);
+		r.sig_min_flt = BPF_CORE_READ(sig, min_flt);
+		r.sig_maj_flt = BPF_CORE_READ(sig, maj_flt);
+		r.sig_cutime = BPF_CORE_READ(sig, cutime);
+		r.sig_cstime = BPF_CORE_READ(sig, cstime);
+	}
+
+	struct mm_struct *mm = BPF_CORE_READ(t, mm);
+	/* MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 (since 4.5) */
+	if (mm && !(r.flags & PF_KTHREAD)) {
+		r.have |= TR_HAVE_MM;
+		r.rss_file = rss_counter(mm, 0);
+		r.rss_anon = rss_counter(mm, 1);
+		r.rss_swap = rss_counter(mm, 2);
+		r.rss_shmem = rss_counter(mm, 3);
+	}
+
+	/* Per process: the leader's open fds and network namespace. */
+	if (r.pid == r.tgid && !(r.flags & PF_KTHREAD)) {
+		struct nsproxy *ns = BPF_CORE_READ(t, nsproxy);
+		if (ns) {
+			r.netns = BPF_CORE_READ(ns, net_ns, ns.inum);
+			if (r.netns)
+				r.have |= TR_HAVE_NETNS;
+		}
+		struct files_struct *files = BPF_CORE_READ(t, files);
+		if (files) {
+			struct fdtable *fdt = BPF_CORE_READ(files, fdt);
+			__u32 max = BPF_CORE_READ(fdt, max_fds);
+			__u32 words = max / 64;
+			struct fd_ctx c = { .bits = BPF_CORE_READ(fdt, open_fds), .count = 0 };
+			if (fdt && c.bits && words <= MAX_FD_WORDS &&
+			    bpf_loop(words, count_word, &c, 0) == words) {
+				r.nr_fds = c.count;
+				r.have |= TR_HAVE_FDS;
+			}
+		}
+	}
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
