@@ -2,7 +2,10 @@
 //! the tracer can attach first), does exactly what it was asked with raw syscalls, then exits.
 //!
 //! `triage-workload [--now] getppid N` | `read0 N` | `enoent N` | `nanosleep MS COUNT` |
-//! `spin N` (N x 10,000 xorshift rounds in one non-inlined function)
+//! `spin N` (N x 10,000 xorshift rounds in one non-inlined function) |
+//! `threads N` (N threads in all, asleep) | `touch MB` (MB MiB of anonymous memory, small
+//! pages, each page written once: MB x 256 minor faults at 4 KiB pages): these two print
+//! `ready` once set up and hold until stdin closes (the task iterator's agreement test).
 //! (`--now`: do not wait for stdin; the overhead bench uses it).
 
 use std::io::BufRead;
@@ -71,8 +74,49 @@ fn main() {
             }
             std::hint::black_box(h);
         }
+        Some("threads") => {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+            let handles: Vec<_> = (1..n(1))
+                .map(|_| {
+                    let rx = rx.clone();
+                    // Each blocks until the sender is dropped (stdin closed).
+                    std::thread::spawn(move || {
+                        while rx.lock().map(|r| r.recv().is_ok()).unwrap_or(false) {}
+                    })
+                })
+                .collect();
+            hold();
+            drop(tx);
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+        Some("touch") => {
+            let len = (n(1) as usize) << 20;
+            // SAFETY: a fresh private anonymous mapping; only written within its length.
+            unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert!(p != libc::MAP_FAILED, "mmap failed");
+                // Small pages, so every page is one fault and one page of RSS.
+                libc::madvise(p, len, libc::MADV_NOHUGEPAGE);
+                let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+                let b = p as *mut u8;
+                for off in (0..len).step_by(page) {
+                    std::ptr::write_volatile(b.add(off), 1);
+                }
+            }
+            hold();
+        }
         _ => {
-            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N");
+            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N | threads N | touch MB");
             std::process::exit(2);
         }
     }
@@ -88,4 +132,14 @@ fn spin_step(mut h: u64) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
+}
+
+/// Say `ready` on stdout, then wait until stdin closes.
+fn hold() {
+    use std::io::{Read, Write};
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().lock().read_to_end(&mut sink);
 }

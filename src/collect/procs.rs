@@ -177,10 +177,35 @@ fn scan_dump(src: &dyn Source, problems: &mut Vec<Problem>) -> Option<ProcScan> 
     };
     match super::taskdump::TaskDump::decode(&bytes) {
         Ok(d) => {
-            let (procs, extras) = super::taskdump::to_samples(&d);
+            let (mut procs, mut extras) = super::taskdump::to_samples(&d);
+            // A process /proc lists that the iterator did not show (some sandboxes hide their
+            // supervisor from BPF) is read from /proc, so the scan misses nothing /proc has.
+            let mut garbled = 0;
+            for pid in pids(src).unwrap_or_default() {
+                if procs.contains_key(&pid) {
+                    continue;
+                }
+                let Ok(bytes) = src.read_kept(&format!("proc/{pid}/stat")) else {
+                    continue;
+                };
+                match ProcSample::parse(&bytes) {
+                    Some(s) => {
+                        extras.from_proc.push(pid);
+                        procs.insert(pid, s);
+                    }
+                    None => garbled += 1,
+                }
+            }
+            if garbled > 0 {
+                problems.push(Problem::new(
+                    "some processes",
+                    "proc/PID/stat",
+                    format!("{garbled} unparseable stat file(s) skipped"),
+                ));
+            }
             Some(ProcScan {
                 procs,
-                garbled: 0,
+                garbled,
                 dump: Some(extras),
             })
         }

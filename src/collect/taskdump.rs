@@ -259,6 +259,8 @@ pub struct DumpExtras {
     pub switches: BTreeMap<i32, (u64, u64)>,
     /// pid -> (anon, file, shmem, swap) bytes (`status`: RssAnon, RssFile, RssShmem, VmSwap).
     pub rss_split: BTreeMap<i32, [u64; 4]>,
+    /// Processes /proc listed that the dump did not hold, read from /proc instead (by pid).
+    pub from_proc: Vec<i32>,
 }
 
 fn sample(r: &TaskRec, ut: u64, st: u64, tps: u64) -> ProcSample {
@@ -503,8 +505,10 @@ pub(crate) mod tests {
         );
         assert_eq!(cputime_adjust(0, 0, 50, (0, 0)), (50, 0));
         assert_eq!(cputime_adjust(0, 5, 50, (0, 0)), (0, 50));
-        // Never below what was reported before; nothing new when rtime did not grow.
-        assert_eq!(cputime_adjust(1, 1, 100, (80, 10)), (90, 10));
+        // Never below what was reported before: the 50/50 split would take utime back from
+        // 80 to 50, so utime stays and stime gets the rest; nothing new when rtime did not grow.
+        assert_eq!(cputime_adjust(1, 1, 100, (80, 10)), (80, 20));
+        assert_eq!(cputime_adjust(9, 1, 200, (20, 30)), (170, 30));
         assert_eq!(cputime_adjust(1, 1, 90, (80, 10)), (80, 10));
     }
 

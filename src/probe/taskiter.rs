@@ -68,8 +68,16 @@ fn dump(link: &libbpf_rs::Link, hint: usize) -> std::io::Result<Vec<u8>> {
         rustix::param::clock_ticks_per_second(),
         rustix::param::page_size() as u64,
     );
+    // Whole records per read: a seq_file hands out what fits and keeps the rest.
+    let mut buf = vec![0u8; (hint.max(taskdump::RECORD_SIZE) + (64 << 10)).min(16 << 20)];
     out.reserve(hint);
-    it.read_to_end(&mut out)?;
+    loop {
+        let n = it.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
     Ok(out)
 }
 

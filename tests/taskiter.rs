@@ -1,0 +1,269 @@
+//! The process scan through the BPF task iterator against the /proc scan, on the live box
+//! (root), and a recording of it replayed without BPF.
+//!
+//! Agreement is checked within the counters' own movement: /proc is scanned just before and
+//! just after the iterator, so a monotonic counter (CPU time, faults, context switches) must
+//! lie between the two /proc readings (one tick of slack for CPU time: /proc adds the running
+//! task's pending run time, the iterator reads the last accounted one), and what does not
+//! move (start time, name, thread count, RSS of an idle process) must be equal.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use triage::collect::procs::{self, ProcSample, ProcScan};
+use triage::host::{LiveSource, Source};
+
+/// A `triage-workload` child; killed and reaped when dropped.
+struct Workload(Child);
+
+impl Workload {
+    /// Starts `triage-workload --now ARGS`; with `ready`, waits for its `ready` line.
+    fn start(args: &[&str], ready: bool) -> Workload {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_triage-workload"))
+            .arg("--now")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start triage-workload");
+        if ready {
+            let mut line = String::new();
+            BufReader::new(c.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line.trim(), "ready", "{args:?}");
+        }
+        Workload(c)
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `lo <= x <= hi + slack` (and `x + slack >= lo`), with a message naming the field.
+fn between(what: &str, pid: i32, lo: u64, x: u64, hi: u64, slack: u64) {
+    assert!(
+        x.saturating_add(slack) >= lo && x <= hi.saturating_add(slack),
+        "pid {pid} {what}: iterator {x} outside /proc's [{lo}, {hi}] (slack {slack})"
+    );
+}
+
+/// Field-by-field agreement of one process or thread sampled by the iterator (`it`) between
+/// two /proc samples of it.
+fn agree(b: &ProcSample, it: &ProcSample, a: &ProcSample) {
+    let pid = b.pid;
+    assert_eq!(it.pid, pid);
+    assert_eq!(it.starttime, b.starttime, "pid {pid} start time");
+    assert_eq!(it.kernel_thread, b.kernel_thread, "pid {pid} kernel thread");
+    if b.comm == a.comm {
+        if b.kernel_thread {
+            // /proc shows a kernel thread's full name (and a kworker's workqueue); the task's
+            // comm is its first 15 bytes.
+            assert!(b.comm.starts_with(&it.comm), "pid {pid}: {b:?} vs {it:?}");
+        } else {
+            assert_eq!(it.comm, b.comm, "pid {pid} comm");
+        }
+    }
+    if b.ppid == a.ppid {
+        assert_eq!(it.ppid, b.ppid, "pid {pid} ppid");
+    }
+    if b.num_threads == a.num_threads {
+        assert_eq!(it.num_threads, b.num_threads, "pid {pid} threads");
+    }
+    assert!(
+        "RSDTtXZPI".contains(it.state),
+        "pid {pid} state {}",
+        it.state
+    );
+    between("utime", pid, b.utime, it.utime, a.utime, 1);
+    between("stime", pid, b.stime, it.stime, a.stime, 1);
+    between(
+        "utime+stime",
+        pid,
+        b.utime + b.stime,
+        it.utime + it.stime,
+        a.utime + a.stime,
+        1,
+    );
+    between("cutime", pid, b.cutime, it.cutime, a.cutime, 0);
+    between("cstime", pid, b.cstime, it.cstime, a.cstime, 0);
+    between("minflt", pid, b.minflt, it.minflt, a.minflt, 0);
+    between("majflt", pid, b.majflt, it.majflt, a.majflt, 0);
+}
+
+fn proc_scan(src: &LiveSource) -> ProcScan {
+    let mut problems = Vec::new();
+    let s = procs::scan(src, &mut problems);
+    assert!(s.dump.is_none());
+    s
+}
+
+/// /proc/PID/task/TID/stat of every thread of `pid`, by tid.
+fn proc_threads(pid: i32) -> BTreeMap<i32, ProcSample> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let tid = e.unwrap().file_name().to_string_lossy().into_owned();
+        let b = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+        let s = ProcSample::parse(&b).unwrap();
+        out.insert(s.pid, s);
+    }
+    out
+}
+
+/// voluntary and involuntary context switches of /proc/PID/task/TID/status.
+fn proc_switches(pid: i32, tid: i32) -> (u64, u64) {
+    let t = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    let get = |k: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (
+        get("voluntary_ctxt_switches:"),
+        get("nonvoluntary_ctxt_switches:"),
+    )
+}
+
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator"]
+fn the_iterator_agrees_with_proc_on_a_live_box() {
+    common::require_bpf();
+    const THREADS: i64 = 8;
+    const MIB: u64 = 64;
+    let spinner = Workload::start(&["spin", "100000000"], false);
+    let threads = Workload::start(&["threads", &THREADS.to_string()], true);
+    let touch = Workload::start(&["touch", &MIB.to_string()], true);
+    let dumper = triage::probe::taskiter::dumper().expect("the task iterator loads as root");
+    // Let the spinner accumulate CPU time.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let page = rustix::param::page_size() as u64;
+
+    let proc_src = LiveSource::new("/");
+    let iter_src = LiveSource::new("/").with_task_dumper(dumper);
+    let tpid = threads.pid();
+    let sw_before: BTreeMap<i32, (u64, u64)> = proc_threads(tpid)
+        .keys()
+        .map(|&t| (t, proc_switches(tpid, t)))
+        .collect();
+    let th_before = proc_threads(tpid);
+    let before = proc_scan(&proc_src);
+    let mut problems = Vec::new();
+    let it = procs::scan(&iter_src, &mut problems);
+    let after = proc_scan(&proc_src);
+    let th_after = proc_threads(tpid);
+    let sw_after: BTreeMap<i32, (u64, u64)> = th_after
+        .keys()
+        .map(|&t| (t, proc_switches(tpid, t)))
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    let dump = it.dump.as_ref().expect("the scan came from the iterator");
+
+    // Every process alive across the three scans: present, and agreeing.
+    let mut compared = 0;
+    for (pid, b) in &before.procs {
+        let Some(a) = after.procs.get(pid).filter(|a| a.starttime == b.starttime) else {
+            continue;
+        };
+        let i = it
+            .procs
+            .get(pid)
+            .unwrap_or_else(|| panic!("pid {pid} ({}) missing from the iterator", b.comm));
+        agree(b, i, a);
+        compared += 1;
+    }
+    assert!(compared >= 20, "only {compared} processes compared");
+    // And nothing the iterator saw that /proc never did (besides what started in between).
+    for (pid, i) in &it.procs {
+        assert!(
+            before.procs.contains_key(pid) || after.procs.contains_key(pid) || i.state == 'Z',
+            "pid {pid} ({}) seen by the iterator only",
+            i.comm
+        );
+    }
+
+    // What the dump lacked was read from /proc: rare (a sandbox's supervisor hidden from
+    // BPF), and never an ordinary process such as the workloads.
+    assert!(
+        dump.from_proc.len() * 50 <= it.procs.len(),
+        "{} of {} processes not in the dump: {:?}",
+        dump.from_proc.len(),
+        it.procs.len(),
+        dump.from_proc
+    );
+
+    // The workloads: known answers (and all of them from the dump).
+    for w in [&spinner, &threads, &touch] {
+        assert!(!dump.from_proc.contains(&w.pid()), "pid {}", w.pid());
+    }
+    let s = &it.procs[&spinner.pid()];
+    assert_eq!(s.state, 'R', "the spinner runs: {s:?}");
+    assert!(s.utime >= 10, "300 ms of spinning shows in utime: {s:?}");
+    let t = &it.procs[&tpid];
+    assert_eq!((t.num_threads, t.state), (THREADS, 'S'), "{t:?}");
+    let m = &it.procs[&touch.pid()];
+    assert!(
+        m.rss_pages * page >= MIB << 20,
+        "{} pages of RSS after touching {MIB} MiB",
+        m.rss_pages
+    );
+    assert!(
+        m.minflt >= (MIB << 20) / page,
+        "{} minor faults after touching {MIB} MiB",
+        m.minflt
+    );
+    for w in [&threads, &touch] {
+        let (b, a) = (&before.procs[&w.pid()], &after.procs[&w.pid()]);
+        // Asleep: RSS does not move, so it must be equal.
+        if b.rss_pages == a.rss_pages {
+            assert_eq!(it.procs[&w.pid()].rss_pages, b.rss_pages, "pid {}", w.pid());
+        }
+        // Open fds and network namespace: what /proc/PID/fd's size and ns/net say.
+        let fds = proc_src.stat_size(&format!("proc/{}/fd", w.pid())).unwrap();
+        assert_eq!(
+            dump.fds.get(&w.pid()),
+            Some(&fds),
+            "open fds of {}",
+            w.pid()
+        );
+        let ns = proc_src
+            .readlink(&format!("proc/{}/ns/net", w.pid()))
+            .unwrap();
+        assert_eq!(
+            dump.netns.get(&w.pid()).copied(),
+            procs::ns_inode(&ns),
+            "netns of {}",
+            w.pid()
+        );
+    }
+
+    // Per thread: the same threads, each agreeing with /proc/PID/task/TID/stat and status.
+    let its = &dump.threads[&tpid];
+    assert_eq!(
+        its.iter().map(|t| t.pid).collect::<Vec<_>>(),
+        th_before.keys().copied().collect::<Vec<_>>()
+    );
+    for i in its {
+        agree(&th_before[&i.pid], i, &th_after[&i.pid]);
+        let (b, a) = (sw_before[&i.pid], sw_after[&i.pid]);
+        let x = dump.switches[&i.pid];
+        between("voluntary switches", i.pid, b.0, x.0, a.0, 0);
+        between("involuntary switches", i.pid, b.1, x.1, a.1, 0);
+    }
+    drop((spinner, threads, touch));
+}
