@@ -233,6 +233,22 @@ fn the_iterator_agrees_with_proc_on_a_live_box() {
         if b.rss_pages == a.rss_pages {
             assert_eq!(it.procs[&w.pid()].rss_pages, b.rss_pages, "pid {}", w.pid());
         }
+        // The RSS split of status (the memory deep dive's): the same mm counters.
+        let st = triage::collect::deep::parse_status(
+            &std::fs::read_to_string(format!("/proc/{}/status", w.pid())).unwrap(),
+        );
+        let split = dump.rss_split[&w.pid()];
+        assert_eq!(
+            [
+                st.rss_anon_bytes,
+                st.rss_file_bytes,
+                st.rss_shmem_bytes,
+                st.swap_bytes
+            ],
+            split.map(Some),
+            "RssAnon, RssFile, RssShmem, VmSwap of {}",
+            w.pid()
+        );
         // Open fds and network namespace: what /proc/PID/fd's size and ns/net say.
         let fds = proc_src.stat_size(&format!("proc/{}/fd", w.pid())).unwrap();
         assert_eq!(
@@ -266,4 +282,110 @@ fn the_iterator_agrees_with_proc_on_a_live_box() {
         between("involuntary switches", i.pid, b.1, x.1, a.1, 0);
     }
     drop((spinner, threads, touch));
+}
+
+/// `triage capture` as root records the iterator's dumps (`tasks.bin` in t0/ and t1/) instead
+/// of a `stat` file per process, and replaying that fixture without BPF gives the report the
+/// live run printed.
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator"]
+fn a_recording_of_the_iterator_replays_the_same_report_without_bpf() {
+    common::require_bpf();
+    let spinner = Workload::start(&["spin", "100000000"], false);
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fx");
+    let live = common::triage()
+        .args(["capture", "--duration", "0.5", "--json", "--out"])
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    drop(spinner);
+    for phase in ["t0", "t1"] {
+        let dump = std::fs::read(fx.join(phase).join("tasks.bin")).unwrap();
+        let d = triage::collect::taskdump::TaskDump::decode(&dump).unwrap();
+        assert!(d.tasks.len() > 20, "{phase}: {} tasks", d.tasks.len());
+        // The per-process stat files were not read (at most what the dump lacked).
+        let stats = std::fs::read_dir(fx.join(phase).join("proc"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().join("stat").is_file())
+            .count();
+        assert!(
+            stats * 10 < d.tasks.len(),
+            "{phase}: {stats} stat files recorded"
+        );
+    }
+    let replay = common::triage()
+        .args(["sixty-second", "--no-bpf", "--json", "--fixture"])
+        .arg(&fx)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let (mut a, mut b) = (common::json(&live), common::json(&replay));
+    for v in [&mut a, &mut b] {
+        // What differs by design: our own cost, the command, the latency probes (not replayed
+        // with --no-bpf) and what they add.
+        let o = v.as_object_mut().unwrap();
+        for k in ["cost", "command", "tool"] {
+            o.remove(k);
+        }
+    }
+    assert!(
+        a["sections"]["processes"] == b["sections"]["processes"],
+        "processes differ:\nlive   {}\nreplay {}",
+        a["sections"]["processes"],
+        b["sections"]["processes"]
+    );
+    assert_eq!(a["findings"], b["findings"]);
+    assert_eq!(a["resources"], b["resources"]);
+}
+
+/// The committed fixture recorded through the iterator (a spinner, a process of 8 threads and
+/// one that touched 64 MiB were running) replays anywhere, without BPF, with their numbers.
+#[test]
+fn the_committed_iterator_fixture_replays_its_workloads() {
+    let dir = common::fixture("deep-taskiter");
+    let r =
+        triage::collect::run::from_fixture_spec(&dir, &triage::collect::deep::Spec::ALL).unwrap();
+    for s in [&r.t0, &r.t1] {
+        assert!(s.procs.dump.is_some(), "the scan came from tasks.bin");
+        assert!(
+            s.procs.procs.len() > 50,
+            "{} processes",
+            s.procs.procs.len()
+        );
+    }
+    let page = r.meta.page_size_bytes;
+    let by = |pred: &dyn Fn(&ProcSample) -> bool| -> Vec<ProcSample> {
+        r.t1.procs
+            .procs
+            .values()
+            .filter(|p| p.comm == "triage-workload" && pred(p))
+            .cloned()
+            .collect()
+    };
+    let spin = by(&|p| p.state == 'R');
+    assert_eq!(spin.len(), 1, "one spinner");
+    let t0 = &r.t0.procs.procs[&spin[0].pid];
+    let busy = (spin[0].utime + spin[0].stime) - (t0.utime + t0.stime);
+    let window = r.meta.elapsed_s * r.meta.clock_ticks_per_s as f64;
+    assert!(
+        busy as f64 > 0.5 * window,
+        "the spinner ran {busy} of {window} ticks"
+    );
+    let threaded = by(&|p| p.num_threads == 8);
+    assert_eq!(threaded.len(), 1);
+    assert_eq!(r.t1.deep.threads[&threaded[0].pid].len(), 8);
+    let big = by(&|p| p.rss_pages * page >= 64 << 20);
+    assert_eq!(big.len(), 1, "one process holds 64 MiB");
+    assert!(big[0].minflt >= (64 << 20) / page);
 }

@@ -310,6 +310,22 @@ fn thread_candidates(
     Some(v.iter().take(STATUS_CANDIDATES).map(|x| x.1).collect())
 }
 
+/// What `/proc/PID/task/TID/status` says that the deep dives use (context switches of the
+/// thread, the process's RSS split), from the scan's task dump when it has the thread.
+fn dump_status(scan: &ProcScan, pid: i32, tid: i32) -> Option<ProcStatus> {
+    let d = scan.dump.as_ref()?;
+    let (vol, invol) = *d.switches.get(&tid)?;
+    let rss = d.rss_split.get(&pid);
+    Some(ProcStatus {
+        voluntary_switches: Some(vol),
+        involuntary_switches: Some(invol),
+        rss_anon_bytes: rss.map(|r| r[0]),
+        rss_file_bytes: rss.map(|r| r[1]),
+        rss_shmem_bytes: rss.map(|r| r[2]),
+        swap_bytes: rss.map(|r| r[3]),
+    })
+}
+
 pub fn snapshot(
     src: &dyn Source,
     spec: &Spec,
@@ -325,6 +341,11 @@ pub fn snapshot(
             d.softirqs = parse_softirqs(&t);
         }
         for p in user_procs(scan).filter(|p| p.num_threads > 1) {
+            // The task iterator already saw every thread.
+            if let Some(ts) = scan.dump.as_ref().and_then(|d| d.threads.get(&p.pid)) {
+                d.threads.insert(p.pid, ts.clone());
+                continue;
+            }
             let Ok(list) = src.list(&format!("proc/{}/task", p.pid)) else {
                 continue;
             };
@@ -346,6 +367,10 @@ pub fn snapshot(
                 .iter()
                 .filter(|t| only.as_ref().is_none_or(|o| o.contains(&t.pid)))
             {
+                if let Some(st) = dump_status(scan, *pid, t.pid) {
+                    d.thread_status.insert(t.pid, st);
+                    continue;
+                }
                 if let Ok(text) = src.read_kept_string(&format!("proc/{pid}/task/{}/status", t.pid))
                 {
                     d.thread_status.insert(t.pid, parse_status(&text));
@@ -357,6 +382,10 @@ pub fn snapshot(
     if spec.cpu || (spec.mem && before.is_some()) {
         let only = status_candidates(spec, scan, before);
         for p in user_procs(scan).filter(|p| only.as_ref().is_none_or(|o| o.contains(&p.pid))) {
+            if let Some(st) = dump_status(scan, p.pid, p.pid) {
+                d.status.insert(p.pid, st);
+                continue;
+            }
             if let Ok(t) = src.read_kept_string(&format!("proc/{}/status", p.pid)) {
                 d.status.insert(p.pid, parse_status(&t));
             }
