@@ -41,7 +41,7 @@ static __always_inline __u64 rss_counter(struct mm_struct *mm, int i)
 		v = BPF_CORE_READ(o, rss_stat.count[i & 3].counter);
 	} else {
 		/* percpu_counter_read_positive(): what get_mm_counter() and so /proc report */
-		v = BPF_CORE_READ(mm, rss_stat[i & 3].count);
+		v = mm->rss_stat[i & 3].count;
 	}
 	return v > 0 ? (__u64)v : 0;
 }
@@ -78,48 +78,51 @@ int dump_task(struct bpf_iter__task *ctx)
 
 	if (!t)
 		return 0;
+	/* ctx->task is a BTF pointer: plain (CO-RE relocated) loads, which the kernel turns
+	 * into direct reads with a fault handler, instead of one bpf_probe_read per field. */
 	r.version = TASKS_VERSION;
 	r.size = sizeof(r);
-	r.tgid = BPF_CORE_READ(t, tgid);
-	r.pid = BPF_CORE_READ(t, pid);
-	r.ppid = BPF_CORE_READ(t, real_parent, tgid);
+	r.tgid = t->tgid;
+	r.pid = t->pid;
+	r.ppid = t->real_parent->tgid;
 	if (bpf_core_field_exists(t->__state)) {
-		r.state = BPF_CORE_READ(t, __state);
+		r.state = t->__state;
 	} else {
 		struct task_struct___old *o = (void *)t;
 		r.state = BPF_CORE_READ(o, state);
 	}
-	r.exit_state = BPF_CORE_READ(t, exit_state);
-	r.flags = BPF_CORE_READ(t, flags);
+	r.exit_state = t->exit_state;
+	r.flags = t->flags;
 	if (bpf_core_field_exists(t->thread_info.cpu))
-		r.cpu = BPF_CORE_READ(t, thread_info.cpu);
-	r.utime = BPF_CORE_READ(t, utime);
-	r.stime = BPF_CORE_READ(t, stime);
-	r.sum_exec_runtime = BPF_CORE_READ(t, se.sum_exec_runtime);
-	r.prev_utime = BPF_CORE_READ(t, prev_cputime.utime);
-	r.prev_stime = BPF_CORE_READ(t, prev_cputime.stime);
-	r.min_flt = BPF_CORE_READ(t, min_flt);
-	r.maj_flt = BPF_CORE_READ(t, maj_flt);
-	r.nvcsw = BPF_CORE_READ(t, nvcsw);
-	r.nivcsw = BPF_CORE_READ(t, nivcsw);
-	r.start_boottime = BPF_CORE_READ(t, start_boottime);
-	bpf_probe_read_kernel_str(r.comm, sizeof(r.comm), t->comm);
+		r.cpu = t->thread_info.cpu;
+	r.utime = t->utime;
+	r.stime = t->stime;
+	r.sum_exec_runtime = t->se.sum_exec_runtime;
+	r.prev_utime = t->prev_cputime.utime;
+	r.prev_stime = t->prev_cputime.stime;
+	r.min_flt = t->min_flt;
+	r.maj_flt = t->maj_flt;
+	r.nvcsw = t->nvcsw;
+	r.nivcsw = t->nivcsw;
+	r.start_boottime = t->start_boottime;
+	__builtin_memcpy(r.comm, t->comm, sizeof(r.comm));
+	r.comm[sizeof(r.comm) - 1] = 0;
 
-	struct signal_struct *sig = BPF_CORE_READ(t, signal);
+	struct signal_struct *sig = t->signal;
 	if (sig) {
-		r.nr_threads = BPF_CORE_READ(sig, nr_threads);
-		r.sig_utime = BPF_CORE_READ(sig, utime);
-		r.sig_stime = BPF_CORE_READ(sig, stime);
-		r.sig_sum_sched_runtime = BPF_CORE_READ(sig, sum_sched_runtime);
-		r.sig_prev_utime = BPF_CORE_READ(sig, prev_cputime.utime);
-		r.sig_prev_stime = BPF_CORE_READ(sig, prev_cputime.stime);
-		r.sig_min_flt = BPF_CORE_READ(sig, min_flt);
-		r.sig_maj_flt = BPF_CORE_READ(sig, maj_flt);
-		r.sig_cutime = BPF_CORE_READ(sig, cutime);
-		r.sig_cstime = BPF_CORE_READ(sig, cstime);
+		r.nr_threads = sig->nr_threads;
+		r.sig_utime = sig->utime;
+		r.sig_stime = sig->stime;
+		r.sig_sum_sched_runtime = sig->sum_sched_runtime;
+		r.sig_prev_utime = sig->prev_cputime.utime;
+		r.sig_prev_stime = sig->prev_cputime.stime;
+		r.sig_min_flt = sig->min_flt;
+		r.sig_maj_flt = sig->maj_flt;
+		r.sig_cutime = sig->cutime;
+		r.sig_cstime = sig->cstime;
 	}
 
-	struct mm_struct *mm = BPF_CORE_READ(t, mm);
+	struct mm_struct *mm = t->mm;
 	/* MM_FILEPAGES 0, MM_ANONPAGES 1, MM_SWAPENTS 2, MM_SHMEMPAGES 3 (since 4.5) */
 	if (mm && !(r.flags & PF_KTHREAD)) {
 		r.have |= TR_HAVE_MM;
@@ -131,22 +134,23 @@ int dump_task(struct bpf_iter__task *ctx)
 
 	/* Per process: the leader's open fds and network namespace. */
 	if (r.pid == r.tgid && !(r.flags & PF_KTHREAD)) {
-		struct nsproxy *ns = BPF_CORE_READ(t, nsproxy);
+		struct nsproxy *ns = t->nsproxy;
 		if (ns) {
-			r.netns = BPF_CORE_READ(ns, net_ns, ns.inum);
+			r.netns = ns->net_ns->ns.inum;
 			if (r.netns)
 				r.have |= TR_HAVE_NETNS;
 		}
-		struct files_struct *files = BPF_CORE_READ(t, files);
+		struct files_struct *files = t->files;
 		if (files) {
-			struct fdtable *fdt = BPF_CORE_READ(files, fdt);
-			__u32 max = BPF_CORE_READ(fdt, max_fds);
-			__u32 words = max / 64;
-			struct fd_ctx c = { .bits = BPF_CORE_READ(fdt, open_fds), .count = 0 };
-			if (fdt && c.bits && words <= MAX_FD_WORDS &&
-			    bpf_loop(words, count_word, &c, 0) == words) {
-				r.nr_fds = c.count;
-				r.have |= TR_HAVE_FDS;
+			struct fdtable *fdt = files->fdt;
+			if (fdt) {
+				__u32 words = fdt->max_fds / 64;
+				struct fd_ctx c = { .bits = fdt->open_fds, .count = 0 };
+				if (c.bits && words <= MAX_FD_WORDS &&
+				    bpf_loop(words, count_word, &c, 0) == words) {
+					r.nr_fds = c.count;
+					r.have |= TR_HAVE_FDS;
+				}
 			}
 		}
 	}

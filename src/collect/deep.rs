@@ -310,19 +310,16 @@ fn thread_candidates(
     Some(v.iter().take(STATUS_CANDIDATES).map(|x| x.1).collect())
 }
 
-/// What `/proc/PID/task/TID/status` says that the deep dives use (context switches of the
-/// thread, the process's RSS split), from the scan's task dump when it has the thread.
-fn dump_status(scan: &ProcScan, pid: i32, tid: i32) -> Option<ProcStatus> {
-    let d = scan.dump.as_ref()?;
-    let (vol, invol) = *d.switches.get(&tid)?;
-    let rss = d.rss_split.get(&pid);
+/// The context switches of `/proc/PID/task/TID/status` (what the CPU view uses of a
+/// thread's or a process's status), from the scan's task dump when it has the task. The RSS
+/// split is left out: `status` shows the exact (per-CPU summed) counters, the dump the
+/// approximate ones of `stat`.
+fn dump_status(scan: &ProcScan, tid: i32) -> Option<ProcStatus> {
+    let (vol, invol) = *scan.dump.as_ref()?.switches.get(&tid)?;
     Some(ProcStatus {
         voluntary_switches: Some(vol),
         involuntary_switches: Some(invol),
-        rss_anon_bytes: rss.map(|r| r[0]),
-        rss_file_bytes: rss.map(|r| r[1]),
-        rss_shmem_bytes: rss.map(|r| r[2]),
-        swap_bytes: rss.map(|r| r[3]),
+        ..ProcStatus::default()
     })
 }
 
@@ -367,7 +364,7 @@ pub fn snapshot(
                 .iter()
                 .filter(|t| only.as_ref().is_none_or(|o| o.contains(&t.pid)))
             {
-                if let Some(st) = dump_status(scan, *pid, t.pid) {
+                if let Some(st) = dump_status(scan, t.pid) {
                     d.thread_status.insert(t.pid, st);
                     continue;
                 }
@@ -382,9 +379,13 @@ pub fn snapshot(
     if spec.cpu || (spec.mem && before.is_some()) {
         let only = status_candidates(spec, scan, before);
         for p in user_procs(scan).filter(|p| only.as_ref().is_none_or(|o| o.contains(&p.pid))) {
-            if let Some(st) = dump_status(scan, p.pid, p.pid) {
-                d.status.insert(p.pid, st);
-                continue;
+            // The dump's RSS counters are the approximate ones of `stat`; `status` sums the
+            // per-CPU parts, so the memory view reads it.
+            if !spec.mem {
+                if let Some(st) = dump_status(scan, p.pid) {
+                    d.status.insert(p.pid, st);
+                    continue;
+                }
             }
             if let Ok(t) = src.read_kept_string(&format!("proc/{}/status", p.pid)) {
                 d.status.insert(p.pid, parse_status(&t));

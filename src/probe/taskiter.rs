@@ -82,19 +82,14 @@ fn dump(link: &libbpf_rs::Link, hint: usize) -> std::io::Result<Vec<u8>> {
 }
 
 /// A dumper for `LiveSource::with_task_dumper`, with the program loaded and attached, or why
-/// the iterator cannot be used here (the caller says so and scans /proc).
+/// the iterator cannot be used here (the caller says so and scans /proc). A dump that fails
+/// later is a problem of that snapshot, whose scan then reads /proc.
 pub fn dumper() -> Result<TaskDumper, String> {
     precondition()?;
     let link = attach()?;
-    // The first dump proves it works (and sizes the next ones).
-    let first = dump(&link, 1 << 20).map_err(|e| format!("read: {e}"))?;
-    taskdump::TaskDump::decode(&first)?;
-    let hint = std::sync::atomic::AtomicUsize::new(first.len());
+    let hint = std::sync::atomic::AtomicUsize::new(1 << 20);
     Ok(Box::new(move || {
-        let d = dump(
-            &link,
-            hint.load(std::sync::atomic::Ordering::Relaxed) + (64 << 10),
-        )?;
+        let d = dump(&link, hint.load(std::sync::atomic::Ordering::Relaxed))?;
         hint.store(d.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(d)
     }))
