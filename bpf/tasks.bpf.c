@@ -28,11 +28,6 @@ struct mm_struct___old {
 	struct mm_rss_stat___old rss_stat;
 } __attribute__((preserve_access_index));
 
-/* Before 5.14, the state field was `state` (long). */
-struct task_struct___old {
-	long state;
-} __attribute__((preserve_access_index));
-
 static __always_inline __u64 rss_counter(struct mm_struct *mm, int i)
 {
 	__s64 v = 0;
@@ -85,16 +80,11 @@ int dump_task(struct bpf_iter__task *ctx)
 	r.tgid = t->tgid;
 	r.pid = t->pid;
 	r.ppid = t->real_parent->tgid;
-	if (bpf_core_field_exists(t->__state)) {
-		r.state = t->__state;
-	} else {
-		struct task_struct___old *o = (void *)t;
-		r.state = BPF_CORE_READ(o, state);
-	}
+	/* bpf_loop (5.17) is newer than __state (5.14) and thread_info.cpu (5.16). */
+	r.state = t->__state;
 	r.exit_state = t->exit_state;
 	r.flags = t->flags;
-	if (bpf_core_field_exists(t->thread_info.cpu))
-		r.cpu = t->thread_info.cpu;
+	r.cpu = t->thread_info.cpu;
 	r.utime = t->utime;
 	r.stime = t->stime;
 	r.sum_exec_runtime = t->se.sum_exec_runtime;

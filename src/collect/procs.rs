@@ -126,7 +126,20 @@ fn pids(src: &dyn Source) -> std::io::Result<Vec<i32>> {
 }
 
 pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
-    if let Some(s) = scan_dump(src, problems) {
+    scan_with(src, problems, None, None)
+}
+
+/// [`scan`], knowing the system's thread count of this moment (`/proc/loadavg`) and the scan
+/// before it: with a task dump, /proc is listed (for processes the iterator did not show) only
+/// when the dump's tasks and the processes the previous scan had to read from /proc do not
+/// account for every thread.
+pub fn scan_with(
+    src: &dyn Source,
+    problems: &mut Vec<Problem>,
+    threads_total: Option<u32>,
+    before: Option<&ProcScan>,
+) -> ProcScan {
+    if let Some(s) = scan_dump(src, problems, threads_total, before) {
         return s;
     }
     let mut out = ProcScan::default();
@@ -162,7 +175,12 @@ pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
 
 /// The scan from the source's task dump (`tasks.bin`), when it has one. A dump that cannot be
 /// decoded is a problem, and the scan reads /proc instead.
-fn scan_dump(src: &dyn Source, problems: &mut Vec<Problem>) -> Option<ProcScan> {
+fn scan_dump(
+    src: &dyn Source,
+    problems: &mut Vec<Problem>,
+    threads_total: Option<u32>,
+    before: Option<&ProcScan>,
+) -> Option<ProcScan> {
     let what = "process scan through the BPF task iterator";
     let path = crate::host::source::TASK_DUMP_FILE;
     let bytes = match src.task_dump() {
@@ -180,8 +198,25 @@ fn scan_dump(src: &dyn Source, problems: &mut Vec<Problem>) -> Option<ProcScan> 
             let (mut procs, mut extras) = super::taskdump::to_samples(&d);
             // A process /proc lists that the iterator did not show (some sandboxes hide their
             // supervisor from BPF) is read from /proc, so the scan misses nothing /proc has.
+            // Listing /proc costs as much as the dump itself with thousands of processes, so it
+            // is skipped when the thread count says nothing else is missing.
+            let known: Vec<i32> = before
+                .and_then(|b| b.dump.as_ref())
+                .map(|x| x.from_proc.clone())
+                .unwrap_or_default();
+            let known_threads: u64 = known
+                .iter()
+                .filter_map(|p| before?.procs.get(p))
+                .map(|p| p.num_threads.max(0) as u64)
+                .sum();
+            let candidates = match threads_total {
+                Some(n) if u64::from(n) == (d.tasks.len() as u64).saturating_add(known_threads) => {
+                    known
+                }
+                _ => pids(src).unwrap_or_default(),
+            };
             let mut garbled = 0;
-            for pid in pids(src).unwrap_or_default() {
+            for pid in candidates {
                 if procs.contains_key(&pid) {
                     continue;
                 }
@@ -385,6 +420,47 @@ mod tests {
         assert!(ProcSample::parse(b"12 (x) S 1 2").is_none());
         assert!(ProcSample::parse(b"12 )x( S").is_none());
         assert!(ProcSample::parse(b"\xff\xfe (x) S").is_none());
+    }
+
+    #[test]
+    fn a_dump_is_completed_from_proc_listing_only_when_threads_are_missing() {
+        use crate::collect::taskdump::{tests::dump, TaskRec};
+        use crate::host::memsource::{MemSource, Node};
+        let rec = TaskRec {
+            tgid: 10,
+            pid: 10,
+            ppid: 1,
+            nr_threads: 1,
+            comm: "seen".into(),
+            ..Default::default()
+        };
+        let mut m = MemSource::default();
+        m.nodes.insert("tasks.bin".into(), Node::File(dump(&[rec])));
+        m.nodes.insert("proc".into(), Node::Dir);
+        let hide = |m: &mut MemSource, pid: i32| {
+            m.nodes.insert(format!("proc/{pid}"), Node::Dir);
+            let stat = format!("{pid} (hidden) S 0 0 0 0 -1 4194560 5 0 0 0 7 3 0 0 20 0 1 0 50 1000 9 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0");
+            m.nodes
+                .insert(format!("proc/{pid}/stat"), Node::File(stat.into_bytes()));
+        };
+        hide(&mut m, 20);
+        let mut problems = Vec::new();
+        // t0: one thread more than the dump holds: /proc is listed and pid 20 read from it.
+        let t0 = scan_with(&m, &mut problems, Some(2), None);
+        assert_eq!(t0.procs.keys().copied().collect::<Vec<_>>(), [10, 20]);
+        assert_eq!(t0.dump.as_ref().unwrap().from_proc, [20]);
+        assert_eq!(
+            (t0.procs[&20].utime, t0.procs[&20].comm.as_str()),
+            (7, "hidden")
+        );
+        // t1: the count is accounted for by the dump and pid 20: no listing (pid 30 unseen).
+        hide(&mut m, 30);
+        let t1 = scan_with(&m, &mut problems, Some(2), Some(&t0));
+        assert_eq!(t1.procs.keys().copied().collect::<Vec<_>>(), [10, 20]);
+        // A thread count the known ones do not explain: listed again, pid 30 found.
+        let t1 = scan_with(&m, &mut problems, Some(3), Some(&t0));
+        assert_eq!(t1.procs.keys().copied().collect::<Vec<_>>(), [10, 20, 30]);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
