@@ -5,7 +5,10 @@
 //! `spin N` (N x 10,000 xorshift rounds in one non-inlined function) |
 //! `tcp-sink ADDR:PORT` (accept and discard, until killed) |
 //! `tcp-send ADDR:PORT SECS FLOWS` (FLOWS bulk TCP connections for SECS seconds: the qdisc
-//! tests send it across a shaped link)
+//! tests send it across a shaped link) |
+//! `threads N` (N threads in all, asleep) | `touch MB` (MB MiB of anonymous memory, small
+//! pages, each page written once: MB x 256 minor faults at 4 KiB pages): these two print
+//! `ready` once set up and hold until stdin closes (the task iterator's agreement test).
 //! (`--now`: do not wait for stdin; the overhead bench uses it).
 
 use std::io::BufRead;
@@ -76,8 +79,49 @@ fn main() {
         }
         Some("tcp-sink") => tcp_sink(args.get(1).map(String::as_str).unwrap_or("")),
         Some("tcp-send") => tcp_send(args.get(1).map(String::as_str).unwrap_or(""), n(2), n(3)),
+        Some("threads") => {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+            let handles: Vec<_> = (1..n(1))
+                .map(|_| {
+                    let rx = rx.clone();
+                    // Each blocks until the sender is dropped (stdin closed).
+                    std::thread::spawn(move || {
+                        while rx.lock().map(|r| r.recv().is_ok()).unwrap_or(false) {}
+                    })
+                })
+                .collect();
+            hold();
+            drop(tx);
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+        Some("touch") => {
+            let len = (n(1) as usize) << 20;
+            // SAFETY: a fresh private anonymous mapping; only written within its length.
+            unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert!(p != libc::MAP_FAILED, "mmap failed");
+                // Small pages, so every page is one fault and one page of RSS.
+                libc::madvise(p, len, libc::MADV_NOHUGEPAGE);
+                let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+                let b = p as *mut u8;
+                for off in (0..len).step_by(page) {
+                    std::ptr::write_volatile(b.add(off), 1);
+                }
+            }
+            hold();
+        }
         _ => {
-            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N | tcp-sink ADDR:PORT | tcp-send ADDR:PORT SECS FLOWS");
+            eprintln!("usage: triage-workload [--now] getppid N | read0 N | enoent N | nanosleep MS COUNT | spin N | tcp-sink ADDR:PORT | tcp-send ADDR:PORT SECS FLOWS | threads N | touch MB");
             std::process::exit(2);
         }
     }
@@ -135,4 +179,14 @@ fn tcp_send(addr: &str, secs: u64, flows: u64) {
     for t in threads {
         let _ = t.join();
     }
+}
+
+/// Say `ready` on stdout, then wait until stdin closes.
+fn hold() {
+    use std::io::{Read, Write};
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().lock().read_to_end(&mut sink);
 }

@@ -316,6 +316,19 @@ fn thread_candidates(
     Some(v.iter().take(STATUS_CANDIDATES).map(|x| x.1).collect())
 }
 
+/// The context switches of `/proc/PID/task/TID/status` (what the CPU view uses of a
+/// thread's or a process's status), from the scan's task dump when it has the task. The RSS
+/// split is left out: `status` shows the exact (per-CPU summed) counters, the dump the
+/// approximate ones of `stat`.
+fn dump_status(scan: &ProcScan, tid: i32) -> Option<ProcStatus> {
+    let (vol, invol) = *scan.dump.as_ref()?.switches.get(&tid)?;
+    Some(ProcStatus {
+        voluntary_switches: Some(vol),
+        involuntary_switches: Some(invol),
+        ..ProcStatus::default()
+    })
+}
+
 pub fn snapshot(
     src: &dyn Source,
     spec: &Spec,
@@ -331,6 +344,11 @@ pub fn snapshot(
             d.softirqs = parse_softirqs(&t);
         }
         for p in user_procs(scan).filter(|p| p.num_threads > 1) {
+            // The task iterator already saw every thread.
+            if let Some(ts) = scan.dump.as_ref().and_then(|d| d.threads.get(&p.pid)) {
+                d.threads.insert(p.pid, ts.clone());
+                continue;
+            }
             let Ok(list) = src.list(&format!("proc/{}/task", p.pid)) else {
                 continue;
             };
@@ -352,6 +370,10 @@ pub fn snapshot(
                 .iter()
                 .filter(|t| only.as_ref().is_none_or(|o| o.contains(&t.pid)))
             {
+                if let Some(st) = dump_status(scan, t.pid) {
+                    d.thread_status.insert(t.pid, st);
+                    continue;
+                }
                 if let Ok(text) = src.read_kept_string(&format!("proc/{pid}/task/{}/status", t.pid))
                 {
                     d.thread_status.insert(t.pid, parse_status(&text));
@@ -363,6 +385,14 @@ pub fn snapshot(
     if spec.cpu || (spec.mem && before.is_some()) {
         let only = status_candidates(spec, scan, before);
         for p in user_procs(scan).filter(|p| only.as_ref().is_none_or(|o| o.contains(&p.pid))) {
+            // The dump's RSS counters are the approximate ones of `stat`; `status` sums the
+            // per-CPU parts, so the memory view reads it.
+            if !spec.mem {
+                if let Some(st) = dump_status(scan, p.pid) {
+                    d.status.insert(p.pid, st);
+                    continue;
+                }
+            }
             if let Ok(t) = src.read_kept_string(&format!("proc/{}/status", p.pid)) {
                 d.status.insert(p.pid, parse_status(&t));
             }

@@ -71,3 +71,4 @@ pub mod net;
 pub mod procs;
 pub mod run;
 pub mod system;
+pub mod taskdump;

@@ -110,6 +110,9 @@ pub struct ProcScan {
     pub procs: BTreeMap<i32, ProcSample>,
     /// Entries whose stat could not be parsed (garbled, not vanished).
     pub garbled: usize,
+    /// Set when the scan came from a task dump (the BPF task iterator, live or recorded):
+    /// what it told beyond `stat`, so the per-process files need not be opened.
+    pub dump: Option<super::taskdump::DumpExtras>,
 }
 
 fn pids(src: &dyn Source) -> std::io::Result<Vec<i32>> {
@@ -123,6 +126,22 @@ fn pids(src: &dyn Source) -> std::io::Result<Vec<i32>> {
 }
 
 pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
+    scan_with(src, problems, None, None)
+}
+
+/// [`scan`], knowing the system's thread count of this moment (`/proc/loadavg`) and the scan
+/// before it: with a task dump, /proc is listed (for processes the iterator did not show) only
+/// when the dump's tasks and the processes the previous scan had to read from /proc do not
+/// account for every thread.
+pub fn scan_with(
+    src: &dyn Source,
+    problems: &mut Vec<Problem>,
+    threads_total: Option<u32>,
+    before: Option<&ProcScan>,
+) -> ProcScan {
+    if let Some(s) = scan_dump(src, problems, threads_total, before) {
+        return s;
+    }
     let mut out = ProcScan::default();
     let list = match pids(src) {
         Ok(l) => l,
@@ -154,6 +173,88 @@ pub fn scan(src: &dyn Source, problems: &mut Vec<Problem>) -> ProcScan {
     out
 }
 
+/// The scan from the source's task dump (`tasks.bin`), when it has one. A dump that cannot be
+/// decoded is a problem, and the scan reads /proc instead.
+fn scan_dump(
+    src: &dyn Source,
+    problems: &mut Vec<Problem>,
+    threads_total: Option<u32>,
+    before: Option<&ProcScan>,
+) -> Option<ProcScan> {
+    let what = "process scan through the BPF task iterator";
+    let path = crate::host::source::TASK_DUMP_FILE;
+    let bytes = match src.task_dump() {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return None,
+        Err(e) => {
+            let mut p = Problem::io(what, path, &e);
+            p.reason.push_str("; processes read from /proc instead");
+            problems.push(p);
+            return None;
+        }
+    };
+    match super::taskdump::TaskDump::decode(&bytes) {
+        Ok(d) => {
+            let (mut procs, mut extras) = super::taskdump::to_samples(&d);
+            // A process /proc lists that the iterator did not show (some sandboxes hide their
+            // supervisor from BPF) is read from /proc, so the scan misses nothing /proc has.
+            // Listing /proc costs as much as the dump itself with thousands of processes, so it
+            // is skipped when the thread count says nothing else is missing.
+            let known: Vec<i32> = before
+                .and_then(|b| b.dump.as_ref())
+                .map(|x| x.from_proc.clone())
+                .unwrap_or_default();
+            let known_threads: u64 = known
+                .iter()
+                .filter_map(|p| before?.procs.get(p))
+                .map(|p| p.num_threads.max(0) as u64)
+                .sum();
+            let candidates = match threads_total {
+                Some(n) if u64::from(n) == (d.tasks.len() as u64).saturating_add(known_threads) => {
+                    known
+                }
+                _ => pids(src).unwrap_or_default(),
+            };
+            let mut garbled = 0;
+            for pid in candidates {
+                if procs.contains_key(&pid) {
+                    continue;
+                }
+                let Ok(bytes) = src.read_kept(&format!("proc/{pid}/stat")) else {
+                    continue;
+                };
+                match ProcSample::parse(&bytes) {
+                    Some(s) => {
+                        extras.from_proc.push(pid);
+                        procs.insert(pid, s);
+                    }
+                    None => garbled += 1,
+                }
+            }
+            if garbled > 0 {
+                problems.push(Problem::new(
+                    "some processes",
+                    "proc/PID/stat",
+                    format!("{garbled} unparseable stat file(s) skipped"),
+                ));
+            }
+            Some(ProcScan {
+                procs,
+                garbled,
+                dump: Some(extras),
+            })
+        }
+        Err(why) => {
+            problems.push(Problem::new(
+                what,
+                path,
+                format!("{why}; processes read from /proc instead"),
+            ));
+            None
+        }
+    }
+}
+
 /// Open fd count and the soft RLIMIT_NOFILE of one process.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FdUse {
@@ -175,6 +276,10 @@ pub fn fd_use(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<i32, FdUse>, Vec<i
         .values()
         .filter(|p| !p.kernel_thread && p.state != 'Z')
     {
+        if let Some(n) = scan.dump.as_ref().and_then(|d| d.fds.get(&p.pid)) {
+            counts.push((p.pid, *n));
+            continue;
+        }
         match src.stat_size(&format!("proc/{}/fd", p.pid)) {
             Ok(n) => counts.push((p.pid, n)),
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied.push(p.pid),
@@ -215,6 +320,10 @@ pub fn net_namespaces(src: &dyn Source, scan: &ProcScan) -> (BTreeMap<u64, Vec<i
         .values()
         .filter(|p| !p.kernel_thread && p.state != 'Z')
     {
+        if let Some(ino) = scan.dump.as_ref().and_then(|d| d.netns.get(&p.pid)) {
+            out.entry(*ino).or_default().push(p.pid);
+            continue;
+        }
         match src.readlink(&format!("proc/{}/ns/net", p.pid)) {
             Ok(t) => {
                 if let Some(ino) = ns_inode(&t) {
@@ -311,6 +420,47 @@ mod tests {
         assert!(ProcSample::parse(b"12 (x) S 1 2").is_none());
         assert!(ProcSample::parse(b"12 )x( S").is_none());
         assert!(ProcSample::parse(b"\xff\xfe (x) S").is_none());
+    }
+
+    #[test]
+    fn a_dump_is_completed_from_proc_listing_only_when_threads_are_missing() {
+        use crate::collect::taskdump::{tests::dump, TaskRec};
+        use crate::host::memsource::{MemSource, Node};
+        let rec = TaskRec {
+            tgid: 10,
+            pid: 10,
+            ppid: 1,
+            nr_threads: 1,
+            comm: "seen".into(),
+            ..Default::default()
+        };
+        let mut m = MemSource::default();
+        m.nodes.insert("tasks.bin".into(), Node::File(dump(&[rec])));
+        m.nodes.insert("proc".into(), Node::Dir);
+        let hide = |m: &mut MemSource, pid: i32| {
+            m.nodes.insert(format!("proc/{pid}"), Node::Dir);
+            let stat = format!("{pid} (hidden) S 0 0 0 0 -1 4194560 5 0 0 0 7 3 0 0 20 0 1 0 50 1000 9 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0");
+            m.nodes
+                .insert(format!("proc/{pid}/stat"), Node::File(stat.into_bytes()));
+        };
+        hide(&mut m, 20);
+        let mut problems = Vec::new();
+        // t0: one thread more than the dump holds: /proc is listed and pid 20 read from it.
+        let t0 = scan_with(&m, &mut problems, Some(2), None);
+        assert_eq!(t0.procs.keys().copied().collect::<Vec<_>>(), [10, 20]);
+        assert_eq!(t0.dump.as_ref().unwrap().from_proc, [20]);
+        assert_eq!(
+            (t0.procs[&20].utime, t0.procs[&20].comm.as_str()),
+            (7, "hidden")
+        );
+        // t1: the count is accounted for by the dump and pid 20: no listing (pid 30 unseen).
+        hide(&mut m, 30);
+        let t1 = scan_with(&m, &mut problems, Some(2), Some(&t0));
+        assert_eq!(t1.procs.keys().copied().collect::<Vec<_>>(), [10, 20]);
+        // A thread count the known ones do not explain: listed again, pid 30 found.
+        let t1 = scan_with(&m, &mut problems, Some(3), Some(&t0));
+        assert_eq!(t1.procs.keys().copied().collect::<Vec<_>>(), [10, 20, 30]);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]

@@ -140,7 +140,12 @@ fn snapshot(
 ) -> (Snapshot, Namespaces) {
     let system = system::read_system(src, problems);
     let disks = disk::read_diskstats(src, problems);
-    let procs = procs::scan(src, problems);
+    let procs = procs::scan_with(
+        src,
+        problems,
+        system.load.map(|l| l.threads),
+        before.map(|b| &b.procs),
+    );
     let ns = match known {
         Some(ns) => ns.clone(),
         None => discover_namespaces(src, &procs),

@@ -96,6 +96,7 @@ pub fn readings_after(
         if let Some(out) = &out_dir {
             src = src.with_recorder(out.clone());
         }
+        let (src, iter_missing) = with_task_iterator(src, w);
         let opts = LiveOptions {
             duration: Duration::from_secs_f64(w.duration),
             sample_interval: SAMPLE_INTERVAL,
@@ -115,7 +116,11 @@ pub fn readings_after(
             &format!("{} ({:.1} s window)", spec_name(spec), w.duration),
             opts.duration,
         );
-        let readings = run::live_after(&src, &opts, record, prev);
+        let mut readings = run::live_after(&src, &opts, record, prev);
+        if let Some(p) = iter_missing {
+            readings.problems.push(p);
+            readings.problems.sort();
+        }
         drop(progress);
         latency = probes.map(|p| p.finish());
         if let (Some(out), Some(l)) = (&out_dir, &latency) {
@@ -165,4 +170,31 @@ fn write_latency_fixture(dir: &OutDir, l: &LatencyReadings) -> Result<(), String
 /// of ours that is not a symlink (see [`OutDir`]).
 pub fn prepare_capture_dir(out: &Path) -> Result<Arc<OutDir>, String> {
     OutDir::create(out).map(Arc::new).map_err(|e| e.to_string())
+}
+
+/// The live source scanning processes through the BPF task iterator when it can: the real
+/// root, eBPF not refused (`--no-bpf`) and allowed here. Otherwise the source as it was (the
+/// /proc scan) and, when the iterator was wanted, why it is not used (for `unavailable`).
+fn with_task_iterator(
+    src: LiveSource,
+    w: &WindowArgs,
+) -> (LiveSource, Option<crate::collect::Problem>) {
+    if w.no_bpf || w.root.as_ref().is_some_and(|r| r != Path::new("/")) {
+        return (src, None);
+    }
+    #[cfg(feature = "bpf")]
+    let r = crate::probe::taskiter::dumper();
+    #[cfg(not(feature = "bpf"))]
+    let r: Result<crate::host::source::TaskDumper, String> = Err(crate::probe::NO_BPF.into());
+    match r {
+        Ok(d) => (src.with_task_dumper(d), None),
+        Err(why) => (
+            src,
+            Some(crate::collect::Problem::new(
+                "process scan through the BPF task iterator",
+                "bpf iter/task",
+                format!("{why}; processes read from /proc instead"),
+            )),
+        ),
+    }
 }

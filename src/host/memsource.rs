@@ -192,6 +192,17 @@ impl Source for MemSource {
     fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
         self.json("qdisc.json", "no qdisc recording")
     }
+
+    fn task_dump(&self) -> io::Result<Vec<u8>> {
+        match self.file(super::source::TASK_DUMP_FILE) {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no task dump recorded",
+            )),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ pub fn cap_for(rel: &str) -> usize {
     if rel.ends_with(".json") {
         return 64 * MIB;
     }
+    // The BPF task dump: 256 bytes per thread, a million threads at most.
+    if rel == super::source::TASK_DUMP_FILE {
+        return 256 * MIB;
+    }
     // Socket tables grow with the number of sockets (~150 bytes each).
     let name = rel.rsplit('/').next().unwrap_or(rel);
     if rel.contains("net/")

@@ -84,6 +84,14 @@ pub trait Source: Send + Sync {
         Err(io::Error::new(io::ErrorKind::Unsupported, "no qdisc dump"))
     }
 
+    /// Every task of the system as the BPF task iterator dumps it (`collect::taskdump`),
+    /// recorded as `tasks.bin` in the snapshot. `Unsupported` when this source has no dump (no
+    /// dumper installed: unprivileged, `--no-bpf`, `--root`; a fixture without one): the
+    /// process scan then reads /proc.
+    fn task_dump(&self) -> io::Result<Vec<u8>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "no task dump"))
+    }
+
     /// Paths this source refused to read (outside the tree, not a regular file, too large),
     /// with why: the run lists them in `unavailable`.
     fn refusals(&self) -> Vec<(String, String)> {
@@ -150,7 +158,15 @@ pub struct LiveSource {
     /// Files we may keep open at once: stays well under RLIMIT_NOFILE.
     kept_cap: usize,
     recorder: Option<Recorder>,
+    /// Dumps every task (the BPF task iterator, installed by the caller).
+    task_dumper: Option<TaskDumper>,
 }
+
+/// Produces a task dump (see [`Source::task_dump`]).
+pub type TaskDumper = Box<dyn Fn() -> io::Result<Vec<u8>> + Send + Sync>;
+
+/// The fixture file of a snapshot's task dump.
+pub const TASK_DUMP_FILE: &str = "tasks.bin";
 
 impl LiveSource {
     pub fn new(base: impl Into<PathBuf>) -> Self {
@@ -169,7 +185,22 @@ impl LiveSource {
             kept: Mutex::new(HashMap::new()),
             kept_cap,
             recorder: None,
+            task_dumper: None,
         }
+    }
+
+    /// Scan processes through `dumper` (the BPF task iterator) instead of /proc/PID/stat.
+    /// Only for the real root: a `--root` tree is not the running kernel's.
+    pub fn with_task_dumper(mut self, dumper: TaskDumper) -> Self {
+        if self.confined.is_none() && self.base == Path::new("/") {
+            self.task_dumper = Some(dumper);
+        }
+        self
+    }
+
+    /// Whether a task dumper is installed.
+    pub fn has_task_dumper(&self) -> bool {
+        self.task_dumper.is_some()
     }
 
     /// Record every reading into `dir/<phase>/...` from now on (see [`super::outdir`]: no
@@ -412,6 +443,15 @@ impl Source for LiveSource {
             &serde_json::to_vec_pretty(&counts).unwrap_or_default(),
         );
         Ok(counts)
+    }
+
+    fn task_dump(&self) -> io::Result<Vec<u8>> {
+        let Some(dump) = &self.task_dumper else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "no task dumper"));
+        };
+        let data = dump()?;
+        self.record(TASK_DUMP_FILE, &data);
+        Ok(data)
     }
 
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
@@ -907,6 +947,16 @@ impl Source for FixtureSource {
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
         self.json_file("sock_diag_tcp.json", "no sock_diag recording")
+    }
+
+    fn task_dump(&self) -> io::Result<Vec<u8>> {
+        match self.read_file(TASK_DUMP_FILE) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no task dump recorded",
+            )),
+            r => r,
+        }
     }
 
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {

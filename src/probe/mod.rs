@@ -26,6 +26,8 @@ pub mod profile;
 pub mod profile_model;
 #[cfg(feature = "bpf")]
 pub mod syscalls;
+#[cfg(feature = "bpf")]
+pub mod taskiter;
 
 #[cfg(feature = "bpf")]
 #[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]

@@ -27,6 +27,7 @@ mod bench;
 mod bench_deep;
 mod bench_fleet;
 mod bench_offcpu;
+mod bench_procs;
 mod bench_profile;
 mod bench_syscalls;
 mod capture;
@@ -66,6 +67,9 @@ commands:
   bench --deep [--runs N] [--duration SECS] [--procs N] [--sockets N]
                                  triage cpu|mem|disk|net vs pidstat/ps/ss under load
                                  (defaults: --runs 5 --duration 2 --procs 5000 --sockets 50000)
+  bench --procs-scan [--runs N] [--duration SECS] [--procs N]
+                                 the process scan with N sleepers: BPF task iterator vs /proc,
+                                 a C stat+statm floor and `ps aux` (root)
   bench --offcpu [--runs N] [--loops N] [--forks N]
                                  slowdown of `perf bench sched pipe` and a fork loop under
                                  triage offcpu / run-queue probe, libbpf-tools, bpftrace
@@ -161,6 +165,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "dist" => dist::run(rest),
         "bench" if rest.iter().any(|a| a == "--deep") => bench_deep::run(rest),
         "bench" if rest.iter().any(|a| a == "--fleet") => bench_fleet::run(rest),
+        "bench" if rest.iter().any(|a| a == "--procs-scan") => bench_procs::run(rest),
         "bench" if rest.first().is_some_and(|a| a == "--offcpu") => bench_offcpu::run(&rest[1..]),
         "bench" if rest.first().is_some_and(|a| a == "--profile") => bench_profile::run(&rest[1..]),
         "bench" if rest.first().is_some_and(|a| a == "--syscalls") => {
