@@ -244,10 +244,30 @@ pub struct WindowArgs {
     /// number is seconds).
     #[arg(long, default_value = "10m", value_name = "TIME", value_parser = parse_lookback)]
     pub log_lookback: f64,
-    /// Leave out the eBPF latency histograms (run queue, block I/O, TCP retransmits).
+    /// Leave out the eBPF latency histograms (run queue, block I/O, TCP retransmits) and the
+    /// task iterator.
     #[arg(long)]
     pub no_bpf: bool,
+    /// How to scan processes: `auto` uses the BPF task iterator when privileged and the box runs
+    /// at least 1,000 tasks (below that its ~20 ms load costs more than /proc), `bpf` always
+    /// tries it, `proc` reads /proc only.
+    #[arg(long, value_enum, default_value_t = TaskScan::Auto, value_name = "HOW")]
+    pub task_scan: TaskScan,
 }
+
+/// `--task-scan`: where the process scan reads from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TaskScan {
+    #[default]
+    Auto,
+    Bpf,
+    Proc,
+}
+
+/// `--task-scan auto` takes the task iterator from this many tasks (threads) on: its load
+/// (~20 ms of CPU, mostly libbpf's CO-RE work) against ~23 us saved per process
+/// (`cargo xtask bench --procs-scan`) breaks even near 900 processes.
+pub const TASK_ITER_MIN_TASKS: u64 = 1000;
 
 /// One duration syntax for every flag: a number with a unit (`500ms`, `2s`, `10m`, `1h`, `200us`,
 /// `1m30s`), or a bare number of seconds. Returns seconds.

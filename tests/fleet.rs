@@ -532,6 +532,7 @@ fn openmetrics_escapes_hostile_label_values() {
         fixture: Some(repo().join("fixtures/cpu-saturation")),
         log_lookback: 600.0,
         no_bpf: true,
+        task_scan: Default::default(),
     };
     let mut r = triage::commands::sixty_second::run(&w, None, "", false).unwrap();
     let hostile = "we\"ird\\na{me}=\"x\",y";

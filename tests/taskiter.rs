@@ -317,7 +317,16 @@ fn a_recording_of_the_iterator_replays_the_same_report_without_bpf() {
     let dir = tempfile::tempdir().unwrap();
     let fx = dir.path().join("fx");
     let live = common::triage()
-        .args(["capture", "--duration", "0.5", "--json", "--out"])
+        // `bpf`: the box may run fewer tasks than `auto` takes the iterator for.
+        .args([
+            "capture",
+            "--task-scan",
+            "bpf",
+            "--duration",
+            "0.5",
+            "--json",
+            "--out",
+        ])
         .arg(&fx)
         .output()
         .unwrap();
@@ -425,4 +434,67 @@ fn the_committed_iterator_fixture_replays_its_workloads() {
     let big = by(&|p| p.rss_pages * page >= 64 << 20);
     assert_eq!(big.len(), 1, "one process holds 64 MiB");
     assert!(big[0].minflt >= (64 << 20) / page);
+}
+
+/// `--task-scan auto` (the default) takes the iterator only on a box with at least
+/// `TASK_ITER_MIN_TASKS` tasks, where it is cheaper than /proc; `proc` never does.
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator"]
+fn auto_takes_the_iterator_only_on_a_busy_box() {
+    common::require_bpf();
+    let tasks = || -> u64 {
+        let t = std::fs::read_to_string("/proc/loadavg").unwrap();
+        t.split_whitespace()
+            .nth(3)
+            .unwrap()
+            .split('/')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let capture = |how: &str| -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let fx = dir.path().join("fx");
+        let out = common::triage()
+            .args([
+                "capture",
+                "--task-scan",
+                how,
+                "--duration",
+                "0.2",
+                "--json",
+                "--out",
+            ])
+            .arg(&fx)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fx.join("t0/tasks.bin").exists()
+    };
+    let min = triage::cli::TASK_ITER_MIN_TASKS;
+    // Enough sleeping threads to cross the line, whatever else runs.
+    let extra = min.saturating_sub(tasks()) + 100;
+    let threads = Workload::start(&["threads", &extra.to_string()], true);
+    assert!(tasks() >= min, "{} tasks with {extra} more", tasks());
+    assert!(
+        capture("auto"),
+        "auto did not take the iterator at {} tasks",
+        tasks()
+    );
+    assert!(!capture("proc"), "--task-scan proc used the iterator");
+    drop(threads);
+    // Back below the line (unless the box is that busy on its own).
+    if tasks() < min {
+        assert!(
+            !capture("auto"),
+            "auto took the iterator at {} tasks",
+            tasks()
+        );
+    }
 }

@@ -82,6 +82,7 @@ fn load(path: &Path) -> Result<read::Doc, String> {
             fixture: Some(path.to_path_buf()),
             log_lookback: 600.0,
             no_bpf: true,
+            task_scan: Default::default(),
         };
         return super::sixty_second::run(&w, None, "", false).map(read::Doc::from_report);
     }

@@ -172,6 +172,15 @@ pub fn prepare_capture_dir(out: &Path) -> Result<Arc<OutDir>, String> {
     OutDir::create(out).map(Arc::new).map_err(|e| e.to_string())
 }
 
+/// Tasks (threads) on the box now: the total of /proc/loadavg's `running/total` (the real
+/// root's; read directly, not recorded). 0 when unreadable: then /proc.
+fn tasks_now() -> u64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The live source scanning processes through the BPF task iterator when it can: the real
 /// root, eBPF not refused (`--no-bpf`) and allowed here. Otherwise the source as it was (the
 /// /proc scan) and, when the iterator was wanted, why it is not used (for `unavailable`).
@@ -179,7 +188,14 @@ fn with_task_iterator(
     src: LiveSource,
     w: &WindowArgs,
 ) -> (LiveSource, Option<crate::collect::Problem>) {
-    if w.no_bpf || w.root.as_ref().is_some_and(|r| r != Path::new("/")) {
+    use crate::cli::TaskScan;
+    if w.no_bpf
+        || w.task_scan == TaskScan::Proc
+        || w.root.as_ref().is_some_and(|r| r != Path::new("/"))
+    {
+        return (src, None);
+    }
+    if w.task_scan == TaskScan::Auto && tasks_now() < crate::cli::TASK_ITER_MIN_TASKS {
         return (src, None);
     }
     #[cfg(feature = "bpf")]

@@ -109,6 +109,9 @@ impl Runner {
                 c.args(["sixty-second", "--json", "--duration", &self.duration]);
                 if s == Subject::Proc {
                     c.arg("--no-bpf");
+                } else {
+                    // Also when idle (`auto` would read /proc below 1,000 tasks).
+                    c.args(["--task-scan", "bpf"]);
                 }
                 (c, Some(self.work.join("procs-scan.json")))
             }
