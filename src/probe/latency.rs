@@ -108,9 +108,42 @@ fn load<'obj>(
     for (want, is_btf, prog) in progs {
         prog.set_autoload(want && is_btf == btf);
     }
+    size_maps(&mut open.maps, w, btf)?;
     let mut skel = open.load().map_err(|e| format!("load: {e}"))?;
     libbpf_rs::skel::Skel::attach(&mut skel).map_err(|e| format!("attach: {e}"))?;
     Ok(skel)
+}
+
+/// Size the maps for what runs: a part not wanted keeps one-entry maps (cheap to create; its
+/// programs are not loaded), the run-queue start times live in task storage on tp_btf (the
+/// tid hash only on raw_tp), one run-queue histogram per possible CPU.
+fn size_maps(m: &mut OpenLatencyMaps<'_>, w: &Wanted, btf: bool) -> Result<(), String> {
+    let e = |what: &'static str| move |e: libbpf_rs::Error| format!("sizing {what}: {e}");
+    let ncpu = libbpf_rs::num_possible_cpus().unwrap_or(1).clamp(1, 1024) as u32;
+    let rq_hash = if w.runqueue && !btf { 32768 } else { 1 };
+    m.rq_starts
+        .set_max_entries(rq_hash)
+        .map_err(e("rq_starts"))?;
+    if !(w.runqueue && btf) {
+        m.rq_task_starts
+            .set_autocreate(false)
+            .map_err(e("rq_task_starts"))?;
+    }
+    m.rq_hist
+        .set_max_entries(if w.runqueue { ncpu } else { 1 })
+        .map_err(e("rq_hist"))?;
+    if !w.block {
+        for map in [&mut m.bio_starts, &mut m.bio_hist] {
+            map.set_max_entries(1).map_err(e("block maps"))?;
+        }
+    }
+    if !w.block || w.block_pid.is_none() {
+        m.bio_owned.set_max_entries(1).map_err(e("bio_owned"))?;
+    }
+    if !w.retransmits {
+        m.retrans.set_max_entries(1).map_err(e("retrans"))?;
+    }
+    Ok(())
 }
 
 /// Load and attach the wanted probes. Returns once they count (or every attach type failed).
