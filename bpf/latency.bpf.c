@@ -25,6 +25,11 @@ const volatile __u32 rq_tgid = 0;	/* 0: every task; else only this process's thr
 const volatile __u32 bio_tgid = 0;	/* 0: every request; else only those issued by this tgid */
 const volatile __u32 bio_dev = 0;	/* 0: every device */
 
+/*
+ * When each task was enqueued. The tp_btf programs keep it in task-local storage (no hash
+ * update and delete per event, nothing preallocated: the slot comes with the task); the
+ * raw_tp twins, which have no trusted task pointer, in this tid hash, not created otherwise.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
@@ -32,7 +37,15 @@ struct {
 	__type(value, __u64);
 } rq_starts SEC(".maps");
 
-/* Indexed by the CPU that switches the task in: only that CPU writes its entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} rq_task_starts SEC(".maps");
+
+/* Indexed by the CPU that switches the task in: only that CPU writes its entry. Sized to the
+ * possible CPUs from user space before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LAT_MAX_CPUS);
@@ -40,8 +53,11 @@ struct {
 	__type(value, struct lat_hist);
 } rq_hist SEC(".maps");
 
+/* Not preallocated (here and below): creating 16k preallocated entries cost more start-up
+ * CPU than the whole block probe; entries are allocated as requests come. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct bio_start);
@@ -51,6 +67,7 @@ struct {
  * issued later from another context, e.g. kblockd). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, __u32);
@@ -58,6 +75,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1024);
 	__type(key, struct bio_key);
 	__type(value, struct lat_hist);
@@ -65,6 +83,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
@@ -104,29 +123,50 @@ static __always_inline void hist_add(struct lat_hist *h, __u64 delta)
 
 /* ---- run-queue latency ---- */
 
-static __always_inline void rq_enqueued(__u32 pid, __u32 tgid)
+/* `t`: the task as a trusted BTF pointer (tp_btf: task storage), or NULL (raw_tp: the hash). */
+static __always_inline void rq_enqueued(struct task_struct *t, __u32 pid, __u32 tgid)
 {
 	if (!pid)
 		return;
 	if (rq_tgid && tgid != rq_tgid)
 		return;
 	__u64 ts = bpf_ktime_get_ns();
+	if (t) {
+		__u64 *slot = bpf_task_storage_get(&rq_task_starts, t, 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (slot)
+			*slot = ts;
+		else
+			ldrop(LD_RQ_START);
+		return;
+	}
 	if (bpf_map_update_elem(&rq_starts, &pid, &ts, BPF_ANY))
 		ldrop(LD_RQ_START);
 }
 
-static __always_inline void rq_switch(__u32 prev_pid, __u32 prev_tgid, unsigned int prev_state,
+static __always_inline void rq_switch(struct task_struct *prev_t, __u32 prev_pid, __u32 prev_tgid,
+				     unsigned int prev_state, struct task_struct *next_t,
 				     __u32 next_pid)
 {
 	if (prev_state == TASK_RUNNING)
-		rq_enqueued(prev_pid, prev_tgid); /* preempted: waits on the run queue from now */
+		rq_enqueued(prev_t, prev_pid, prev_tgid); /* preempted: waits on the run queue */
 	if (!next_pid)
 		return;
-	__u64 *ts = bpf_map_lookup_elem(&rq_starts, &next_pid);
-	if (!ts)
-		return;
-	__u64 delta = bpf_ktime_get_ns() - *ts;
-	bpf_map_delete_elem(&rq_starts, &next_pid);
+	__u64 delta;
+	if (next_t) {
+		/* No create: a task never seen enqueued has no slot (and costs none). */
+		__u64 *ts = bpf_task_storage_get(&rq_task_starts, next_t, 0, 0);
+		if (!ts || !*ts)
+			return;
+		delta = bpf_ktime_get_ns() - *ts;
+		*ts = 0;
+	} else {
+		__u64 *ts = bpf_map_lookup_elem(&rq_starts, &next_pid);
+		if (!ts)
+			return;
+		delta = bpf_ktime_get_ns() - *ts;
+		bpf_map_delete_elem(&rq_starts, &next_pid);
+	}
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct lat_hist *h = bpf_map_lookup_elem(&rq_hist, &cpu);
 	if (h)
@@ -136,14 +176,14 @@ static __always_inline void rq_switch(__u32 prev_pid, __u32 prev_tgid, unsigned 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(rq_wakeup_btf, struct task_struct *p)
 {
-	rq_enqueued(p->pid, p->tgid);
+	rq_enqueued(p, p->pid, p->tgid);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(rq_wakeup_new_btf, struct task_struct *p)
 {
-	rq_enqueued(p->pid, p->tgid);
+	rq_enqueued(p, p->pid, p->tgid);
 	return 0;
 }
 
@@ -151,21 +191,21 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(rq_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	rq_switch(prev->pid, prev->tgid, prev_state, next->pid);
+	rq_switch(prev, prev->pid, prev->tgid, prev_state, next, next->pid);
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup")
 int BPF_PROG(rq_wakeup_raw, struct task_struct *p)
 {
-	rq_enqueued(BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid));
+	rq_enqueued(NULL, BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid));
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup_new")
 int BPF_PROG(rq_wakeup_new_raw, struct task_struct *p)
 {
-	rq_enqueued(BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid));
+	rq_enqueued(NULL, BPF_CORE_READ(p, pid), BPF_CORE_READ(p, tgid));
 	return 0;
 }
 
@@ -173,7 +213,7 @@ SEC("raw_tp/sched_switch")
 int BPF_PROG(rq_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	rq_switch(BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid), prev_state,
+	rq_switch(NULL, BPF_CORE_READ(prev, pid), BPF_CORE_READ(prev, tgid), prev_state, NULL,
 		  BPF_CORE_READ(next, pid));
 	return 0;
 }

@@ -314,10 +314,17 @@ fn interval_count_gives_a_versioned_series() {
         assert_eq!(j["count"], 3);
         let samples = j["samples"].as_array().unwrap();
         assert_eq!(samples.len(), 3);
+        let mut cpu = Vec::new();
         for s in samples {
             assert_eq!(s["command"], cmd);
             assert!(s["window"]["elapsed_s"].as_f64().unwrap() >= 0.19);
+            // Each window says what it cost (per-window semantics: probe::cost unit test).
+            let c = &s["cost"];
+            cpu.push(c["cpu_user_ms"].as_f64().unwrap() + c["cpu_system_ms"].as_f64().unwrap());
+            assert!(c["max_rss_kb"].as_u64().unwrap() > 1000, "{cmd}: {c}");
         }
+        // Window 1 carries start-up too; every window did some work of its own.
+        assert!(cpu.iter().all(|&ms| ms > 0.0), "{cmd}: {cpu:?}");
     }
     let o = run(&["mem", "--interval", "0.2", "--count", "2"]);
     assert!(o.status.success());

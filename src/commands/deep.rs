@@ -265,9 +265,11 @@ pub fn run_streaming(
     let mut samples = Vec::new();
     // Each window starts where the previous one ended (back to back).
     let mut prev: Option<Readings> = None;
+    let mut cost = None;
     for i in 0..count {
         let (mut rep, r) = one(&w, prev.as_ref())?;
         crate::model::summary::refresh(&mut rep);
+        rep.cost = Some(crate::probe::cost::window_cost(&mut cost));
         each(&rep, i, count);
         samples.push(rep);
         prev = Some(r);

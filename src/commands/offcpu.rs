@@ -341,6 +341,15 @@ pub fn report(probe: OffcpuProbe, top: usize, live: bool) -> Report {
             fix: Some("narrow the scope (--pid, --cgroup) or raise --min-block".into()),
         });
     }
+    if let Some((what, reason, fix)) =
+        crate::probe::decode::refused_note("offcpu", probe.dropped.decode_errors)
+    {
+        unavailable.push(Unavailable {
+            what,
+            reason,
+            fix: Some(fix),
+        });
+    }
     if probe.frames_unresolved > 0 {
         unavailable.push(Unavailable {
             what: "some stack frames' names".into(),

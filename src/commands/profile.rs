@@ -129,6 +129,15 @@ pub fn report(probe: ProfileProbe, top: usize, live: bool) -> Report {
             ),
         });
     }
+    if let Some((what, reason, fix)) =
+        crate::probe::decode::refused_note("profile", d.decode_errors)
+    {
+        unavailable.push(Unavailable {
+            what,
+            reason,
+            fix: Some(fix),
+        });
+    }
     if probe.frames_unresolved > 0 {
         unavailable.push(Unavailable {
             what: "some stack frames' names".into(),

@@ -112,6 +112,15 @@ pub fn report(
                 fix: Some("raise --max-entries, or scope with --pid/--cgroup/--comm".into()),
             });
         }
+        if let Some((what, reason, fix)) =
+            crate::probe::decode::refused_note("syscalls", sec.dropped.decode_errors)
+        {
+            r.unavailable.push(Unavailable {
+                what,
+                reason,
+                fix: Some(fix),
+            });
+        }
         r.sections.syscalls = Some(sec);
     }
     for p in problems {

@@ -72,16 +72,60 @@ pub fn own_cost() -> OwnCost {
     }
 }
 
+/// One window's cost in an `--interval` series: the CPU since the previous window ended
+/// (`prev`, updated; the first window's includes start-up), the peak memory so far, and the
+/// programs noted since.
+pub fn window_cost(prev: &mut Option<OwnCost>) -> OwnCost {
+    let now = own_cost();
+    let mut w = now.clone();
+    if let Some(p) = prev.as_ref() {
+        let d = |a: f64, b: f64| (((a - b) * 10.0).round() / 10.0).max(0.0);
+        w.cpu_user_ms = d(now.cpu_user_ms, p.cpu_user_ms);
+        w.cpu_system_ms = d(now.cpu_system_ms, p.cpu_system_ms);
+    }
+    *prev = Some(now);
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn own_cost_counts_this_process() {
-        // Burn a little CPU so the figure cannot be zero.
-        let mut x = 0u64;
+    fn window_cost_is_the_cpu_since_the_previous_window() {
+        let mut prev = None;
+        let first = window_cost(&mut prev);
+        let cumulative = prev.clone().unwrap();
+        assert_eq!(first.cpu_ms(), cumulative.cpu_ms());
         let t = std::time::Instant::now();
-        while t.elapsed() < std::time::Duration::from_millis(30) {
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let second = window_cost(&mut prev);
+        let total = prev.unwrap();
+        // The window's CPU is the growth of the cumulative figure (to the 0.1 ms rounding),
+        // not the cumulative figure itself.
+        let growth = total.cpu_ms() - cumulative.cpu_ms();
+        assert!(
+            (second.cpu_ms() - growth).abs() < 0.25,
+            "{second:?} vs {growth}"
+        );
+        assert!(second.cpu_ms() < total.cpu_ms(), "{second:?} {total:?}");
+        assert!(second.max_rss_kb >= first.max_rss_kb);
+    }
+
+    #[test]
+    fn own_cost_counts_this_process() {
+        // Burn 30 ms of this thread's CPU, by its own clock (not wall time: on a busy machine
+        // 30 ms of wall time can be 10 ms of CPU), so getrusage must show at least that.
+        let thread_cpu = || {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+            t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6
+        };
+        let start = thread_cpu();
+        let mut x = 0u64;
+        while thread_cpu() - start < 30.0 {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
         let c = own_cost();

@@ -5,7 +5,6 @@
 //! `Running::finish` reads the maps once and detaches. The skeleton lives on its own thread
 //! (it borrows its storage), so a `Running` can be held across the caller's window.
 
-use super::{u32_at, u64_at};
 use std::mem::MaybeUninit;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -20,7 +19,12 @@ use super::syscalls::AttachFailure;
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/latency.skel.rs"));
 }
+use skel::types::{bio_key, flow_key, flow_val, lat_hist};
 use skel::*;
+
+use super::decode::{map_types, Decoder};
+
+map_types!(lat_hist, bio_key, flow_key, flow_val);
 
 /// Which parts to run.
 #[derive(Debug, Clone, Default)]
@@ -104,9 +108,42 @@ fn load<'obj>(
     for (want, is_btf, prog) in progs {
         prog.set_autoload(want && is_btf == btf);
     }
+    size_maps(&mut open.maps, w, btf)?;
     let mut skel = open.load().map_err(|e| format!("load: {e}"))?;
     libbpf_rs::skel::Skel::attach(&mut skel).map_err(|e| format!("attach: {e}"))?;
     Ok(skel)
+}
+
+/// Size the maps for what runs: a part not wanted keeps one-entry maps (cheap to create; its
+/// programs are not loaded), the run-queue start times live in task storage on tp_btf (the
+/// tid hash only on raw_tp), one run-queue histogram per possible CPU.
+fn size_maps(m: &mut OpenLatencyMaps<'_>, w: &Wanted, btf: bool) -> Result<(), String> {
+    let e = |what: &'static str| move |e: libbpf_rs::Error| format!("sizing {what}: {e}");
+    let ncpu = libbpf_rs::num_possible_cpus().unwrap_or(1).clamp(1, 1024) as u32;
+    let rq_hash = if w.runqueue && !btf { 32768 } else { 1 };
+    m.rq_starts
+        .set_max_entries(rq_hash)
+        .map_err(e("rq_starts"))?;
+    if !(w.runqueue && btf) {
+        m.rq_task_starts
+            .set_autocreate(false)
+            .map_err(e("rq_task_starts"))?;
+    }
+    m.rq_hist
+        .set_max_entries(if w.runqueue { ncpu } else { 1 })
+        .map_err(e("rq_hist"))?;
+    if !w.block {
+        for map in [&mut m.bio_starts, &mut m.bio_hist] {
+            map.set_max_entries(1).map_err(e("block maps"))?;
+        }
+    }
+    if !w.block || w.block_pid.is_none() {
+        m.bio_owned.set_max_entries(1).map_err(e("bio_owned"))?;
+    }
+    if !w.retransmits {
+        m.retrans.set_max_entries(1).map_err(e("retrans"))?;
+    }
+    Ok(())
 }
 
 /// Load and attach the wanted probes. Returns once they count (or every attach type failed).
@@ -187,22 +224,23 @@ impl Running {
     }
 }
 
-/// Decode a `struct lat_hist` (count, sum, max, slots), trailing empty slots cut.
-pub fn hist_of(v: &[u8]) -> LatHist {
-    let mut slots: Vec<u64> = (0..LAT_SLOTS).map(|i| u64_at(v, 24 + i * 8)).collect();
+/// A `struct lat_hist` (count, sum, max, slots), trailing empty slots cut.
+pub fn hist_of(v: &lat_hist) -> LatHist {
+    let mut slots = v.slots.to_vec();
     while slots.last() == Some(&0) {
         slots.pop();
     }
     LatHist {
-        count: u64_at(v, 0),
-        sum_ns: u64_at(v, 8),
-        max_ns: u64_at(v, 16),
+        count: v.count,
+        sum_ns: v.sum_ns,
+        max_ns: v.max_ns,
         slots,
     }
 }
 
 fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
     let m = &skel.maps;
+    let mut dec = Decoder::default();
     let mut out = LatencyReadings {
         format_version: LATENCY_FORMAT,
         ..Default::default()
@@ -216,6 +254,7 @@ fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
                 .lookup(&cpu.to_ne_bytes(), MapFlags::ANY)
                 .ok()
                 .flatten()
+                .and_then(|v| dec.get::<lat_hist>(&v))
                 .map(|v| hist_of(&v))
                 .unwrap_or_default();
             per.push(h);
@@ -228,19 +267,22 @@ fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
     if w.block {
         let mut rows = Vec::new();
         for k in m.bio_hist.keys() {
+            let Some(key) = dec.get::<bio_key>(&k) else {
+                continue;
+            };
             let Ok(Some(vals)) = m.bio_hist.lookup_percpu(&k, MapFlags::ANY) else {
                 continue;
             };
             let mut h = LatHist::default();
-            for v in &vals {
-                h.merge(&hist_of(v));
+            for v in dec.percpu::<lat_hist>(&vals) {
+                h.merge(&hist_of(&v));
             }
-            let dev = u32_at(&k, 0);
+            let dev = key.dev;
             let (ma, mi) = (dev >> 20, dev & 0xfffff);
             rows.push(BlockLat {
                 dev: format!("{ma}:{mi}"),
                 name: disk_name(ma, mi),
-                op: op_name(u32_at(&k, 4)),
+                op: op_name(key.op),
                 hist: h,
             });
         }
@@ -250,16 +292,22 @@ fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
     if w.retransmits {
         let mut rows = Vec::new();
         for k in m.retrans.keys() {
-            let Ok(Some(v)) = m.retrans.lookup(&k, MapFlags::ANY) else {
+            let Some(key) = dec.get::<flow_key>(&k) else {
                 continue;
             };
-            let family = u16::from_ne_bytes([k[40], k[41]]);
-            let sport = u16::from_ne_bytes([k[42], k[43]]);
-            let dport = u16::from_ne_bytes([k[44], k[45]]);
-            let addr = |b: &[u8]| -> String {
+            let Some(v) = m
+                .retrans
+                .lookup(&k, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| dec.get::<flow_val>(&v))
+            else {
+                continue;
+            };
+            let (family, sport, dport) = (key.family, key.sport, key.dport);
+            let addr = |b: &[u8; 16]| -> String {
                 if family == 10 {
-                    let a: [u8; 16] = b[..16].try_into().unwrap();
-                    std::net::Ipv6Addr::from(a).to_string()
+                    std::net::Ipv6Addr::from(*b).to_string()
                 } else {
                     std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()
                 }
@@ -272,11 +320,11 @@ fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
                 }
             };
             rows.push(Retransmit {
-                netns: u64_at(&k, 0),
-                local: fmt(addr(&k[8..24]), sport),
-                remote: fmt(addr(&k[24..40]), dport),
-                state: tcp_state(u32_at(&v, 8)),
-                count: u64_at(&v, 0),
+                netns: key.netns,
+                local: fmt(addr(&key.saddr), sport),
+                remote: fmt(addr(&key.daddr), dport),
+                state: tcp_state(v.state),
+                count: v.count,
             });
         }
         rows.sort_by(|a, b| {
@@ -292,9 +340,10 @@ fn read(skel: &LatencySkel<'_>, w: &Wanted) -> LatencyReadings {
             .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
             .ok()
             .flatten()
-            .map(|v| v.iter().map(|b| u64_at(b, 0)).sum())
+            .map(|v| dec.percpu_sum(&v))
             .unwrap_or(0);
     }
+    out.decode_errors = dec.errors;
     out
 }
 
@@ -333,12 +382,16 @@ mod tests {
 
     #[test]
     fn decodes_a_histogram_and_names() {
+        // Laid out as the C side writes it: count, sum_ns, max_ns, slots[LAT_SLOTS].
         let mut v = vec![0u8; 24 + LAT_SLOTS * 8];
         v[0..8].copy_from_slice(&3u64.to_ne_bytes());
         v[8..16].copy_from_slice(&3000u64.to_ne_bytes());
         v[16..24].copy_from_slice(&1500u64.to_ne_bytes());
         v[24 + 10 * 8..24 + 11 * 8].copy_from_slice(&3u64.to_ne_bytes());
-        let h = hist_of(&v);
+        let mut dec = Decoder::default();
+        let h = hist_of(&dec.get::<lat_hist>(&v).unwrap());
+        assert_eq!(dec.get::<lat_hist>(&v[..v.len() - 1]).map(|_| ()), None);
+        assert_eq!(dec.errors, 1);
         assert_eq!(
             (h.count, h.sum_ns, h.max_ns, h.slots.len()),
             (3, 3000, 1500, 11)

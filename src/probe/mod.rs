@@ -11,6 +11,7 @@ pub mod btf;
 pub mod checks;
 pub mod cost;
 pub mod cost_model;
+pub mod decode;
 pub mod hist;
 pub mod kernels;
 #[cfg(feature = "bpf")]
@@ -200,24 +201,6 @@ pub fn set_verbose(v: bool) {
         }
         libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, print)));
     }
-}
-
-/// A native-endian u64 at `off` of a map value (0 when the value is shorter).
-#[cfg(feature = "bpf")]
-pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
-    b.get(off..off + 8)
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_ne_bytes)
-        .unwrap_or(0)
-}
-
-/// A native-endian u32 at `off` of a map value (0 when the value is shorter).
-#[cfg(feature = "bpf")]
-pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
-        .and_then(|s| s.try_into().ok())
-        .map(u32::from_ne_bytes)
-        .unwrap_or(0)
 }
 
 /// The BTF-based attach types a probe tries in order: `TRIAGE_ATTACH=raw_tp` forces the

@@ -5,7 +5,6 @@
 //! Invariants: stacks are read and symbolized after the window, never per event; what could
 //! not be captured or named is counted, not hidden.
 
-use super::{u32_at, u64_at};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
@@ -23,11 +22,17 @@ use super::syscalls::AttachFailure;
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/offcpu.skel.rs"));
 }
+use skel::types::{offcpu_key, offcpu_kstack, offcpu_start, offcpu_val};
 use skel::*;
+
+use super::decode::{c_str, map_types, Decoder};
+
+map_types!(offcpu_key, offcpu_kstack, offcpu_start, offcpu_val);
 
 /// Mirrors `bpf/offcpu.h`.
 const MAX_DEPTH: usize = 127;
-const COMM_LEN: usize = 16;
+// offcpu_stacks (a stack-trace map of `__u64[MAX_DEPTH]`) is read as an offcpu_kstack.
+const _: () = assert!(std::mem::size_of::<offcpu_kstack>() == MAX_DEPTH * 8);
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -202,7 +207,8 @@ impl Watcher {
             .maps
             .offcpu_agg
             .keys()
-            .map(|k| u32_at(&k, 0))
+            .filter_map(|k| super::decode::decode::<offcpu_key>(&k).ok())
+            .map(|k| k.tgid)
             .filter(|t| !self.procs.contains_key(t))
             .collect();
         for t in new {
@@ -290,43 +296,65 @@ struct Raw {
     dropped: OffcpuDropped,
 }
 
+/// The addresses of a stack, up to the first empty slot.
+pub(crate) fn ips_of(ips: &[u64]) -> Vec<u64> {
+    ips.iter().copied().take_while(|&a| a != 0).collect()
+}
+
 fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     let m = &skel.maps;
+    let mut dec = Decoder::default();
     let mut rows = Vec::new();
     for k in m.offcpu_agg.keys() {
-        let Ok(Some(v)) = m.offcpu_agg.lookup(&k, MapFlags::ANY) else {
+        let Some(key) = dec.get::<offcpu_key>(&k) else {
             continue;
         };
-        let comm = &v[24..24 + COMM_LEN];
-        let end = comm.iter().position(|&c| c == 0).unwrap_or(COMM_LEN);
+        let Some(v) = m
+            .offcpu_agg
+            .lookup(&k, MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| dec.get::<offcpu_val>(&v))
+        else {
+            continue;
+        };
         rows.push(RawRow {
-            tgid: u32_at(&k, 0),
-            pid: u32_at(&k, 4),
-            kstack: u64_at(&k, 8),
+            tgid: key.tgid,
+            pid: key.pid,
+            kstack: key.kstack,
             proc_kstack: None,
-            ustack: u32_at(&k, 16) as i32,
-            state: u32_at(&k, 20),
-            total_ns: u64_at(&v, 0),
-            count: u64_at(&v, 8),
-            max_ns: u64_at(&v, 16),
-            comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
-            timer_count: u64_at(&v, 40),
-            timer_ns: u64_at(&v, 48),
+            ustack: key.ustack,
+            state: key.state,
+            total_ns: v.total_ns,
+            count: v.count,
+            max_ns: v.max_ns,
+            comm: c_str(&v.comm),
+            timer_count: v.timer_count,
+            timer_ns: v.timer_ns,
         });
     }
     // Threads still off CPU at the end: their block so far counts (a thread stuck for the
     // whole window would otherwise never show up).
     let now = monotonic_ns();
     for k in m.offcpu_starts.keys() {
-        let Ok(Some(v)) = m.offcpu_starts.lookup(&k, MapFlags::ANY) else {
+        let Some(pid) = dec.get::<u32>(&k) else {
             continue;
         };
-        let (ts, tgid, pid) = (u64_at(&v, 0), u32_at(&v, 16), u32_at(&k, 0));
+        let Some(v) = m
+            .offcpu_starts
+            .lookup(&k, MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| dec.get::<offcpu_start>(&v))
+        else {
+            continue;
+        };
+        let (ts, tgid) = (v.ts, v.tgid);
         let delta = now.saturating_sub(ts);
         if delta < min_block_ns {
             continue;
         }
-        let kstack = u64_at(&v, 8);
+        let kstack = v.kstack;
         let row = RawRow {
             tgid,
             pid,
@@ -336,8 +364,8 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
             } else {
                 None
             },
-            ustack: u32_at(&v, 20) as i32,
-            state: u32_at(&v, 24),
+            ustack: v.ustack,
+            state: v.state,
             total_ns: delta,
             count: 1,
             max_ns: delta,
@@ -360,43 +388,51 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     let mut stacks = HashMap::new();
     let ids: BTreeSet<i32> = rows.iter().map(|r| r.ustack).filter(|&i| i >= 0).collect();
     for id in ids {
-        if let Ok(Some(v)) = m.offcpu_stacks.lookup(&id.to_ne_bytes(), MapFlags::ANY) {
-            let ips: Vec<u64> = (0..MAX_DEPTH)
-                .map(|i| u64_at(&v, i * 8))
-                .take_while(|&a| a != 0)
-                .collect();
-            stacks.insert(id, ips);
+        // A stack-trace map's value is `__u64[OFFCPU_MAX_DEPTH]`, the same as offcpu_kstack.
+        if let Some(v) = m
+            .offcpu_stacks
+            .lookup(&id.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| dec.get::<offcpu_kstack>(&v))
+        {
+            stacks.insert(id, ips_of(&v.ips));
         }
     }
     let mut kstacks = HashMap::new();
     let kids: BTreeSet<u64> = rows.iter().map(|r| r.kstack).filter(|&h| h != 0).collect();
     for h in kids {
-        if let Ok(Some(v)) = m.offcpu_kstacks.lookup(&h.to_ne_bytes(), MapFlags::ANY) {
-            let ips: Vec<u64> = (0..MAX_DEPTH)
-                .map(|i| u64_at(&v, i * 8))
-                .take_while(|&a| a != 0)
-                .collect();
-            kstacks.insert(h, ips);
+        if let Some(v) = m
+            .offcpu_kstacks
+            .lookup(&h.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| dec.get::<offcpu_kstack>(&v))
+        {
+            kstacks.insert(h, ips_of(&v.ips));
         }
     }
-    let d = |i: u32| {
+    let mut d = |i: u32| {
         m.offcpu_dropped
             .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
             .ok()
             .flatten()
-            .map(|v| v.iter().map(|b| u64_at(b, 0)).sum())
+            .map(|v| dec.percpu_sum(&v))
             .unwrap_or(0)
     };
+    let mut dropped = OffcpuDropped {
+        start_records: d(0),
+        aggregations: d(1),
+        kernel_stacks: d(2),
+        user_stacks: d(3),
+        decode_errors: 0,
+    };
+    dropped.decode_errors = dec.errors;
     Raw {
         rows,
         stacks,
         kstacks,
-        dropped: OffcpuDropped {
-            start_records: d(0),
-            aggregations: d(1),
-            kernel_stacks: d(2),
-            user_stacks: d(3),
-        },
+        dropped,
     }
 }
 

@@ -124,6 +124,9 @@ pub struct OffcpuDropped {
     /// Kernel/user stacks not captured: the stack map was full or two stacks collided.
     pub kernel_stacks: u64,
     pub user_stacks: u64,
+    /// Map entries refused because their size was not the BPF side's type.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decode_errors: u64,
 }
 
 impl OffcpuDropped {
@@ -289,6 +292,9 @@ pub struct LatencyReadings {
     /// Events lost because a map was full: run-queue starts, block starts, block
     /// histograms, retransmit flows.
     pub dropped: [u64; 4],
+    /// Map entries refused because their size was not the BPF side's type.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decode_errors: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
@@ -394,7 +400,7 @@ impl LatencySection {
         ];
         let mut s = LatencySection {
             attach_type: r.attach_type.clone(),
-            dropped: r.dropped.iter().copied().sat_sum(),
+            dropped: r.dropped.iter().copied().chain([r.decode_errors]).sat_sum(),
             probes: ran
                 .iter()
                 .filter(|x| x.1)

@@ -131,6 +131,10 @@ pub struct Dropped {
     /// Calls whose number is -1 at exit or outside the table: not map drops. Mostly
     /// `rt_sigreturn`, which restores the registers with the number set to -1.
     pub bad_numbers: u64,
+    /// Map entries refused because their size was not the BPF side's type (a layout
+    /// mismatch between the program and triage): left out of every table.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decode_errors: u64,
 }
 
 impl Dropped {

@@ -7,7 +7,6 @@
 //! Invariants: one map update per sample in the kernel, nothing per sample in user space;
 //! what could not be captured (map full, stack collisions) is counted, not hidden.
 
-use super::{u32_at, u64_at};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd as _, OwnedFd};
@@ -24,7 +23,12 @@ use super::syscalls::AttachFailure;
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/profile.skel.rs"));
 }
+use skel::types::{profile_key, profile_val};
 use skel::*;
+
+use super::decode::{c_str, map_types, Decoder};
+
+map_types!(profile_key, profile_val);
 
 /// Mirrors `bpf/profile.h`.
 const MAX_DEPTH: usize = 127;
@@ -275,7 +279,8 @@ fn poll(w: &mut Watcher, skel: &ProfileSkel<'_>) {
         .maps
         .profile_counts
         .keys()
-        .map(|k| u32_at(&k, 0))
+        .filter_map(|k| super::decode::decode::<profile_key>(&k).ok())
+        .map(|k| k.tgid)
         .filter(|t| *t != 0)
         .collect();
     for t in new {
@@ -303,21 +308,29 @@ struct Raw {
 
 fn read(skel: &ProfileSkel<'_>, cpus: &[u32]) -> Raw {
     let m = &skel.maps;
+    let mut dec = Decoder::default();
     let mut rows = Vec::new();
     for k in m.profile_counts.keys() {
-        let Ok(Some(v)) = m.profile_counts.lookup(&k, MapFlags::ANY) else {
+        let Some(key) = dec.get::<profile_key>(&k) else {
             continue;
         };
-        let comm = &v[8..8 + COMM_LEN];
-        let end = comm.iter().position(|&c| c == 0).unwrap_or(COMM_LEN);
+        let Some(v) = m
+            .profile_counts
+            .lookup(&k, MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| dec.get::<profile_val>(&v))
+        else {
+            continue;
+        };
         rows.push(RawRow {
-            tgid: u32_at(&k, 0),
-            pid: u32_at(&k, 4),
-            cpu: u32_at(&k, 8),
-            kstack: u32_at(&k, 12) as i32,
-            ustack: u32_at(&k, 16) as i32,
-            count: u64_at(&v, 0),
-            comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+            tgid: key.tgid,
+            pid: key.pid,
+            cpu: key.cpu,
+            kstack: key.kstack,
+            ustack: key.ustack,
+            count: v.count,
+            comm: c_str(&v.comm),
         });
     }
     let ids: BTreeSet<i32> = rows
@@ -327,25 +340,27 @@ fn read(skel: &ProfileSkel<'_>, cpus: &[u32]) -> Raw {
         .collect();
     let mut stacks = HashMap::new();
     for id in ids {
-        if let Ok(Some(v)) = m.profile_stacks.lookup(&id.to_ne_bytes(), MapFlags::ANY) {
-            let ips: Vec<u64> = (0..MAX_DEPTH)
-                .map(|i| u64_at(&v, i * 8))
-                .take_while(|&a| a != 0)
-                .collect();
-            stacks.insert(id, ips);
+        if let Some(v) = m
+            .profile_stacks
+            .lookup(&id.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| dec.get::<[u64; MAX_DEPTH]>(&v))
+        {
+            stacks.insert(id, super::offcpu::ips_of(&v));
         }
     }
     // Per slot, per possible CPU.
-    let slot = |i: u32| -> Vec<u64> {
+    let mut slot = |i: u32| -> Vec<u64> {
         m.profile_stats
             .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
             .ok()
             .flatten()
-            .map(|v| v.iter().map(|b| u64_at(b, 0)).collect())
+            .map(|v| dec.percpu::<u64>(&v))
             .unwrap_or_default()
     };
-    let sum = |i: u32| slot(i).iter().sum::<u64>();
     let (samples, idle) = (slot(PS_SAMPLES), slot(PS_IDLE));
+    let mut sum = |i: u32| slot(i).iter().sum::<u64>();
     let per_cpu = cpus
         .iter()
         .map(|&c| CpuSamples {
@@ -354,16 +369,20 @@ fn read(skel: &ProfileSkel<'_>, cpus: &[u32]) -> Raw {
             idle: idle.get(c as usize).copied().unwrap_or(0),
         })
         .collect();
+    let counted = sum(PS_COUNTED);
+    let mut dropped = ProfileDropped {
+        aggregations: sum(PS_DROP_AGG),
+        kernel_stacks: sum(PS_DROP_KSTACK),
+        user_stacks: sum(PS_DROP_USTACK),
+        decode_errors: 0,
+    };
+    dropped.decode_errors = dec.errors;
     Raw {
         rows,
         stacks,
         per_cpu,
-        counted: sum(PS_COUNTED),
-        dropped: ProfileDropped {
-            aggregations: sum(PS_DROP_AGG),
-            kernel_stacks: sum(PS_DROP_KSTACK),
-            user_stacks: sum(PS_DROP_USTACK),
-        },
+        counted,
+        dropped,
     }
 }
 

@@ -52,6 +52,13 @@ pub struct ProfileDropped {
     /// Stacks lost (counted without them): the stack map was full or two stacks collided.
     pub kernel_stacks: u64,
     pub user_stacks: u64,
+    /// Map entries refused because their size was not the BPF side's type.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decode_errors: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl ProfileDropped {

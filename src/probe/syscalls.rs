@@ -2,19 +2,33 @@
 //! takes (tp_btf, then raw_tp, then the classic tracepoint), run the caller's window, read the
 //! maps once, detach.
 
-use super::{u32_at, u64_at};
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags};
 
+use super::decode::{c_str, map_types, Decoder};
 use super::output::*;
+use super::syscalls_skel::types::{
+    cache_ent, errno_key, proc_id, proc_info, proc_sys_key, proc_sys_val, sys_stat,
+};
 use super::syscalls_skel::*;
+
+map_types!(
+    sys_stat,
+    proc_sys_key,
+    proc_sys_val,
+    cache_ent,
+    proc_id,
+    proc_info,
+    errno_key
+);
 
 /// Mirrors `bpf/syscalls.h`.
 const MAX_SYSCALLS: u32 = 512;
 const MAX_SLOTS: usize = 36;
+const _: () = assert!(std::mem::size_of::<sys_stat>() == (3 + MAX_SLOTS) * 8);
 const CACHE_SLOTS: u32 = 1024;
 
 /// What to trace.
@@ -162,20 +176,16 @@ pub fn trace<R>(
     Err(AttachFailure { attempts })
 }
 
-/// Sum the per-CPU copies of a value made of u64 fields.
-fn sum_percpu(vals: &[Vec<u8>], fields: usize) -> Vec<u64> {
-    let mut out = vec![0u64; fields];
-    for v in vals {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o += u64_at(v, i * 8);
-        }
-    }
-    out
+/// The four counters of a `proc_sys_val`, in the order the tables keep them.
+fn counters(v: &proc_sys_val) -> [u64; 4] {
+    [v.count, v.errors, v.time_ns, v.fail_ns]
 }
 
-fn comm_of(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
+/// Sum per-CPU counter arrays.
+fn add4(a: &mut [u64; 4], b: [u64; 4]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = x.saturating_add(y);
+    }
 }
 
 fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
@@ -196,20 +206,28 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
     // cache slots.
     type Counts = std::collections::BTreeMap<u32, [u64; 4]>;
     let mut per: std::collections::BTreeMap<(u32, u64), Counts> = Default::default();
-    let mut add = |key: &[u8], v: [u64; 4]| {
-        let (tgid, nr, start) = (u32_at(key, 0), u32_at(key, 4), u64_at(key, 8));
-        if tgid == 0 || v[0] == 0 {
+    let mut dec = Decoder::default();
+    let mut add = |key: &proc_sys_key, v: [u64; 4]| {
+        if key.tgid == 0 || v[0] == 0 {
             return;
         }
-        let e = per.entry((tgid, start)).or_default().entry(nr).or_default();
-        for i in 0..4 {
-            e[i] += v[i];
-        }
+        let e = per
+            .entry((key.tgid, key.start_ns))
+            .or_default()
+            .entry(key.nr)
+            .or_default();
+        add4(e, v);
     };
-    for key in m.proc_sys.keys() {
-        if let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&key, MapFlags::ANY) {
-            let s = sum_percpu(&vals, 4);
-            add(&key, [s[0], s[1], s[2], s[3]]);
+    for k in m.proc_sys.keys() {
+        let Some(key) = dec.get::<proc_sys_key>(&k) else {
+            continue;
+        };
+        if let Ok(Some(vals)) = m.proc_sys.lookup_percpu(&k, MapFlags::ANY) {
+            let mut s = [0u64; 4];
+            for v in dec.percpu::<proc_sys_val>(&vals) {
+                add4(&mut s, counters(&v));
+            }
+            add(&key, s);
         }
     }
     for idx in 0..CACHE_SLOTS {
@@ -217,12 +235,8 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
             .proc_cache
             .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
         {
-            // struct cache_ent: 16-byte key, then count, errors, time_ns, fail_ns.
-            for v in &vals {
-                add(
-                    &v[..16],
-                    [u64_at(v, 16), u64_at(v, 24), u64_at(v, 32), u64_at(v, 40)],
-                );
+            for e in dec.percpu::<cache_ent>(&vals) {
+                add(&e.key, counters(&e.val));
             }
         }
     }
@@ -252,17 +266,20 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         .collect();
     let mut parents: std::collections::BTreeMap<(u32, u64), u32> = Default::default();
     let mut names: std::collections::BTreeMap<u32, String> = Default::default();
-    for key in m.proc_infos.keys() {
-        let (tgid, start) = (u32_at(&key, 0), u64_at(&key, 8));
-        if let (Some(p), Ok(Some(v))) = (
-            procs.get_mut(&(tgid, start)),
-            m.proc_infos.lookup(&key, MapFlags::ANY),
-        ) {
-            p.comm = Some(comm_of(&v[..16]));
-            names.insert(tgid, comm_of(&v[..16]));
-            if v.len() >= 20 {
-                parents.insert((tgid, start), u32_at(&v, 16));
-            }
+    for k in m.proc_infos.keys() {
+        let Some(key) = dec.get::<proc_id>(&k) else {
+            continue;
+        };
+        let Some(p) = procs.get_mut(&(key.tgid, key.start_ns)) else {
+            continue;
+        };
+        let Ok(Some(v)) = m.proc_infos.lookup(&k, MapFlags::ANY) else {
+            continue;
+        };
+        if let Some(info) = dec.get::<proc_info>(&v) {
+            p.comm = Some(c_str(&info.comm));
+            names.insert(key.tgid, c_str(&info.comm));
+            parents.insert((key.tgid, key.start_ns), info.ppid);
         }
     }
     // Processes that exited before the end (a storm of short-lived children): folded into
@@ -309,16 +326,15 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
     // Calls of processes that did not fit in proc_sys, by parent.
     let mut kids: std::collections::BTreeMap<u32, Counts> = Default::default();
     let mut exited: std::collections::BTreeMap<u32, u64> = Default::default();
-    for key in m.child_sys.keys() {
-        if let Ok(Some(vals)) = m.child_sys.lookup_percpu(&key, MapFlags::ANY) {
-            let s = sum_percpu(&vals, 4);
-            let e = kids
-                .entry(u32_at(&key, 0))
-                .or_default()
-                .entry(u32_at(&key, 4))
-                .or_default();
-            for i in 0..4 {
-                e[i] += s[i];
+    for k in m.child_sys.keys() {
+        // Key: (parent's tgid, syscall number); start_ns unused.
+        let Some(key) = dec.get::<proc_sys_key>(&k) else {
+            continue;
+        };
+        if let Ok(Some(vals)) = m.child_sys.lookup_percpu(&k, MapFlags::ANY) {
+            let e = kids.entry(key.tgid).or_default().entry(key.nr).or_default();
+            for v in dec.percpu::<proc_sys_val>(&vals) {
+                add4(e, counters(&v));
             }
         }
     }
@@ -365,14 +381,17 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
     for p in &mut out.processes {
         p.syscalls.sort_by_key(|s| s.nr);
     }
-    for key in m.errnos.keys() {
-        let Ok(Some(vals)) = m.errnos.lookup_percpu(&key, MapFlags::ANY) else {
+    for k in m.errnos.keys() {
+        let Some(key) = dec.get::<errno_key>(&k) else {
+            continue;
+        };
+        let Ok(Some(vals)) = m.errnos.lookup_percpu(&k, MapFlags::ANY) else {
             continue;
         };
         out.errnos.push(ErrnoCount {
-            nr: u32_at(&key, 0),
-            errno: u32_at(&key, 4),
-            count: sum_percpu(&vals, 1)[0],
+            nr: key.nr,
+            errno: key.err,
+            count: dec.percpu_sum(&vals),
         });
     }
     out.errnos.sort_by_key(|e| (e.nr, e.errno));
@@ -382,28 +401,36 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         let Ok(Some(vals)) = m.sys_stats.lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY) else {
             continue;
         };
-        let s = sum_percpu(&vals, 3 + MAX_SLOTS);
-        if s[0] == 0 {
+        let mut total = sys_stat::default();
+        for v in dec.percpu::<sys_stat>(&vals) {
+            total.count = total.count.saturating_add(v.count);
+            total.errors = total.errors.saturating_add(v.errors);
+            total.time_ns = total.time_ns.saturating_add(v.time_ns);
+            for (t, x) in total.slots.iter_mut().zip(v.slots) {
+                *t = t.saturating_add(x);
+            }
+        }
+        if total.count == 0 {
             continue;
         }
-        let mut slots = s[3..].to_vec();
+        let mut slots = total.slots.to_vec();
         while slots.last() == Some(&0) {
             slots.pop();
         }
         out.syscalls.push(SyscallTotal {
             nr,
-            count: s[0],
-            errors: s[1],
-            time_ns: s[2],
+            count: total.count,
+            errors: total.errors,
+            time_ns: total.time_ns,
             slots,
         });
     }
-    let d = |i: u32| {
+    let mut d = |i: u32| {
         m.dropped
             .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
             .ok()
             .flatten()
-            .map(|v| sum_percpu(&v, 1)[0])
+            .map(|v| dec.percpu_sum(&v))
             .unwrap_or(0)
     };
     out.dropped = Dropped {
@@ -412,6 +439,74 @@ fn read(skel: &SyscallsSkel<'_>, opts: &Options) -> SyscallsProbe {
         errnos: d(2),
         start_times: d(3),
         bad_numbers: d(4),
+        decode_errors: 0,
     };
+    out.dropped.decode_errors = dec.errors;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `struct cache_ent` as bpf/syscalls.h lays it out, field by field in native order.
+    fn cache_ent_bytes(f: [u64; 8]) -> Vec<u8> {
+        let (tgid, nr, start, ppid) = (f[0] as u32, f[1] as u32, f[2], f[7] as u32);
+        let mut b = Vec::new();
+        b.extend(tgid.to_ne_bytes());
+        b.extend(nr.to_ne_bytes());
+        b.extend(start.to_ne_bytes());
+        for v in &f[3..7] {
+            b.extend(v.to_ne_bytes());
+        }
+        b.extend(ppid.to_ne_bytes());
+        b.extend(0u32.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn cache_entry_round_trips_through_the_generated_type() {
+        let f = [4242, 110, 1 << 40, 7, 2, 900, 300, 1];
+        let bytes = cache_ent_bytes(f);
+        let mut dec = Decoder::default();
+        let e: cache_ent = dec.get(&bytes).expect("exact size decodes");
+        assert_eq!(
+            (e.key.tgid, e.key.nr, e.key.start_ns, e.ppid),
+            (4242, 110, 1 << 40, 1)
+        );
+        assert_eq!(counters(&e.val), [7, 2, 900, 300]);
+        // And back: the fields re-encoded as the C side would give the same bytes.
+        let again = cache_ent_bytes([
+            e.key.tgid.into(),
+            e.key.nr.into(),
+            e.key.start_ns,
+            e.val.count,
+            e.val.errors,
+            e.val.time_ns,
+            e.val.fail_ns,
+            e.ppid.into(),
+        ]);
+        assert_eq!(again, bytes);
+        assert_eq!(dec.errors, 0);
+    }
+
+    #[test]
+    fn short_or_long_values_are_refused_and_counted() {
+        let bytes = cache_ent_bytes([1; 8]);
+        let mut dec = Decoder::default();
+        assert!(dec.get::<cache_ent>(&bytes[..bytes.len() - 4]).is_none());
+        assert!(dec.get::<proc_sys_val>(&bytes).is_none());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(dec.get::<cache_ent>(&long).is_none());
+        assert_eq!(dec.errors, 3);
+        // A per-CPU read with one bad copy: counted, and the good copies still add up.
+        let stat = vec![0u8; std::mem::size_of::<sys_stat>()];
+        let mut one = stat.clone();
+        one[..8].copy_from_slice(&5u64.to_ne_bytes());
+        let vals = vec![one, stat[..8].to_vec()];
+        let got = dec.percpu::<sys_stat>(&vals);
+        assert_eq!((got[0].count, got[1].count), (5, 0));
+        assert_eq!(dec.errors, 4);
+    }
 }

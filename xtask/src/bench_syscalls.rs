@@ -5,7 +5,8 @@
 //! `dd if=/dev/zero of=/dev/null bs=1 count=N`, i.e. 2N syscalls) are timed untraced and
 //! under each tracer: `triage syscalls` (count mode and latency mode), `strace -c -f`,
 //! `perf trace -s`, a bpftrace one-liner counting `raw_syscalls:sys_enter` by pid and id, and
-//! libbpf-tools `syscount` (count and `-L` latency). Subjects alternate within each round
+//! libbpf-tools `syscount` (count and `-L` latency), and a floor: triage's exit program
+//! attached but returning at its pid check (`--pid 1`), i.e. the raw tracepoint's own cost. Subjects alternate within each round
 //! (round r starts at subject r) so drifts of this shared machine spread over all of them.
 //! Slowdown = median wall time traced / median untraced. It also checks triage's count for
 //! the getppid workload is exact, and reports triage's load+attach time and peak RSS.
@@ -28,6 +29,8 @@ enum Subject {
     Untraced,
     TriageCount,
     TriageLatency,
+    /// triage's programs attached but returning at the pid check: the tracepoint's own cost.
+    TriageFloor,
     Strace,
     PerfTrace,
     Bpftrace,
@@ -35,10 +38,11 @@ enum Subject {
     SyscountLatency,
 }
 
-const SUBJECTS: [Subject; 8] = [
+const SUBJECTS: [Subject; 9] = [
     Subject::Untraced,
     Subject::TriageCount,
     Subject::TriageLatency,
+    Subject::TriageFloor,
     Subject::Strace,
     Subject::PerfTrace,
     Subject::Bpftrace,
@@ -52,6 +56,7 @@ impl Subject {
             Subject::Untraced => "untraced",
             Subject::TriageCount => "triage syscalls --no-latency",
             Subject::TriageLatency => "triage syscalls (latency)",
+            Subject::TriageFloor => "floor: triage --no-latency --pid 1",
             Subject::Strace => "strace -c -f",
             Subject::PerfTrace => "perf trace -s -a",
             Subject::Bpftrace => "bpftrace @[pid, args->id] = count()",
@@ -346,10 +351,15 @@ fn measure_subject(cx: &Ctx, s: Subject) -> Result<SubjectResult> {
     let dir = &cx.dir;
     let triage = cx.triage.display().to_string();
     let bg = match s {
-        Subject::TriageCount | Subject::TriageLatency => {
+        Subject::TriageCount | Subject::TriageLatency | Subject::TriageFloor => {
             let mut argv = vec![triage.as_str(), "syscalls", "--duration", "3600", "--json"];
-            if s == Subject::TriageCount {
+            if s != Subject::TriageLatency {
                 argv.push("--no-latency");
+            }
+            // The floor: the same exit program attached, returning at the pid check (pid 1
+            // makes next to no syscalls): what the tracepoint costs before triage counts.
+            if s == Subject::TriageFloor {
+                argv.extend(["--pid", "1"]);
             }
             let t = spawn_bg(&argv, dir, "triage")?;
             wait_for(
