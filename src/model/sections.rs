@@ -62,6 +62,76 @@ pub struct Sections {
     pub profile: Option<super::profile::ProfileSection>,
 }
 
+/// The checklist's sections, named: a view keeps the ones it lists ([`Sections::keep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Load,
+    Vmstat,
+    Cpus,
+    Processes,
+    /// The active disks and the count of idle ones.
+    Disks,
+    Filesystems,
+    Memory,
+    Interfaces,
+    Tcp,
+    Pressure,
+    Cgroups,
+    KernelLog,
+    Limits,
+    IoLimitedCgroups,
+}
+
+impl Sections {
+    /// Empty every checklist section not in `keep` (the detail sections, latency and probe
+    /// sections are a view's own and stay).
+    pub fn keep(&mut self, keep: &[Section]) {
+        let drop = |s: Section| !keep.contains(&s);
+        if drop(Section::Load) {
+            self.load = None;
+        }
+        if drop(Section::Vmstat) {
+            self.vmstat = None;
+        }
+        if drop(Section::Cpus) {
+            self.cpus = Vec::new();
+        }
+        if drop(Section::Processes) {
+            self.processes = None;
+        }
+        if drop(Section::Disks) {
+            (self.disks, self.disks_idle) = (Vec::new(), 0);
+        }
+        if drop(Section::Filesystems) {
+            self.filesystems = Vec::new();
+        }
+        if drop(Section::Memory) {
+            self.memory = None;
+        }
+        if drop(Section::Interfaces) {
+            self.interfaces = Vec::new();
+        }
+        if drop(Section::Tcp) {
+            self.tcp = Vec::new();
+        }
+        if drop(Section::Pressure) {
+            self.pressure = Vec::new();
+        }
+        if drop(Section::Cgroups) {
+            self.cgroups = Vec::new();
+        }
+        if drop(Section::KernelLog) {
+            self.kernel_log = None;
+        }
+        if drop(Section::Limits) {
+            self.limits = None;
+        }
+        if drop(Section::IoLimitedCgroups) {
+            self.io_limited_cgroups = Vec::new();
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LoadSection {
     pub load1: f64,
