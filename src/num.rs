@@ -13,3 +13,17 @@ impl<I: Iterator<Item = u64>> SatSum for I {
         self.fold(0u64, |a, b| a.saturating_add(b))
     }
 }
+
+/// Round for presentation and stable snapshots: 2 decimals (values near zero keep 4).
+pub fn r2(v: f64) -> f64 {
+    if v.abs() < 0.01 && v != 0.0 {
+        (v * 10_000.0).round() / 10_000.0
+    } else {
+        (v * 100.0).round() / 100.0
+    }
+}
+
+/// Difference of a monotonic counter; `None` when it went backwards.
+pub fn delta(a: u64, b: u64) -> Option<u64> {
+    b.checked_sub(a)
+}

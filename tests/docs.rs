@@ -30,7 +30,8 @@ fn finding_catalogue_is_current() {
     check_generated(&repo().join("docs/findings.md"), &catalog::markdown());
 }
 
-/// Every id literal the rules pass to `finding(` (or set as `id:`) in src/analyze.
+/// Every id literal the rules pass to `finding(` (or set as `id:`) in src/analyze and
+/// src/resources.
 fn ids_in_source() -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     // The kernel-log rule makes one id per class (`format!("kernel_log.errors.{class}")`);
@@ -40,7 +41,10 @@ fn ids_in_source() -> BTreeSet<String> {
             ids.insert(format!("kernel_log.errors.{}", c.id()));
         }
     }
-    for e in std::fs::read_dir(repo().join("src/analyze")).unwrap() {
+    let files = ["src/analyze", "src/resources"]
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(repo().join(d)).unwrap());
+    for e in files {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if name == "catalog.rs" || name == "rule_tests.rs" || !name.ends_with(".rs") {

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Threshold, THRESHOLDS};
+use super::Threshold;
 
 /// One finding id.
 #[derive(Debug, Clone, Copy)]
@@ -22,9 +22,9 @@ pub struct Rule {
     pub commands: &'static str,
     /// What it means, for the person reading the report.
     pub meaning: &'static str,
-    /// Names in [`THRESHOLDS`] the rule compares with.
+    /// Names in the thresholds ([`crate::resources::rule::all`]) the rule compares with.
     pub thresholds: &'static [&'static str],
-    /// Limits fixed in the rule's code (rules without a [`THRESHOLDS`] entry), and why.
+    /// Limits fixed in the rule's code (rules without a threshold entry), and why.
     pub fixed: &'static str,
     /// The next steps the finding suggests (the report fills in PIDs, devices, paths).
     pub next: &'static [&'static str],
@@ -335,8 +335,7 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 }
 
 fn threshold_of(name: &str) -> Option<&'static Threshold> {
-    THRESHOLDS
-        .iter()
+    crate::resources::rule::all()
         .chain(super::profile::PROFILE_THRESHOLDS)
         .find(|t| t.id == name)
 }
@@ -354,7 +353,7 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// docs/findings.md, generated from [`RULES`] and [`THRESHOLDS`].
+/// docs/findings.md, generated from [`RULES`] and the thresholds.
 pub fn markdown() -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Finding catalogue\n");
@@ -462,7 +461,7 @@ mod tests {
             assert!(!r.next.is_empty(), "{}: no next step", r.id);
         }
         // And every threshold belongs to some finding in the catalogue.
-        for t in THRESHOLDS {
+        for t in crate::resources::rule::all() {
             assert!(
                 RULES.iter().any(|r| r.thresholds.contains(&t.id)),
                 "threshold {} is in no catalogue entry",

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use super::sections::*;
 use crate::collect::cgroup::CgroupSample;
-use crate::collect::disk::is_virtual_block;
 use crate::collect::kmsg;
 use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
@@ -17,10 +16,8 @@ use crate::collect::system::CpuTicks;
 /// How many processes the top lists hold.
 pub const TOP_N: usize = 5;
 
-/// Difference of a monotonic counter; `None` when it went backwards.
-pub fn delta(a: u64, b: u64) -> Option<u64> {
-    b.checked_sub(a)
-}
+pub use crate::num::delta;
+pub use crate::resources::disk::{disks, idle_disks};
 
 /// Per-second rate of a monotonic counter over `elapsed_s`.
 pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
@@ -38,14 +35,7 @@ fn pct(part: f64, whole: f64) -> Option<f64> {
     (whole > 0.0).then(|| part / whole * 100.0)
 }
 
-/// Round for presentation and stable snapshots: 2 decimals (values near zero keep 4).
-pub fn r2(v: f64) -> f64 {
-    if v.abs() < 0.01 && v != 0.0 {
-        (v * 10_000.0).round() / 10_000.0
-    } else {
-        (v * 100.0).round() / 100.0
-    }
-}
+pub use crate::num::r2;
 
 fn ro(v: Option<f64>) -> Option<f64> {
     v.map(r2)
@@ -319,86 +309,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
     })
 }
 
-/// Returns the active disks and how many were idle or memory/loop devices (hidden).
-pub fn disks(r: &Readings) -> (Vec<DiskRow>, u32) {
-    let el = r.meta.elapsed_s;
-    let el_ms = el * 1000.0;
-    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
-        return (Vec::new(), 0);
-    };
-    let whole: Option<BTreeMap<&str, &crate::collect::disk::BlockDevice>> = r
-        .end
-        .block_devices
-        .as_ref()
-        .map(|v| v.iter().map(|d| (d.name.as_str(), d)).collect());
-    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
-    let mut rows = Vec::new();
-    let mut hidden = 0;
-    for d1 in b {
-        let dev = whole
-            .as_ref()
-            .and_then(|w| w.get(d1.name.as_str()).copied());
-        if whole.is_some() && dev.is_none() {
-            continue; // a partition
-        }
-        let Some(d0) = before.get(d1.name.as_str()) else {
-            continue;
-        };
-        let (Some(dr), Some(dw)) = (delta(d0.reads, d1.reads), delta(d0.writes, d1.writes)) else {
-            continue;
-        };
-        let ticks = delta(d0.time_in_progress, d1.time_in_progress).unwrap_or(0);
-        if (dr == 0 && dw == 0 && ticks == 0) || (is_virtual_block(&d1.name) && dr + dw == 0) {
-            hidden += 1;
-            continue;
-        }
-        let await_ms =
-            |t0: u64, t1: u64, n: u64| (n > 0).then(|| r2(t1.saturating_sub(t0) as f64 / n as f64));
-        let flushes = match (d0.flushes, d1.flushes) {
-            (Some(a), Some(b)) if b > a => Some((
-                b - a,
-                d1.time_flushing
-                    .unwrap_or(0)
-                    .saturating_sub(d0.time_flushing.unwrap_or(0)),
-            )),
-            _ => None,
-        };
-        let rotational = dev.and_then(|d| d.rotational);
-        let multi_queue = dev.map(|d| d.multi_queue).unwrap_or(false);
-        let caveat = if is_virtual_block(&d1.name) {
-            Some("memory- or file-backed device: not a disk".to_string())
-        } else if rotational == Some(false) || multi_queue {
-            Some("non-rotational/multi-queue: 100% busy does not mean saturated; judge by aqu-sz and await".to_string())
-        } else {
-            None
-        };
-        rows.push(DiskRow {
-            device: d1.name.clone(),
-            r_per_s: r2(dr as f64 / el),
-            w_per_s: r2(dw as f64 / el),
-            rkb_per_s: r2(d1.sectors_read.saturating_sub(d0.sectors_read) as f64 / 2.0 / el),
-            wkb_per_s: r2(d1.sectors_written.saturating_sub(d0.sectors_written) as f64 / 2.0 / el),
-            r_await_ms: await_ms(d0.time_reading, d1.time_reading, dr),
-            w_await_ms: await_ms(d0.time_writing, d1.time_writing, dw),
-            aqu_sz: r2(d1
-                .weighted_time_in_progress
-                .saturating_sub(d0.weighted_time_in_progress) as f64
-                / el_ms),
-            util_pct: r2(ticks as f64 / el_ms * 100.0),
-            rotational,
-            caveat,
-            flushes_per_s: flushes.map(|(n, _)| r2(n as f64 / el)),
-            flush_await_ms: flushes.map(|(n, t)| r2(t as f64 / n as f64)),
-        });
-    }
-    rows.sort_by(|a, b| {
-        b.util_pct
-            .total_cmp(&a.util_pct)
-            .then(a.device.cmp(&b.device))
-    });
-    (rows, hidden)
-}
-
 pub fn filesystems(r: &Readings) -> Vec<FsRow> {
     r.end
         .mounts
@@ -472,35 +382,6 @@ fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
             break;
         }
     }
-    out
-}
-
-/// Whole, non-virtual disks with no I/O in the window (their counters valid at both ends):
-/// the USE table lists them with zeros, so an idle box still shows its disks.
-pub fn idle_disks(r: &Readings) -> Vec<String> {
-    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
-        return Vec::new();
-    };
-    let whole: Option<std::collections::BTreeSet<&str>> = r
-        .end
-        .block_devices
-        .as_ref()
-        .map(|v| v.iter().map(|d| d.name.as_str()).collect());
-    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
-    let mut out: Vec<String> = b
-        .iter()
-        .filter(|d| whole.as_ref().is_none_or(|w| w.contains(d.name.as_str())))
-        .filter(|d| !is_virtual_block(&d.name))
-        .filter(|d1| {
-            before.get(d1.name.as_str()).is_some_and(|d0| {
-                d1.reads == d0.reads
-                    && d1.writes == d0.writes
-                    && d1.time_in_progress == d0.time_in_progress
-            })
-        })
-        .map(|d| d.name.clone())
-        .collect();
-    out.sort();
     out
 }
 

@@ -217,44 +217,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Disks
     for d in &s.disks {
-        let mut r = Resource::new("disk", Some(d.device.clone()));
-        push(
-            &mut r,
-            Metric::new(
-                "disk.util_pct",
-                U,
-                "busy",
-                Some(d.util_pct),
-                "pct",
-                "/proc/diskstats",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "disk.aqu_sz",
-                S,
-                "aqu-sz",
-                Some(d.aqu_sz),
-                "requests",
-                "/proc/diskstats",
-            ),
-        );
-        let awaits: Vec<f64> = [d.r_await_ms, d.w_await_ms].into_iter().flatten().collect();
-        let worst = awaits.iter().copied().reduce(f64::max);
-        push(
-            &mut r,
-            Metric::maybe(
-                "disk.await_ms",
-                S,
-                "await",
-                worst,
-                "ms",
-                "/proc/diskstats",
-                "no completed I/O",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::disk::use_resource(d));
     }
     let psi_io = s
         .pressure
@@ -622,33 +585,7 @@ pub fn add_idle(out: &mut Vec<Resource>, disks: &[String], interfaces: &[String]
         {
             continue;
         }
-        let mut r = Resource::new("disk", Some(d.clone()));
-        r.metrics = vec![
-            Metric::new(
-                "disk.util_pct",
-                U,
-                "busy",
-                Some(0.0),
-                "pct",
-                "/proc/diskstats",
-            ),
-            Metric::new(
-                "disk.aqu_sz",
-                S,
-                "aqu-sz",
-                Some(0.0),
-                "requests",
-                "/proc/diskstats",
-            ),
-            Metric::missing(
-                "disk.await_ms",
-                S,
-                "await",
-                "ms",
-                "/proc/diskstats",
-                "no completed I/O",
-            ),
-        ];
+        let r = crate::resources::disk::idle_resource(d);
         out.insert(at, r);
         at += 1;
     }

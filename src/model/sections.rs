@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::resources::disk::DiskRow;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
     /// uptime: load averages against effective CPUs.
@@ -274,30 +276,6 @@ pub struct FdRow {
     pub open_fds: u64,
     pub soft_limit: Option<u64>,
     pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct DiskRow {
-    pub device: String,
-    pub r_per_s: f64,
-    pub w_per_s: f64,
-    pub rkb_per_s: f64,
-    pub wkb_per_s: f64,
-    pub r_await_ms: Option<f64>,
-    pub w_await_ms: Option<f64>,
-    /// iostat's `aqu-sz` (older sysstat: `avgqu-sz`): average requests in flight.
-    pub aqu_sz: f64,
-    /// Busy time share. Not clamped: above 100 is flagged, not hidden.
-    pub util_pct: f64,
-    pub rotational: Option<bool>,
-    /// Present for SSD/multi-queue devices, where 100% busy does not mean saturated.
-    pub caveat: Option<String>,
-    /// Cache flushes completed per second (fsync/fdatasync on a device with a volatile write
-    /// cache) and their average time, when the kernel counts them (5.5+) and there were any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flushes_per_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flush_await_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

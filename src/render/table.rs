@@ -7,6 +7,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::sanitize;
 use crate::model::report::{Report, Severity, UseKind};
+use crate::resources::columns::{Align, Column};
 use crate::text::human_bytes;
 
 /// The default width (not a terminal, and no --width).
@@ -67,6 +68,23 @@ pub(super) fn new_table(headers: &[&str]) -> Table {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
         }
+    }
+    t
+}
+
+/// A table drawn from its column specs: the headers, each column's alignment, a row per item.
+pub(super) fn spec_table<R>(cols: &[Column<R>], rows: &[R]) -> Table {
+    let mut t = new_table(&Column::headers(cols));
+    for (i, c) in cols.iter().enumerate() {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(match c.align {
+                Align::Left => CellAlignment::Left,
+                Align::Right => CellAlignment::Right,
+            });
+        }
+    }
+    for r in rows {
+        t.add_row(Column::cells(cols, r));
     }
     t
 }
@@ -552,30 +570,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
     }
     // The deep dives other than `disk` leave the disk tables out.
     if !matches!(r.command.as_str(), "cpu" | "mem" | "net") {
-        let mut t = new_table(&[
-            "device", "r/s", "w/s", "rkB/s", "wkB/s", "r_await", "w_await", "aqu-sz", "%util",
-        ]);
-        if let Some(c) = t.column_mut(0) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for d in &sec.disks {
-            let util = if d.util_pct > 100.0 {
-                format!("{:.1}!", d.util_pct)
-            } else {
-                f1(d.util_pct)
-            };
-            t.add_row(vec![
-                s(&d.device),
-                f1(d.r_per_s),
-                f1(d.w_per_s),
-                f1(d.rkb_per_s),
-                f1(d.wkb_per_s),
-                o1(d.r_await_ms),
-                o1(d.w_await_ms),
-                format!("{:.2}", d.aqu_sz),
-                util,
-            ]);
-        }
+        let t = spec_table(crate::resources::disk::COLUMNS, &sec.disks);
         let title = format!(
             "iostat -xz ({} idle or memory-backed devices hidden)",
             sec.disks_idle

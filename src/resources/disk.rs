@@ -1,0 +1,397 @@
+//! The disk resource (iostat -x): the per-device row, built from two /proc/diskstats
+//! snapshots over the measured elapsed time; its USE metrics; its thresholds and rules
+//! (queue, await); its table's columns. The disk deep view's section
+//! (`model::deep::DiskDetail`) and the filesystem rules are not here yet.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::columns::{f1, o1, s, Align, Column};
+use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
+use super::rule::{ev, finding, level, threshold, Threshold};
+use crate::collect::disk::is_virtual_block;
+use crate::collect::run::Readings;
+use crate::num::{delta, r2};
+use UseKind::{Saturation as S, Utilization as U};
+
+// ---- section -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct DiskRow {
+    pub device: String,
+    pub r_per_s: f64,
+    pub w_per_s: f64,
+    pub rkb_per_s: f64,
+    pub wkb_per_s: f64,
+    pub r_await_ms: Option<f64>,
+    pub w_await_ms: Option<f64>,
+    /// iostat's `aqu-sz` (older sysstat: `avgqu-sz`): average requests in flight.
+    pub aqu_sz: f64,
+    /// Busy time share. Not clamped: above 100 is flagged, not hidden.
+    pub util_pct: f64,
+    pub rotational: Option<bool>,
+    /// Present for SSD/multi-queue devices, where 100% busy does not mean saturated.
+    pub caveat: Option<String>,
+    /// Cache flushes completed per second (fsync/fdatasync on a device with a volatile write
+    /// cache) and their average time, when the kernel counts them (5.5+) and there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flushes_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_await_ms: Option<f64>,
+}
+
+// ---- build ---------------------------------------------------------------------------------
+
+/// Returns the active disks and how many were idle or memory/loop devices (hidden).
+pub fn disks(r: &Readings) -> (Vec<DiskRow>, u32) {
+    let el = r.meta.elapsed_s;
+    let el_ms = el * 1000.0;
+    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
+        return (Vec::new(), 0);
+    };
+    let whole: Option<BTreeMap<&str, &crate::collect::disk::BlockDevice>> = r
+        .end
+        .block_devices
+        .as_ref()
+        .map(|v| v.iter().map(|d| (d.name.as_str(), d)).collect());
+    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
+    let mut rows = Vec::new();
+    let mut hidden = 0;
+    for d1 in b {
+        let dev = whole
+            .as_ref()
+            .and_then(|w| w.get(d1.name.as_str()).copied());
+        if whole.is_some() && dev.is_none() {
+            continue; // a partition
+        }
+        let Some(d0) = before.get(d1.name.as_str()) else {
+            continue;
+        };
+        let (Some(dr), Some(dw)) = (delta(d0.reads, d1.reads), delta(d0.writes, d1.writes)) else {
+            continue;
+        };
+        let ticks = delta(d0.time_in_progress, d1.time_in_progress).unwrap_or(0);
+        if (dr == 0 && dw == 0 && ticks == 0) || (is_virtual_block(&d1.name) && dr + dw == 0) {
+            hidden += 1;
+            continue;
+        }
+        let await_ms =
+            |t0: u64, t1: u64, n: u64| (n > 0).then(|| r2(t1.saturating_sub(t0) as f64 / n as f64));
+        let flushes = match (d0.flushes, d1.flushes) {
+            (Some(a), Some(b)) if b > a => Some((
+                b - a,
+                d1.time_flushing
+                    .unwrap_or(0)
+                    .saturating_sub(d0.time_flushing.unwrap_or(0)),
+            )),
+            _ => None,
+        };
+        let rotational = dev.and_then(|d| d.rotational);
+        let multi_queue = dev.map(|d| d.multi_queue).unwrap_or(false);
+        let caveat = if is_virtual_block(&d1.name) {
+            Some("memory- or file-backed device: not a disk".to_string())
+        } else if rotational == Some(false) || multi_queue {
+            Some("non-rotational/multi-queue: 100% busy does not mean saturated; judge by aqu-sz and await".to_string())
+        } else {
+            None
+        };
+        rows.push(DiskRow {
+            device: d1.name.clone(),
+            r_per_s: r2(dr as f64 / el),
+            w_per_s: r2(dw as f64 / el),
+            rkb_per_s: r2(d1.sectors_read.saturating_sub(d0.sectors_read) as f64 / 2.0 / el),
+            wkb_per_s: r2(d1.sectors_written.saturating_sub(d0.sectors_written) as f64 / 2.0 / el),
+            r_await_ms: await_ms(d0.time_reading, d1.time_reading, dr),
+            w_await_ms: await_ms(d0.time_writing, d1.time_writing, dw),
+            aqu_sz: r2(d1
+                .weighted_time_in_progress
+                .saturating_sub(d0.weighted_time_in_progress) as f64
+                / el_ms),
+            util_pct: r2(ticks as f64 / el_ms * 100.0),
+            rotational,
+            caveat,
+            flushes_per_s: flushes.map(|(n, _)| r2(n as f64 / el)),
+            flush_await_ms: flushes.map(|(n, t)| r2(t as f64 / n as f64)),
+        });
+    }
+    rows.sort_by(|a, b| {
+        b.util_pct
+            .total_cmp(&a.util_pct)
+            .then(a.device.cmp(&b.device))
+    });
+    (rows, hidden)
+}
+
+/// Whole, non-virtual disks with no I/O in the window (their counters valid at both ends):
+/// the USE table lists them with zeros, so an idle box still shows its disks.
+pub fn idle_disks(r: &Readings) -> Vec<String> {
+    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
+        return Vec::new();
+    };
+    let whole: Option<std::collections::BTreeSet<&str>> = r
+        .end
+        .block_devices
+        .as_ref()
+        .map(|v| v.iter().map(|d| d.name.as_str()).collect());
+    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
+    let mut out: Vec<String> = b
+        .iter()
+        .filter(|d| whole.as_ref().is_none_or(|w| w.contains(d.name.as_str())))
+        .filter(|d| !is_virtual_block(&d.name))
+        .filter(|d1| {
+            before.get(d1.name.as_str()).is_some_and(|d0| {
+                d1.reads == d0.reads
+                    && d1.writes == d0.writes
+                    && d1.time_in_progress == d0.time_in_progress
+            })
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+// ---- USE metrics ---------------------------------------------------------------------------
+
+fn push(r: &mut Resource, m: Metric) {
+    r.metrics.push(m);
+}
+
+/// The device's USE metrics (`disk` resource of the report).
+pub fn use_resource(d: &DiskRow) -> Resource {
+    let mut r = Resource::new("disk", Some(d.device.clone()));
+    push(
+        &mut r,
+        Metric::new(
+            "disk.util_pct",
+            U,
+            "busy",
+            Some(d.util_pct),
+            "pct",
+            "/proc/diskstats",
+        ),
+    );
+    push(
+        &mut r,
+        Metric::new(
+            "disk.aqu_sz",
+            S,
+            "aqu-sz",
+            Some(d.aqu_sz),
+            "requests",
+            "/proc/diskstats",
+        ),
+    );
+    let awaits: Vec<f64> = [d.r_await_ms, d.w_await_ms].into_iter().flatten().collect();
+    let worst = awaits.iter().copied().reduce(f64::max);
+    push(
+        &mut r,
+        Metric::maybe(
+            "disk.await_ms",
+            S,
+            "await",
+            worst,
+            "ms",
+            "/proc/diskstats",
+            "no completed I/O",
+        ),
+    );
+    r
+}
+
+/// A device with no I/O in the window: zeros, and no await.
+pub fn idle_resource(d: &str) -> Resource {
+    let mut r = Resource::new("disk", Some(d.to_string()));
+    r.metrics = vec![
+        Metric::new(
+            "disk.util_pct",
+            U,
+            "busy",
+            Some(0.0),
+            "pct",
+            "/proc/diskstats",
+        ),
+        Metric::new(
+            "disk.aqu_sz",
+            S,
+            "aqu-sz",
+            Some(0.0),
+            "requests",
+            "/proc/diskstats",
+        ),
+        Metric::missing(
+            "disk.await_ms",
+            S,
+            "await",
+            "ms",
+            "/proc/diskstats",
+            "no completed I/O",
+        ),
+    ];
+    r
+}
+
+// ---- thresholds and rules ------------------------------------------------------------------
+
+#[rustfmt::skip]
+pub const THRESHOLDS: &[Threshold] = &[
+    Threshold { id: "disk.util_pct_idle", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the I/O-wait rule: a disk under 20% busy is not what the tasks wait for" },
+    Threshold { id: "disk.aqu_sz", warn: 1.0, crit: 4.0, unit: "requests", why: "avgqu-sz > 1 means requests are queuing (S0:436); needs the device busy too; 4 and more queued is critical" },
+    Threshold { id: "disk.util_pct", warn: 60.0, crit: 90.0, unit: "pct", why: "%util near 100% = saturated (S0:847); only with the queue above 1 (busy alone means little on SSDs)" },
+    Threshold { id: "disk.await_ms", warn: 10.0, crit: 50.0, unit: "ms", why: "SSD await > 5 ms worth a look, > 10 ms wrong (S0:436, S0:847); warn at 10 ms so rotating disks (5-15 ms) are not flagged, critical at 50 ms" },
+    Threshold { id: "disk.await_outlier_ratio", warn: 5.0, crit: 20.0, unit: "ratio", why: "not in the seeds: devices of one box usually answer within 2-3x of each other; 5x the peers' median (and above disk.await_ms) points at the device or its path" },
+];
+
+/// Average requests in flight while the device was busy.
+pub fn depth_while_busy(d: &DiskRow) -> Option<f64> {
+    (d.util_pct > 0.0).then(|| d.aqu_sz / (d.util_pct / 100.0))
+}
+
+/// Requests neither overlapped (about one in flight while the device was busy) nor waited
+/// (every average await within [`FAST_AWAIT_MS`]): the device was busy serving one request
+/// at a time, each at once. Not a queue, whatever %util says (and whether or not the device
+/// reports itself rotational: virtio disks often do).
+pub fn one_at_a_time(d: &DiskRow) -> bool {
+    let fast = [d.r_await_ms, d.w_await_ms]
+        .into_iter()
+        .flatten()
+        .all(|a| a <= FAST_AWAIT_MS);
+    fast && depth_while_busy(d).is_some_and(|q| q < SERIAL_DEPTH)
+}
+
+/// Requests in flight while the device is busy (aqu-sz / utilization) below which requests
+/// do not overlap: one at a time.
+pub const SERIAL_DEPTH: f64 = 2.0;
+/// An average await within this (ms): requests were served at once, none waited long.
+pub const FAST_AWAIT_MS: f64 = 2.0;
+
+/// The disk findings: a saturated queue, slow I/O. `consumer_subject` and `consumer` name the
+/// process behind the I/O (the caller knows the processes and the deep view's I/O consumers).
+pub fn rules(
+    disks: &[DiskRow],
+    consumer_subject: impl Fn() -> Subject,
+    consumer: impl Fn() -> Option<String>,
+    out: &mut Vec<Finding>,
+) {
+    for d in disks {
+        if d.caveat.as_deref().is_some_and(|c| c.starts_with("memory")) {
+            continue;
+        }
+        let (ta, tu) = (threshold("disk.aqu_sz"), threshold("disk.util_pct"));
+        // A device that serves requests in parallel is saturated when they overlap: at queue
+        // depth ~1 (one fsync'd write after another) it is busy but waited on one request at
+        // a time, which is latency, not a queue (see io_sync).
+        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn && !one_at_a_time(d) {
+            // A deep queue is the signal (on SSDs busy time saturates long before the device).
+            let sev = if d.aqu_sz >= ta.crit {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            let awaits = match (d.r_await_ms, d.w_await_ms) {
+                (Some(r), Some(w)) => format!(", r_await {r:.1} ms, w_await {w:.1} ms"),
+                (Some(r), None) => format!(", r_await {r:.1} ms"),
+                (None, Some(w)) => format!(", w_await {w:.1} ms"),
+                _ => String::new(),
+            };
+            out.push(finding(
+                "disk.saturation.queue",
+                sev,
+                "disk",
+                format!(
+                    "Disk {} saturated: {:.0}% busy with {:.1} requests queued (aqu-sz){awaits}, {:.0} IOPS{}",
+                    d.device,
+                    d.util_pct,
+                    d.aqu_sz,
+                    d.r_per_s + d.w_per_s,
+                    consumer().unwrap_or_default()
+                ),
+                vec![
+                    ev("disk.aqu_sz", d.aqu_sz, ">", ta.warn, "requests"),
+                    ev("disk.util_pct", d.util_pct, ">=", tu.warn, "pct"),
+                ],
+                vec![format!("triage disk"), "iotop -o".into(), format!("iostat -xz {} 1", d.device)],
+            ).with_subject(Subject {
+                device: Some(d.device.clone()),
+                ..consumer_subject()
+            }));
+        }
+        let worst = [d.r_await_ms, d.w_await_ms]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max);
+        if let Some(w) = worst {
+            if let Some((sev, t)) = level("disk.await_ms", w) {
+                let ios = d.r_per_s + d.w_per_s;
+                if ios >= 1.0 {
+                    out.push(finding(
+                        "disk.saturation.await",
+                        sev,
+                        "disk",
+                        format!("Disk {} slow: I/O takes {w:.1} ms on average ({ios:.0} IOPS, {:.0}% busy)", d.device, d.util_pct),
+                        vec![ev("disk.await_ms", w, ">=", t.warn, "ms")],
+                        vec!["triage disk".into(), "biolatency (bcc/libbpf-tools)".into()],
+                    ).with_subject(Subject::device(&d.device)));
+                }
+            }
+        }
+    }
+}
+
+// ---- columns -------------------------------------------------------------------------------
+
+/// iostat -xz's columns.
+pub const COLUMNS: &[Column<DiskRow>] = &[
+    Column {
+        header: "device",
+        align: Align::Left,
+        value: |d| s(&d.device),
+    },
+    Column {
+        header: "r/s",
+        align: Align::Right,
+        value: |d| f1(d.r_per_s),
+    },
+    Column {
+        header: "w/s",
+        align: Align::Right,
+        value: |d| f1(d.w_per_s),
+    },
+    Column {
+        header: "rkB/s",
+        align: Align::Right,
+        value: |d| f1(d.rkb_per_s),
+    },
+    Column {
+        header: "wkB/s",
+        align: Align::Right,
+        value: |d| f1(d.wkb_per_s),
+    },
+    Column {
+        header: "r_await",
+        align: Align::Right,
+        value: |d| o1(d.r_await_ms),
+    },
+    Column {
+        header: "w_await",
+        align: Align::Right,
+        value: |d| o1(d.w_await_ms),
+    },
+    Column {
+        header: "aqu-sz",
+        align: Align::Right,
+        value: |d| format!("{:.2}", d.aqu_sz),
+    },
+    Column {
+        header: "%util",
+        align: Align::Right,
+        value: |d| {
+            if d.util_pct > 100.0 {
+                format!("{:.1}!", d.util_pct)
+            } else {
+                f1(d.util_pct)
+            }
+        },
+    },
+];

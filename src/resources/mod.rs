@@ -1,0 +1,9 @@
+//! One module per resource: its section types, how they are built from two snapshots and the
+//! measured elapsed time, its thresholds (data, with their `why`) and rules, and its column
+//! specs. A layer between the readers (`collect`) and the report (`model`): it imports neither
+//! `model` nor anything above it, and `model::sections` gathers the resources' sections.
+
+pub mod columns;
+pub mod contract;
+pub mod disk;
+pub mod rule;

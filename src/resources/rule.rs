@@ -1,0 +1,136 @@
+//! Thresholds as data (each with its `why`) and the helpers every rule uses: a threshold by
+//! name, the severity a value reaches, evidence, a finding. A resource's own thresholds live
+//! in its module (`disk::THRESHOLDS`); [`THRESHOLDS`] holds those of resources not yet moved.
+
+use super::contract::{Evidence, Finding, Severity};
+use crate::num::r2;
+
+/// One threshold: warn at `warn`, critical at `crit` (compared with `>=` unless said).
+#[derive(Debug, Clone, Copy)]
+pub struct Threshold {
+    pub id: &'static str,
+    pub warn: f64,
+    pub crit: f64,
+    pub unit: &'static str,
+    /// Where the number comes from (seed line, or our reasoning).
+    pub why: &'static str,
+}
+
+pub const THRESHOLDS: &[Threshold] = &[
+    Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
+    Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
+    Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
+    Threshold { id: "cpu.single_thread_process_pct", warn: 90.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 90% leaves room for a busy box taking its share (a pegged thread beside others' work measured 95%), 99% is a thread that never waits" },
+    Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
+    Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
+    Threshold { id: "io.stall_pct", warn: 10.0, crit: 50.0, unit: "pct", why: "PSI io some: share of the window in which some task stalled on I/O; unlike iowait it is counted while the CPUs are busy; only used with an idle disk and a cgroup at its I/O limit" },
+    Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
+    Threshold { id: "cpu.steal_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "not in the seeds; 10% steal is the common cloud alerting level" },
+    Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
+    Threshold { id: "memory.used_pct", warn: 85.0, crit: 95.0, unit: "pct", why: "seeds alert at 70% and 85% (S0:816) as early warnings for dashboards; a one-shot diagnosis warns at 85% used (MemAvailable < 15%) so a busy but healthy box is quiet" },
+    Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
+    Threshold { id: "memory.swap_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "not in the seeds: swap is the last reserve before the OOM killer; once it is 80% full a burst has little left to go to, and at 95% the next allocation under pressure kills something; a swap that is used but not busy (no swap-in/out) is a warning, never more" },
+    Threshold { id: "memory.swap_kb_per_s", warn: 1.0, crit: 10240.0, unit: "kb_per_s", why: "any non-zero swap-out means memory pressure (S0:433); 10 MB/s and more is critical" },
+    Threshold { id: "memory.major_faults_per_s", warn: 100.0, crit: 1000.0, unit: "per_s", why: "major faults cost 1-10 ms each (S0:126): 100/s is ~0.1-1 s of stall per second" },
+    Threshold { id: "memory.oom_kills", warn: 1.0, crit: 1.0, unit: "count", why: "any OOM kill is an error (S0:131)" },
+    Threshold { id: "filesystem.used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "not in the seeds; df-based alerting commonly uses 90/95%" },
+    Threshold { id: "filesystem.inodes_used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "inodes exhausted = ENOSPC with free space (S3:303)" },
+    Threshold { id: "network.errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "non-zero drops/errors indicate saturation or misconfiguration (S0:438)" },
+    Threshold { id: "tcp.retrans_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "retrans non-zero = network problem (S0:1327); below 1% of segments is background noise on real links" },
+    Threshold { id: "tcp.retrans_segs_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "a share needs volume to mean something: at least 10 retransmits/s" },
+    Threshold { id: "tcp.listen_overflows_per_s", warn: 0.1, crit: 10.0, unit: "per_s", why: "any listen overflow drops a connection attempt (S0:299)" },
+    Threshold { id: "tcp.time_wait", warn: 20000.0, crit: 28000.0, unit: "count", why: "> 20,000 TIME_WAIT = near ephemeral port exhaustion (S0:1330); 28k = the default port range" },
+    Threshold { id: "conntrack.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "count at or near max (S0:1039)" },
+    Threshold { id: "file_descriptors.process_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "approaching ulimit -n causes EMFILE (S0:213)" },
+    Threshold { id: "file_descriptors.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "system-wide file-max (S0:212)" },
+    Threshold { id: "tasks.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "PID exhaustion makes fork fail (S0:104)" },
+    Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
+    Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
+    Threshold { id: "syscalls.process_calls_per_s", warn: 50000.0, crit: 500000.0, unit: "per_s", why: "a minimal syscall costs ~100-200 ns (S0:262, S0:966) and 2 M/s cost 200-400 ms of CPU (S0:1154): 50k/s from one process is already ~1% of a CPU in entry/exit alone; 500k/s is a tight loop (S0:994)" },
+    Threshold { id: "syscalls.top_process_share_pct", warn: 60.0, crit: 60.0, unit: "pct", why: "companion of the storm rule: the process issues clearly more calls than all others together (our choice for 'far more than the rest': 60%, so two equal loops are not 'a storm from one process')" },
+    Threshold { id: "syscalls.futex_time_pct", warn: 50.0, crit: 90.0, unit: "pct", why: "'If 90% of time is in futex(), the process is contending on a lock' (S0:977); warn at half" },
+    Threshold { id: "syscalls.futex_busy_cpu_pct", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the futex rule: contention is waiting while the lock holder runs (S0:1365: contention = high CPU, deadlock = zero CPU); or a futex rate of >= 10k/s. Idle pools are told apart by how their waits end (a timeout is not a wakeup by a holder) and by wait length, so a fifth of a CPU (a holder on a box whose CPUs are shared) is enough" },
+    Threshold { id: "syscalls.futex_calls_per_s", warn: 10000.0, crit: 1000000.0, unit: "per_s", why: "healthy ~4,000 futex/s vs pathological ~8 M/s (S0:1352, S0:1361); 'millions of futex() calls per second indicates severe lock contention'" },
+    Threshold { id: "syscalls.errors_per_s", warn: 1000.0, crit: 10000.0, unit: "per_s", why: "our choice: failing calls at 1000/s are work wasted in a loop; needs >= 50% of that syscall's calls failing (EAGAIN on non-blocking I/O is normal in small numbers)" },
+    Threshold { id: "syscalls.error_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the error-rate rule: most calls of that syscall fail" },
+    Threshold { id: "syscalls.exhaustion_errors", warn: 1.0, crit: 100.0, unit: "count", why: "EMFILE/ENFILE (fd limit, S0:213), ENOMEM, ENOSPC/EDQUOT (S3:303): any one is a resource running out" },
+    Threshold { id: "syscalls.refused_per_s", warn: 10.0, crit: 1000.0, unit: "per_s", why: "our choice: ECONNREFUSED at 10/s is a client hammering a dead or overloaded backend" },
+    Threshold { id: "syscalls.process_sys_share_pct", warn: 70.0, crit: 90.0, unit: "pct", why: "'100% kernel-mode CPU with no user-mode time means the process is spinning inside the kernel' (S0:976, S0:991); needs >= 20% CPU used so an idle process is never named" },
+    Threshold { id: "cpu.busy_pct_low", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the D-state rule: CPUs mostly idle" },
+    // Deep dives (`triage cpu|mem|disk|net`).
+    Threshold { id: "cpu.softirq_cpu_soft_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "not in the seeds: a CPU spending a fifth of its time in softirq is visibly taken from applications; half is a saturated core (mpstat %soft)" },
+    Threshold { id: "cpu.softirq_one_cpu_share_pct", warn: 90.0, crit: 90.0, unit: "pct", why: "companion: 90% of a softirq type on one CPU means one queue/IRQ (NET_RX all on one CPU, S0 network tuning); below that the work is spread" },
+    Threshold { id: "memory.allocation_stalls_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "any direct reclaim (allocstall) means an allocation waited for reclaim (S0: direct reclaim = latency); an idle box has none; 100/s is sustained pressure" },
+    Threshold { id: "cgroup.memory_limit_events", warn: 1.0, crit: 100.0, unit: "count", why: "memory.events high/max increments: the cgroup hit its limit and was throttled or reclaimed in the window (S0:1207 working set near limit)" },
+    Threshold { id: "memory.rss_growth_kb_per_s", warn: 1024.0, crit: 10240.0, unit: "kb_per_s", why: "not in the seeds: 1 MiB/s of steady RSS growth is 3.5 GiB an hour; a one-window measure, so a warning to confirm with --interval" },
+    Threshold { id: "tcp.close_wait_growth", warn: 10.0, crit: 100.0, unit: "count", why: "CLOSE_WAIT accumulating = application not closing sockets, a leak (S0:1331); growth within one window, not the level, separates a leak from a busy server" },
+    Threshold { id: "udp.rcvbuf_errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "RcvbufErrors: datagrams dropped for a full socket buffer (S0 network errors: any non-zero drop is a problem)" },
+    Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
+    Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
+    Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
+    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: client-side sockets to one (local address, remote address:port) against ip_local_port_range, as the kernel allocates (accepted sockets hold no ephemeral port)" },
+];
+
+/// Every threshold: the resources' own, then those of resources not yet moved.
+pub fn all() -> impl Iterator<Item = &'static Threshold> {
+    super::disk::THRESHOLDS.iter().chain(THRESHOLDS)
+}
+
+pub fn threshold(id: &str) -> Threshold {
+    all()
+        .find(|t| t.id == id)
+        .copied()
+        .unwrap_or_else(|| panic!("no threshold named {id}: THRESHOLDS and the rules disagree"))
+}
+
+pub fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
+    Evidence {
+        metric: metric.to_string(),
+        value: r2(value),
+        comparison: cmp.to_string(),
+        threshold: t,
+        unit: unit.to_string(),
+    }
+}
+
+/// Severity for `value` against threshold `id`, if it crosses the warning level.
+pub fn level(id: &str, value: f64) -> Option<(Severity, Threshold)> {
+    let t = threshold(id);
+    if value >= t.crit {
+        Some((Severity::Critical, t))
+    } else if value >= t.warn {
+        Some((Severity::Warning, t))
+    } else {
+        None
+    }
+}
+
+pub fn finding(
+    id: &str,
+    sev: Severity,
+    resource: &str,
+    summary: String,
+    evidence: Vec<Evidence>,
+    next: Vec<String>,
+) -> Finding {
+    let score = evidence
+        .first()
+        .map(|e| {
+            if e.threshold > 0.0 {
+                e.value / e.threshold
+            } else {
+                1.0
+            }
+        })
+        .unwrap_or(1.0);
+    Finding {
+        id: id.to_string(),
+        severity: sev,
+        resource: resource.to_string(),
+        subject: Default::default(),
+        summary,
+        evidence,
+        next,
+        score: r2(score),
+    }
+}
