@@ -197,6 +197,20 @@ pub fn use_resource(d: &DiskRow) -> Resource {
             "no completed I/O",
         ),
     );
+    // Only when the device completed cache flushes (kernel 5.5+): like the row's field.
+    if let Some(ms) = d.flush_await_ms {
+        push(
+            &mut r,
+            Metric::new(
+                "disk.flush_await_ms",
+                S,
+                "flush await",
+                Some(ms),
+                "ms",
+                "/proc/diskstats",
+            ),
+        );
+    }
     r
 }
 
@@ -236,6 +250,7 @@ pub fn idle_resource(d: &str) -> Resource {
 
 #[rustfmt::skip]
 pub const THRESHOLDS: &[Threshold] = &[
+    Threshold { id: "disk.flush_await_ms", warn: 20.0, crit: 100.0, unit: "ms", why: "not in the seeds: every fsync/fdatasync/O_SYNC commit waits for a cache flush, timed apart from w_await (diskstats, kernel 5.5+); a device with power-loss protection completes one in well under 1 ms, a consumer SSD in a few ms, a rotating disk in 5-15 ms; 20 ms caps a single committer at 50 commits/s, 100 ms is a write-back cache gone write-through (a failed RAID battery) or a device in trouble" },
     Threshold { id: "disk.util_pct_idle", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the I/O-wait rule: a disk under 20% busy is not what the tasks wait for" },
     Threshold { id: "disk.aqu_sz", warn: 1.0, crit: 4.0, unit: "requests", why: "avgqu-sz > 1 means requests are queuing (S0:436); needs the device busy too; 4 and more queued is critical" },
     Threshold { id: "disk.util_pct", warn: 60.0, crit: 90.0, unit: "pct", why: "%util near 100% = saturated (S0:847); only with the queue above 1 (busy alone means little on SSDs)" },
@@ -336,8 +351,38 @@ pub fn rules(
                 }
             }
         }
+        // A cache flush is timed apart from r_await/w_await (diskstats fields 16-17), so the
+        // await rule cannot see a device whose flushes are slow while its writes are fast.
+        if let (Some(n), Some(ms)) = (d.flushes_per_s, d.flush_await_ms) {
+            if let Some((sev, t)) =
+                level("disk.flush_await_ms", ms).filter(|_| n >= MIN_FLUSHES_PER_S)
+            {
+                out.push(finding(
+                    "disk.saturation.flush",
+                    sev,
+                    "disk",
+                    format!(
+                        "Disk {} flushes its write cache slowly: each flush takes {ms:.1} ms ({n:.0} flushes/s), so every fsync/fdatasync commit waits that long while w_await ({}) looks healthy",
+                        d.device,
+                        d.w_await_ms.map(|w| format!("{w:.1} ms")).unwrap_or_else(|| "-".into())
+                    ),
+                    vec![
+                        ev("disk.flush_await_ms", ms, ">=", t.warn, "ms"),
+                        ev("disk.flushes_per_s", n, ">=", MIN_FLUSHES_PER_S, "per_s"),
+                    ],
+                    vec![
+                        "triage disk".into(),
+                        format!("cat /sys/block/{}/queue/write_cache", d.device),
+                        "biolatency -F (bcc/libbpf-tools)".into(),
+                    ],
+                ).with_subject(Subject::device(&d.device)));
+            }
+        }
     }
 }
+
+/// Flushes per second below which a slow flush is left alone (a rare sync, not a workload).
+pub const MIN_FLUSHES_PER_S: f64 = 1.0;
 
 // ---- columns -------------------------------------------------------------------------------
 
