@@ -27,3 +27,8 @@ pub fn r2(v: f64) -> f64 {
 pub fn delta(a: u64, b: u64) -> Option<u64> {
     b.checked_sub(a)
 }
+
+/// `part` as a percentage of `whole`; none of nothing.
+pub fn pct(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| part / whole * 100.0)
+}

@@ -808,73 +808,7 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
             .map(|t| format!("; top CPU: {} (pid {}) {:.0}%", t.comm, t.pid, t.cpu_pct))
     };
     crate::resources::disk::rules(&s.disks, consumer_subject, consumer, out);
-    for f in &s.filesystems {
-        if f.read_only {
-            continue;
-        }
-        if let Some((sev, t)) = f.used_pct.and_then(|p| level("filesystem.used_pct", p)) {
-            out.push(
-                finding(
-                    "filesystem.utilization.space",
-                    sev,
-                    "filesystem",
-                    format!(
-                        "Filesystem {} {:.0}% full ({} free of {})",
-                        f.mount_point,
-                        f.used_pct.unwrap_or(0.0),
-                        human_bytes(f.avail_bytes),
-                        human_bytes(f.size_bytes)
-                    ),
-                    vec![ev(
-                        "filesystem.used_pct",
-                        f.used_pct.unwrap_or(0.0),
-                        ">=",
-                        t.warn,
-                        "pct",
-                    )],
-                    vec![format!(
-                        "du -xh --max-depth=2 {} | sort -h | tail",
-                        f.mount_point
-                    )],
-                )
-                .with_subject(fs_subject(f)),
-            );
-        }
-        if let Some((sev, t)) = f
-            .inodes_used_pct
-            .and_then(|p| level("filesystem.inodes_used_pct", p))
-        {
-            out.push(
-                finding(
-                    "filesystem.utilization.inodes",
-                    sev,
-                    "filesystem",
-                    format!(
-                        "Filesystem {} out of inodes: {:.0}% used (ENOSPC even with free space)",
-                        f.mount_point,
-                        f.inodes_used_pct.unwrap_or(0.0)
-                    ),
-                    vec![ev(
-                        "filesystem.inodes_used_pct",
-                        f.inodes_used_pct.unwrap_or(0.0),
-                        ">=",
-                        t.warn,
-                        "pct",
-                    )],
-                    vec![format!("df -i {}", f.mount_point)],
-                )
-                .with_subject(fs_subject(f)),
-            );
-        }
-    }
-}
-
-fn fs_subject(f: &FsRow) -> Subject {
-    Subject {
-        mount: Some(f.mount_point.clone()),
-        device: Some(f.device.clone()),
-        ..Default::default()
-    }
+    crate::resources::filesystem::rules(&s.filesystems, out);
 }
 
 /// The network namespace of a row, when it is not our own.

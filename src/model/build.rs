@@ -18,6 +18,7 @@ pub const TOP_N: usize = 5;
 
 pub use crate::num::delta;
 pub use crate::resources::disk::{disks, idle_disks};
+pub use crate::resources::filesystem::filesystems;
 
 /// Per-second rate of a monotonic counter over `elapsed_s`.
 pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
@@ -31,9 +32,7 @@ fn opt_rate(a: Option<u64>, b: Option<u64>, el: f64) -> Option<f64> {
     rate(a?, b?, el)
 }
 
-fn pct(part: f64, whole: f64) -> Option<f64> {
-    (whole > 0.0).then(|| part / whole * 100.0)
-}
+use crate::num::pct;
 
 pub use crate::num::r2;
 
@@ -307,37 +306,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
         rss_grower,
         spawners: super::spawn::spawners(r),
     })
-}
-
-pub fn filesystems(r: &Readings) -> Vec<FsRow> {
-    r.end
-        .mounts
-        .iter()
-        .filter_map(|m| {
-            let s = m.stat?;
-            if s.blocks == 0 {
-                return None; // nothing to fill (e.g. an empty pseudo mount)
-            }
-            let bs = s.block_size;
-            let used = s.blocks.saturating_sub(s.blocks_free);
-            // df's Use%: used / (used + available to non-root).
-            let used_pct = pct(used as f64, (used + s.blocks_avail) as f64).map(|v| r2(v.ceil()));
-            let inodes_used_pct = (s.files > 0)
-                .then(|| pct(s.files.saturating_sub(s.files_free) as f64, s.files as f64))
-                .flatten()
-                .map(r2);
-            Some(FsRow {
-                mount_point: m.mount_point.clone(),
-                fs_type: m.fs_type.clone(),
-                device: m.device.clone(),
-                size_bytes: s.blocks.saturating_mul(bs),
-                avail_bytes: s.blocks_avail.saturating_mul(bs),
-                used_pct,
-                inodes_used_pct,
-                read_only: s.read_only,
-            })
-        })
-        .collect()
 }
 
 pub fn memory(r: &Readings) -> Option<MemorySection> {

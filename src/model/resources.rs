@@ -242,32 +242,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Filesystems
     for f in &s.filesystems {
-        let mut r = Resource::new("filesystem", Some(f.mount_point.clone()));
-        push(
-            &mut r,
-            Metric::maybe(
-                "filesystem.used_pct",
-                U,
-                "space",
-                f.used_pct,
-                "pct",
-                "statvfs",
-                "no block count",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "filesystem.inodes_used_pct",
-                U,
-                "inodes",
-                f.inodes_used_pct,
-                "pct",
-                "statvfs",
-                "no inode count (filesystem has none)",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::filesystem::use_resource(f));
     }
 
     // Network interfaces

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::resources::disk::DiskRow;
+pub use crate::resources::filesystem::FsRow;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -276,19 +277,6 @@ pub struct FdRow {
     pub open_fds: u64,
     pub soft_limit: Option<u64>,
     pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct FsRow {
-    pub mount_point: String,
-    pub fs_type: String,
-    pub device: String,
-    pub size_bytes: u64,
-    pub avail_bytes: u64,
-    /// Used share of what non-root users can use (as df computes Use%).
-    pub used_pct: Option<f64>,
-    pub inodes_used_pct: Option<f64>,
-    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

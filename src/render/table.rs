@@ -612,24 +612,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, &format!("free{lim}"), &t);
     }
     if !sec.filesystems.is_empty() {
-        let mut t = new_table(&["mount", "type", "size", "avail", "use%", "inodes%"]);
-        if let Some(c) = t.column_mut(1) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for f in &sec.filesystems {
-            t.add_row(vec![
-                format!(
-                    "{}{}",
-                    s(&f.mount_point),
-                    if f.read_only { " (ro)" } else { "" }
-                ),
-                s(&f.fs_type),
-                human_bytes(f.size_bytes),
-                human_bytes(f.avail_bytes),
-                o1(f.used_pct),
-                o1(f.inodes_used_pct),
-            ]);
-        }
+        let t = spec_table(crate::resources::filesystem::COLUMNS, &sec.filesystems);
         section(out, st, "df", &t);
     }
     if !matches!(r.command.as_str(), "cpu" | "mem" | "disk") {

@@ -6,4 +6,5 @@
 pub mod columns;
 pub mod contract;
 pub mod disk;
+pub mod filesystem;
 pub mod rule;

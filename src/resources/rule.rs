@@ -33,8 +33,6 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "memory.swap_kb_per_s", warn: 1.0, crit: 10240.0, unit: "kb_per_s", why: "any non-zero swap-out means memory pressure (S0:433); 10 MB/s and more is critical" },
     Threshold { id: "memory.major_faults_per_s", warn: 100.0, crit: 1000.0, unit: "per_s", why: "major faults cost 1-10 ms each (S0:126): 100/s is ~0.1-1 s of stall per second" },
     Threshold { id: "memory.oom_kills", warn: 1.0, crit: 1.0, unit: "count", why: "any OOM kill is an error (S0:131)" },
-    Threshold { id: "filesystem.used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "not in the seeds; df-based alerting commonly uses 90/95%" },
-    Threshold { id: "filesystem.inodes_used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "inodes exhausted = ENOSPC with free space (S3:303)" },
     Threshold { id: "network.errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "non-zero drops/errors indicate saturation or misconfiguration (S0:438)" },
     Threshold { id: "tcp.retrans_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "retrans non-zero = network problem (S0:1327); below 1% of segments is background noise on real links" },
     Threshold { id: "tcp.retrans_segs_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "a share needs volume to mean something: at least 10 retransmits/s" },
@@ -73,7 +71,10 @@ pub const THRESHOLDS: &[Threshold] = &[
 
 /// Every threshold: the resources' own, then those of resources not yet moved.
 pub fn all() -> impl Iterator<Item = &'static Threshold> {
-    super::disk::THRESHOLDS.iter().chain(THRESHOLDS)
+    super::disk::THRESHOLDS
+        .iter()
+        .chain(super::filesystem::THRESHOLDS)
+        .chain(THRESHOLDS)
 }
 
 pub fn threshold(id: &str) -> Threshold {
