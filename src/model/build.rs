@@ -11,12 +11,12 @@ use crate::collect::cgroup::CgroupSample;
 use crate::collect::kmsg;
 use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
-use crate::collect::system::CpuTicks;
 
 /// How many processes the top lists hold.
 pub const TOP_N: usize = 5;
 
 pub use crate::num::delta;
+pub use crate::resources::cpu::cpus;
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 
@@ -69,52 +69,6 @@ pub fn load(r: &Readings) -> Option<LoadSection> {
         effective_cpus: r2(eff),
         load1_per_cpu: r2(l.one / eff),
     })
-}
-
-fn cpu_row(name: String, a: &CpuTicks, b: &CpuTicks) -> Option<CpuRow> {
-    let total = delta(a.total(), b.total())? as f64;
-    if total <= 0.0 {
-        return None;
-    }
-    let f = |x: u64, y: u64| r2(y.saturating_sub(x) as f64 / total * 100.0);
-    // user and nice include guest time: mpstat shows them without it.
-    let guest = b
-        .guest
-        .saturating_sub(a.guest)
-        .saturating_add(b.guest_nice.saturating_sub(a.guest_nice));
-    let usr = (b.user.saturating_sub(a.user)).saturating_sub(b.guest.saturating_sub(a.guest));
-    let nice =
-        (b.nice.saturating_sub(a.nice)).saturating_sub(b.guest_nice.saturating_sub(a.guest_nice));
-    let idle = f(a.idle, b.idle);
-    let iowait = f(a.iowait, b.iowait);
-    Some(CpuRow {
-        cpu: name,
-        usr_pct: r2(usr as f64 / total * 100.0),
-        nice_pct: r2(nice as f64 / total * 100.0),
-        sys_pct: f(a.system, b.system),
-        iowait_pct: iowait,
-        irq_pct: f(a.irq, b.irq),
-        soft_pct: f(a.softirq, b.softirq),
-        steal_pct: f(a.steal, b.steal),
-        guest_pct: r2(guest as f64 / total * 100.0),
-        idle_pct: idle,
-        busy_pct: r2((100.0 - idle - iowait).max(0.0)),
-    })
-}
-
-pub fn cpus(r: &Readings) -> Vec<CpuRow> {
-    let (Some(a), Some(b)) = (&r.t0.system.stat, &r.t1.system.stat) else {
-        return Vec::new();
-    };
-    let mut rows = Vec::new();
-    rows.extend(cpu_row("all".into(), &a.total, &b.total));
-    let before: BTreeMap<u32, &CpuTicks> = a.cpus.iter().map(|(i, t)| (*i, t)).collect();
-    for (id, t1) in &b.cpus {
-        if let Some(t0) = before.get(id) {
-            rows.extend(cpu_row(id.to_string(), t0, t1));
-        }
-    }
-    rows
 }
 
 fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
@@ -812,21 +766,5 @@ mod tests {
         assert_eq!(rate(100, 50, 1.0), None);
         assert_eq!(rate(100, 300, 2.0), Some(100.0));
         assert_eq!(rate(1, 2, 0.0), None);
-    }
-
-    #[test]
-    fn cpu_row_excludes_guest_from_user() {
-        let a = CpuTicks::default();
-        let b = CpuTicks {
-            user: 50,
-            guest: 20,
-            idle: 50,
-            ..Default::default()
-        };
-        let row = cpu_row("0".into(), &a, &b).unwrap();
-        assert_eq!(row.usr_pct, 30.0);
-        assert_eq!(row.guest_pct, 20.0);
-        assert_eq!(row.idle_pct, 50.0);
-        assert_eq!(row.busy_pct, 50.0);
     }
 }

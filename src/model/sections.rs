@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::resources::cpu::CpuRow;
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 
@@ -171,23 +172,6 @@ pub struct VmstatSection {
     pub idle_pct: Option<f64>,
     pub iowait_pct: Option<f64>,
     pub steal_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct CpuRow {
-    /// `all` or the CPU number.
-    pub cpu: String,
-    pub usr_pct: f64,
-    pub nice_pct: f64,
-    pub sys_pct: f64,
-    pub iowait_pct: f64,
-    pub irq_pct: f64,
-    pub soft_pct: f64,
-    pub steal_pct: f64,
-    pub guest_pct: f64,
-    pub idle_pct: f64,
-    /// 100 - idle - iowait.
-    pub busy_pct: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

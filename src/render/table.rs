@@ -494,23 +494,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         );
     }
     if !sec.cpus.is_empty() {
-        let mut t = new_table(&[
-            "CPU", "%usr", "%nice", "%sys", "%iowait", "%irq", "%soft", "%steal", "%guest", "%idle",
-        ]);
-        for c in &sec.cpus {
-            t.add_row(vec![
-                c.cpu.clone(),
-                f1(c.usr_pct),
-                f1(c.nice_pct),
-                f1(c.sys_pct),
-                f1(c.iowait_pct),
-                f1(c.irq_pct),
-                f1(c.soft_pct),
-                f1(c.steal_pct),
-                f1(c.guest_pct),
-                f1(c.idle_pct),
-            ]);
-        }
+        let t = spec_table(crate::resources::cpu::COLUMNS, &sec.cpus);
         section(out, st, "mpstat -P ALL", &t);
     }
     if let Some(p) = &sec.processes {

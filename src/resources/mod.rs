@@ -5,6 +5,7 @@
 
 pub mod columns;
 pub mod contract;
+pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod rule;

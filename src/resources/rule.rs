@@ -17,15 +17,7 @@ pub struct Threshold {
 }
 
 pub const THRESHOLDS: &[Threshold] = &[
-    Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
-    Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
-    Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
-    Threshold { id: "cpu.single_thread_process_pct", warn: 90.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 90% leaves room for a busy box taking its share (a pegged thread beside others' work measured 95%), 99% is a thread that never waits" },
-    Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
-    Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
     Threshold { id: "io.stall_pct", warn: 10.0, crit: 50.0, unit: "pct", why: "PSI io some: share of the window in which some task stalled on I/O; unlike iowait it is counted while the CPUs are busy; only used with an idle disk and a cgroup at its I/O limit" },
-    Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
-    Threshold { id: "cpu.steal_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "not in the seeds; 10% steal is the common cloud alerting level" },
     Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
     Threshold { id: "memory.used_pct", warn: 85.0, crit: 95.0, unit: "pct", why: "seeds alert at 70% and 85% (S0:816) as early warnings for dashboards; a one-shot diagnosis warns at 85% used (MemAvailable < 15%) so a busy but healthy box is quiet" },
     Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
@@ -54,10 +46,7 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "syscalls.exhaustion_errors", warn: 1.0, crit: 100.0, unit: "count", why: "EMFILE/ENFILE (fd limit, S0:213), ENOMEM, ENOSPC/EDQUOT (S3:303): any one is a resource running out" },
     Threshold { id: "syscalls.refused_per_s", warn: 10.0, crit: 1000.0, unit: "per_s", why: "our choice: ECONNREFUSED at 10/s is a client hammering a dead or overloaded backend" },
     Threshold { id: "syscalls.process_sys_share_pct", warn: 70.0, crit: 90.0, unit: "pct", why: "'100% kernel-mode CPU with no user-mode time means the process is spinning inside the kernel' (S0:976, S0:991); needs >= 20% CPU used so an idle process is never named" },
-    Threshold { id: "cpu.busy_pct_low", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the D-state rule: CPUs mostly idle" },
     // Deep dives (`triage cpu|mem|disk|net`).
-    Threshold { id: "cpu.softirq_cpu_soft_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "not in the seeds: a CPU spending a fifth of its time in softirq is visibly taken from applications; half is a saturated core (mpstat %soft)" },
-    Threshold { id: "cpu.softirq_one_cpu_share_pct", warn: 90.0, crit: 90.0, unit: "pct", why: "companion: 90% of a softirq type on one CPU means one queue/IRQ (NET_RX all on one CPU, S0 network tuning); below that the work is spread" },
     Threshold { id: "memory.allocation_stalls_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "any direct reclaim (allocstall) means an allocation waited for reclaim (S0: direct reclaim = latency); an idle box has none; 100/s is sustained pressure" },
     Threshold { id: "cgroup.memory_limit_events", warn: 1.0, crit: 100.0, unit: "count", why: "memory.events high/max increments: the cgroup hit its limit and was throttled or reclaimed in the window (S0:1207 working set near limit)" },
     Threshold { id: "memory.rss_growth_kb_per_s", warn: 1024.0, crit: 10240.0, unit: "kb_per_s", why: "not in the seeds: 1 MiB/s of steady RSS growth is 3.5 GiB an hour; a one-window measure, so a warning to confirm with --interval" },
@@ -71,8 +60,9 @@ pub const THRESHOLDS: &[Threshold] = &[
 
 /// Every threshold: the resources' own, then those of resources not yet moved.
 pub fn all() -> impl Iterator<Item = &'static Threshold> {
-    super::disk::THRESHOLDS
+    super::cpu::THRESHOLDS
         .iter()
+        .chain(super::disk::THRESHOLDS)
         .chain(super::filesystem::THRESHOLDS)
         .chain(THRESHOLDS)
 }
