@@ -19,6 +19,7 @@ pub use crate::num::delta;
 pub use crate::resources::cpu::cpus;
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
+pub use crate::resources::memory::memory;
 
 /// Per-second rate of a monotonic counter over `elapsed_s`.
 pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
@@ -259,31 +260,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
         not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
         rss_grower,
         spawners: super::spawn::spawners(r),
-    })
-}
-
-pub fn memory(r: &Readings) -> Option<MemorySection> {
-    let m = r.t1.system.mem?;
-    let buff_cache = m.buffers + m.cached + m.sreclaimable.unwrap_or(0);
-    let used = m.total.saturating_sub(m.free).saturating_sub(buff_cache);
-    let limit = r.end.memory_limit.clone().filter(|(l, _)| *l < m.total);
-    Some(MemorySection {
-        total_bytes: m.total,
-        used_bytes: used,
-        free_bytes: m.free,
-        available_bytes: m.available,
-        buff_cache_bytes: buff_cache,
-        available_pct: m
-            .available
-            .and_then(|a| pct(a as f64, m.total as f64))
-            .map(r2),
-        swap_total_bytes: m.swap_total,
-        swap_used_bytes: m.swap_total.saturating_sub(m.swap_free),
-        dirty_bytes: m.dirty,
-        committed_as_bytes: m.committed_as,
-        commit_limit_bytes: m.commit_limit,
-        limit_bytes: limit.as_ref().map(|l| l.0),
-        limit_source: limit.map(|l| l.1),
     })
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::resources::cpu::CpuRow;
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
+pub use crate::resources::memory::MemorySection;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -261,24 +262,6 @@ pub struct FdRow {
     pub open_fds: u64,
     pub soft_limit: Option<u64>,
     pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct MemorySection {
-    pub total_bytes: u64,
-    pub used_bytes: u64,
-    pub free_bytes: u64,
-    pub available_bytes: Option<u64>,
-    pub buff_cache_bytes: u64,
-    pub available_pct: Option<f64>,
-    pub swap_total_bytes: u64,
-    pub swap_used_bytes: u64,
-    pub dirty_bytes: u64,
-    pub committed_as_bytes: Option<u64>,
-    pub commit_limit_bytes: Option<u64>,
-    /// The workload's cgroup limit, when tighter than the host's memory.
-    pub limit_bytes: Option<u64>,
-    pub limit_source: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -570,25 +570,10 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         }
     }
     if let Some(m) = &sec.memory {
-        let mut t = new_table(&["", "total", "used", "free", "buff/cache", "available"]);
-        t.add_row(vec![
-            "Mem".into(),
-            human_bytes(m.total_bytes),
-            human_bytes(m.used_bytes),
-            human_bytes(m.free_bytes),
-            human_bytes(m.buff_cache_bytes),
-            m.available_bytes
-                .map(human_bytes)
-                .unwrap_or_else(|| "-".into()),
-        ]);
-        t.add_row(vec![
-            "Swap".into(),
-            human_bytes(m.swap_total_bytes),
-            human_bytes(m.swap_used_bytes),
-            human_bytes(m.swap_total_bytes.saturating_sub(m.swap_used_bytes)),
-            String::new(),
-            String::new(),
-        ]);
+        let t = spec_table(
+            crate::resources::memory::COLUMNS,
+            &crate::resources::memory::free_lines(m),
+        );
         let lim = match (&m.limit_bytes, &m.limit_source) {
             (Some(b), Some(src)) => format!(" (cgroup limit {} from {})", human_bytes(*b), s(src)),
             _ => String::new(),

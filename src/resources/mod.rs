@@ -8,4 +8,5 @@ pub mod contract;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
+pub mod memory;
 pub mod rule;
