@@ -363,7 +363,7 @@ pub fn markdown() -> String {
     let _ = writeln!(o, "# Finding catalogue\n");
     let _ = writeln!(
         o,
-        "<!-- Generated from src/analyze/catalog.rs and THRESHOLDS in src/analyze/mod.rs; \
+        "<!-- Generated from src/analyze/catalog.rs and the thresholds in src/resources/ (each resource's THRESHOLDS, and rule.rs); \
          do not edit. Regenerate: UPDATE_DOCS=1 cargo test --test docs -->\n"
     );
     let _ = writeln!(
