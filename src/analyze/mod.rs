@@ -17,7 +17,7 @@ pub mod syscalls;
 use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 use crate::model::SatSum;
-use crate::num::r2;
+use crate::num::{median, r2};
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
@@ -41,19 +41,6 @@ fn top_procs(s: &Sections, n: usize) -> String {
         .map(|p| format!("{} (pid {}) {:.0}%", p.comm, p.pid, p.cpu_pct))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    })
 }
 
 /// Everything the rules look at besides the sections.

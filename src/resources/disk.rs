@@ -12,7 +12,7 @@ use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::rule::{ev, finding, level, threshold, Threshold};
 use crate::collect::disk::is_virtual_block;
 use crate::collect::run::Readings;
-use crate::num::{delta, r2};
+use crate::num::{delta, median, r2};
 use UseKind::{Saturation as S, Utilization as U};
 
 // ---- section -------------------------------------------------------------------------------
@@ -377,6 +377,57 @@ pub fn rules(
                     ],
                 ).with_subject(Subject::device(&d.device)));
             }
+        }
+    }
+}
+
+/// A device whose await stands far above its peers' (a failing disk, a hot volume, a bad
+/// path). Run by the disk view (`analyze::deep`).
+pub fn await_outlier_rule(disks: &[DiskRow], out: &mut Vec<Finding>) {
+    let awaits: Vec<(&str, f64)> = disks
+        .iter()
+        .filter(|d| {
+            d.caveat
+                .as_deref()
+                .is_none_or(|c| !c.starts_with("memory-"))
+        })
+        .filter_map(|d| {
+            let a = d.r_await_ms.unwrap_or(0.0).max(d.w_await_ms.unwrap_or(0.0));
+            (a > 0.0).then_some((d.device.as_str(), a))
+        })
+        .collect();
+    if awaits.len() < 2 {
+        return;
+    }
+    let floor = threshold("disk.await_ms").warn;
+    for (dev, a) in &awaits {
+        let peers = median(awaits.iter().filter(|x| x.0 != *dev).map(|x| x.1).collect());
+        let Some(peers) = peers.filter(|p| *p > 0.0) else {
+            continue;
+        };
+        let ratio = a / peers;
+        if *a < floor {
+            continue;
+        }
+        if let Some((sev, t)) = level("disk.await_outlier_ratio", ratio) {
+            out.push(finding(
+                "disk.errors.await_outlier",
+                sev,
+                "disk",
+                format!(
+                    "{} answers in {a:.1} ms, {ratio:.0}x its peers' median of {peers:.1} ms: a slow or failing device or path, not load",
+                    s(dev)
+                ),
+                vec![
+                    ev("disk.await_outlier_ratio", ratio, ">=", t.warn, "ratio"),
+                    ev("disk.await_ms", *a, ">=", floor, "ms"),
+                ],
+                vec![
+                    format!("iostat -x {} 1", s(dev)),
+                    format!("smartctl -a /dev/{}", s(dev)),
+                    "dmesg -T | grep -iE 'error|reset|timeout'".into(),
+                ],
+            ).with_subject(Subject::device(dev)));
         }
     }
 }
