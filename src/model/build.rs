@@ -20,6 +20,7 @@ pub use crate::resources::cpu::cpus;
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 pub use crate::resources::memory::memory;
+pub use crate::resources::pressure::pressure;
 
 /// Per-second rate of a monotonic counter over `elapsed_s`.
 pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
@@ -418,29 +419,6 @@ pub fn tcp(r: &Readings) -> Vec<TcpRow> {
             )
             .then(a.namespace.cmp(&b.namespace))
     });
-    rows
-}
-
-pub fn pressure(r: &Readings) -> Vec<PsiRow> {
-    let el_us = r.meta.elapsed_s * 1e6;
-    let mut rows = Vec::new();
-    for (res, b) in &r.t1.system.psi {
-        let a = r.t0.system.psi.get(res);
-        let window = |x: Option<u64>, y: Option<u64>| -> Option<f64> {
-            let d = delta(x?, y?)? as f64;
-            Some(r2((d / el_us * 100.0).min(100.0)))
-        };
-        rows.push(PsiRow {
-            resource: res.clone(),
-            some_pct: window(a.map(|a| a.some.total_us), Some(b.some.total_us)),
-            full_pct: window(
-                a.and_then(|a| a.full.map(|f| f.total_us)),
-                b.full.map(|f| f.total_us),
-            ),
-            some_avg10_pct: b.some.avg10,
-            some_avg60_pct: b.some.avg60,
-        });
-    }
     rows
 }
 

@@ -219,26 +219,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
     for d in &s.disks {
         out.push(crate::resources::disk::use_resource(d));
     }
-    let psi_io = s
-        .pressure
-        .iter()
-        .find(|p| p.resource == "io")
-        .and_then(|p| p.some_pct);
-    if psi_io.is_some() {
-        let mut r = Resource::new("io", None);
-        push(
-            &mut r,
-            Metric::new(
-                "io.pressure_some_pct",
-                S,
-                "PSI",
-                psi_io,
-                "pct",
-                "/proc/pressure/io",
-            ),
-        );
-        out.push(r);
-    }
+    out.extend(crate::resources::pressure::io_resource(&s.pressure));
 
     // Filesystems
     for f in &s.filesystems {

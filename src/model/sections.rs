@@ -7,6 +7,7 @@ pub use crate::resources::cpu::CpuRow;
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::memory::MemorySection;
+pub use crate::resources::pressure::PsiRow;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -302,17 +303,6 @@ pub struct TcpRow {
     pub time_wait: Option<u64>,
     pub close_wait: Option<u64>,
     pub orphans: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct PsiRow {
-    pub resource: String,
-    /// Share of the window in which some tasks stalled on the resource.
-    pub some_pct: Option<f64>,
-    /// Share of the window in which all non-idle tasks stalled.
-    pub full_pct: Option<f64>,
-    pub some_avg10_pct: f64,
-    pub some_avg60_pct: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

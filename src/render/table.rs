@@ -657,22 +657,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         }
     }
     if !sec.pressure.is_empty() {
-        let mut t = new_table(&[
-            "resource",
-            "some % of window",
-            "full % of window",
-            "some avg10",
-            "some avg60",
-        ]);
-        for p in &sec.pressure {
-            t.add_row(vec![
-                p.resource.clone(),
-                o1(p.some_pct),
-                o1(p.full_pct),
-                f1(p.some_avg10_pct),
-                f1(p.some_avg60_pct),
-            ]);
-        }
+        let t = spec_table(crate::resources::pressure::COLUMNS, &sec.pressure);
         section(out, st, "pressure stall information (PSI)", &t);
     }
     if !sec.cgroups.is_empty() {

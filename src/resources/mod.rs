@@ -9,4 +9,5 @@ pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod memory;
+pub mod pressure;
 pub mod rule;

@@ -17,7 +17,6 @@ pub struct Threshold {
 }
 
 pub const THRESHOLDS: &[Threshold] = &[
-    Threshold { id: "io.stall_pct", warn: 10.0, crit: 50.0, unit: "pct", why: "PSI io some: share of the window in which some task stalled on I/O; unlike iowait it is counted while the CPUs are busy; only used with an idle disk and a cgroup at its I/O limit" },
     Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
     Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
     Threshold { id: "network.errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "non-zero drops/errors indicate saturation or misconfiguration (S0:438)" },
@@ -58,6 +57,7 @@ pub fn all() -> impl Iterator<Item = &'static Threshold> {
         .chain(super::disk::THRESHOLDS)
         .chain(super::filesystem::THRESHOLDS)
         .chain(super::memory::THRESHOLDS)
+        .chain(super::pressure::THRESHOLDS)
         .chain(THRESHOLDS)
 }
 
