@@ -45,3 +45,16 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
         v[m]
     })
 }
+
+/// Per-second rate of a monotonic counter over `elapsed_s`.
+pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
+    if elapsed_s <= 0.0 {
+        return None;
+    }
+    delta(a, b).map(|d| d as f64 / elapsed_s)
+}
+
+/// [`rate`] of counters that may be missing.
+pub fn opt_rate(a: Option<u64>, b: Option<u64>, el: f64) -> Option<f64> {
+    rate(a?, b?, el)
+}

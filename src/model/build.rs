@@ -7,7 +7,6 @@ use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
-use crate::collect::cgroup::CgroupSample;
 use crate::collect::kmsg;
 use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
@@ -16,23 +15,14 @@ use crate::collect::run::Readings;
 pub const TOP_N: usize = 5;
 
 pub use crate::num::delta;
+pub use crate::resources::cgroup::cgroups;
 pub use crate::resources::cpu::cpus;
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 pub use crate::resources::memory::memory;
 pub use crate::resources::pressure::pressure;
 
-/// Per-second rate of a monotonic counter over `elapsed_s`.
-pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
-    if elapsed_s <= 0.0 {
-        return None;
-    }
-    delta(a, b).map(|d| d as f64 / elapsed_s)
-}
-
-fn opt_rate(a: Option<u64>, b: Option<u64>, el: f64) -> Option<f64> {
-    rate(a?, b?, el)
-}
+pub use crate::num::{opt_rate, rate};
 
 use crate::num::pct;
 
@@ -419,93 +409,6 @@ pub fn tcp(r: &Readings) -> Vec<TcpRow> {
             )
             .then(a.namespace.cmp(&b.namespace))
     });
-    rows
-}
-
-fn cgroup_row(a: Option<&CgroupSample>, b: &CgroupSample, el: f64) -> CgroupRow {
-    let mut row = CgroupRow {
-        path: b.path.clone(),
-        ..Default::default()
-    };
-    if let Some(c1) = &b.cpu {
-        row.cpu_limit_cpus = match (c1.quota_us, c1.period_us) {
-            (Some(q), Some(p)) if p > 0 => Some(r2(q as f64 / p as f64)),
-            _ => None,
-        };
-        if let Some(c0) = a.and_then(|a| a.cpu.as_ref()) {
-            row.cpu_used_cpus = opt_rate(c0.usage_us, c1.usage_us, el).map(|us| r2(us / 1e6));
-            if let (Some(dp), Some(dt)) = (
-                delta(c0.nr_periods, c1.nr_periods),
-                delta(c0.nr_throttled, c1.nr_throttled),
-            ) {
-                row.throttled_periods_pct = if dp > 0 {
-                    Some(r2(dt as f64 / dp as f64 * 100.0))
-                } else {
-                    Some(0.0)
-                };
-            }
-            row.throttled_ms_per_s =
-                rate(c0.throttled_us, c1.throttled_us, el).map(|us| r2(us / 1000.0));
-        }
-    }
-    if let Some(m1) = &b.memory {
-        row.memory_bytes = Some(m1.current_bytes);
-        row.memory_limit_bytes = m1.max_bytes;
-        row.memory_used_pct = m1
-            .max_bytes
-            .and_then(|mx| pct(m1.current_bytes as f64, mx as f64))
-            .map(r2);
-        row.swap_bytes = m1.swap_bytes;
-        let k0 = a
-            .and_then(|a| a.memory.as_ref())
-            .and_then(|m| m.oom_kill_events);
-        row.oom_kills = match (k0, m1.oom_kill_events) {
-            (Some(x), Some(y)) => delta(x, y),
-            _ => None,
-        };
-    }
-    if let Some(p) = &b.pids {
-        row.pids = Some(p.current);
-        row.pids_limit = p.max;
-    }
-    row
-}
-
-/// Cgroups worth a row: limited (CPU, memory or pids) or throttled in the window.
-pub fn cgroups(r: &Readings) -> Vec<CgroupRow> {
-    let el = r.meta.elapsed_s;
-    let Some(s1) = &r.t1.cgroups else {
-        return Vec::new();
-    };
-    let before: BTreeMap<&str, &CgroupSample> =
-        r.t0.cgroups
-            .as_ref()
-            .map(|s| s.groups.iter().map(|g| (g.path.as_str(), g)).collect())
-            .unwrap_or_default();
-    let mut rows: Vec<CgroupRow> = s1
-        .groups
-        .iter()
-        .map(|g| cgroup_row(before.get(g.path.as_str()).copied(), g, el))
-        .filter(|c| {
-            c.cpu_limit_cpus.is_some()
-                || c.memory_limit_bytes.is_some()
-                || c.pids_limit.is_some()
-                || c.throttled_periods_pct.unwrap_or(0.0) > 0.0
-                || c.oom_kills.unwrap_or(0) > 0
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        b.throttled_periods_pct
-            .unwrap_or(0.0)
-            .total_cmp(&a.throttled_periods_pct.unwrap_or(0.0))
-            .then(
-                b.memory_used_pct
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.memory_used_pct.unwrap_or(0.0)),
-            )
-            .then(a.path.cmp(&b.path))
-    });
-    rows.truncate(20);
     rows
 }
 

@@ -445,64 +445,11 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
     }
 
     // cgroups with limits or throttling
-    for c in &s.cgroups {
-        let mut r = Resource::new("cgroup", Some(c.path.clone()));
-        if let (Some(used), Some(lim)) = (c.cpu_used_cpus, c.cpu_limit_cpus) {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.cpu_quota_used_pct",
-                    U,
-                    "of quota",
-                    Some(super::build::r2(used / lim * 100.0)),
-                    "pct",
-                    "cgroup cpu.stat, cpu.max",
-                ),
-            );
-        }
-        if c.throttled_periods_pct.is_some() {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.throttled_periods_pct",
-                    S,
-                    "throttled",
-                    c.throttled_periods_pct,
-                    "pct",
-                    "cgroup cpu.stat",
-                ),
-            );
-        }
-        if c.memory_used_pct.is_some() {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.memory_used_pct",
-                    U,
-                    "mem of limit",
-                    c.memory_used_pct,
-                    "pct",
-                    "cgroup memory.current, memory.max",
-                ),
-            );
-        }
-        if c.oom_kills.is_some() {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.oom_kills",
-                    E,
-                    "OOM kills",
-                    c.oom_kills.map(|v| v as f64),
-                    "count",
-                    "cgroup memory.events",
-                ),
-            );
-        }
-        if !r.metrics.is_empty() {
-            out.push(r);
-        }
-    }
+    out.extend(
+        s.cgroups
+            .iter()
+            .filter_map(crate::resources::cgroup::use_resource),
+    );
 
     // Kernel log
     if let Some(k) = &s.kernel_log {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::resources::cgroup::CgroupRow;
 pub use crate::resources::cpu::CpuRow;
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
@@ -303,25 +304,6 @@ pub struct TcpRow {
     pub time_wait: Option<u64>,
     pub close_wait: Option<u64>,
     pub orphans: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct CgroupRow {
-    pub path: String,
-    /// quota / period.
-    pub cpu_limit_cpus: Option<f64>,
-    /// CPU used in the window, in CPUs.
-    pub cpu_used_cpus: Option<f64>,
-    /// Share of CFS periods in the window in which the group was throttled.
-    pub throttled_periods_pct: Option<f64>,
-    pub throttled_ms_per_s: Option<f64>,
-    pub memory_bytes: Option<u64>,
-    pub memory_limit_bytes: Option<u64>,
-    pub memory_used_pct: Option<f64>,
-    pub swap_bytes: Option<u64>,
-    pub oom_kills: Option<u64>,
-    pub pids: Option<u64>,
-    pub pids_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -661,37 +661,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, "pressure stall information (PSI)", &t);
     }
     if !sec.cgroups.is_empty() {
-        let mut t = new_table(&[
-            "cgroup",
-            "CPU limit",
-            "CPU used",
-            "throttled%",
-            "thr ms/s",
-            "memory",
-            "mem limit",
-            "mem%",
-            "OOM kills",
-        ]);
-        if let Some(col) = t.column_mut(0) {
-            col.set_cell_alignment(CellAlignment::Left);
-        }
-        for c in &sec.cgroups {
-            t.add_row(vec![
-                s(&c.path),
-                o1(c.cpu_limit_cpus),
-                o1(c.cpu_used_cpus),
-                o1(c.throttled_periods_pct),
-                o1(c.throttled_ms_per_s),
-                c.memory_bytes
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "-".into()),
-                c.memory_limit_bytes
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "-".into()),
-                o1(c.memory_used_pct),
-                ou(c.oom_kills),
-            ]);
-        }
+        let t = spec_table(crate::resources::cgroup::COLUMNS, &sec.cgroups);
         section(out, st, "cgroups with limits", &t);
     }
     if let Some(l) = &sec.limits {

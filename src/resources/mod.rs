@@ -3,6 +3,7 @@
 //! specs. A layer between the readers (`collect`) and the report (`model`): it imports neither
 //! `model` nor anything above it, and `model::sections` gathers the resources' sections.
 
+pub mod cgroup;
 pub mod columns;
 pub mod contract;
 pub mod cpu;
