@@ -18,6 +18,7 @@ use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 use crate::model::SatSum;
 use crate::num::{median, r2};
+use crate::resources::kernel_log::{is_oom, klog_when};
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
@@ -62,7 +63,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     disk_rules(s, &mut out);
     net_rules(s, &mut out);
     software_rules(s, &mut out);
-    kernel_log_rules(s, cx, &mut out);
+    crate::resources::kernel_log::rules(s.kernel_log.as_ref(), &mut out);
     procs_storm::rules(s, cx, &mut out);
     io_sync::rules(s, &mut out);
     rank(&mut out);
@@ -1199,21 +1200,6 @@ fn rss_growth_rule(s: &Sections, out: &mut Vec<Finding>) {
     );
 }
 
-fn is_oom(class: &str) -> bool {
-    class == "oom_kill" || class == "cgroup_oom"
-}
-
-/// "in the window", "in the last 5 min", "in the 10 min before the window".
-fn klog_when(in_window: u32, recent: u32, lookback_s: f64) -> String {
-    if in_window > 0 {
-        "in the window".into()
-    } else if recent > 0 {
-        format!("in the last {:.0} min", KLOG_RECENT_S / 60.0)
-    } else {
-        format!("in the {:.0} min before the window", lookback_s / 60.0)
-    }
-}
-
 /// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.
 /// Critical when in the window, a warning when recent ([`KLOG_RECENT_S`]), else info.
 fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
@@ -1318,87 +1304,6 @@ fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
             ..Default::default()
         }),
     );
-}
-
-/// One finding per class of kernel-log trouble (and per device for I/O, filesystem and NFS
-/// errors), with its count: critical when a serious one is in the window, a warning when
-/// recent ([`KLOG_RECENT_S`]), info when older within the look-back. OOM kills are left to
-/// [`oom_rule`], so one kill is one finding.
-fn kernel_log_rules(s: &Sections, _cx: &Context, out: &mut Vec<Finding>) {
-    let Some(k) = &s.kernel_log else { return };
-    for g in k.groups.iter().filter(|g| !is_oom(&g.class)) {
-        let serious = matches!(
-            g.class.as_str(),
-            "io_error" | "fs_error" | "hung_task" | "soft_lockup" | "hardware_error" | "rcu_stall"
-        );
-        let sev = if g.in_window > 0 && serious {
-            Severity::Critical
-        } else if g.recent > 0 {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        let n = if g.recent > 0 { g.recent } else { g.count };
-        let on = g
-            .device
-            .as_deref()
-            .map(|d| format!(" on {d}"))
-            .unwrap_or_default();
-        let who = match (&g.comm, g.pid) {
-            (Some(c), Some(p)) => format!(" ({c}, pid {p})"),
-            _ => String::new(),
-        };
-        let when = klog_when(g.in_window, g.recent, k.lookback_s);
-        let mut next: Vec<String> = match (g.class.as_str(), g.device.as_deref(), g.pid) {
-            ("io_error", Some(d), _) => vec![
-                format!("dmesg -T | grep -w {d}"),
-                format!("smartctl -a /dev/{d}"),
-            ],
-            ("fs_error", Some(d), _) => vec![format!("dmesg -T | grep -w {d}")],
-            ("hung_task", _, Some(p)) => vec![format!("cat /proc/{p}/stack"), "triage disk".into()],
-            ("conntrack_full", ..) => vec![
-                "conntrack -S".into(),
-                "sysctl net.netfilter.nf_conntrack_count net.netfilter.nf_conntrack_max".into(),
-            ],
-            ("syn_flood", ..) => vec!["ss -ltn".into(), "triage net".into()],
-            _ => Vec::new(),
-        };
-        next.push("dmesg -T | tail -50".into());
-        let mut e = vec![ev("kernel_log.error_events", n as f64, ">=", 1.0, "count")];
-        if g.recent > 0 {
-            e.push(ev(
-                "kernel_log.newest_age_s",
-                g.newest_age_s,
-                "<=",
-                KLOG_RECENT_S,
-                "s",
-            ));
-        }
-        out.push(
-            finding(
-                &format!("kernel_log.errors.{}", g.class),
-                sev,
-                "kernel_log",
-                format!(
-                    "Kernel: {n} {}{}{on}{who} {when}, the last {:.0} s before the end of the window: {}",
-                    g.label,
-                    if n == 1 { "" } else { "s" },
-                    g.newest_age_s,
-                    g.message
-                ),
-                e,
-                next,
-            )
-            .with_subject(Subject {
-                pid: g.pid.map(|p| p as i32),
-                comm: g.comm.clone(),
-                device: g.device.clone(),
-                cgroup: g.cgroup.clone(),
-                class: Some(g.class.clone()),
-                ..Default::default()
-            }),
-        );
-    }
 }
 
 /// `512 kB/s`, `242.2 MB/s`.

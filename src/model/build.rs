@@ -7,7 +7,6 @@ use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
-use crate::collect::kmsg;
 use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
 
@@ -19,6 +18,7 @@ pub use crate::resources::cgroup::cgroups;
 pub use crate::resources::cpu::cpus;
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
+pub use crate::resources::kernel_log::{kernel_log, log_window};
 pub use crate::resources::memory::memory;
 pub use crate::resources::pressure::pressure;
 
@@ -410,94 +410,6 @@ pub fn tcp(r: &Readings) -> Vec<TcpRow> {
             .then(a.namespace.cmp(&b.namespace))
     });
     rows
-}
-
-/// The end of the window on the kernel log's clock (uptime, else the newest record), and the
-/// look-back point `lookback_s` before it, in microseconds.
-pub fn log_window(r: &Readings, recs: &[kmsg::KmsgRecord], lookback_s: f64) -> (u64, u64) {
-    let now_us =
-        r.t1.system
-            .uptime_s
-            .map(|u| (u * 1e6) as u64)
-            .or_else(|| recs.last().map(|l| l.ts_us))
-            .unwrap_or(0);
-    (now_us, now_us.saturating_sub((lookback_s * 1e6) as u64))
-}
-
-/// Kernel log events at most `lookback_s` before the end of the window.
-pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
-    let recs = r.end.kmsg.as_ref()?;
-    let (now_us, since) = log_window(r, recs, lookback_s);
-    let events = kmsg::classify(recs, since);
-    let mut counts = BTreeMap::new();
-    for e in &events {
-        *counts.entry(e.class.label().to_string()).or_insert(0) += 1;
-    }
-    // pid -> memory cgroup, from the `oom-kill:` summaries.
-    let mut memcg: BTreeMap<u32, String> = BTreeMap::new();
-    for rec in recs.iter().filter(|x| x.message.starts_with("oom-kill:")) {
-        let field = |k: &str| rec.message.split(',').find_map(|kv| kv.strip_prefix(k));
-        if let (Some(pid), Some(cg)) = (
-            field("pid=").and_then(|p| p.trim().parse().ok()),
-            field("task_memcg="),
-        ) {
-            memcg.insert(pid, cg.to_string());
-        }
-    }
-    let mut groups: Vec<KlogGroup> = Vec::new();
-    for e in &events {
-        let age = r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6);
-        let device = matches!(
-            e.class,
-            kmsg::KmsgClass::IoError | kmsg::KmsgClass::FsError | kmsg::KmsgClass::NfsNotResponding
-        )
-        .then(|| e.device.clone())
-        .flatten();
-        let i = match groups
-            .iter()
-            .position(|g| g.class == e.class.id() && g.device == device)
-        {
-            Some(i) => i,
-            None => {
-                groups.push(KlogGroup {
-                    class: e.class.id().to_string(),
-                    label: e.class.label().to_string(),
-                    device,
-                    ..Default::default()
-                });
-                groups.len() - 1
-            }
-        };
-        let g = &mut groups[i];
-        g.count += 1;
-        g.recent += u32::from(age <= KLOG_RECENT_S);
-        // Plus a second of slack for clock granularity.
-        g.in_window += u32::from(age <= r.meta.elapsed_s + 1.0);
-        // Events come in log order: the last one is the newest.
-        g.newest_age_s = age;
-        g.pid = e.pid;
-        g.comm = e.comm.clone();
-        g.cgroup = e.pid.and_then(|p| memcg.get(&p).cloned());
-        g.message = e.message.clone();
-    }
-    let mut listed: Vec<KlogEvent> = events
-        .iter()
-        .map(|e| KlogEvent {
-            age_s: r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6),
-            class: e.class.label().to_string(),
-            message: e.message.clone(),
-        })
-        .collect();
-    // The newest matter most; keep the list short.
-    if listed.len() > 20 {
-        listed.drain(..listed.len() - 20);
-    }
-    Some(KernelLogSection {
-        lookback_s,
-        events: listed,
-        counts,
-        groups,
-    })
 }
 
 pub fn limits(r: &Readings) -> LimitsSection {

@@ -452,21 +452,11 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
     );
 
     // Kernel log
-    if let Some(k) = &s.kernel_log {
-        let mut r = Resource::new("kernel_log", None);
-        push(
-            &mut r,
-            Metric::new(
-                "kernel_log.error_events",
-                E,
-                "messages",
-                Some(k.counts.values().sum::<u32>() as f64),
-                "count",
-                "/dev/kmsg",
-            ),
-        );
-        out.push(r);
-    }
+    out.extend(
+        s.kernel_log
+            .as_ref()
+            .map(crate::resources::kernel_log::use_resource),
+    );
     out
 }
 

@@ -7,6 +7,7 @@ pub use crate::resources::cgroup::CgroupRow;
 pub use crate::resources::cpu::CpuRow;
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
+pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
 pub use crate::resources::memory::MemorySection;
 pub use crate::resources::pressure::PsiRow;
 
@@ -304,63 +305,6 @@ pub struct TcpRow {
     pub time_wait: Option<u64>,
     pub close_wait: Option<u64>,
     pub orphans: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct KernelLogSection {
-    /// How far back messages are considered, in seconds before the end of the window.
-    pub lookback_s: f64,
-    pub events: Vec<KlogEvent>,
-    /// Events per class (all of them, also those not listed).
-    pub counts: std::collections::BTreeMap<String, u32>,
-    /// All the events grouped by class (and device, for I/O, filesystem and NFS errors): what
-    /// the kernel-log rules make one finding each of.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<KlogGroup>,
-}
-
-/// Kernel-log events younger than this (seconds before the end of the window) are recent: a
-/// warning, not history. Five minutes: long enough that a fault seen a moment before the run
-/// (the usual "it was slow just now") still warns, short enough that the default look-back of
-/// ten minutes leaves room for context.
-pub const KLOG_RECENT_S: f64 = 300.0;
-
-/// One class of kernel-log trouble (and its device), over the look-back.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct KlogGroup {
-    /// The class id: `oom_kill`, `cgroup_oom`, `io_error`, `hung_task`, `conntrack_full`, ...
-    pub class: String,
-    /// Short words for it (`I/O error`).
-    pub label: String,
-    /// The block or filesystem device, or the NFS server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// Events in the look-back.
-    pub count: u32,
-    /// Of them, within [`KLOG_RECENT_S`] of the end of the window.
-    pub recent: u32,
-    /// Of them, inside the measured window.
-    pub in_window: u32,
-    /// Seconds before the end of the window of the newest one.
-    pub newest_age_s: f64,
-    /// The process of the newest (OOM victim, hung task, segfaulting process).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comm: Option<String>,
-    /// The memory cgroup of an OOM kill (`task_memcg=`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    /// The newest message.
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct KlogEvent {
-    /// Seconds before the end of the window.
-    pub age_s: f64,
-    pub class: String,
-    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -9,6 +9,7 @@ pub mod contract;
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
+pub mod kernel_log;
 pub mod memory;
 pub mod pressure;
 pub mod rule;
