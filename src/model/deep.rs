@@ -11,45 +11,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::build::{delta, r2, rate};
-use super::sections::KlogEvent;
 use crate::collect::deep::{listener_full, ProcStatus};
 use crate::collect::kmsg::{self, KmsgClass};
 use crate::collect::procs::ProcSample;
 use crate::collect::run::Readings;
-
-/// How the deep views are scoped (`--pid`, `--cgroup`, `--top`).
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub pid: Option<i32>,
-    pub cgroup: Option<String>,
-    pub top: usize,
-}
-
-impl Scope {
-    /// Does process `pid` belong in the view?
-    fn wants(&self, r: &Readings, pid: i32) -> bool {
-        if let Some(p) = self.pid {
-            if p != pid {
-                return false;
-            }
-        }
-        if let Some(cg) = &self.cgroup {
-            return r
-                .end
-                .deep
-                .proc_cgroups
-                .get(&pid)
-                .is_some_and(|c| in_cgroup(c, cg));
-        }
-        true
-    }
-}
-
-/// `/a/b/c` is in `/a/b` (and in `/a/b/`), not in `/a/bc`.
-pub fn in_cgroup(path: &str, scope: &str) -> bool {
-    let scope = scope.trim_end_matches('/');
-    scope.is_empty() || path == scope || path.starts_with(&format!("{scope}/"))
-}
+pub use crate::resources::disk::{
+    detail as disk, io_cgroups, DiskDetail, DiskExtraRow, IoCgroupRow, IoProcRow,
+};
+use crate::resources::scope::{before, cut, psi_stall_ms};
+pub use crate::resources::scope::{in_cgroup, Scope};
 
 /// One process or thread by CPU (pidstat -u -w [-t]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -205,71 +175,6 @@ pub struct MemDetail {
     pub overcommit_ratio: Option<u64>,
 }
 
-/// iostat -x columns the checklist leaves out, per active device.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct DiskExtraRow {
-    pub device: String,
-    pub rrqm_per_s: f64,
-    pub wrqm_per_s: f64,
-    /// Average request size, KiB.
-    pub areq_sz_kb: Option<f64>,
-    /// Requests in flight at the end of the window.
-    pub in_flight: u64,
-    /// %util above 100 (possible on multi-queue devices, never clamped).
-    pub util_over_100: bool,
-}
-
-/// One process's storage I/O (pidstat -d, /proc/PID/io).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct IoProcRow {
-    pub pid: i32,
-    pub comm: String,
-    pub read_kb_per_s: f64,
-    pub write_kb_per_s: f64,
-}
-
-/// A cgroup's block I/O over the window, against its throttling limits (v1 blkio.throttle.*,
-/// v2 io.max), and its I/O pressure (v2).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct IoCgroupRow {
-    pub path: String,
-    /// `v1` (blkio) or `v2` (io).
-    pub version: String,
-    pub read_kb_per_s: f64,
-    pub write_kb_per_s: f64,
-    pub read_iops: f64,
-    pub write_iops: f64,
-    /// `MAJ:MIN kind value` (kind `rbps`, `wbps`, `riops`, `wiops`).
-    pub limits: Vec<String>,
-    /// The limit closest to being reached, and its use over the window.
-    pub busiest_limit: Option<String>,
-    pub limit_used_pct: Option<f64>,
-    pub psi_some_stall_ms: Option<f64>,
-    pub psi_full_stall_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct DiskDetail {
-    /// Rows each `--top` list left out (list name -> rows not shown), when any (since 1.2).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub left_out: BTreeMap<String, usize>,
-    pub devices: Vec<DiskExtraRow>,
-    pub top_io: Vec<IoProcRow>,
-    /// Processes whose /proc/PID/io was not readable.
-    pub io_not_readable: u32,
-    /// PSI io in the window.
-    pub psi_some_stall_ms: Option<f64>,
-    pub psi_full_stall_ms: Option<f64>,
-    /// Mounts mounted read-only (a filesystem that hit errors is often remounted so).
-    pub read_only_mounts: Vec<String>,
-    /// I/O and filesystem errors from the kernel log (newest last).
-    pub io_errors: Vec<KlogEvent>,
-    /// cgroups with block I/O in the window or an I/O limit.
-    pub cgroups: Vec<IoCgroupRow>,
-    /// Threads in uninterruptible sleep at the end of the window, with their wait channel.
-    pub d_state: Vec<super::sections::DTask>,
-}
-
 /// Link utilization where the speed is known (sar -n DEV %ifutil).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LinkRow {
@@ -345,15 +250,6 @@ pub struct NetDetail {
     pub time_wait_local_ports: Option<Vec<(u16, u64)>>,
 }
 
-/// Cut `v` to `n` rows, recording how many were left out under `name` (JSON never drops rows
-/// silently).
-fn cut<T>(v: &mut Vec<T>, n: usize, name: &str, left_out: &mut BTreeMap<String, usize>) {
-    if v.len() > n {
-        left_out.insert(name.to_string(), v.len() - n);
-        v.truncate(n);
-    }
-}
-
 /// Version of the time-series wrapper (`--interval S --count N --json`).
 pub const SERIES_SCHEMA_VERSION: &str = "1.1";
 
@@ -417,28 +313,6 @@ fn vm_rate(r: &Readings, keys: &[&str]) -> Option<f64> {
         }
     }
     any.then_some(r2(sum))
-}
-
-/// Stall time of PSI `res` in the window, ms (`full` when asked).
-fn psi_stall_ms(r: &Readings, res: &str, full: bool) -> Option<f64> {
-    let pick = |p: &crate::collect::system::Psi| {
-        if full {
-            p.full.map(|f| f.total_us)
-        } else {
-            Some(p.some.total_us)
-        }
-    };
-    let a = pick(r.t0.system.psi.get(res)?)?;
-    let b = pick(r.t1.system.psi.get(res)?)?;
-    delta(a, b).map(|d| r2(d as f64 / 1000.0))
-}
-
-/// Same process at both ends (pid and start time), else None.
-fn before<'a>(r: &'a Readings, p: &ProcSample) -> Option<&'a ProcSample> {
-    r.t0.procs
-        .procs
-        .get(&p.pid)
-        .filter(|o| o.starttime == p.starttime)
 }
 
 fn cpu_row(r: &Readings, p: &ProcSample, old: Option<&ProcSample>) -> TaskCpuRow {
@@ -786,176 +660,6 @@ pub fn mem(r: &Readings, scope: &Scope, lookback_s: f64) -> MemDetail {
     }
 }
 
-pub(crate) fn io_cgroups(r: &Readings, scope: &Scope) -> Vec<IoCgroupRow> {
-    let el = r.meta.elapsed_s;
-    let mut rows = Vec::new();
-    for (path, b) in &r.t1.deep.io_cgroups {
-        if scope.cgroup.as_deref().is_some_and(|c| !in_cgroup(path, c)) {
-            continue;
-        }
-        let Some(a) = r.t0.deep.io_cgroups.get(path) else {
-            continue;
-        };
-        let rt = |x: u64, y: u64| rate(x, y, el).unwrap_or(0.0);
-        let mut row = IoCgroupRow {
-            path: path.clone(),
-            version: if b.v1 { "v1" } else { "v2" }.into(),
-            read_kb_per_s: r2(rt(a.read_bytes, b.read_bytes) / 1024.0),
-            write_kb_per_s: r2(rt(a.write_bytes, b.write_bytes) / 1024.0),
-            read_iops: r2(rt(a.read_ios, b.read_ios)),
-            write_iops: r2(rt(a.write_ios, b.write_ios)),
-            limits: b
-                .limits
-                .iter()
-                .map(|l| format!("{} {} {}", l.device, l.kind, l.value))
-                .collect(),
-            ..Default::default()
-        };
-        for l in b.limits.iter().filter(|l| l.value > 0) {
-            let dev = |f: fn(&(u64, u64)) -> u64| {
-                let x = a.per_device.get(&l.device).map(f)?;
-                let y = b.per_device.get(&l.device).map(f)?;
-                rate(x, y, el)
-            };
-            let used = match l.kind.as_str() {
-                "rbps" => dev(|d| d.0),
-                "wbps" => dev(|d| d.1),
-                "riops" => Some(row.read_iops),
-                "wiops" => Some(row.write_iops),
-                _ => None,
-            };
-            if let Some(u) = used {
-                let pct = r2(u / l.value as f64 * 100.0);
-                if row.limit_used_pct.is_none_or(|p| pct > p) {
-                    row.limit_used_pct = Some(pct);
-                    row.busiest_limit = Some(format!("{} {} {}", l.device, l.kind, l.value));
-                }
-            }
-        }
-        if let (Some(pa), Some(pb)) = (a.pressure, b.pressure) {
-            row.psi_some_stall_ms =
-                delta(pa.some.total_us, pb.some.total_us).map(|d| r2(d as f64 / 1000.0));
-            row.psi_full_stall_ms = match (pa.full, pb.full) {
-                (Some(x), Some(y)) => delta(x.total_us, y.total_us).map(|d| r2(d as f64 / 1000.0)),
-                _ => None,
-            };
-        }
-        let busy = row.read_kb_per_s + row.write_kb_per_s + row.read_iops + row.write_iops > 0.0;
-        if !row.limits.is_empty() || (busy && path != "/") {
-            rows.push(row);
-        }
-    }
-    rows.sort_by(|a, b| {
-        b.limit_used_pct
-            .unwrap_or(0.0)
-            .total_cmp(&a.limit_used_pct.unwrap_or(0.0))
-            .then(
-                (b.read_kb_per_s + b.write_kb_per_s)
-                    .total_cmp(&(a.read_kb_per_s + a.write_kb_per_s)),
-            )
-            .then(a.path.cmp(&b.path))
-    });
-    rows.truncate(scope.top);
-    rows
-}
-
-pub fn disk(r: &Readings, scope: &Scope, lookback_s: f64, active: &[String]) -> DiskDetail {
-    let el = r.meta.elapsed_s;
-    let mut devices = Vec::new();
-    if let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) {
-        let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
-        for name in active {
-            let (Some(d0), Some(d1)) = (
-                before.get(name.as_str()),
-                b.iter().find(|d| &d.name == name),
-            ) else {
-                continue;
-            };
-            let ios =
-                delta(d0.reads, d1.reads).unwrap_or(0) + delta(d0.writes, d1.writes).unwrap_or(0);
-            let sectors = delta(d0.sectors_read, d1.sectors_read).unwrap_or(0)
-                + delta(d0.sectors_written, d1.sectors_written).unwrap_or(0);
-            let ticks = delta(d0.time_in_progress, d1.time_in_progress).unwrap_or(0);
-            devices.push(DiskExtraRow {
-                device: name.clone(),
-                rrqm_per_s: rate(d0.merged, d1.merged, el).map(r2).unwrap_or(0.0),
-                wrqm_per_s: rate(d0.writes_merged, d1.writes_merged, el)
-                    .map(r2)
-                    .unwrap_or(0.0),
-                areq_sz_kb: (ios > 0).then(|| r2(sectors as f64 / 2.0 / ios as f64)),
-                in_flight: d1.in_progress,
-                util_over_100: ticks as f64 / (el * 1000.0) * 100.0 > 100.0,
-            });
-        }
-    }
-    let mut top_io = Vec::new();
-    for p in r.t1.procs.procs.values() {
-        if !scope.wants(r, p.pid) || before(r, p).is_none() {
-            continue;
-        }
-        let (Some(a), Some(b)) = (r.t0.deep.io.get(&p.pid), r.t1.deep.io.get(&p.pid)) else {
-            continue;
-        };
-        let kb = |x: u64, y: u64| rate(x, y, el).map(|v| r2(v / 1024.0)).unwrap_or(0.0);
-        let row = IoProcRow {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            read_kb_per_s: kb(a.read_bytes, b.read_bytes),
-            write_kb_per_s: kb(a.write_bytes, b.write_bytes),
-        };
-        if row.read_kb_per_s + row.write_kb_per_s > 0.0 || scope.pid.is_some() {
-            top_io.push(row);
-        }
-    }
-    top_io.sort_by(|a, b| {
-        (b.read_kb_per_s + b.write_kb_per_s)
-            .total_cmp(&(a.read_kb_per_s + a.write_kb_per_s))
-            .then(a.pid.cmp(&b.pid))
-    });
-    let mut left_out = BTreeMap::new();
-    cut(&mut top_io, scope.top, "top_io", &mut left_out);
-    let io_errors = super::build::kernel_log(r, lookback_s)
-        .map(|k| {
-            k.events
-                .into_iter()
-                .filter(|e| {
-                    let c = e.class.to_ascii_lowercase();
-                    c.contains("i/o") || c.contains("filesystem") || c.contains("disk")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    DiskDetail {
-        left_out,
-        devices,
-        top_io,
-        io_not_readable: r.t1.deep.io_denied as u32,
-        psi_some_stall_ms: psi_stall_ms(r, "io", false),
-        psi_full_stall_ms: psi_stall_ms(r, "io", true),
-        read_only_mounts: r
-            .end
-            .mounts
-            .iter()
-            .filter(|m| m.stat.is_some_and(|s| s.read_only))
-            .map(|m| m.mount_point.clone())
-            .collect(),
-        io_errors,
-        cgroups: io_cgroups(r, scope),
-        d_state: r
-            .end
-            .d_threads
-            .iter()
-            .filter(|(pid, ..)| scope.wants(r, *pid))
-            .map(|(pid, tid, comm, wchan)| super::sections::DTask {
-                pid: *pid,
-                tid: *tid,
-                comm: comm.clone(),
-                wchan: wchan.clone(),
-            })
-            .collect(),
-    }
-}
-
 pub fn net(r: &Readings, scope: &Scope) -> NetDetail {
     let el = r.meta.elapsed_s;
     let own = r.namespaces.own.unwrap_or(0);
@@ -1090,18 +794,5 @@ pub fn net(r: &Readings, scope: &Scope) -> NetDetail {
             .port_use
             .as_ref()
             .map(|u| u.time_wait_local_ports.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cgroup_scope_is_by_path_component() {
-        assert!(in_cgroup("/a/b/c", "/a/b"));
-        assert!(in_cgroup("/a/b", "/a/b/"));
-        assert!(!in_cgroup("/a/bc", "/a/b"));
-        assert!(in_cgroup("/anything", "/"));
     }
 }

@@ -10,6 +10,7 @@ pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
 pub use crate::resources::memory::MemorySection;
 pub use crate::resources::pressure::PsiRow;
+pub use crate::resources::tasks::DTask;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -43,7 +44,7 @@ pub struct Sections {
     pub limits: Option<LimitsSection>,
     /// cgroups with an I/O limit (io.max, blkio.throttle.*) and how much of it they used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub io_limited_cgroups: Vec<super::deep::IoCgroupRow>,
+    pub io_limited_cgroups: Vec<crate::resources::disk::IoCgroupRow>,
     /// `triage cpu`: per-process/thread CPU with switches, softirqs, PSI stall time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_detail: Option<super::deep::CpuDetail>,
@@ -52,7 +53,7 @@ pub struct Sections {
     pub mem_detail: Option<super::deep::MemDetail>,
     /// `triage disk`: merges, request size, in flight, per-process I/O, kernel I/O errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_detail: Option<super::deep::DiskDetail>,
+    pub disk_detail: Option<crate::resources::disk::DiskDetail>,
     /// `triage net`: link use, softnet, UDP, socket states, listeners, conntrack, ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_detail: Option<super::deep::NetDetail>,
@@ -193,14 +194,6 @@ pub struct ProcRow {
     /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_cpu: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct DTask {
-    pub pid: i32,
-    pub tid: i32,
-    pub comm: String,
-    pub wchan: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

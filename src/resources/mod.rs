@@ -13,3 +13,5 @@ pub mod kernel_log;
 pub mod memory;
 pub mod pressure;
 pub mod rule;
+pub mod scope;
+pub mod tasks;
