@@ -128,15 +128,7 @@ pub(super) fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
     let _ = writeln!(out, "{}", line.trim_end());
 }
 
-/// Keep the end of a long name (`…sandbox/v1/python`): the end tells mounts and cgroups apart.
-pub(super) fn shorten(x: &str, max: usize) -> String {
-    let n = x.chars().count();
-    if n <= max {
-        return x.to_string();
-    }
-    let tail: String = x.chars().skip(n - (max - 1)).collect();
-    format!("…{tail}")
-}
+pub(super) use crate::resources::columns::shorten;
 
 pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
     // A long title wraps like text (each line painted on its own).

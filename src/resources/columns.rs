@@ -48,3 +48,13 @@ pub fn ou(v: Option<u64>) -> String {
 pub fn s(x: &str) -> String {
     sanitize(x).into_owned()
 }
+
+/// Keep the end of a long name (`…sandbox/v1/python`): the end tells mounts and cgroups apart.
+pub fn shorten(x: &str, max: usize) -> String {
+    let n = x.chars().count();
+    if n <= max {
+        return x.to_string();
+    }
+    let tail: String = x.chars().skip(n - (max - 1)).collect();
+    format!("…{tail}")
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{f1, o1, s, Align, Column};
+use super::columns::{f1, o1, s, shorten, Align, Column};
 use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::kernel_log::KlogEvent;
 use super::rule::{ev, finding, level, threshold, Threshold};
@@ -730,5 +730,118 @@ pub const COLUMNS: &[Column<DiskRow>] = &[
                 f1(d.util_pct)
             }
         },
+    },
+];
+
+/// iostat -x's extra columns (the disk view).
+pub const EXTRA_COLUMNS: &[Column<DiskExtraRow>] = &[
+    Column {
+        header: "device",
+        align: Align::Left,
+        value: |x| s(&x.device),
+    },
+    Column {
+        header: "rrqm/s",
+        align: Align::Right,
+        value: |x| f1(x.rrqm_per_s),
+    },
+    Column {
+        header: "wrqm/s",
+        align: Align::Right,
+        value: |x| f1(x.wrqm_per_s),
+    },
+    Column {
+        header: "areq-sz kB",
+        align: Align::Right,
+        value: |x| o1(x.areq_sz_kb),
+    },
+    Column {
+        header: "in flight",
+        align: Align::Right,
+        value: |x| x.in_flight.to_string(),
+    },
+    Column {
+        header: "%util > 100",
+        align: Align::Right,
+        value: |x| {
+            if x.util_over_100 {
+                "yes (multi-queue)".into()
+            } else {
+                "no".into()
+            }
+        },
+    },
+];
+
+/// pidstat -d's columns (the disk view).
+pub const IO_PROC_COLUMNS: &[Column<IoProcRow>] = &[
+    Column {
+        header: "PID",
+        align: Align::Left,
+        value: |p| p.pid.to_string(),
+    },
+    Column {
+        header: "command",
+        align: Align::Left,
+        value: |p| s(&p.comm),
+    },
+    Column {
+        header: "read kB/s",
+        align: Align::Right,
+        value: |p| f1(p.read_kb_per_s),
+    },
+    Column {
+        header: "write kB/s",
+        align: Align::Right,
+        value: |p| f1(p.write_kb_per_s),
+    },
+];
+
+/// The cgroups' block I/O against their limits (the disk view).
+pub const IO_CGROUP_COLUMNS: &[Column<IoCgroupRow>] = &[
+    Column {
+        header: "cgroup",
+        align: Align::Left,
+        value: |c| shorten(&s(&c.path), 28),
+    },
+    Column {
+        header: "v",
+        align: Align::Right,
+        value: |c| c.version.clone(),
+    },
+    Column {
+        header: "rkB/s",
+        align: Align::Right,
+        value: |c| f1(c.read_kb_per_s),
+    },
+    Column {
+        header: "wkB/s",
+        align: Align::Right,
+        value: |c| f1(c.write_kb_per_s),
+    },
+    Column {
+        header: "r/s",
+        align: Align::Right,
+        value: |c| f1(c.read_iops),
+    },
+    Column {
+        header: "w/s",
+        align: Align::Right,
+        value: |c| f1(c.write_iops),
+    },
+    Column {
+        header: "limit",
+        align: Align::Left,
+        value: |c| s(c.busiest_limit.as_deref().unwrap_or("-")),
+    },
+    Column {
+        header: "used%",
+        align: Align::Right,
+        value: |c| o1(c.limit_used_pct),
+    },
+    Column {
+        header: "PSI ms",
+        align: Align::Right,
+        value: |c| o1(c.psi_some_stall_ms),
     },
 ];
