@@ -159,42 +159,12 @@ fn mem_rules(sec: &Sections, out: &mut Vec<Finding>) {
     }
 }
 
-/// A device whose await stands far above its peers' (a failing disk, a hot volume, a bad path).
+/// The disk view's rules (`resources::disk`): cgroups at their I/O limit, await outliers.
 fn disk_rules(sec: &Sections, out: &mut Vec<Finding>) {
     let Some(dd) = &sec.disk_detail else {
         return;
     };
-    for c in &dd.cgroups {
-        let (Some(pct), Some(limit)) = (c.limit_used_pct, &c.busiest_limit) else {
-            continue;
-        };
-        if let Some((sev, t)) = level("cgroup.io_limit_used_pct", pct) {
-            out.push(finding(
-                "cgroup.io.at_limit",
-                sev,
-                "cgroup",
-                format!(
-                    "{} does I/O at {pct:.0}% of its limit `{}` ({:.0} kB/s read, {:.0} kB/s written): the cgroup's I/O throttle, not the disk, is the cap",
-                    s(&c.path),
-                    s(limit),
-                    c.read_kb_per_s,
-                    c.write_kb_per_s
-                ),
-                vec![ev("cgroup.io_limit_used_pct", pct, ">=", t.warn, "pct")],
-                vec![
-                    if c.version == "v1" {
-                        format!("grep . /sys/fs/cgroup/blkio{}/blkio.throttle.*_device", s(&c.path))
-                    } else {
-                        format!("cat /sys/fs/cgroup{}/io.max", s(&c.path))
-                    },
-                    format!("triage disk --cgroup {}", s(&c.path)),
-                ],
-            ).with_subject(Subject {
-                cgroup: Some(c.path.clone()),
-                ..Default::default()
-            }));
-        }
-    }
+    crate::resources::disk::io_cgroup_rule(&dd.cgroups, out);
     crate::resources::disk::await_outlier_rule(&sec.disks, out);
 }
 

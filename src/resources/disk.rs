@@ -622,6 +622,42 @@ pub fn rules(
     }
 }
 
+/// A cgroup doing I/O at its blkio/io.max limit: the throttle, not the disk, is the cap. Run
+/// by the disk view (`analyze::deep`), which measures the cgroups' I/O.
+pub fn io_cgroup_rule(cgroups: &[IoCgroupRow], out: &mut Vec<Finding>) {
+    for c in cgroups {
+        let (Some(pct), Some(limit)) = (c.limit_used_pct, &c.busiest_limit) else {
+            continue;
+        };
+        if let Some((sev, t)) = level("cgroup.io_limit_used_pct", pct) {
+            out.push(finding(
+                "cgroup.io.at_limit",
+                sev,
+                "cgroup",
+                format!(
+                    "{} does I/O at {pct:.0}% of its limit `{}` ({:.0} kB/s read, {:.0} kB/s written): the cgroup's I/O throttle, not the disk, is the cap",
+                    s(&c.path),
+                    s(limit),
+                    c.read_kb_per_s,
+                    c.write_kb_per_s
+                ),
+                vec![ev("cgroup.io_limit_used_pct", pct, ">=", t.warn, "pct")],
+                vec![
+                    if c.version == "v1" {
+                        format!("grep . /sys/fs/cgroup/blkio{}/blkio.throttle.*_device", s(&c.path))
+                    } else {
+                        format!("cat /sys/fs/cgroup{}/io.max", s(&c.path))
+                    },
+                    format!("triage disk --cgroup {}", s(&c.path)),
+                ],
+            ).with_subject(Subject {
+                cgroup: Some(c.path.clone()),
+                ..Default::default()
+            }));
+        }
+    }
+}
+
 /// A device whose await stands far above its peers' (a failing disk, a hot volume, a bad
 /// path). Run by the disk view (`analyze::deep`).
 pub fn await_outlier_rule(disks: &[DiskRow], out: &mut Vec<Finding>) {
