@@ -85,7 +85,7 @@ const fn probe_view(name: &'static str, probe: Probe) -> View {
     }
 }
 
-pub const SIXTY_SECOND: View = View {
+pub static SIXTY_SECOND: View = View {
     name: "sixty-second",
     level: Level::Checklist,
     readings: Spec::SIXTY_SECOND,
@@ -99,7 +99,7 @@ pub const SIXTY_SECOND: View = View {
     detail: None,
 };
 
-pub const CPU: View = View {
+pub static CPU: View = View {
     name: "cpu",
     level: Level::Deep,
     readings: spec(true, false, false, false),
@@ -124,7 +124,7 @@ pub const CPU: View = View {
     detail: Some(cpu_detail),
 };
 
-pub const MEM: View = View {
+pub static MEM: View = View {
     name: "mem",
     level: Level::Deep,
     readings: spec(false, true, false, false),
@@ -140,7 +140,7 @@ pub const MEM: View = View {
     detail: Some(mem_detail),
 };
 
-pub const DISK: View = View {
+pub static DISK: View = View {
     name: "disk",
     level: Level::Deep,
     readings: spec(false, false, true, false),
@@ -159,7 +159,7 @@ pub const DISK: View = View {
     detail: Some(disk_detail),
 };
 
-pub const NET: View = View {
+pub static NET: View = View {
     name: "net",
     level: Level::Deep,
     readings: spec(false, false, false, true),
@@ -173,12 +173,12 @@ pub const NET: View = View {
     detail: Some(net_detail),
 };
 
-pub const SYSCALLS: View = probe_view("syscalls", Probe::Syscalls);
-pub const OFFCPU: View = probe_view("offcpu", Probe::Offcpu);
-pub const PROFILE: View = probe_view("profile", Probe::Profile);
+pub static SYSCALLS: View = probe_view("syscalls", Probe::Syscalls);
+pub static OFFCPU: View = probe_view("offcpu", Probe::Offcpu);
+pub static PROFILE: View = probe_view("profile", Probe::Profile);
 
 /// Every view, by subcommand name.
-pub const VIEWS: &[&View] = &[
+pub static VIEWS: &[&View] = &[
     &SIXTY_SECOND,
     &CPU,
     &MEM,
@@ -195,7 +195,7 @@ pub fn get(name: &str) -> Option<&'static View> {
 }
 
 /// The deep views (`triage cpu|mem|disk|net`), in that order.
-pub const DEEP: [&View; 4] = [&CPU, &MEM, &DISK, &NET];
+pub static DEEP: [&View; 4] = [&CPU, &MEM, &DISK, &NET];
 
 impl View {
     /// The readings of a window of this view, with what the scope adds.
@@ -297,4 +297,58 @@ pub fn of(c: &crate::cli::Command) -> Option<&'static View> {
         Command::Profile(_) => &PROFILE,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Every view is a subcommand of that name, and the command resolves to that entry.
+    #[test]
+    fn every_view_is_the_subcommand_of_its_name() {
+        let mut names: Vec<&str> = VIEWS.iter().map(|v| v.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), VIEWS.len(), "two views share a name");
+        for v in VIEWS {
+            let cli = crate::cli::Cli::try_parse_from(["triage", v.name])
+                .unwrap_or_else(|e| panic!("`triage {}` does not parse: {e}", v.name));
+            let got = of(&cli.command).unwrap_or_else(|| panic!("{}: no view", v.name));
+            assert_eq!(got.name, v.name);
+            assert!(
+                std::ptr::eq(got, *v),
+                "{}: resolves to another entry",
+                v.name
+            );
+            assert_eq!(get(v.name).map(|g| g.name), Some(v.name));
+        }
+        assert!(get("fleet").is_none());
+    }
+
+    /// A deep view owns the findings of its resources and the kernel-log classes about them.
+    #[test]
+    fn a_deep_view_owns_its_findings_and_kernel_log_classes() {
+        use crate::model::report::{Finding, Severity, Subject};
+        let f = |id: &str, resource: &str, class: Option<&str>| Finding {
+            id: id.into(),
+            severity: Severity::Warning,
+            resource: resource.into(),
+            subject: Subject {
+                class: class.map(str::to_string),
+                ..Default::default()
+            },
+            summary: String::new(),
+            evidence: Vec::new(),
+            next: Vec::new(),
+            score: 1.0,
+        };
+        assert!(DISK.owns(&f("disk.saturation.flush", "disk", None)));
+        assert!(!DISK.owns(&f("cpu.saturation.runqueue", "cpu", None)));
+        let io_error = f("kernel_log.errors.io_error", "kernel_log", Some("io_error"));
+        assert!(DISK.owns(&io_error) && !NET.owns(&io_error) && !CPU.owns(&io_error));
+        assert!(MEM.owns(&f("memory.errors.oom_kill", "memory", Some("oom_kill"))));
+        assert!(CPU.owns(&f("tasks.errors.zombies", "tasks", None)));
+        assert!(!CPU.owns(&f("tasks.utilization.pids", "tasks", None)));
+    }
 }

@@ -313,3 +313,61 @@ pub struct LimitsSection {
     pub conntrack_max: Option<u64>,
     pub conntrack_pct: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `keep` empties every checklist section it is not given, and only those.
+    #[test]
+    fn keep_empties_the_sections_not_named() {
+        let full = Sections {
+            load: Some(LoadSection::default()),
+            vmstat: Some(VmstatSection::default()),
+            cpus: vec![CpuRow::default()],
+            processes: Some(ProcessSection::default()),
+            disks: vec![DiskRow::default()],
+            disks_idle: 3,
+            filesystems: vec![FsRow::default()],
+            memory: Some(MemorySection::default()),
+            interfaces: vec![IfRow::default()],
+            tcp: vec![TcpRow::default()],
+            pressure: vec![PsiRow::default()],
+            cgroups: vec![CgroupRow::default()],
+            kernel_log: Some(KernelLogSection::default()),
+            limits: Some(LimitsSection::default()),
+            io_limited_cgroups: vec![Default::default()],
+            ..Default::default()
+        };
+        let mut s = full.clone();
+        s.keep(&[Section::Disks, Section::Filesystems, Section::Pressure]);
+        assert_eq!(
+            s,
+            Sections {
+                disks: full.disks.clone(),
+                disks_idle: 3,
+                filesystems: full.filesystems.clone(),
+                pressure: full.pressure.clone(),
+                ..Default::default()
+            }
+        );
+        let mut all = full.clone();
+        all.keep(&[
+            Section::Load,
+            Section::Vmstat,
+            Section::Cpus,
+            Section::Processes,
+            Section::Disks,
+            Section::Filesystems,
+            Section::Memory,
+            Section::Interfaces,
+            Section::Tcp,
+            Section::Pressure,
+            Section::Cgroups,
+            Section::KernelLog,
+            Section::Limits,
+            Section::IoLimitedCgroups,
+        ]);
+        assert_eq!(all, full);
+    }
+}
