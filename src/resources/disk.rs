@@ -1,7 +1,8 @@
 //! The disk resource (iostat -x): the per-device row, built from two /proc/diskstats
-//! snapshots over the measured elapsed time; its USE metrics; its thresholds and rules
-//! (queue, await); its table's columns. The disk deep view's section
-//! (`model::deep::DiskDetail`) and the filesystem rules are not here yet.
+//! snapshots over the measured elapsed time; the disk view's detail section (merges, request
+//! size, per-process and per-cgroup I/O, D-state tasks, kernel I/O errors); its USE metrics;
+//! its thresholds and rules (queue, await, cache flushes, await outliers, cgroups at their I/O
+//! limit); the columns of its tables. The filesystems are `super::filesystem`.
 
 use std::collections::BTreeMap;
 
