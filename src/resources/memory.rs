@@ -1,7 +1,8 @@
 //! The memory resource (free): the system's memory and swap at the end of the window, with
-//! the cgroup limit that applies to us; the memory thresholds; free's columns. The memory
-//! rules and USE metrics read other resources too (vmstat paging, PSI, processes, cgroups)
-//! and are still in `analyze` and `model::resources`.
+//! the cgroup limit that applies to us; the mem view's detail section (the MemAvailable
+//! picture, reclaim, OOM kills, RSS by process, memory cgroups); the memory thresholds;
+//! free's columns. The memory rules and USE metrics read other resources too (vmstat paging,
+//! PSI, processes, cgroups) and are still in `analyze` and `model::resources`.
 
 use std::collections::BTreeMap;
 
