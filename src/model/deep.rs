@@ -4,6 +4,9 @@
 //!
 //! Invariants as in `build`: counters that went backwards give `null`; rates divide by the
 //! measured elapsed time; lists are sorted deterministically (biggest first, ties by id).
+//!
+//! The disk and mem views' sections live with their resources (`resources::disk`,
+//! `resources::memory`) and are re-exported here; cpu and net are still here.
 
 use crate::model::SatSum;
 use std::collections::BTreeMap;

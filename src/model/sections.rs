@@ -1,5 +1,8 @@
 //! The detail tables of the report: what the classic 60-second commands print, computed over the
 //! measured window. Field names carry their units; `None` serializes as `null`.
+//!
+//! `Sections` gathers every resource's sections; the row types of the resources that have a
+//! module (`crate::resources`) are defined there and re-exported here.
 
 use serde::{Deserialize, Serialize};
 
