@@ -15,7 +15,7 @@ pub const TOP_N: usize = 5;
 
 pub use crate::num::delta;
 pub use crate::resources::cgroup::cgroups;
-pub use crate::resources::cpu::cpus;
+pub use crate::resources::cpu::{cpus, effective_cpus, load};
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 pub use crate::resources::kernel_log::{kernel_log, log_window};
@@ -39,28 +39,6 @@ pub fn ns_label(r: &Readings, ino: u64) -> String {
     } else {
         format!("netns:{ino}")
     }
-}
-
-pub fn effective_cpus(r: &Readings) -> f64 {
-    r.end
-        .effective_cpus
-        .as_ref()
-        .map(|e| e.0)
-        .filter(|v| *v > 0.0)
-        .or(r.end.online_cpus.map(f64::from))
-        .unwrap_or(1.0)
-}
-
-pub fn load(r: &Readings) -> Option<LoadSection> {
-    let l = r.t1.system.load?;
-    let eff = effective_cpus(r);
-    Some(LoadSection {
-        load1: l.one,
-        load5: l.five,
-        load15: l.fifteen,
-        effective_cpus: r2(eff),
-        load1_per_cpu: r2(l.one / eff),
-    })
 }
 
 fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {

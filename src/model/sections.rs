@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::resources::cgroup::CgroupRow;
-pub use crate::resources::cpu::CpuRow;
+pub use crate::resources::cpu::{CpuRow, LoadSection};
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
@@ -142,16 +142,6 @@ impl Sections {
             self.io_limited_cgroups = Vec::new();
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct LoadSection {
-    pub load1: f64,
-    pub load5: f64,
-    pub load15: f64,
-    pub effective_cpus: f64,
-    /// load1 / effective CPUs.
-    pub load1_per_cpu: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

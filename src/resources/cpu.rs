@@ -1,7 +1,8 @@
-//! The CPU resource (mpstat -P ALL): the per-CPU split of the window's ticks (`all` first),
-//! built from two /proc/stat snapshots; the CPU thresholds; mpstat's columns. The CPU rules
-//! and USE metrics read other resources too (run queue, load, PSI, processes, cgroups) and
-//! are still in `analyze` and `model::resources`.
+//! The CPU resource (uptime, mpstat -P ALL): the load average against the effective CPUs,
+//! and the per-CPU split of the window's ticks (`all` first), built from two /proc/stat
+//! snapshots; the CPU thresholds; mpstat's columns. The CPU rules and USE metrics read other
+//! resources too (run queue, PSI, processes, cgroups) and are still in `analyze` and
+//! `model::resources`; the cpu view's detail section is still in `model::deep`.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,16 @@ pub struct CpuRow {
     pub idle_pct: f64,
     /// 100 - idle - iowait.
     pub busy_pct: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct LoadSection {
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    pub effective_cpus: f64,
+    /// load1 / effective CPUs.
+    pub load1_per_cpu: f64,
 }
 
 // ---- build ---------------------------------------------------------------------------------
@@ -78,6 +89,28 @@ pub fn cpus(r: &Readings) -> Vec<CpuRow> {
         }
     }
     rows
+}
+
+pub fn effective_cpus(r: &Readings) -> f64 {
+    r.end
+        .effective_cpus
+        .as_ref()
+        .map(|e| e.0)
+        .filter(|v| *v > 0.0)
+        .or(r.end.online_cpus.map(f64::from))
+        .unwrap_or(1.0)
+}
+
+pub fn load(r: &Readings) -> Option<LoadSection> {
+    let l = r.t1.system.load?;
+    let eff = effective_cpus(r);
+    Some(LoadSection {
+        load1: l.one,
+        load5: l.five,
+        load15: l.fifteen,
+        effective_cpus: r2(eff),
+        load1_per_cpu: r2(l.one / eff),
+    })
 }
 
 // ---- thresholds ----------------------------------------------------------------------------
