@@ -363,4 +363,51 @@ mod tests {
         ]);
         assert_eq!(all, full);
     }
+
+    /// Every field of `Sections` is either a checklist section that `keep` knows (so a view
+    /// can leave it out) or a section of one view's own. A new checklist field needs a
+    /// `Section` variant and a line in `keep`, or every deep view would show it.
+    #[test]
+    fn every_section_field_is_known_to_keep_or_a_views_own() {
+        const CHECKLIST: &[&str] = &[
+            "load",
+            "vmstat",
+            "cpus",
+            "processes",
+            "disks",
+            "disks_idle",
+            "filesystems",
+            "memory",
+            "interfaces",
+            "tcp",
+            "pressure",
+            "cgroups",
+            "kernel_log",
+            "limits",
+            "io_limited_cgroups",
+        ];
+        const OWN: &[&str] = &[
+            "cpu_detail",
+            "mem_detail",
+            "disk_detail",
+            "net_detail",
+            "offcpu",
+            "latency",
+            "syscalls",
+            "profile",
+        ];
+        let schema = serde_json::to_value(schemars::schema_for!(Sections)).unwrap();
+        let props = schema["properties"]
+            .as_object()
+            .expect("Sections has properties");
+        for name in props.keys() {
+            assert!(
+                CHECKLIST.contains(&name.as_str()) || OWN.contains(&name.as_str()),
+                "Sections.{name}: add a `Section` variant and a line in `Sections::keep` (and \
+                 list it in the views that show it, commands/views.rs), or list it here as a \
+                 view's own section"
+            );
+        }
+        assert_eq!(props.len(), CHECKLIST.len() + OWN.len());
+    }
 }
