@@ -609,14 +609,14 @@ pub fn exercise(fx: &MemFixture, round: u64) -> usize {
             let rep = analyze::build_report(&r, "sixty-second", &analysis);
             out += render::json(&rep).len();
             out += render::table::render(&rep, &render::table::Style { color: false }).len();
-            use crate::commands::deep::Focus;
-            let focus = [Focus::Cpu, Focus::Mem, Focus::Disk, Focus::Net][(round % 4) as usize];
+            use crate::commands::views;
+            let focus = views::DEEP[(round % 4) as usize];
             let scope = model::deep::Scope {
                 pid: None,
                 cgroup: None,
                 top: 10,
             };
-            let d = crate::commands::deep::report(&r, focus, &scope, &analysis);
+            let d = crate::commands::pipeline::report(&r, focus, &scope, &analysis);
             out += render::json(&d).len();
             out += render::table::render(&d, &render::table::Style { color: true }).len();
             readings = Some(r);

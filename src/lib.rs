@@ -14,4 +14,5 @@ pub mod model;
 pub mod num;
 pub mod probe;
 pub mod render;
+pub mod resources;
 pub mod text;

@@ -9,24 +9,25 @@ use std::path::{Path, PathBuf};
 use triage::analyze::Analysis;
 use triage::collect::deep::Spec;
 use triage::collect::run::from_fixture_spec;
-use triage::commands::deep::{report as deep_report, Focus};
+use triage::commands::pipeline::report as deep_report;
+use triage::commands::views::{self, View};
 use triage::model::deep::Scope;
 use triage::model::report::{Report, Severity};
 use triage::render;
 
-const FOCI: [Focus; 4] = [Focus::Cpu, Focus::Mem, Focus::Disk, Focus::Net];
+const FOCI: [&View; 4] = [&views::CPU, &views::MEM, &views::DISK, &views::NET];
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-fn scoped(name: &str, focus: Focus, scope: Scope) -> Report {
+fn scoped(name: &str, focus: &View, scope: Scope) -> Report {
     let dir = fixtures_dir().join(name);
     let r = from_fixture_spec(&dir, &Spec::ALL).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
     deep_report(&r, focus, &scope, &Analysis::default())
 }
 
-fn report(name: &str, focus: Focus) -> Report {
+fn report(name: &str, focus: &View) -> Report {
     scoped(
         name,
         focus,
@@ -79,163 +80,163 @@ fn every_deep_view_renders_table_and_json() {
     common::check_each(SNAPSHOT_FIXTURES, |name| {
         for focus in FOCI {
             let r = report(name, focus);
-            assert_eq!(r.command, focus.name());
+            assert_eq!(r.command, focus.name);
             let json = render::json(&r);
             let back: Report = serde_json::from_str(&json).unwrap();
-            assert_eq!(back, r, "{name} {}: JSON does not round-trip", focus.name());
+            assert_eq!(back, r, "{name} {}: JSON does not round-trip", focus.name);
             let table = render::table::render(&r, &render::table::Style { color: false });
             for line in table.lines() {
                 assert!(
                     line.chars().count() <= 100 || !line.trim().contains(' '),
                     "{name} {}: table line over 100 columns: {line}",
-                    focus.name()
+                    focus.name
                 );
                 assert!(!line.contains('\x1b'));
             }
-            insta::assert_snapshot!(format!("{name}.{}.table", focus.name()), table);
-            insta::assert_json_snapshot!(format!("{name}.{}.json", focus.name()), r);
+            insta::assert_snapshot!(format!("{name}.{}.table", focus.name), table);
+            insta::assert_json_snapshot!(format!("{name}.{}.json", focus.name), r);
         }
     });
 }
 
 /// (fixture, subcommand, finding id, words the summary must hold, its subject as `k=v` pairs)
-const EXPECTED: &[(&str, Focus, &str, &[&str], &str)] = &[
+const EXPECTED: &[(&str, &View, &str, &[&str], &str)] = &[
     (
         "deep-cpu-saturation",
-        Focus::Cpu,
+        &views::CPU,
         "cpu.saturation.runqueue",
         &["scn_spin", "on 2 CPUs"],
         "pid=10181 comm=scn_spin",
     ),
     (
         "deep-memory-pressure-swap",
-        Focus::Mem,
+        &views::MEM,
         "memory.saturation.swapping",
         &["/scn-memory-pressure-swap"],
         "pid=9653 comm=scn_memtouch cgroup=/scn-memory-pressure-swap",
     ),
     (
         "deep-memory-pressure-swap",
-        Focus::Mem,
+        &views::MEM,
         "cgroup.memory.limit_hits",
         &["/scn-memory-pressure-swap", "memory.failcnt"],
         "cgroup=/scn-memory-pressure-swap",
     ),
     (
         "deep-disk-saturation",
-        Focus::Disk,
+        &views::DISK,
         "disk.saturation.queue",
         &["vda", "fio"],
         "pid=9101 comm=fio device=vda",
     ),
     (
         "softirq-one-cpu",
-        Focus::Cpu,
+        &views::CPU,
         "cpu.saturation.softirq_one_cpu",
         &["NET_RX", "CPU 0", "45%"],
         "cpu=0 class=net_rx",
     ),
     (
         "memory-leak",
-        Focus::Mem,
+        &views::MEM,
         "memory.errors.rss_growth",
         &["leaky (pid 18339)", "6.0 MiB/s"],
         "pid=18339 comm=leaky",
     ),
     (
         "direct-reclaim-v1-limit",
-        Focus::Mem,
+        &views::MEM,
         "memory.saturation.direct_reclaim",
         &["300 allocations/s"],
         "",
     ),
     (
         "direct-reclaim-v1-limit",
-        Focus::Mem,
+        &views::MEM,
         "cgroup.memory.limit_hits",
         &["/app", "400 time(s)"],
         "cgroup=/app",
     ),
     (
         "direct-reclaim-v1-limit",
-        Focus::Mem,
+        &views::MEM,
         "cgroup.memory.near_limit",
         &["/app", "97%"],
         "cgroup=/app",
     ),
     (
         "disk-await-outlier",
-        Focus::Disk,
+        &views::DISK,
         "disk.errors.await_outlier",
         &["vdb", "80.0 ms", "48x"],
         "device=vdb",
     ),
     (
         "close-wait-leak",
-        Focus::Net,
+        &views::NET,
         "tcp.errors.close_wait_growth",
         &["from 40 to 180"],
         "",
     ),
     (
         "udp-rcvbuf-errors",
-        Focus::Net,
+        &views::NET,
         "udp.errors.rcvbuf",
         &["800 datagrams/s"],
         "",
     ),
     (
         "listen-overflow",
-        Focus::Net,
+        &views::NET,
         "tcp.saturation.accept_queue_full",
         &["0.0.0.0:8080", "129/128", "api-server (pid 18339)"],
         "pid=18339 comm=api-server local=0.0.0.0:8080 port=8080",
     ),
     (
         "softnet-drops",
-        Focus::Net,
+        &views::NET,
         "network.saturation.softnet_drops",
         &["300 packets/s", "CPU 1"],
         "cpu=1",
     ),
     (
         "port-exhaustion",
-        Focus::Net,
+        &views::NET,
         "tcp.saturation.ephemeral_ports",
         &["26000 sockets from 10.0.2.15 to 10.0.2.20:5432", "28232"],
         "local=10.0.2.15 remote=10.0.2.20:5432 port=5432",
     ),
     (
         "io-cgroup-limit",
-        Focus::Disk,
+        &views::DISK,
         "cgroup.io.at_limit",
         &["/backup", "99%", "254:0 wbps 10485760"],
         "cgroup=/backup",
     ),
     (
         "oom-kill",
-        Focus::Mem,
+        &views::MEM,
         "memory.errors.oom_kill",
         &["worker", "31337"],
         "pid=31337 comm=worker cgroup=/app/worker class=oom_kill",
     ),
     (
         "cgroup-v2-only",
-        Focus::Mem,
+        &views::MEM,
         "cgroup.memory.near_limit",
         &["/system.slice/web.service", "92%"],
         "cgroup=/system.slice/web.service",
     ),
     (
         "cgroup-v2-only",
-        Focus::Cpu,
+        &views::CPU,
         "cgroup.cpu.throttled",
         &["/system.slice/batch.service"],
         "cgroup=/system.slice/batch.service",
     ),
     (
         "container-quota-2-of-64",
-        Focus::Cpu,
+        &views::CPU,
         "cpu.saturation.runqueue",
         &["on 2 CPUs"],
         "pid=40001 comm=worker cgroup=/kubepods/burstable/pod1234/ctr",
@@ -245,11 +246,12 @@ const EXPECTED: &[(&str, Focus, &str, &[&str], &str)] = &[
 #[test]
 fn each_deep_fault_fixture_has_its_finding() {
     for (name, focus, id, words, subject) in EXPECTED {
-        let r = report(name, *focus);
-        let f =
-            r.findings.iter().find(|f| f.id == *id).unwrap_or_else(|| {
-                panic!("{name} {}: no {id} in {:#?}", focus.name(), warnings(&r))
-            });
+        let r = report(name, focus);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.id == *id)
+            .unwrap_or_else(|| panic!("{name} {}: no {id} in {:#?}", focus.name, warnings(&r)));
         assert!(
             f.severity >= Severity::Warning,
             "{name}: {id} only {:?}",
@@ -290,12 +292,7 @@ fn idle_recordings_have_no_deep_finding() {
     for name in ["deep-idle", "idle"] {
         for focus in FOCI {
             let r = report(name, focus);
-            assert_eq!(
-                warnings(&r),
-                Vec::<String>::new(),
-                "{name} {}",
-                focus.name()
-            );
+            assert_eq!(warnings(&r), Vec::<String>::new(), "{name} {}", focus.name);
         }
     }
     // Every deep rule id is absent on idle even as info.
@@ -309,7 +306,7 @@ fn idle_recordings_have_no_deep_finding() {
 
 #[test]
 fn deep_views_hold_real_values() {
-    let c = report("softirq-one-cpu", Focus::Cpu);
+    let c = report("softirq-one-cpu", &views::CPU);
     let cd = c.sections.cpu_detail.as_ref().unwrap();
     let net_rx = cd.softirqs.iter().find(|s| s.name == "NET_RX").unwrap();
     assert_eq!(net_rx.busiest_cpu, 0);
@@ -319,7 +316,7 @@ fn deep_views_hold_real_values() {
     assert!(c.sections.disks.is_empty() && c.sections.memory.is_none());
     assert!(c.sections.mem_detail.is_none() && c.sections.net_detail.is_none());
 
-    let m = report("direct-reclaim-v1-limit", Focus::Mem);
+    let m = report("direct-reclaim-v1-limit", &views::MEM);
     let md = m.sections.mem_detail.as_ref().unwrap();
     assert_eq!(
         md.reclaim.allocation_stalls_per_s.map(f64::round),
@@ -331,7 +328,7 @@ fn deep_views_hold_real_values() {
     assert!(md.breakdown.total_bytes.unwrap() > 1 << 30);
     assert_eq!(md.thp_enabled.as_deref(), Some("madvise"));
 
-    let d = report("disk-await-outlier", Focus::Disk);
+    let d = report("disk-await-outlier", &views::DISK);
     let vdb = d.sections.disks.iter().find(|x| x.device == "vdb").unwrap();
     assert_eq!(vdb.r_await_ms, Some(80.0));
     let extra = d.sections.disk_detail.as_ref().unwrap();
@@ -342,11 +339,11 @@ fn deep_views_hold_real_values() {
 
     // Recorded: fio is the I/O consumer; the scenario's hogs run with involuntary switches;
     // the swapping process's RSS is anonymous and partly swapped.
-    let d = report("deep-disk-saturation", Focus::Disk);
+    let d = report("deep-disk-saturation", &views::DISK);
     let top = &d.sections.disk_detail.as_ref().unwrap().top_io[0];
     assert_eq!(top.comm, "fio");
     assert!(top.read_kb_per_s > 10_000.0 && top.write_kb_per_s > 10_000.0);
-    let c = report("deep-cpu-saturation", Focus::Cpu);
+    let c = report("deep-cpu-saturation", &views::CPU);
     let spin = c
         .sections
         .cpu_detail
@@ -357,7 +354,7 @@ fn deep_views_hold_real_values() {
         .find(|p| p.comm == "scn_spin")
         .unwrap();
     assert!(spin.involuntary_switches_per_s.unwrap() > 10.0 && spin.usr_pct > 10.0);
-    let m = report("deep-memory-pressure-swap", Focus::Mem);
+    let m = report("deep-memory-pressure-swap", &views::MEM);
     let md = m.sections.mem_detail.as_ref().unwrap();
     let touch = md
         .top_rss
@@ -368,7 +365,7 @@ fn deep_views_hold_real_values() {
     assert!(md.reclaim.swap_in_kb_per_s.unwrap() > 10_000.0);
     assert!(md.psi_some_stall_ms.unwrap() > 100.0);
 
-    let io = report("io-cgroup-limit", Focus::Disk);
+    let io = report("io-cgroup-limit", &views::DISK);
     let rows = &io.sections.disk_detail.as_ref().unwrap().cgroups;
     assert_eq!(rows.len(), 2);
     assert_eq!(
@@ -381,7 +378,7 @@ fn deep_views_hold_real_values() {
         ("/web", 200.0)
     );
 
-    let o = report("oom-kill", Focus::Mem);
+    let o = report("oom-kill", &views::MEM);
     let od = o.sections.mem_detail.as_ref().unwrap();
     assert_eq!(od.oom_kills, Some(1));
     let e = &od.oom_events[0];
@@ -403,7 +400,7 @@ fn deep_views_hold_real_values() {
     );
     assert!(e.age_s > 0.5 && e.age_s < 2.0, "{}", e.age_s);
 
-    let n = report("listen-overflow", Focus::Net);
+    let n = report("listen-overflow", &views::NET);
     let nd = n.sections.net_detail.as_ref().unwrap();
     let l = &nd.listeners[0];
     assert_eq!(
@@ -418,7 +415,7 @@ fn deep_views_hold_real_values() {
 fn pid_and_cgroup_scope_the_views() {
     let one = scoped(
         "memory-leak",
-        Focus::Mem,
+        &views::MEM,
         Scope {
             pid: Some(18339),
             top: 10,
@@ -429,10 +426,10 @@ fn pid_and_cgroup_scope_the_views() {
     assert_eq!(md.top_rss.len(), 1);
     assert_eq!(md.top_rss[0].comm, "leaky");
     // A cgroup path: only processes whose /proc/PID/cgroup is in it.
-    let all = report("deep-idle", Focus::Cpu);
+    let all = report("deep-idle", &views::CPU);
     let cg = scoped(
         "deep-idle",
-        Focus::Cpu,
+        &views::CPU,
         Scope {
             cgroup: Some("/nonexistent.slice".into()),
             top: 10,
@@ -455,7 +452,7 @@ fn pid_and_cgroup_scope_the_views() {
         .is_empty());
     let top1 = scoped(
         "deep-idle",
-        Focus::Mem,
+        &views::MEM,
         Scope {
             top: 1,
             ..Default::default()

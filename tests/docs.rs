@@ -30,7 +30,8 @@ fn finding_catalogue_is_current() {
     check_generated(&repo().join("docs/findings.md"), &catalog::markdown());
 }
 
-/// Every id literal the rules pass to `finding(` (or set as `id:`) in src/analyze.
+/// Every id literal the rules pass to `finding(` (or set as `id:`) in src/analyze and
+/// src/resources.
 fn ids_in_source() -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
     // The kernel-log rule makes one id per class (`format!("kernel_log.errors.{class}")`);
@@ -40,7 +41,10 @@ fn ids_in_source() -> BTreeSet<String> {
             ids.insert(format!("kernel_log.errors.{}", c.id()));
         }
     }
-    for e in std::fs::read_dir(repo().join("src/analyze")).unwrap() {
+    let files = ["src/analyze", "src/resources"]
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(repo().join(d)).unwrap());
+    for e in files {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if name == "catalog.rs" || name == "rule_tests.rs" || !name.ends_with(".rs") {
@@ -131,7 +135,8 @@ fn all_fixtures() -> Vec<PathBuf> {
 
 #[test]
 fn every_fixture_validates_against_the_schemas() {
-    use triage::commands::deep::{report, Focus};
+    use triage::commands::pipeline::report;
+    use triage::commands::views;
     use triage::model::deep::{Scope, Series};
     let rv = validator("report.schema.json");
     let sv = validator("series.schema.json");
@@ -156,7 +161,7 @@ fn every_fixture_validates_against_the_schemas() {
                 top: 10,
             };
             let mut samples = Vec::new();
-            for f in [Focus::Cpu, Focus::Mem, Focus::Disk, Focus::Net] {
+            for f in [&views::CPU, &views::MEM, &views::DISK, &views::NET] {
                 let r = triage::collect::run::from_fixture_spec(
                     &dir,
                     &triage::collect::deep::Spec::ALL,
@@ -166,9 +171,9 @@ fn every_fixture_validates_against_the_schemas() {
                 assert_valid(
                     &rv,
                     &serde_json::to_value(&d).unwrap(),
-                    &format!("{name} {}", f.name()),
+                    &format!("{name} {}", f.name),
                 );
-                if f == Focus::Cpu {
+                if f.name == "cpu" {
                     samples.push(d.clone());
                     samples.push(d);
                 }

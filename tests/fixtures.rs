@@ -246,3 +246,41 @@ fn swap_nearly_full_with_ram_to_spare_is_context() {
     let idle = report("idle");
     assert_eq!(idle.value("memory", "memory.swap_used_pct"), None);
 }
+
+/// Small writes at 0.5 ms, each followed by a 45 ms cache flush (the rest of the fixture is the
+/// idle recording, through its overlay): the slow flush is named on its device, with the flush
+/// time as its metric, though w_await and the queue look healthy.
+#[test]
+fn slow_cache_flushes_are_named_though_w_await_is_fast() {
+    let r = report("disk-slow-flush");
+    let f = &r.findings[0];
+    assert_eq!(f.id, "disk.saturation.flush");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.subject.device.as_deref(), Some("vda"));
+    assert_eq!(f.evidence[0].metric, "disk.flush_await_ms");
+    assert_eq!(f.evidence[0].value, 45.0);
+    assert_eq!(f.evidence[1].value, 15.0);
+    let metric = |r: &Report| {
+        r.resource("disk", Some("vda"))
+            .and_then(|d| d.metric("disk.flush_await_ms"))
+            .and_then(|m| m.value)
+    };
+    assert_eq!(metric(&r), Some(45.0));
+    // Only the flush is slow: no await or queue finding, and w_await is 0.5 ms.
+    let vda = r.sections.disks.iter().find(|d| d.device == "vda").unwrap();
+    assert_eq!(vda.w_await_ms, Some(0.5));
+    let disk: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.resource == "disk")
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(disk, ["disk.saturation.flush"]);
+    // The idle recording completed no flush in its window: no metric, no finding.
+    let idle = report("idle");
+    assert_eq!(metric(&idle), None);
+    assert!(idle
+        .findings
+        .iter()
+        .all(|f| f.id != "disk.saturation.flush"));
+}

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use triage::analyze::{build_report, Analysis};
 use triage::collect::deep::Spec;
 use triage::collect::run::from_fixture_spec;
-use triage::commands::deep::{report as deep_report, Focus};
+use triage::commands::pipeline::report as deep_report;
+use triage::commands::views::{self, View};
 use triage::model::deep::Scope;
 use triage::model::report::{Finding, Report, Severity, Subject};
 
@@ -26,7 +27,7 @@ fn sixty(name: &str) -> Report {
     build_report(&r, "sixty-second", &Analysis::default())
 }
 
-fn view(name: &str, focus: Focus) -> Report {
+fn view(name: &str, focus: &View) -> Report {
     let r = from_fixture_spec(&dir(name), &Spec::ALL).unwrap();
     let scope = Scope {
         top: 10,
@@ -92,11 +93,11 @@ fn recent_kernel_errors_are_one_warning_per_class() {
     assert_eq!(about_oom, 1, "{:#?}", ids(&r));
 
     // The disk view leads with the hung task (the most recent serious one); mem names the kill.
-    let d = view("kernel-errors", Focus::Disk);
+    let d = view("kernel-errors", &views::DISK);
     assert_eq!(d.findings[0].id, "kernel_log.errors.hung_task");
     assert_eq!(d.findings[0].severity, Severity::Warning);
     assert_eq!(d.findings[0].subject.pid, Some(23733));
-    let m = view("kernel-errors", Focus::Mem);
+    let m = view("kernel-errors", &views::MEM);
     let oom = find(&m, "memory.errors.oom_kill");
     assert_eq!(oom.severity, Severity::Warning);
     let table = triage::render::table::render(&m, &triage::render::table::Style { color: false });
@@ -125,7 +126,7 @@ fn pegged_core_beside_a_busy_one_names_process_and_cpu() {
 /// TIME_WAIT finding names the local port and says it is the server side (info).
 #[test]
 fn server_side_time_wait_is_not_port_exhaustion() {
-    let r = view("time-wait-server-side", Focus::Net);
+    let r = view("time-wait-server-side", &views::NET);
     assert!(
         r.findings
             .iter()
@@ -279,7 +280,7 @@ fn io_wait_on_an_idle_disk_names_the_cgroup_at_its_limit() {
 #[test]
 fn retransmits_caused_by_qdisc_drops_say_the_drops_are_local() {
     for r in [
-        view("qdisc-drops-retransmits", Focus::Net),
+        view("qdisc-drops-retransmits", &views::NET),
         sixty("qdisc-drops-retransmits"),
     ] {
         let top = &r.findings[0];

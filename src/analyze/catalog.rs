@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Threshold, THRESHOLDS};
+use super::Threshold;
 
 /// One finding id.
 #[derive(Debug, Clone, Copy)]
@@ -22,9 +22,9 @@ pub struct Rule {
     pub commands: &'static str,
     /// What it means, for the person reading the report.
     pub meaning: &'static str,
-    /// Names in [`THRESHOLDS`] the rule compares with.
+    /// Names in the thresholds ([`crate::resources::rule::all`]) the rule compares with.
     pub thresholds: &'static [&'static str],
-    /// Limits fixed in the rule's code (rules without a [`THRESHOLDS`] entry), and why.
+    /// Limits fixed in the rule's code (rules without a threshold entry), and why.
     pub fixed: &'static str,
     /// The next steps the finding suggests (the report fills in PIDs, devices, paths).
     pub next: &'static [&'static str],
@@ -164,6 +164,10 @@ pub const RULES: &[Rule] = &[
         meaning: "Requests to a device take long on average (read or write await), without the queue finding: slow media, a throttled volume or a struggling path.",
         thresholds: &["disk.await_ms"], fixed: "",
         next: &["triage disk", "iostat -xz DEVICE 1"] },
+    Rule { id: "disk.saturation.flush", resource: "disk", commands: DISK,
+        meaning: "The device's cache flushes (what every fsync/fdatasync commit waits for) are slow while its reads and writes are fast: a write cache without power-loss protection, a RAID cache gone write-through, or a struggling device. w_await does not show it: the kernel times flushes apart.",
+        thresholds: &["disk.flush_await_ms"], fixed: ">= 1 flush/s (disk::MIN_FLUSHES_PER_S)",
+        next: &["triage disk", "cat /sys/block/DEVICE/queue/write_cache", "biolatency -F (bcc/libbpf-tools)"] },
     Rule { id: "disk.errors.await_outlier", resource: "disk", commands: "disk",
         meaning: "One device answers many times slower than its peers: the device or its path (controller, network volume) is at fault.",
         thresholds: &["disk.await_outlier_ratio", "disk.await_ms"], fixed: "",
@@ -339,8 +343,7 @@ pub fn rule(id: &str) -> Option<&'static Rule> {
 }
 
 fn threshold_of(name: &str) -> Option<&'static Threshold> {
-    THRESHOLDS
-        .iter()
+    crate::resources::rule::all()
         .chain(super::profile::PROFILE_THRESHOLDS)
         .find(|t| t.id == name)
 }
@@ -358,13 +361,13 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// docs/findings.md, generated from [`RULES`] and [`THRESHOLDS`].
+/// docs/findings.md, generated from [`RULES`] and the thresholds.
 pub fn markdown() -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Finding catalogue\n");
     let _ = writeln!(
         o,
-        "<!-- Generated from src/analyze/catalog.rs and THRESHOLDS in src/analyze/mod.rs; \
+        "<!-- Generated from src/analyze/catalog.rs and the thresholds in src/resources/ (each resource's THRESHOLDS, and rule.rs); \
          do not edit. Regenerate: UPDATE_DOCS=1 cargo test --test docs -->\n"
     );
     let _ = writeln!(
@@ -466,7 +469,7 @@ mod tests {
             assert!(!r.next.is_empty(), "{}: no next step", r.id);
         }
         // And every threshold belongs to some finding in the catalogue.
-        for t in THRESHOLDS {
+        for t in crate::resources::rule::all() {
             assert!(
                 RULES.iter().any(|r| r.thresholds.contains(&t.id)),
                 "threshold {} is in no catalogue entry",

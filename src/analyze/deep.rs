@@ -3,7 +3,7 @@
 //! section that is absent (not this subcommand, or a fixture without the readings) gives no
 //! finding, and a healthy idle box gives none either.
 
-use super::{ev, finding, human_bytes, level, median, threshold};
+use super::{ev, finding, human_bytes, level, threshold};
 use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::Sections;
 use crate::text::sanitize;
@@ -159,89 +159,13 @@ fn mem_rules(sec: &Sections, out: &mut Vec<Finding>) {
     }
 }
 
-/// A device whose await stands far above its peers' (a failing disk, a hot volume, a bad path).
+/// The disk view's rules (`resources::disk`): cgroups at their I/O limit, await outliers.
 fn disk_rules(sec: &Sections, out: &mut Vec<Finding>) {
     let Some(dd) = &sec.disk_detail else {
         return;
     };
-    for c in &dd.cgroups {
-        let (Some(pct), Some(limit)) = (c.limit_used_pct, &c.busiest_limit) else {
-            continue;
-        };
-        if let Some((sev, t)) = level("cgroup.io_limit_used_pct", pct) {
-            out.push(finding(
-                "cgroup.io.at_limit",
-                sev,
-                "cgroup",
-                format!(
-                    "{} does I/O at {pct:.0}% of its limit `{}` ({:.0} kB/s read, {:.0} kB/s written): the cgroup's I/O throttle, not the disk, is the cap",
-                    s(&c.path),
-                    s(limit),
-                    c.read_kb_per_s,
-                    c.write_kb_per_s
-                ),
-                vec![ev("cgroup.io_limit_used_pct", pct, ">=", t.warn, "pct")],
-                vec![
-                    if c.version == "v1" {
-                        format!("grep . /sys/fs/cgroup/blkio{}/blkio.throttle.*_device", s(&c.path))
-                    } else {
-                        format!("cat /sys/fs/cgroup{}/io.max", s(&c.path))
-                    },
-                    format!("triage disk --cgroup {}", s(&c.path)),
-                ],
-            ).with_subject(Subject {
-                cgroup: Some(c.path.clone()),
-                ..Default::default()
-            }));
-        }
-    }
-    let awaits: Vec<(&str, f64)> = sec
-        .disks
-        .iter()
-        .filter(|d| {
-            d.caveat
-                .as_deref()
-                .is_none_or(|c| !c.starts_with("memory-"))
-        })
-        .filter_map(|d| {
-            let a = d.r_await_ms.unwrap_or(0.0).max(d.w_await_ms.unwrap_or(0.0));
-            (a > 0.0).then_some((d.device.as_str(), a))
-        })
-        .collect();
-    if awaits.len() < 2 {
-        return;
-    }
-    let floor = threshold("disk.await_ms").warn;
-    for (dev, a) in &awaits {
-        let peers = median(awaits.iter().filter(|x| x.0 != *dev).map(|x| x.1).collect());
-        let Some(peers) = peers.filter(|p| *p > 0.0) else {
-            continue;
-        };
-        let ratio = a / peers;
-        if *a < floor {
-            continue;
-        }
-        if let Some((sev, t)) = level("disk.await_outlier_ratio", ratio) {
-            out.push(finding(
-                "disk.errors.await_outlier",
-                sev,
-                "disk",
-                format!(
-                    "{} answers in {a:.1} ms, {ratio:.0}x its peers' median of {peers:.1} ms: a slow or failing device or path, not load",
-                    s(dev)
-                ),
-                vec![
-                    ev("disk.await_outlier_ratio", ratio, ">=", t.warn, "ratio"),
-                    ev("disk.await_ms", *a, ">=", floor, "ms"),
-                ],
-                vec![
-                    format!("iostat -x {} 1", s(dev)),
-                    format!("smartctl -a /dev/{}", s(dev)),
-                    "dmesg -T | grep -iE 'error|reset|timeout'".into(),
-                ],
-            ).with_subject(Subject::device(dev)));
-        }
-    }
+    crate::resources::disk::io_cgroup_rule(&dd.cgroups, out);
+    crate::resources::disk::await_outlier_rule(&sec.disks, out);
 }
 
 fn net_rules(sec: &Sections, out: &mut Vec<Finding>) {

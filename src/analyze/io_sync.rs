@@ -7,38 +7,17 @@
 use super::{ev, finding};
 use crate::model::report::{Finding, Severity, Subject};
 use crate::model::sections::{DiskRow, Sections};
+pub use crate::resources::disk::{depth_while_busy, one_at_a_time, FAST_AWAIT_MS, SERIAL_DEPTH};
 
 /// PSI io `some`: share of the window in which at least one task stalled on I/O. 10% is
 /// where latency-sensitive services notice; a fifth of the time is a finding, half is
 /// critical.
 pub const PSI_IO_WARN_PCT: f64 = 20.0;
 pub const PSI_IO_CRIT_PCT: f64 = 50.0;
-/// Requests in flight while the device is busy (aqu-sz / utilization) below which requests
-/// do not overlap: one at a time.
-pub const SERIAL_DEPTH: f64 = 2.0;
 /// Writes this small on average are the small synchronous writes of a log or a database.
 const SMALL_WRITE_KB: f64 = 64.0;
-/// An average await within this (ms): requests were served at once, none waited long.
-pub const FAST_AWAIT_MS: f64 = 2.0;
 /// A write served within this (ms) did not wait behind others: no write queue.
 pub const UNQUEUED_WRITE_MS: f64 = 1.0;
-
-/// Average requests in flight while the device was busy.
-pub fn depth_while_busy(d: &DiskRow) -> Option<f64> {
-    (d.util_pct > 0.0).then(|| d.aqu_sz / (d.util_pct / 100.0))
-}
-
-/// Requests neither overlapped (about one in flight while the device was busy) nor waited
-/// (every average await within [`FAST_AWAIT_MS`]): the device was busy serving one request
-/// at a time, each at once. Not a queue, whatever %util says (and whether or not the device
-/// reports itself rotational: virtio disks often do).
-pub fn one_at_a_time(d: &DiskRow) -> bool {
-    let fast = [d.r_await_ms, d.w_await_ms]
-        .into_iter()
-        .flatten()
-        .all(|a| a <= FAST_AWAIT_MS);
-    fast && depth_while_busy(d).is_some_and(|q| q < SERIAL_DEPTH)
-}
 
 fn human_kb(kb: f64) -> String {
     if kb >= 1024.0 {

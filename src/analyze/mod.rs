@@ -15,146 +15,15 @@ pub mod qdisc;
 mod report;
 pub mod syscalls;
 
-use crate::model::build::r2;
-use crate::model::report::{Evidence, Finding, Host, Severity, Subject};
+use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 use crate::model::SatSum;
+use crate::num::{median, r2};
+use crate::resources::kernel_log::{is_oom, klog_when};
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
-/// One threshold: warn at `warn`, critical at `crit` (compared with `>=` unless said).
-#[derive(Debug, Clone, Copy)]
-pub struct Threshold {
-    pub id: &'static str,
-    pub warn: f64,
-    pub crit: f64,
-    pub unit: &'static str,
-    /// Where the number comes from (seed line, or our reasoning).
-    pub why: &'static str,
-}
-
-pub const THRESHOLDS: &[Threshold] = &[
-    Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
-    Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
-    Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
-    Threshold { id: "cpu.single_thread_process_pct", warn: 90.0, crit: 99.0, unit: "pct", why: "one core ~100% = single-threaded bottleneck (S0:458): a process with one thread at ~100% of a CPU cannot go faster whatever the other CPUs do; 90% leaves room for a busy box taking its share (a pegged thread beside others' work measured 95%), 99% is a thread that never waits" },
-    Threshold { id: "cpu.others_median_busy_pct", warn: 30.0, crit: 30.0, unit: "pct", why: "companion of the single-core rule: the other CPUs are mostly idle" },
-    Threshold { id: "cpu.iowait_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "high %iowait = the problem is I/O, not CPU (S0:429); the seeds give no number, 20% is where iostat users start looking" },
-    Threshold { id: "io.stall_pct", warn: 10.0, crit: 50.0, unit: "pct", why: "PSI io some: share of the window in which some task stalled on I/O; unlike iowait it is counted while the CPUs are busy; only used with an idle disk and a cgroup at its I/O limit" },
-    Threshold { id: "disk.util_pct_idle", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the I/O-wait rule: a disk under 20% busy is not what the tasks wait for" },
-    Threshold { id: "cpu.system_pct", warn: 30.0, crit: 60.0, unit: "pct", why: "sy high = kernel/syscall overhead (S0:844); no number in the seeds" },
-    Threshold { id: "cpu.steal_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "not in the seeds; 10% steal is the common cloud alerting level" },
-    Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
-    Threshold { id: "memory.used_pct", warn: 85.0, crit: 95.0, unit: "pct", why: "seeds alert at 70% and 85% (S0:816) as early warnings for dashboards; a one-shot diagnosis warns at 85% used (MemAvailable < 15%) so a busy but healthy box is quiet" },
-    Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
-    Threshold { id: "memory.swap_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "not in the seeds: swap is the last reserve before the OOM killer; once it is 80% full a burst has little left to go to, and at 95% the next allocation under pressure kills something; a swap that is used but not busy (no swap-in/out) is a warning, never more" },
-    Threshold { id: "memory.swap_kb_per_s", warn: 1.0, crit: 10240.0, unit: "kb_per_s", why: "any non-zero swap-out means memory pressure (S0:433); 10 MB/s and more is critical" },
-    Threshold { id: "memory.major_faults_per_s", warn: 100.0, crit: 1000.0, unit: "per_s", why: "major faults cost 1-10 ms each (S0:126): 100/s is ~0.1-1 s of stall per second" },
-    Threshold { id: "memory.oom_kills", warn: 1.0, crit: 1.0, unit: "count", why: "any OOM kill is an error (S0:131)" },
-    Threshold { id: "disk.aqu_sz", warn: 1.0, crit: 4.0, unit: "requests", why: "avgqu-sz > 1 means requests are queuing (S0:436); needs the device busy too; 4 and more queued is critical" },
-    Threshold { id: "disk.util_pct", warn: 60.0, crit: 90.0, unit: "pct", why: "%util near 100% = saturated (S0:847); only with the queue above 1 (busy alone means little on SSDs)" },
-    Threshold { id: "disk.await_ms", warn: 10.0, crit: 50.0, unit: "ms", why: "SSD await > 5 ms worth a look, > 10 ms wrong (S0:436, S0:847); warn at 10 ms so rotating disks (5-15 ms) are not flagged, critical at 50 ms" },
-    Threshold { id: "filesystem.used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "not in the seeds; df-based alerting commonly uses 90/95%" },
-    Threshold { id: "filesystem.inodes_used_pct", warn: 90.0, crit: 95.0, unit: "pct", why: "inodes exhausted = ENOSPC with free space (S3:303)" },
-    Threshold { id: "network.errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "non-zero drops/errors indicate saturation or misconfiguration (S0:438)" },
-    Threshold { id: "tcp.retrans_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "retrans non-zero = network problem (S0:1327); below 1% of segments is background noise on real links" },
-    Threshold { id: "tcp.retrans_segs_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "a share needs volume to mean something: at least 10 retransmits/s" },
-    Threshold { id: "tcp.listen_overflows_per_s", warn: 0.1, crit: 10.0, unit: "per_s", why: "any listen overflow drops a connection attempt (S0:299)" },
-    Threshold { id: "tcp.time_wait", warn: 20000.0, crit: 28000.0, unit: "count", why: "> 20,000 TIME_WAIT = near ephemeral port exhaustion (S0:1330); 28k = the default port range" },
-    Threshold { id: "conntrack.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "count at or near max (S0:1039)" },
-    Threshold { id: "file_descriptors.process_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "approaching ulimit -n causes EMFILE (S0:213)" },
-    Threshold { id: "file_descriptors.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "system-wide file-max (S0:212)" },
-    Threshold { id: "tasks.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "PID exhaustion makes fork fail (S0:104)" },
-    Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
-    Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
-    Threshold { id: "syscalls.process_calls_per_s", warn: 50000.0, crit: 500000.0, unit: "per_s", why: "a minimal syscall costs ~100-200 ns (S0:262, S0:966) and 2 M/s cost 200-400 ms of CPU (S0:1154): 50k/s from one process is already ~1% of a CPU in entry/exit alone; 500k/s is a tight loop (S0:994)" },
-    Threshold { id: "syscalls.top_process_share_pct", warn: 60.0, crit: 60.0, unit: "pct", why: "companion of the storm rule: the process issues clearly more calls than all others together (our choice for 'far more than the rest': 60%, so two equal loops are not 'a storm from one process')" },
-    Threshold { id: "syscalls.futex_time_pct", warn: 50.0, crit: 90.0, unit: "pct", why: "'If 90% of time is in futex(), the process is contending on a lock' (S0:977); warn at half" },
-    Threshold { id: "syscalls.futex_busy_cpu_pct", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the futex rule: contention is waiting while the lock holder runs (S0:1365: contention = high CPU, deadlock = zero CPU); or a futex rate of >= 10k/s. Idle pools are told apart by how their waits end (a timeout is not a wakeup by a holder) and by wait length, so a fifth of a CPU (a holder on a box whose CPUs are shared) is enough" },
-    Threshold { id: "syscalls.futex_calls_per_s", warn: 10000.0, crit: 1000000.0, unit: "per_s", why: "healthy ~4,000 futex/s vs pathological ~8 M/s (S0:1352, S0:1361); 'millions of futex() calls per second indicates severe lock contention'" },
-    Threshold { id: "syscalls.errors_per_s", warn: 1000.0, crit: 10000.0, unit: "per_s", why: "our choice: failing calls at 1000/s are work wasted in a loop; needs >= 50% of that syscall's calls failing (EAGAIN on non-blocking I/O is normal in small numbers)" },
-    Threshold { id: "syscalls.error_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the error-rate rule: most calls of that syscall fail" },
-    Threshold { id: "syscalls.exhaustion_errors", warn: 1.0, crit: 100.0, unit: "count", why: "EMFILE/ENFILE (fd limit, S0:213), ENOMEM, ENOSPC/EDQUOT (S3:303): any one is a resource running out" },
-    Threshold { id: "syscalls.refused_per_s", warn: 10.0, crit: 1000.0, unit: "per_s", why: "our choice: ECONNREFUSED at 10/s is a client hammering a dead or overloaded backend" },
-    Threshold { id: "syscalls.process_sys_share_pct", warn: 70.0, crit: 90.0, unit: "pct", why: "'100% kernel-mode CPU with no user-mode time means the process is spinning inside the kernel' (S0:976, S0:991); needs >= 20% CPU used so an idle process is never named" },
-    Threshold { id: "cpu.busy_pct_low", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the D-state rule: CPUs mostly idle" },
-    // Deep dives (`triage cpu|mem|disk|net`).
-    Threshold { id: "cpu.softirq_cpu_soft_pct", warn: 20.0, crit: 50.0, unit: "pct", why: "not in the seeds: a CPU spending a fifth of its time in softirq is visibly taken from applications; half is a saturated core (mpstat %soft)" },
-    Threshold { id: "cpu.softirq_one_cpu_share_pct", warn: 90.0, crit: 90.0, unit: "pct", why: "companion: 90% of a softirq type on one CPU means one queue/IRQ (NET_RX all on one CPU, S0 network tuning); below that the work is spread" },
-    Threshold { id: "memory.allocation_stalls_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "any direct reclaim (allocstall) means an allocation waited for reclaim (S0: direct reclaim = latency); an idle box has none; 100/s is sustained pressure" },
-    Threshold { id: "cgroup.memory_limit_events", warn: 1.0, crit: 100.0, unit: "count", why: "memory.events high/max increments: the cgroup hit its limit and was throttled or reclaimed in the window (S0:1207 working set near limit)" },
-    Threshold { id: "memory.rss_growth_kb_per_s", warn: 1024.0, crit: 10240.0, unit: "kb_per_s", why: "not in the seeds: 1 MiB/s of steady RSS growth is 3.5 GiB an hour; a one-window measure, so a warning to confirm with --interval" },
-    Threshold { id: "disk.await_outlier_ratio", warn: 5.0, crit: 20.0, unit: "ratio", why: "not in the seeds: devices of one box usually answer within 2-3x of each other; 5x the peers' median (and above disk.await_ms) points at the device or its path" },
-    Threshold { id: "tcp.close_wait_growth", warn: 10.0, crit: 100.0, unit: "count", why: "CLOSE_WAIT accumulating = application not closing sockets, a leak (S0:1331); growth within one window, not the level, separates a leak from a busy server" },
-    Threshold { id: "udp.rcvbuf_errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "RcvbufErrors: datagrams dropped for a full socket buffer (S0 network errors: any non-zero drop is a problem)" },
-    Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
-    Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
-    Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
-    Threshold { id: "network.qdisc_drop_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "non-zero drops indicate saturation (S0:438), judged like retransmits (tcp.retrans_pct): a qdisc dropping 1% of the packets it is given costs TCP a retransmit and a cwnd cut for each; 5% is a shaper or queue far under its load. Over the window, never since boot: an fq_codel with a few drops over months is healthy" },
-    Threshold { id: "network.qdisc_drops_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "companion of the share: a share needs volume to mean something, at least 10 drops/s (as tcp.retrans_segs_per_s)" },
-    Threshold { id: "tcp.retrans_qdisc_drop_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "each packet a local qdisc drops costs TCP at least one retransmit (more with tail losses and spurious ones): when this host's qdisc drops at least half as many packets as TCP retransmits in the same window, the loss is local, and the retransmit finding is its consequence (info)" },
-    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: client-side sockets to one (local address, remote address:port) against ip_local_port_range, as the kernel allocates (accepted sockets hold no ephemeral port)" },
-];
-
-pub fn threshold(id: &str) -> Threshold {
-    THRESHOLDS
-        .iter()
-        .find(|t| t.id == id)
-        .copied()
-        .unwrap_or_else(|| panic!("no threshold named {id}: THRESHOLDS and the rules disagree"))
-}
-
-pub(crate) fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
-    Evidence {
-        metric: metric.to_string(),
-        value: r2(value),
-        comparison: cmp.to_string(),
-        threshold: t,
-        unit: unit.to_string(),
-    }
-}
-
-/// Severity for `value` against threshold `id`, if it crosses the warning level.
-pub(crate) fn level(id: &str, value: f64) -> Option<(Severity, Threshold)> {
-    let t = threshold(id);
-    if value >= t.crit {
-        Some((Severity::Critical, t))
-    } else if value >= t.warn {
-        Some((Severity::Warning, t))
-    } else {
-        None
-    }
-}
-
-pub(crate) fn finding(
-    id: &str,
-    sev: Severity,
-    resource: &str,
-    summary: String,
-    evidence: Vec<Evidence>,
-    next: Vec<String>,
-) -> Finding {
-    let score = evidence
-        .first()
-        .map(|e| {
-            if e.threshold > 0.0 {
-                e.value / e.threshold
-            } else {
-                1.0
-            }
-        })
-        .unwrap_or(1.0);
-    Finding {
-        id: id.to_string(),
-        severity: sev,
-        resource: resource.to_string(),
-        subject: Default::default(),
-        summary,
-        evidence,
-        next,
-        score: r2(score),
-    }
-}
+pub use crate::resources::rule::{ev, finding, level, threshold, Threshold, THRESHOLDS};
 
 fn fmt_cpus(n: f64) -> String {
     if (n - n.round()).abs() < 0.01 {
@@ -174,19 +43,6 @@ fn top_procs(s: &Sections, n: usize) -> String {
         .map(|p| format!("{} (pid {}) {:.0}%", p.comm, p.pid, p.cpu_pct))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 0 {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    })
 }
 
 /// Everything the rules look at besides the sections.
@@ -209,7 +65,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     net_rules(s, &mut out);
     qdisc::rules(s, &mut out);
     software_rules(s, &mut out);
-    kernel_log_rules(s, cx, &mut out);
+    crate::resources::kernel_log::rules(s.kernel_log.as_ref(), &mut out);
     procs_storm::rules(s, cx, &mut out);
     io_sync::rules(s, &mut out);
     rank(&mut out);
@@ -941,136 +797,8 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
             .first()
             .map(|t| format!("; top CPU: {} (pid {}) {:.0}%", t.comm, t.pid, t.cpu_pct))
     };
-    for d in &s.disks {
-        if d.caveat.as_deref().is_some_and(|c| c.starts_with("memory")) {
-            continue;
-        }
-        let (ta, tu) = (threshold("disk.aqu_sz"), threshold("disk.util_pct"));
-        // A device that serves requests in parallel is saturated when they overlap: at queue
-        // depth ~1 (one fsync'd write after another) it is busy but waited on one request at
-        // a time, which is latency, not a queue (see io_sync).
-        if d.aqu_sz > ta.warn && d.util_pct >= tu.warn && !io_sync::one_at_a_time(d) {
-            // A deep queue is the signal (on SSDs busy time saturates long before the device).
-            let sev = if d.aqu_sz >= ta.crit {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            };
-            let awaits = match (d.r_await_ms, d.w_await_ms) {
-                (Some(r), Some(w)) => format!(", r_await {r:.1} ms, w_await {w:.1} ms"),
-                (Some(r), None) => format!(", r_await {r:.1} ms"),
-                (None, Some(w)) => format!(", w_await {w:.1} ms"),
-                _ => String::new(),
-            };
-            out.push(finding(
-                "disk.saturation.queue",
-                sev,
-                "disk",
-                format!(
-                    "Disk {} saturated: {:.0}% busy with {:.1} requests queued (aqu-sz){awaits}, {:.0} IOPS{}",
-                    d.device,
-                    d.util_pct,
-                    d.aqu_sz,
-                    d.r_per_s + d.w_per_s,
-                    consumer().unwrap_or_default()
-                ),
-                vec![
-                    ev("disk.aqu_sz", d.aqu_sz, ">", ta.warn, "requests"),
-                    ev("disk.util_pct", d.util_pct, ">=", tu.warn, "pct"),
-                ],
-                vec![format!("triage disk"), "iotop -o".into(), format!("iostat -xz {} 1", d.device)],
-            ).with_subject(Subject {
-                device: Some(d.device.clone()),
-                ..consumer_subject()
-            }));
-        }
-        let worst = [d.r_await_ms, d.w_await_ms]
-            .into_iter()
-            .flatten()
-            .reduce(f64::max);
-        if let Some(w) = worst {
-            if let Some((sev, t)) = level("disk.await_ms", w) {
-                let ios = d.r_per_s + d.w_per_s;
-                if ios >= 1.0 {
-                    out.push(finding(
-                        "disk.saturation.await",
-                        sev,
-                        "disk",
-                        format!("Disk {} slow: I/O takes {w:.1} ms on average ({ios:.0} IOPS, {:.0}% busy)", d.device, d.util_pct),
-                        vec![ev("disk.await_ms", w, ">=", t.warn, "ms")],
-                        vec!["triage disk".into(), "biolatency (bcc/libbpf-tools)".into()],
-                    ).with_subject(Subject::device(&d.device)));
-                }
-            }
-        }
-    }
-    for f in &s.filesystems {
-        if f.read_only {
-            continue;
-        }
-        if let Some((sev, t)) = f.used_pct.and_then(|p| level("filesystem.used_pct", p)) {
-            out.push(
-                finding(
-                    "filesystem.utilization.space",
-                    sev,
-                    "filesystem",
-                    format!(
-                        "Filesystem {} {:.0}% full ({} free of {})",
-                        f.mount_point,
-                        f.used_pct.unwrap_or(0.0),
-                        human_bytes(f.avail_bytes),
-                        human_bytes(f.size_bytes)
-                    ),
-                    vec![ev(
-                        "filesystem.used_pct",
-                        f.used_pct.unwrap_or(0.0),
-                        ">=",
-                        t.warn,
-                        "pct",
-                    )],
-                    vec![format!(
-                        "du -xh --max-depth=2 {} | sort -h | tail",
-                        f.mount_point
-                    )],
-                )
-                .with_subject(fs_subject(f)),
-            );
-        }
-        if let Some((sev, t)) = f
-            .inodes_used_pct
-            .and_then(|p| level("filesystem.inodes_used_pct", p))
-        {
-            out.push(
-                finding(
-                    "filesystem.utilization.inodes",
-                    sev,
-                    "filesystem",
-                    format!(
-                        "Filesystem {} out of inodes: {:.0}% used (ENOSPC even with free space)",
-                        f.mount_point,
-                        f.inodes_used_pct.unwrap_or(0.0)
-                    ),
-                    vec![ev(
-                        "filesystem.inodes_used_pct",
-                        f.inodes_used_pct.unwrap_or(0.0),
-                        ">=",
-                        t.warn,
-                        "pct",
-                    )],
-                    vec![format!("df -i {}", f.mount_point)],
-                )
-                .with_subject(fs_subject(f)),
-            );
-        }
-    }
-}
-
-fn fs_subject(f: &FsRow) -> Subject {
-    Subject {
-        mount: Some(f.mount_point.clone()),
-        device: Some(f.device.clone()),
-        ..Default::default()
-    }
+    crate::resources::disk::rules(&s.disks, consumer_subject, consumer, out);
+    crate::resources::filesystem::rules(&s.filesystems, out);
 }
 
 /// The network namespace of a row, when it is not our own.
@@ -1474,21 +1202,6 @@ fn rss_growth_rule(s: &Sections, out: &mut Vec<Finding>) {
     );
 }
 
-fn is_oom(class: &str) -> bool {
-    class == "oom_kill" || class == "cgroup_oom"
-}
-
-/// "in the window", "in the last 5 min", "in the 10 min before the window".
-fn klog_when(in_window: u32, recent: u32, lookback_s: f64) -> String {
-    if in_window > 0 {
-        "in the window".into()
-    } else if recent > 0 {
-        format!("in the last {:.0} min", KLOG_RECENT_S / 60.0)
-    } else {
-        format!("in the {:.0} min before the window", lookback_s / 60.0)
-    }
-}
-
 /// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.
 /// Critical when in the window, a warning when recent ([`KLOG_RECENT_S`]), else info.
 fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
@@ -1595,87 +1308,6 @@ fn oom_rule(s: &Sections, out: &mut Vec<Finding>) {
     );
 }
 
-/// One finding per class of kernel-log trouble (and per device for I/O, filesystem and NFS
-/// errors), with its count: critical when a serious one is in the window, a warning when
-/// recent ([`KLOG_RECENT_S`]), info when older within the look-back. OOM kills are left to
-/// [`oom_rule`], so one kill is one finding.
-fn kernel_log_rules(s: &Sections, _cx: &Context, out: &mut Vec<Finding>) {
-    let Some(k) = &s.kernel_log else { return };
-    for g in k.groups.iter().filter(|g| !is_oom(&g.class)) {
-        let serious = matches!(
-            g.class.as_str(),
-            "io_error" | "fs_error" | "hung_task" | "soft_lockup" | "hardware_error" | "rcu_stall"
-        );
-        let sev = if g.in_window > 0 && serious {
-            Severity::Critical
-        } else if g.recent > 0 {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        let n = if g.recent > 0 { g.recent } else { g.count };
-        let on = g
-            .device
-            .as_deref()
-            .map(|d| format!(" on {d}"))
-            .unwrap_or_default();
-        let who = match (&g.comm, g.pid) {
-            (Some(c), Some(p)) => format!(" ({c}, pid {p})"),
-            _ => String::new(),
-        };
-        let when = klog_when(g.in_window, g.recent, k.lookback_s);
-        let mut next: Vec<String> = match (g.class.as_str(), g.device.as_deref(), g.pid) {
-            ("io_error", Some(d), _) => vec![
-                format!("dmesg -T | grep -w {d}"),
-                format!("smartctl -a /dev/{d}"),
-            ],
-            ("fs_error", Some(d), _) => vec![format!("dmesg -T | grep -w {d}")],
-            ("hung_task", _, Some(p)) => vec![format!("cat /proc/{p}/stack"), "triage disk".into()],
-            ("conntrack_full", ..) => vec![
-                "conntrack -S".into(),
-                "sysctl net.netfilter.nf_conntrack_count net.netfilter.nf_conntrack_max".into(),
-            ],
-            ("syn_flood", ..) => vec!["ss -ltn".into(), "triage net".into()],
-            _ => Vec::new(),
-        };
-        next.push("dmesg -T | tail -50".into());
-        let mut e = vec![ev("kernel_log.error_events", n as f64, ">=", 1.0, "count")];
-        if g.recent > 0 {
-            e.push(ev(
-                "kernel_log.newest_age_s",
-                g.newest_age_s,
-                "<=",
-                KLOG_RECENT_S,
-                "s",
-            ));
-        }
-        out.push(
-            finding(
-                &format!("kernel_log.errors.{}", g.class),
-                sev,
-                "kernel_log",
-                format!(
-                    "Kernel: {n} {}{}{on}{who} {when}, the last {:.0} s before the end of the window: {}",
-                    g.label,
-                    if n == 1 { "" } else { "s" },
-                    g.newest_age_s,
-                    g.message
-                ),
-                e,
-                next,
-            )
-            .with_subject(Subject {
-                pid: g.pid.map(|p| p as i32),
-                comm: g.comm.clone(),
-                device: g.device.clone(),
-                cgroup: g.cgroup.clone(),
-                class: Some(g.class.clone()),
-                ..Default::default()
-            }),
-        );
-    }
-}
-
 /// `512 kB/s`, `242.2 MB/s`.
 pub fn human_kb_rate(kb: f64) -> String {
     if kb >= 10_240.0 {
@@ -1691,10 +1323,11 @@ mod tests {
 
     #[test]
     fn every_threshold_is_ordered_and_unique() {
-        for (i, t) in THRESHOLDS.iter().enumerate() {
+        let all: Vec<&Threshold> = crate::resources::rule::all().collect();
+        for (i, t) in all.iter().enumerate() {
             assert!(t.warn <= t.crit, "{}", t.id);
             assert!(
-                THRESHOLDS[i + 1..].iter().all(|o| o.id != t.id),
+                all[i + 1..].iter().all(|o| o.id != t.id),
                 "duplicate {}",
                 t.id
             );

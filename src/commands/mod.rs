@@ -1,20 +1,18 @@
-//! Subcommands. Each one chooses which readings, sections and rules take part; the pipeline
-//! (collect -> model -> analyze -> render) is shared. A new subcommand is one file here plus
-//! one entry in `cli::Command`.
+//! Subcommands. A report subcommand is a view of the registry ([`views`]): it names the
+//! resources, level, sections, findings and probe that take part, and [`pipeline`] runs any
+//! view (collect -> model -> analyze); this file resolves the arguments into a [`Plan`] once
+//! and renders. A new view is one registry entry plus its arguments in `cli::Command`.
 
-pub mod cpu;
-pub mod deep;
-pub mod disk;
 pub mod doctor;
 pub mod fleet;
-pub mod mem;
-pub mod net;
 pub mod offcpu;
 pub mod output;
+pub mod pipeline;
 pub mod profile;
 pub mod schema;
 pub mod sixty_second;
 pub mod syscalls;
+pub mod views;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -22,7 +20,7 @@ use std::sync::Arc;
 use crate::cli::{exit, Cli, ColorChoice, Command, Format, Global};
 use crate::model::report::Report;
 use crate::render;
-use deep::Output;
+use pipeline::{Output, Plan};
 
 fn write_stdout(text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -98,15 +96,15 @@ pub fn run(mut cli: Cli) -> i32 {
             one(sixty_second::run(window, Some(out), note, g.verbose))
         }
         Command::Cpu(a) | Command::Mem(a) | Command::Disk(a) | Command::Net(a) => {
-            let focus = deep::Focus::of(&cli.command).expect("a deep dive");
-            if a.interval.is_some() {
+            let view = views::of(&cli.command).expect("a deep view");
+            let plan = Plan::deep(view, a, g);
+            if let Some(interval) = plan.interval {
                 // A time series streams: a row (or an NDJSON document) per window as it ends.
-                let interval = a.interval.unwrap_or_default();
                 let mut stream = output::SeriesStream::new(g.format, &style, width, interval);
                 stream.verbose = g.verbose;
-                deep::run_streaming(focus, a, g, &mut |rep, i, n| stream.window(rep, i, n))
+                pipeline::run_streaming(&plan, &mut |rep, i, n| stream.window(rep, i, n))
             } else {
-                deep::run(focus, a, g)
+                pipeline::run(&plan)
             }
         }
         Command::Syscalls(a) => one(syscalls::run(a, g)),

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::analyze::{self, Analysis};
+use super::pipeline::{self, Output, Plan};
+use super::views;
 use crate::cli::WindowArgs;
 use crate::collect::deep::Spec;
 use crate::collect::run::{self, LiveOptions, Readings};
@@ -14,7 +15,7 @@ use crate::model::offcpu::LatencyReadings;
 use crate::model::report::Report;
 use crate::model::report::Unavailable;
 
-pub const NAME: &str = "sixty-second";
+pub const NAME: &str = views::SIXTY_SECOND.name;
 
 /// Runnable/blocked tasks are sampled this often inside the window.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -25,21 +26,13 @@ pub fn run(
     note: &str,
     verbose: bool,
 ) -> Result<Report, String> {
-    // A capture records everything any subcommand reads, so every one can replay it.
-    let spec = if record.is_some() {
-        Spec::ALL
-    } else {
-        Spec::SIXTY_SECOND
-    };
-    #[allow(clippy::let_unit_value)] // `Wanted` is `()` without eBPF support
-    let wanted = super::offcpu::all_latency();
-    let win = readings(w, record, note, verbose, &spec, Some(&wanted))?;
-    let analysis = Analysis {
-        log_lookback_s: w.log_lookback,
-    };
-    let mut report = analyze::build_report(&win.readings, NAME, &analysis);
-    win.add_latency_to(&mut report);
-    Ok(report)
+    let mut plan = Plan::checklist(&views::SIXTY_SECOND, w, verbose);
+    plan.record = record.map(Path::to_path_buf);
+    plan.note = note.to_string();
+    match pipeline::run(&plan)? {
+        Output::One(r) => Ok(*r),
+        Output::Series(_) => unreachable!("a checklist plan has no --interval"),
+    }
 }
 
 /// One window's /proc readings and the eBPF latency histograms that ran during it.

@@ -7,45 +7,26 @@ use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
-use crate::collect::cgroup::CgroupSample;
-use crate::collect::disk::is_virtual_block;
-use crate::collect::kmsg;
 use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
-use crate::collect::system::CpuTicks;
 
 /// How many processes the top lists hold.
 pub const TOP_N: usize = 5;
 
-/// Difference of a monotonic counter; `None` when it went backwards.
-pub fn delta(a: u64, b: u64) -> Option<u64> {
-    b.checked_sub(a)
-}
+pub use crate::num::delta;
+pub use crate::resources::cgroup::cgroups;
+pub use crate::resources::cpu::{cpus, effective_cpus, load};
+pub use crate::resources::disk::{disks, idle_disks};
+pub use crate::resources::filesystem::filesystems;
+pub use crate::resources::kernel_log::{kernel_log, log_window};
+pub use crate::resources::memory::memory;
+pub use crate::resources::pressure::pressure;
 
-/// Per-second rate of a monotonic counter over `elapsed_s`.
-pub fn rate(a: u64, b: u64, elapsed_s: f64) -> Option<f64> {
-    if elapsed_s <= 0.0 {
-        return None;
-    }
-    delta(a, b).map(|d| d as f64 / elapsed_s)
-}
+pub use crate::num::{opt_rate, rate};
 
-fn opt_rate(a: Option<u64>, b: Option<u64>, el: f64) -> Option<f64> {
-    rate(a?, b?, el)
-}
+use crate::num::pct;
 
-fn pct(part: f64, whole: f64) -> Option<f64> {
-    (whole > 0.0).then(|| part / whole * 100.0)
-}
-
-/// Round for presentation and stable snapshots: 2 decimals (values near zero keep 4).
-pub fn r2(v: f64) -> f64 {
-    if v.abs() < 0.01 && v != 0.0 {
-        (v * 10_000.0).round() / 10_000.0
-    } else {
-        (v * 100.0).round() / 100.0
-    }
-}
+pub use crate::num::r2;
 
 fn ro(v: Option<f64>) -> Option<f64> {
     v.map(r2)
@@ -58,74 +39,6 @@ pub fn ns_label(r: &Readings, ino: u64) -> String {
     } else {
         format!("netns:{ino}")
     }
-}
-
-pub fn effective_cpus(r: &Readings) -> f64 {
-    r.end
-        .effective_cpus
-        .as_ref()
-        .map(|e| e.0)
-        .filter(|v| *v > 0.0)
-        .or(r.end.online_cpus.map(f64::from))
-        .unwrap_or(1.0)
-}
-
-pub fn load(r: &Readings) -> Option<LoadSection> {
-    let l = r.t1.system.load?;
-    let eff = effective_cpus(r);
-    Some(LoadSection {
-        load1: l.one,
-        load5: l.five,
-        load15: l.fifteen,
-        effective_cpus: r2(eff),
-        load1_per_cpu: r2(l.one / eff),
-    })
-}
-
-fn cpu_row(name: String, a: &CpuTicks, b: &CpuTicks) -> Option<CpuRow> {
-    let total = delta(a.total(), b.total())? as f64;
-    if total <= 0.0 {
-        return None;
-    }
-    let f = |x: u64, y: u64| r2(y.saturating_sub(x) as f64 / total * 100.0);
-    // user and nice include guest time: mpstat shows them without it.
-    let guest = b
-        .guest
-        .saturating_sub(a.guest)
-        .saturating_add(b.guest_nice.saturating_sub(a.guest_nice));
-    let usr = (b.user.saturating_sub(a.user)).saturating_sub(b.guest.saturating_sub(a.guest));
-    let nice =
-        (b.nice.saturating_sub(a.nice)).saturating_sub(b.guest_nice.saturating_sub(a.guest_nice));
-    let idle = f(a.idle, b.idle);
-    let iowait = f(a.iowait, b.iowait);
-    Some(CpuRow {
-        cpu: name,
-        usr_pct: r2(usr as f64 / total * 100.0),
-        nice_pct: r2(nice as f64 / total * 100.0),
-        sys_pct: f(a.system, b.system),
-        iowait_pct: iowait,
-        irq_pct: f(a.irq, b.irq),
-        soft_pct: f(a.softirq, b.softirq),
-        steal_pct: f(a.steal, b.steal),
-        guest_pct: r2(guest as f64 / total * 100.0),
-        idle_pct: idle,
-        busy_pct: r2((100.0 - idle - iowait).max(0.0)),
-    })
-}
-
-pub fn cpus(r: &Readings) -> Vec<CpuRow> {
-    let (Some(a), Some(b)) = (&r.t0.system.stat, &r.t1.system.stat) else {
-        return Vec::new();
-    };
-    let mut rows = Vec::new();
-    rows.extend(cpu_row("all".into(), &a.total, &b.total));
-    let before: BTreeMap<u32, &CpuTicks> = a.cpus.iter().map(|(i, t)| (*i, t)).collect();
-    for (id, t1) in &b.cpus {
-        if let Some(t0) = before.get(id) {
-            rows.extend(cpu_row(id.to_string(), t0, t1));
-        }
-    }
-    rows
 }
 
 fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
@@ -319,146 +232,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
     })
 }
 
-/// Returns the active disks and how many were idle or memory/loop devices (hidden).
-pub fn disks(r: &Readings) -> (Vec<DiskRow>, u32) {
-    let el = r.meta.elapsed_s;
-    let el_ms = el * 1000.0;
-    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
-        return (Vec::new(), 0);
-    };
-    let whole: Option<BTreeMap<&str, &crate::collect::disk::BlockDevice>> = r
-        .end
-        .block_devices
-        .as_ref()
-        .map(|v| v.iter().map(|d| (d.name.as_str(), d)).collect());
-    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
-    let mut rows = Vec::new();
-    let mut hidden = 0;
-    for d1 in b {
-        let dev = whole
-            .as_ref()
-            .and_then(|w| w.get(d1.name.as_str()).copied());
-        if whole.is_some() && dev.is_none() {
-            continue; // a partition
-        }
-        let Some(d0) = before.get(d1.name.as_str()) else {
-            continue;
-        };
-        let (Some(dr), Some(dw)) = (delta(d0.reads, d1.reads), delta(d0.writes, d1.writes)) else {
-            continue;
-        };
-        let ticks = delta(d0.time_in_progress, d1.time_in_progress).unwrap_or(0);
-        if (dr == 0 && dw == 0 && ticks == 0) || (is_virtual_block(&d1.name) && dr + dw == 0) {
-            hidden += 1;
-            continue;
-        }
-        let await_ms =
-            |t0: u64, t1: u64, n: u64| (n > 0).then(|| r2(t1.saturating_sub(t0) as f64 / n as f64));
-        let flushes = match (d0.flushes, d1.flushes) {
-            (Some(a), Some(b)) if b > a => Some((
-                b - a,
-                d1.time_flushing
-                    .unwrap_or(0)
-                    .saturating_sub(d0.time_flushing.unwrap_or(0)),
-            )),
-            _ => None,
-        };
-        let rotational = dev.and_then(|d| d.rotational);
-        let multi_queue = dev.map(|d| d.multi_queue).unwrap_or(false);
-        let caveat = if is_virtual_block(&d1.name) {
-            Some("memory- or file-backed device: not a disk".to_string())
-        } else if rotational == Some(false) || multi_queue {
-            Some("non-rotational/multi-queue: 100% busy does not mean saturated; judge by aqu-sz and await".to_string())
-        } else {
-            None
-        };
-        rows.push(DiskRow {
-            device: d1.name.clone(),
-            r_per_s: r2(dr as f64 / el),
-            w_per_s: r2(dw as f64 / el),
-            rkb_per_s: r2(d1.sectors_read.saturating_sub(d0.sectors_read) as f64 / 2.0 / el),
-            wkb_per_s: r2(d1.sectors_written.saturating_sub(d0.sectors_written) as f64 / 2.0 / el),
-            r_await_ms: await_ms(d0.time_reading, d1.time_reading, dr),
-            w_await_ms: await_ms(d0.time_writing, d1.time_writing, dw),
-            aqu_sz: r2(d1
-                .weighted_time_in_progress
-                .saturating_sub(d0.weighted_time_in_progress) as f64
-                / el_ms),
-            util_pct: r2(ticks as f64 / el_ms * 100.0),
-            rotational,
-            caveat,
-            flushes_per_s: flushes.map(|(n, _)| r2(n as f64 / el)),
-            flush_await_ms: flushes.map(|(n, t)| r2(t as f64 / n as f64)),
-        });
-    }
-    rows.sort_by(|a, b| {
-        b.util_pct
-            .total_cmp(&a.util_pct)
-            .then(a.device.cmp(&b.device))
-    });
-    (rows, hidden)
-}
-
-pub fn filesystems(r: &Readings) -> Vec<FsRow> {
-    r.end
-        .mounts
-        .iter()
-        .filter_map(|m| {
-            let s = m.stat?;
-            if s.blocks == 0 {
-                return None; // nothing to fill (e.g. an empty pseudo mount)
-            }
-            let bs = s.block_size;
-            let used = s.blocks.saturating_sub(s.blocks_free);
-            // df's Use%: used / (used + available to non-root).
-            let used_pct =
-                pct(used as f64, used.saturating_add(s.blocks_avail) as f64).map(|v| r2(v.ceil()));
-            let inodes_used_pct = (s.files > 0)
-                .then(|| pct(s.files.saturating_sub(s.files_free) as f64, s.files as f64))
-                .flatten()
-                .map(r2);
-            Some(FsRow {
-                mount_point: m.mount_point.clone(),
-                fs_type: m.fs_type.clone(),
-                device: m.device.clone(),
-                size_bytes: s.blocks.saturating_mul(bs),
-                avail_bytes: s.blocks_avail.saturating_mul(bs),
-                used_pct,
-                inodes_used_pct,
-                read_only: s.read_only,
-            })
-        })
-        .collect()
-}
-
-pub fn memory(r: &Readings) -> Option<MemorySection> {
-    let m = r.t1.system.mem?;
-    let buff_cache = m
-        .buffers
-        .saturating_add(m.cached)
-        .saturating_add(m.sreclaimable.unwrap_or(0));
-    let used = m.total.saturating_sub(m.free).saturating_sub(buff_cache);
-    let limit = r.end.memory_limit.clone().filter(|(l, _)| *l < m.total);
-    Some(MemorySection {
-        total_bytes: m.total,
-        used_bytes: used,
-        free_bytes: m.free,
-        available_bytes: m.available,
-        buff_cache_bytes: buff_cache,
-        available_pct: m
-            .available
-            .and_then(|a| pct(a as f64, m.total as f64))
-            .map(r2),
-        swap_total_bytes: m.swap_total,
-        swap_used_bytes: m.swap_total.saturating_sub(m.swap_free),
-        dirty_bytes: m.dirty,
-        committed_as_bytes: m.committed_as,
-        commit_limit_bytes: m.commit_limit,
-        limit_bytes: limit.as_ref().map(|l| l.0),
-        limit_source: limit.map(|l| l.1),
-    })
-}
-
 fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
     let Some(pids) = r.namespaces.members.get(&ino) else {
         return Vec::new();
@@ -476,35 +249,6 @@ fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
             break;
         }
     }
-    out
-}
-
-/// Whole, non-virtual disks with no I/O in the window (their counters valid at both ends):
-/// the USE table lists them with zeros, so an idle box still shows its disks.
-pub fn idle_disks(r: &Readings) -> Vec<String> {
-    let (Some(a), Some(b)) = (&r.t0.disks, &r.t1.disks) else {
-        return Vec::new();
-    };
-    let whole: Option<std::collections::BTreeSet<&str>> = r
-        .end
-        .block_devices
-        .as_ref()
-        .map(|v| v.iter().map(|d| d.name.as_str()).collect());
-    let before: BTreeMap<&str, _> = a.iter().map(|d| (d.name.as_str(), d)).collect();
-    let mut out: Vec<String> = b
-        .iter()
-        .filter(|d| whole.as_ref().is_none_or(|w| w.contains(d.name.as_str())))
-        .filter(|d| !is_virtual_block(&d.name))
-        .filter(|d1| {
-            before.get(d1.name.as_str()).is_some_and(|d0| {
-                d1.reads == d0.reads
-                    && d1.writes == d0.writes
-                    && d1.time_in_progress == d0.time_in_progress
-            })
-        })
-        .map(|d| d.name.clone())
-        .collect();
-    out.sort();
     out
 }
 
@@ -646,204 +390,6 @@ pub fn tcp(r: &Readings) -> Vec<TcpRow> {
     rows
 }
 
-pub fn pressure(r: &Readings) -> Vec<PsiRow> {
-    let el_us = r.meta.elapsed_s * 1e6;
-    let mut rows = Vec::new();
-    for (res, b) in &r.t1.system.psi {
-        let a = r.t0.system.psi.get(res);
-        let window = |x: Option<u64>, y: Option<u64>| -> Option<f64> {
-            let d = delta(x?, y?)? as f64;
-            Some(r2((d / el_us * 100.0).min(100.0)))
-        };
-        rows.push(PsiRow {
-            resource: res.clone(),
-            some_pct: window(a.map(|a| a.some.total_us), Some(b.some.total_us)),
-            full_pct: window(
-                a.and_then(|a| a.full.map(|f| f.total_us)),
-                b.full.map(|f| f.total_us),
-            ),
-            some_avg10_pct: b.some.avg10,
-            some_avg60_pct: b.some.avg60,
-        });
-    }
-    rows
-}
-
-fn cgroup_row(a: Option<&CgroupSample>, b: &CgroupSample, el: f64) -> CgroupRow {
-    let mut row = CgroupRow {
-        path: b.path.clone(),
-        ..Default::default()
-    };
-    if let Some(c1) = &b.cpu {
-        row.cpu_limit_cpus = match (c1.quota_us, c1.period_us) {
-            (Some(q), Some(p)) if p > 0 => Some(r2(q as f64 / p as f64)),
-            _ => None,
-        };
-        if let Some(c0) = a.and_then(|a| a.cpu.as_ref()) {
-            row.cpu_used_cpus = opt_rate(c0.usage_us, c1.usage_us, el).map(|us| r2(us / 1e6));
-            if let (Some(dp), Some(dt)) = (
-                delta(c0.nr_periods, c1.nr_periods),
-                delta(c0.nr_throttled, c1.nr_throttled),
-            ) {
-                row.throttled_periods_pct = if dp > 0 {
-                    Some(r2(dt as f64 / dp as f64 * 100.0))
-                } else {
-                    Some(0.0)
-                };
-            }
-            row.throttled_ms_per_s =
-                rate(c0.throttled_us, c1.throttled_us, el).map(|us| r2(us / 1000.0));
-        }
-    }
-    if let Some(m1) = &b.memory {
-        row.memory_bytes = Some(m1.current_bytes);
-        row.memory_limit_bytes = m1.max_bytes;
-        row.memory_used_pct = m1
-            .max_bytes
-            .and_then(|mx| pct(m1.current_bytes as f64, mx as f64))
-            .map(r2);
-        row.swap_bytes = m1.swap_bytes;
-        let k0 = a
-            .and_then(|a| a.memory.as_ref())
-            .and_then(|m| m.oom_kill_events);
-        row.oom_kills = match (k0, m1.oom_kill_events) {
-            (Some(x), Some(y)) => delta(x, y),
-            _ => None,
-        };
-    }
-    if let Some(p) = &b.pids {
-        row.pids = Some(p.current);
-        row.pids_limit = p.max;
-    }
-    row
-}
-
-/// Cgroups worth a row: limited (CPU, memory or pids) or throttled in the window.
-pub fn cgroups(r: &Readings) -> Vec<CgroupRow> {
-    let el = r.meta.elapsed_s;
-    let Some(s1) = &r.t1.cgroups else {
-        return Vec::new();
-    };
-    let before: BTreeMap<&str, &CgroupSample> =
-        r.t0.cgroups
-            .as_ref()
-            .map(|s| s.groups.iter().map(|g| (g.path.as_str(), g)).collect())
-            .unwrap_or_default();
-    let mut rows: Vec<CgroupRow> = s1
-        .groups
-        .iter()
-        .map(|g| cgroup_row(before.get(g.path.as_str()).copied(), g, el))
-        .filter(|c| {
-            c.cpu_limit_cpus.is_some()
-                || c.memory_limit_bytes.is_some()
-                || c.pids_limit.is_some()
-                || c.throttled_periods_pct.unwrap_or(0.0) > 0.0
-                || c.oom_kills.unwrap_or(0) > 0
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        b.throttled_periods_pct
-            .unwrap_or(0.0)
-            .total_cmp(&a.throttled_periods_pct.unwrap_or(0.0))
-            .then(
-                b.memory_used_pct
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.memory_used_pct.unwrap_or(0.0)),
-            )
-            .then(a.path.cmp(&b.path))
-    });
-    rows.truncate(20);
-    rows
-}
-
-/// The end of the window on the kernel log's clock (uptime, else the newest record), and the
-/// look-back point `lookback_s` before it, in microseconds.
-pub fn log_window(r: &Readings, recs: &[kmsg::KmsgRecord], lookback_s: f64) -> (u64, u64) {
-    let now_us =
-        r.t1.system
-            .uptime_s
-            .map(|u| (u * 1e6) as u64)
-            .or_else(|| recs.last().map(|l| l.ts_us))
-            .unwrap_or(0);
-    (now_us, now_us.saturating_sub((lookback_s * 1e6) as u64))
-}
-
-/// Kernel log events at most `lookback_s` before the end of the window.
-pub fn kernel_log(r: &Readings, lookback_s: f64) -> Option<KernelLogSection> {
-    let recs = r.end.kmsg.as_ref()?;
-    let (now_us, since) = log_window(r, recs, lookback_s);
-    let events = kmsg::classify(recs, since);
-    let mut counts = BTreeMap::new();
-    for e in &events {
-        *counts.entry(e.class.label().to_string()).or_insert(0) += 1;
-    }
-    // pid -> memory cgroup, from the `oom-kill:` summaries.
-    let mut memcg: BTreeMap<u32, String> = BTreeMap::new();
-    for rec in recs.iter().filter(|x| x.message.starts_with("oom-kill:")) {
-        let field = |k: &str| rec.message.split(',').find_map(|kv| kv.strip_prefix(k));
-        if let (Some(pid), Some(cg)) = (
-            field("pid=").and_then(|p| p.trim().parse().ok()),
-            field("task_memcg="),
-        ) {
-            memcg.insert(pid, cg.to_string());
-        }
-    }
-    let mut groups: Vec<KlogGroup> = Vec::new();
-    for e in &events {
-        let age = r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6);
-        let device = matches!(
-            e.class,
-            kmsg::KmsgClass::IoError | kmsg::KmsgClass::FsError | kmsg::KmsgClass::NfsNotResponding
-        )
-        .then(|| e.device.clone())
-        .flatten();
-        let i = match groups
-            .iter()
-            .position(|g| g.class == e.class.id() && g.device == device)
-        {
-            Some(i) => i,
-            None => {
-                groups.push(KlogGroup {
-                    class: e.class.id().to_string(),
-                    label: e.class.label().to_string(),
-                    device,
-                    ..Default::default()
-                });
-                groups.len() - 1
-            }
-        };
-        let g = &mut groups[i];
-        g.count += 1;
-        g.recent += u32::from(age <= KLOG_RECENT_S);
-        // Plus a second of slack for clock granularity.
-        g.in_window += u32::from(age <= r.meta.elapsed_s + 1.0);
-        // Events come in log order: the last one is the newest.
-        g.newest_age_s = age;
-        g.pid = e.pid;
-        g.comm = e.comm.clone();
-        g.cgroup = e.pid.and_then(|p| memcg.get(&p).cloned());
-        g.message = e.message.clone();
-    }
-    let mut listed: Vec<KlogEvent> = events
-        .iter()
-        .map(|e| KlogEvent {
-            age_s: r2(now_us.saturating_sub(e.ts_us) as f64 / 1e6),
-            class: e.class.label().to_string(),
-            message: e.message.clone(),
-        })
-        .collect();
-    // The newest matter most; keep the list short.
-    if listed.len() > 20 {
-        listed.drain(..listed.len() - 20);
-    }
-    Some(KernelLogSection {
-        lookback_s,
-        events: listed,
-        counts,
-        groups,
-    })
-}
-
 pub fn limits(r: &Readings) -> LimitsSection {
     let l = &r.end.limits;
     let threads = r.t1.system.load.map(|x| x.threads as u64);
@@ -968,21 +514,5 @@ mod tests {
         assert_eq!(rate(100, 50, 1.0), None);
         assert_eq!(rate(100, 300, 2.0), Some(100.0));
         assert_eq!(rate(1, 2, 0.0), None);
-    }
-
-    #[test]
-    fn cpu_row_excludes_guest_from_user() {
-        let a = CpuTicks::default();
-        let b = CpuTicks {
-            user: 50,
-            guest: 20,
-            idle: 50,
-            ..Default::default()
-        };
-        let row = cpu_row("0".into(), &a, &b).unwrap();
-        assert_eq!(row.usr_pct, 30.0);
-        assert_eq!(row.guest_pct, 20.0);
-        assert_eq!(row.idle_pct, 50.0);
-        assert_eq!(row.busy_pct, 50.0);
     }
 }

@@ -217,94 +217,13 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Disks
     for d in &s.disks {
-        let mut r = Resource::new("disk", Some(d.device.clone()));
-        push(
-            &mut r,
-            Metric::new(
-                "disk.util_pct",
-                U,
-                "busy",
-                Some(d.util_pct),
-                "pct",
-                "/proc/diskstats",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "disk.aqu_sz",
-                S,
-                "aqu-sz",
-                Some(d.aqu_sz),
-                "requests",
-                "/proc/diskstats",
-            ),
-        );
-        let awaits: Vec<f64> = [d.r_await_ms, d.w_await_ms].into_iter().flatten().collect();
-        let worst = awaits.iter().copied().reduce(f64::max);
-        push(
-            &mut r,
-            Metric::maybe(
-                "disk.await_ms",
-                S,
-                "await",
-                worst,
-                "ms",
-                "/proc/diskstats",
-                "no completed I/O",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::disk::use_resource(d));
     }
-    let psi_io = s
-        .pressure
-        .iter()
-        .find(|p| p.resource == "io")
-        .and_then(|p| p.some_pct);
-    if psi_io.is_some() {
-        let mut r = Resource::new("io", None);
-        push(
-            &mut r,
-            Metric::new(
-                "io.pressure_some_pct",
-                S,
-                "PSI",
-                psi_io,
-                "pct",
-                "/proc/pressure/io",
-            ),
-        );
-        out.push(r);
-    }
+    out.extend(crate::resources::pressure::io_resource(&s.pressure));
 
     // Filesystems
     for f in &s.filesystems {
-        let mut r = Resource::new("filesystem", Some(f.mount_point.clone()));
-        push(
-            &mut r,
-            Metric::maybe(
-                "filesystem.used_pct",
-                U,
-                "space",
-                f.used_pct,
-                "pct",
-                "statvfs",
-                "no block count",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "filesystem.inodes_used_pct",
-                U,
-                "inodes",
-                f.inodes_used_pct,
-                "pct",
-                "statvfs",
-                "no inode count (filesystem has none)",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::filesystem::use_resource(f));
     }
 
     // Network interfaces
@@ -526,81 +445,18 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
     }
 
     // cgroups with limits or throttling
-    for c in &s.cgroups {
-        let mut r = Resource::new("cgroup", Some(c.path.clone()));
-        if let (Some(used), Some(lim)) = (c.cpu_used_cpus, c.cpu_limit_cpus) {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.cpu_quota_used_pct",
-                    U,
-                    "of quota",
-                    Some(super::build::r2(used / lim * 100.0)),
-                    "pct",
-                    "cgroup cpu.stat, cpu.max",
-                ),
-            );
-        }
-        if c.throttled_periods_pct.is_some() {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.throttled_periods_pct",
-                    S,
-                    "throttled",
-                    c.throttled_periods_pct,
-                    "pct",
-                    "cgroup cpu.stat",
-                ),
-            );
-        }
-        if c.memory_used_pct.is_some() {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.memory_used_pct",
-                    U,
-                    "mem of limit",
-                    c.memory_used_pct,
-                    "pct",
-                    "cgroup memory.current, memory.max",
-                ),
-            );
-        }
-        if c.oom_kills.is_some() {
-            push(
-                &mut r,
-                Metric::new(
-                    "cgroup.oom_kills",
-                    E,
-                    "OOM kills",
-                    c.oom_kills.map(|v| v as f64),
-                    "count",
-                    "cgroup memory.events",
-                ),
-            );
-        }
-        if !r.metrics.is_empty() {
-            out.push(r);
-        }
-    }
+    out.extend(
+        s.cgroups
+            .iter()
+            .filter_map(crate::resources::cgroup::use_resource),
+    );
 
     // Kernel log
-    if let Some(k) = &s.kernel_log {
-        let mut r = Resource::new("kernel_log", None);
-        push(
-            &mut r,
-            Metric::new(
-                "kernel_log.error_events",
-                E,
-                "messages",
-                Some(k.counts.values().sum::<u32>() as f64),
-                "count",
-                "/dev/kmsg",
-            ),
-        );
-        out.push(r);
-    }
+    out.extend(
+        s.kernel_log
+            .as_ref()
+            .map(crate::resources::kernel_log::use_resource),
+    );
     out
 }
 
@@ -622,33 +478,7 @@ pub fn add_idle(out: &mut Vec<Resource>, disks: &[String], interfaces: &[String]
         {
             continue;
         }
-        let mut r = Resource::new("disk", Some(d.clone()));
-        r.metrics = vec![
-            Metric::new(
-                "disk.util_pct",
-                U,
-                "busy",
-                Some(0.0),
-                "pct",
-                "/proc/diskstats",
-            ),
-            Metric::new(
-                "disk.aqu_sz",
-                S,
-                "aqu-sz",
-                Some(0.0),
-                "requests",
-                "/proc/diskstats",
-            ),
-            Metric::missing(
-                "disk.await_ms",
-                S,
-                "await",
-                "ms",
-                "/proc/diskstats",
-                "no completed I/O",
-            ),
-        ];
+        let r = crate::resources::disk::idle_resource(d);
         out.insert(at, r);
         at += 1;
     }

@@ -1,7 +1,19 @@
 //! The detail tables of the report: what the classic 60-second commands print, computed over the
 //! measured window. Field names carry their units; `None` serializes as `null`.
+//!
+//! `Sections` gathers every resource's sections; the row types of the resources that have a
+//! module (`crate::resources`) are defined there and re-exported here.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::resources::cgroup::CgroupRow;
+pub use crate::resources::cpu::{CpuRow, LoadSection};
+pub use crate::resources::disk::DiskRow;
+pub use crate::resources::filesystem::FsRow;
+pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
+pub use crate::resources::memory::MemorySection;
+pub use crate::resources::pressure::PsiRow;
+pub use crate::resources::tasks::DTask;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -39,7 +51,7 @@ pub struct Sections {
     pub limits: Option<LimitsSection>,
     /// cgroups with an I/O limit (io.max, blkio.throttle.*) and how much of it they used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub io_limited_cgroups: Vec<super::deep::IoCgroupRow>,
+    pub io_limited_cgroups: Vec<crate::resources::disk::IoCgroupRow>,
     /// `triage cpu`: per-process/thread CPU with switches, softirqs, PSI stall time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_detail: Option<super::deep::CpuDetail>,
@@ -48,7 +60,7 @@ pub struct Sections {
     pub mem_detail: Option<super::deep::MemDetail>,
     /// `triage disk`: merges, request size, in flight, per-process I/O, kernel I/O errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_detail: Option<super::deep::DiskDetail>,
+    pub disk_detail: Option<crate::resources::disk::DiskDetail>,
     /// `triage net`: link use, softnet, UDP, socket states, listeners, conntrack, ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_detail: Option<super::deep::NetDetail>,
@@ -66,14 +78,79 @@ pub struct Sections {
     pub profile: Option<super::profile::ProfileSection>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct LoadSection {
-    pub load1: f64,
-    pub load5: f64,
-    pub load15: f64,
-    pub effective_cpus: f64,
-    /// load1 / effective CPUs.
-    pub load1_per_cpu: f64,
+/// The checklist's sections, named: a view keeps the ones it lists ([`Sections::keep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Load,
+    Vmstat,
+    Cpus,
+    Processes,
+    /// The active disks and the count of idle ones.
+    Disks,
+    Filesystems,
+    Memory,
+    Interfaces,
+    Tcp,
+    Pressure,
+    Cgroups,
+    KernelLog,
+    Limits,
+    IoLimitedCgroups,
+    /// tc -s qdisc (the `net` view's).
+    Qdiscs,
+}
+
+impl Sections {
+    /// Empty every checklist section not in `keep` (the detail sections, latency and probe
+    /// sections are a view's own and stay).
+    pub fn keep(&mut self, keep: &[Section]) {
+        let drop = |s: Section| !keep.contains(&s);
+        if drop(Section::Load) {
+            self.load = None;
+        }
+        if drop(Section::Vmstat) {
+            self.vmstat = None;
+        }
+        if drop(Section::Cpus) {
+            self.cpus = Vec::new();
+        }
+        if drop(Section::Processes) {
+            self.processes = None;
+        }
+        if drop(Section::Disks) {
+            (self.disks, self.disks_idle) = (Vec::new(), 0);
+        }
+        if drop(Section::Filesystems) {
+            self.filesystems = Vec::new();
+        }
+        if drop(Section::Memory) {
+            self.memory = None;
+        }
+        if drop(Section::Interfaces) {
+            self.interfaces = Vec::new();
+        }
+        if drop(Section::Tcp) {
+            self.tcp = Vec::new();
+        }
+        if drop(Section::Pressure) {
+            self.pressure = Vec::new();
+        }
+        if drop(Section::Cgroups) {
+            self.cgroups = Vec::new();
+        }
+        if drop(Section::KernelLog) {
+            self.kernel_log = None;
+        }
+        if drop(Section::Limits) {
+            self.limits = None;
+        }
+        if drop(Section::IoLimitedCgroups) {
+            self.io_limited_cgroups = Vec::new();
+        }
+        if drop(Section::Qdiscs) {
+            self.qdiscs = Vec::new();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -105,23 +182,6 @@ pub struct VmstatSection {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct CpuRow {
-    /// `all` or the CPU number.
-    pub cpu: String,
-    pub usr_pct: f64,
-    pub nice_pct: f64,
-    pub sys_pct: f64,
-    pub iowait_pct: f64,
-    pub irq_pct: f64,
-    pub soft_pct: f64,
-    pub steal_pct: f64,
-    pub guest_pct: f64,
-    pub idle_pct: f64,
-    /// 100 - idle - iowait.
-    pub busy_pct: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcRow {
     pub pid: i32,
     pub comm: String,
@@ -136,14 +196,6 @@ pub struct ProcRow {
     /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_cpu: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct DTask {
-    pub pid: i32,
-    pub tid: i32,
-    pub comm: String,
-    pub wchan: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -211,61 +263,6 @@ pub struct FdRow {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct DiskRow {
-    pub device: String,
-    pub r_per_s: f64,
-    pub w_per_s: f64,
-    pub rkb_per_s: f64,
-    pub wkb_per_s: f64,
-    pub r_await_ms: Option<f64>,
-    pub w_await_ms: Option<f64>,
-    /// iostat's `aqu-sz` (older sysstat: `avgqu-sz`): average requests in flight.
-    pub aqu_sz: f64,
-    /// Busy time share. Not clamped: above 100 is flagged, not hidden.
-    pub util_pct: f64,
-    pub rotational: Option<bool>,
-    /// Present for SSD/multi-queue devices, where 100% busy does not mean saturated.
-    pub caveat: Option<String>,
-    /// Cache flushes completed per second (fsync/fdatasync on a device with a volatile write
-    /// cache) and their average time, when the kernel counts them (5.5+) and there were any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flushes_per_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flush_await_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct FsRow {
-    pub mount_point: String,
-    pub fs_type: String,
-    pub device: String,
-    pub size_bytes: u64,
-    pub avail_bytes: u64,
-    /// Used share of what non-root users can use (as df computes Use%).
-    pub used_pct: Option<f64>,
-    pub inodes_used_pct: Option<f64>,
-    pub read_only: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct MemorySection {
-    pub total_bytes: u64,
-    pub used_bytes: u64,
-    pub free_bytes: u64,
-    pub available_bytes: Option<u64>,
-    pub buff_cache_bytes: u64,
-    pub available_pct: Option<f64>,
-    pub swap_total_bytes: u64,
-    pub swap_used_bytes: u64,
-    pub dirty_bytes: u64,
-    pub committed_as_bytes: Option<u64>,
-    pub commit_limit_bytes: Option<u64>,
-    /// The workload's cgroup limit, when tighter than the host's memory.
-    pub limit_bytes: Option<u64>,
-    pub limit_source: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IfRow {
     /// `host` for our own namespace, else `netns:INODE`.
     pub namespace: String,
@@ -306,93 +303,6 @@ pub struct TcpRow {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct PsiRow {
-    pub resource: String,
-    /// Share of the window in which some tasks stalled on the resource.
-    pub some_pct: Option<f64>,
-    /// Share of the window in which all non-idle tasks stalled.
-    pub full_pct: Option<f64>,
-    pub some_avg10_pct: f64,
-    pub some_avg60_pct: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct CgroupRow {
-    pub path: String,
-    /// quota / period.
-    pub cpu_limit_cpus: Option<f64>,
-    /// CPU used in the window, in CPUs.
-    pub cpu_used_cpus: Option<f64>,
-    /// Share of CFS periods in the window in which the group was throttled.
-    pub throttled_periods_pct: Option<f64>,
-    pub throttled_ms_per_s: Option<f64>,
-    pub memory_bytes: Option<u64>,
-    pub memory_limit_bytes: Option<u64>,
-    pub memory_used_pct: Option<f64>,
-    pub swap_bytes: Option<u64>,
-    pub oom_kills: Option<u64>,
-    pub pids: Option<u64>,
-    pub pids_limit: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct KernelLogSection {
-    /// How far back messages are considered, in seconds before the end of the window.
-    pub lookback_s: f64,
-    pub events: Vec<KlogEvent>,
-    /// Events per class (all of them, also those not listed).
-    pub counts: std::collections::BTreeMap<String, u32>,
-    /// All the events grouped by class (and device, for I/O, filesystem and NFS errors): what
-    /// the kernel-log rules make one finding each of.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<KlogGroup>,
-}
-
-/// Kernel-log events younger than this (seconds before the end of the window) are recent: a
-/// warning, not history. Five minutes: long enough that a fault seen a moment before the run
-/// (the usual "it was slow just now") still warns, short enough that the default look-back of
-/// ten minutes leaves room for context.
-pub const KLOG_RECENT_S: f64 = 300.0;
-
-/// One class of kernel-log trouble (and its device), over the look-back.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct KlogGroup {
-    /// The class id: `oom_kill`, `cgroup_oom`, `io_error`, `hung_task`, `conntrack_full`, ...
-    pub class: String,
-    /// Short words for it (`I/O error`).
-    pub label: String,
-    /// The block or filesystem device, or the NFS server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
-    /// Events in the look-back.
-    pub count: u32,
-    /// Of them, within [`KLOG_RECENT_S`] of the end of the window.
-    pub recent: u32,
-    /// Of them, inside the measured window.
-    pub in_window: u32,
-    /// Seconds before the end of the window of the newest one.
-    pub newest_age_s: f64,
-    /// The process of the newest (OOM victim, hung task, segfaulting process).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comm: Option<String>,
-    /// The memory cgroup of an OOM kill (`task_memcg=`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    /// The newest message.
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct KlogEvent {
-    /// Seconds before the end of the window.
-    pub age_s: f64,
-    pub class: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LimitsSection {
     pub file_handles: Option<u64>,
     pub file_handles_max: Option<u64>,
@@ -404,4 +314,109 @@ pub struct LimitsSection {
     pub conntrack: Option<u64>,
     pub conntrack_max: Option<u64>,
     pub conntrack_pct: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `keep` empties every checklist section it is not given, and only those.
+    #[test]
+    fn keep_empties_the_sections_not_named() {
+        let full = Sections {
+            load: Some(LoadSection::default()),
+            vmstat: Some(VmstatSection::default()),
+            cpus: vec![CpuRow::default()],
+            processes: Some(ProcessSection::default()),
+            disks: vec![DiskRow::default()],
+            disks_idle: 3,
+            filesystems: vec![FsRow::default()],
+            memory: Some(MemorySection::default()),
+            interfaces: vec![IfRow::default()],
+            tcp: vec![TcpRow::default()],
+            pressure: vec![PsiRow::default()],
+            cgroups: vec![CgroupRow::default()],
+            kernel_log: Some(KernelLogSection::default()),
+            limits: Some(LimitsSection::default()),
+            io_limited_cgroups: vec![Default::default()],
+            ..Default::default()
+        };
+        let mut s = full.clone();
+        s.keep(&[Section::Disks, Section::Filesystems, Section::Pressure]);
+        assert_eq!(
+            s,
+            Sections {
+                disks: full.disks.clone(),
+                disks_idle: 3,
+                filesystems: full.filesystems.clone(),
+                pressure: full.pressure.clone(),
+                ..Default::default()
+            }
+        );
+        let mut all = full.clone();
+        all.keep(&[
+            Section::Load,
+            Section::Vmstat,
+            Section::Cpus,
+            Section::Processes,
+            Section::Disks,
+            Section::Filesystems,
+            Section::Memory,
+            Section::Interfaces,
+            Section::Tcp,
+            Section::Pressure,
+            Section::Cgroups,
+            Section::KernelLog,
+            Section::Limits,
+            Section::IoLimitedCgroups,
+        ]);
+        assert_eq!(all, full);
+    }
+
+    /// Every field of `Sections` is either a checklist section that `keep` knows (so a view
+    /// can leave it out) or a section of one view's own. A new checklist field needs a
+    /// `Section` variant and a line in `keep`, or every deep view would show it.
+    #[test]
+    fn every_section_field_is_known_to_keep_or_a_views_own() {
+        const CHECKLIST: &[&str] = &[
+            "load",
+            "vmstat",
+            "cpus",
+            "processes",
+            "disks",
+            "disks_idle",
+            "filesystems",
+            "memory",
+            "interfaces",
+            "tcp",
+            "pressure",
+            "cgroups",
+            "kernel_log",
+            "limits",
+            "io_limited_cgroups",
+        ];
+        const OWN: &[&str] = &[
+            "cpu_detail",
+            "mem_detail",
+            "disk_detail",
+            "net_detail",
+            "offcpu",
+            "latency",
+            "syscalls",
+            "profile",
+        ];
+        let schema = serde_json::to_value(schemars::schema_for!(Sections)).unwrap();
+        let props = schema["properties"]
+            .as_object()
+            .expect("Sections has properties");
+        for name in props.keys() {
+            assert!(
+                CHECKLIST.contains(&name.as_str()) || OWN.contains(&name.as_str()),
+                "Sections.{name}: add a `Section` variant and a line in `Sections::keep` (and \
+                 list it in the views that show it, commands/views.rs), or list it here as a \
+                 view's own section"
+            );
+        }
+        assert_eq!(props.len(), CHECKLIST.len() + OWN.len());
+    }
 }

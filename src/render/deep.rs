@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use comfy_table::CellAlignment;
 
-use super::table::{f1, new_table, o1, ou, s, section, shorten, wrap, Style};
+use super::table::{f1, new_table, o1, ou, s, section, shorten, spec_table, wrap, Style};
 use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
 use crate::text::human_bytes;
@@ -277,29 +277,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
 
 fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
     if !d.devices.is_empty() {
-        let mut t = new_table(&[
-            "device",
-            "rrqm/s",
-            "wrqm/s",
-            "areq-sz kB",
-            "in flight",
-            "%util > 100",
-        ]);
-        left(&mut t, 0);
-        for x in &d.devices {
-            t.add_row(vec![
-                s(&x.device),
-                f1(x.rrqm_per_s),
-                f1(x.wrqm_per_s),
-                o1(x.areq_sz_kb),
-                x.in_flight.to_string(),
-                if x.util_over_100 {
-                    "yes (multi-queue)".into()
-                } else {
-                    "no".into()
-                },
-            ]);
-        }
+        let t = spec_table(crate::resources::disk::EXTRA_COLUMNS, &d.devices);
         section(out, st, "iostat -x: merges, request size, queue", &t);
     }
     let _ = writeln!(
@@ -309,16 +287,7 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
         o1(d.psi_some_stall_ms),
         o1(d.psi_full_stall_ms)
     );
-    let mut t = new_table(&["PID", "command", "read kB/s", "write kB/s"]);
-    left(&mut t, 1);
-    for p in &d.top_io {
-        t.add_row(vec![
-            p.pid.to_string(),
-            s(&p.comm),
-            f1(p.read_kb_per_s),
-            f1(p.write_kb_per_s),
-        ]);
-    }
+    let t = spec_table(crate::resources::disk::IO_PROC_COLUMNS, &d.top_io);
     let title = format!(
         "pidstat -d: processes by storage I/O ({} not readable)",
         d.io_not_readable
@@ -333,24 +302,7 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
         section(out, st, &title, &t);
     }
     if !d.cgroups.is_empty() {
-        let mut t = new_table(&[
-            "cgroup", "v", "rkB/s", "wkB/s", "r/s", "w/s", "limit", "used%", "PSI ms",
-        ]);
-        left(&mut t, 0);
-        left(&mut t, 6);
-        for c in &d.cgroups {
-            t.add_row(vec![
-                shorten(&s(&c.path), 28),
-                c.version.clone(),
-                f1(c.read_kb_per_s),
-                f1(c.write_kb_per_s),
-                f1(c.read_iops),
-                f1(c.write_iops),
-                s(c.busiest_limit.as_deref().unwrap_or("-")),
-                o1(c.limit_used_pct),
-                o1(c.psi_some_stall_ms),
-            ]);
-        }
+        let t = spec_table(crate::resources::disk::IO_CGROUP_COLUMNS, &d.cgroups);
         section(
             out,
             st,
@@ -359,17 +311,7 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
         );
     }
     if !d.d_state.is_empty() {
-        let mut t = new_table(&["PID", "TID", "command", "waiting in"]);
-        left(&mut t, 2);
-        left(&mut t, 3);
-        for x in &d.d_state {
-            t.add_row(vec![
-                x.pid.to_string(),
-                x.tid.to_string(),
-                s(&x.comm),
-                s(x.wchan.as_deref().unwrap_or("-")),
-            ]);
-        }
+        let t = spec_table(crate::resources::tasks::D_STATE_COLUMNS, &d.d_state);
         section(
             out,
             st,

@@ -7,6 +7,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use super::sanitize;
 use crate::model::report::{Report, Severity, UseKind};
+use crate::resources::columns::{Align, Column};
 use crate::text::human_bytes;
 
 /// The default width (not a terminal, and no --width).
@@ -71,6 +72,23 @@ pub(super) fn new_table(headers: &[&str]) -> Table {
     t
 }
 
+/// A table drawn from its column specs: the headers, each column's alignment, a row per item.
+pub(super) fn spec_table<R>(cols: &[Column<R>], rows: &[R]) -> Table {
+    let mut t = new_table(&Column::headers(cols));
+    for (i, c) in cols.iter().enumerate() {
+        if let Some(col) = t.column_mut(i) {
+            col.set_cell_alignment(match c.align {
+                Align::Left => CellAlignment::Left,
+                Align::Right => CellAlignment::Right,
+            });
+        }
+    }
+    for r in rows {
+        t.add_row(Column::cells(cols, r));
+    }
+    t
+}
+
 pub(super) fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
@@ -110,15 +128,7 @@ pub(super) fn wrap(out: &mut String, first: &str, rest: &str, text: &str) {
     let _ = writeln!(out, "{}", line.trim_end());
 }
 
-/// Keep the end of a long name (`…sandbox/v1/python`): the end tells mounts and cgroups apart.
-pub(super) fn shorten(x: &str, max: usize) -> String {
-    let n = x.chars().count();
-    if n <= max {
-        return x.to_string();
-    }
-    let tail: String = x.chars().skip(n - (max - 1)).collect();
-    format!("…{tail}")
-}
+pub(super) use crate::resources::columns::shorten;
 
 pub(super) fn section(out: &mut String, st: &Style, title: &str, t: &Table) {
     // A long title wraps like text (each line painted on its own).
@@ -476,23 +486,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         );
     }
     if !sec.cpus.is_empty() {
-        let mut t = new_table(&[
-            "CPU", "%usr", "%nice", "%sys", "%iowait", "%irq", "%soft", "%steal", "%guest", "%idle",
-        ]);
-        for c in &sec.cpus {
-            t.add_row(vec![
-                c.cpu.clone(),
-                f1(c.usr_pct),
-                f1(c.nice_pct),
-                f1(c.sys_pct),
-                f1(c.iowait_pct),
-                f1(c.irq_pct),
-                f1(c.soft_pct),
-                f1(c.steal_pct),
-                f1(c.guest_pct),
-                f1(c.idle_pct),
-            ]);
-        }
+        let t = spec_table(crate::resources::cpu::COLUMNS, &sec.cpus);
         section(out, st, "mpstat -P ALL", &t);
     }
     if let Some(p) = &sec.processes {
@@ -552,30 +546,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
     }
     // The deep dives other than `disk` leave the disk tables out.
     if !matches!(r.command.as_str(), "cpu" | "mem" | "net") {
-        let mut t = new_table(&[
-            "device", "r/s", "w/s", "rkB/s", "wkB/s", "r_await", "w_await", "aqu-sz", "%util",
-        ]);
-        if let Some(c) = t.column_mut(0) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for d in &sec.disks {
-            let util = if d.util_pct > 100.0 {
-                format!("{:.1}!", d.util_pct)
-            } else {
-                f1(d.util_pct)
-            };
-            t.add_row(vec![
-                s(&d.device),
-                f1(d.r_per_s),
-                f1(d.w_per_s),
-                f1(d.rkb_per_s),
-                f1(d.wkb_per_s),
-                o1(d.r_await_ms),
-                o1(d.w_await_ms),
-                format!("{:.2}", d.aqu_sz),
-                util,
-            ]);
-        }
+        let t = spec_table(crate::resources::disk::COLUMNS, &sec.disks);
         let title = format!(
             "iostat -xz ({} idle or memory-backed devices hidden)",
             sec.disks_idle
@@ -591,25 +562,10 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         }
     }
     if let Some(m) = &sec.memory {
-        let mut t = new_table(&["", "total", "used", "free", "buff/cache", "available"]);
-        t.add_row(vec![
-            "Mem".into(),
-            human_bytes(m.total_bytes),
-            human_bytes(m.used_bytes),
-            human_bytes(m.free_bytes),
-            human_bytes(m.buff_cache_bytes),
-            m.available_bytes
-                .map(human_bytes)
-                .unwrap_or_else(|| "-".into()),
-        ]);
-        t.add_row(vec![
-            "Swap".into(),
-            human_bytes(m.swap_total_bytes),
-            human_bytes(m.swap_used_bytes),
-            human_bytes(m.swap_total_bytes.saturating_sub(m.swap_used_bytes)),
-            String::new(),
-            String::new(),
-        ]);
+        let t = spec_table(
+            crate::resources::memory::COLUMNS,
+            &crate::resources::memory::free_lines(m),
+        );
         let lim = match (&m.limit_bytes, &m.limit_source) {
             (Some(b), Some(src)) => format!(" (cgroup limit {} from {})", human_bytes(*b), s(src)),
             _ => String::new(),
@@ -617,24 +573,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, &format!("free{lim}"), &t);
     }
     if !sec.filesystems.is_empty() {
-        let mut t = new_table(&["mount", "type", "size", "avail", "use%", "inodes%"]);
-        if let Some(c) = t.column_mut(1) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for f in &sec.filesystems {
-            t.add_row(vec![
-                format!(
-                    "{}{}",
-                    s(&f.mount_point),
-                    if f.read_only { " (ro)" } else { "" }
-                ),
-                s(&f.fs_type),
-                human_bytes(f.size_bytes),
-                human_bytes(f.avail_bytes),
-                o1(f.used_pct),
-                o1(f.inodes_used_pct),
-            ]);
-        }
+        let t = spec_table(crate::resources::filesystem::COLUMNS, &sec.filesystems);
         section(out, st, "df", &t);
     }
     if !matches!(r.command.as_str(), "cpu" | "mem" | "disk") {
@@ -710,56 +649,11 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         }
     }
     if !sec.pressure.is_empty() {
-        let mut t = new_table(&[
-            "resource",
-            "some % of window",
-            "full % of window",
-            "some avg10",
-            "some avg60",
-        ]);
-        for p in &sec.pressure {
-            t.add_row(vec![
-                p.resource.clone(),
-                o1(p.some_pct),
-                o1(p.full_pct),
-                f1(p.some_avg10_pct),
-                f1(p.some_avg60_pct),
-            ]);
-        }
+        let t = spec_table(crate::resources::pressure::COLUMNS, &sec.pressure);
         section(out, st, "pressure stall information (PSI)", &t);
     }
     if !sec.cgroups.is_empty() {
-        let mut t = new_table(&[
-            "cgroup",
-            "CPU limit",
-            "CPU used",
-            "throttled%",
-            "thr ms/s",
-            "memory",
-            "mem limit",
-            "mem%",
-            "OOM kills",
-        ]);
-        if let Some(col) = t.column_mut(0) {
-            col.set_cell_alignment(CellAlignment::Left);
-        }
-        for c in &sec.cgroups {
-            t.add_row(vec![
-                s(&c.path),
-                o1(c.cpu_limit_cpus),
-                o1(c.cpu_used_cpus),
-                o1(c.throttled_periods_pct),
-                o1(c.throttled_ms_per_s),
-                c.memory_bytes
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "-".into()),
-                c.memory_limit_bytes
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "-".into()),
-                o1(c.memory_used_pct),
-                ou(c.oom_kills),
-            ]);
-        }
+        let t = spec_table(crate::resources::cgroup::COLUMNS, &sec.cgroups);
         section(out, st, "cgroups with limits", &t);
     }
     if let Some(l) = &sec.limits {

@@ -29,6 +29,7 @@ pub const FIXTURES: &[&str] = &[
     "container-quota-2-of-64",
     "garbled-proc",
     "swap-nearly-full",
+    "disk-slow-flush",
 ];
 
 fn known(name: &str) -> Option<&'static str> {
@@ -85,6 +86,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "container-quota-2-of-64" => container_quota(&dir, base),
             "garbled-proc" => garbled_proc(&dir),
             "swap-nearly-full" => swap_nearly_full(&dir),
+            "disk-slow-flush" => disk_slow_flush(&dir, base),
             deep_name => deep::build(deep_name, &dir, base),
         }
         .with_context(|| format!("deriving fixtures/{name}"))?;
@@ -517,6 +519,45 @@ fn swap_nearly_full(dir: &Path) -> Result<String> {
     Ok(format!(
         "derived from fixtures/idle: SwapTotal {TOTAL_KB} kB and SwapFree {FREE_KB} kB (97% used) \
          in t0 and t1 proc/meminfo; no swap-in/out in the window"
+    ))
+}
+
+/// vda commits small writes, each followed by a cache flush (fsync): the writes take 0.5 ms,
+/// the flushes 45 ms each. No queue (one flush at a time) and a healthy w_await: only the
+/// flush time (diskstats fields 16-17) shows it.
+fn disk_slow_flush(dir: &Path, b: &Base) -> Result<String> {
+    const FLUSH_MS: u64 = 45;
+    let writes = b.at(0.0, 15.0, 1.0);
+    edit(&dir.join("t1/proc/diskstats"), |t| {
+        let mut out = String::new();
+        let mut seen = false;
+        for line in t.lines() {
+            let mut v: Vec<String> = line.split_ascii_whitespace().map(str::to_string).collect();
+            if v.get(2).map(String::as_str) != Some("vda") || v.len() < 20 {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            seen = true;
+            let add = |x: &str, n: u64| (x.parse::<u64>().unwrap_or(0) + n).to_string();
+            let (write_ms, flush_ms) = (writes / 2, writes * FLUSH_MS);
+            v[7] = add(&v[7], writes); // writes completed
+            v[9] = add(&v[9], writes * 8); // sectors written (4 KiB each)
+            v[10] = add(&v[10], write_ms); // ms writing
+            v[12] = add(&v[12], write_ms + flush_ms); // ms doing I/O
+            v[13] = add(&v[13], write_ms + flush_ms); // weighted ms (one at a time)
+            v[18] = add(&v[18], writes); // flushes completed
+            v[19] = add(&v[19], flush_ms); // ms flushing
+            out.push_str(&format!("{:>4} {:>7} {}\n", v[0], v[1], v[2..].join(" ")));
+        }
+        if !seen {
+            bail!("no vda line with flush fields");
+        }
+        Ok(out)
+    })?;
+    Ok(format!(
+        "derived from fixtures/idle: t1 proc/diskstats vda +{writes} writes of 4 KiB at 0.5 ms \
+         each, each followed by a cache flush of {FLUSH_MS} ms"
     ))
 }
 
