@@ -260,14 +260,28 @@ mod live {
         let dir = tempfile::tempdir().unwrap();
         let bin = build("contend", dir.path());
         let (pid, off, sys) = both(&bin, &["4", "2000", "6"]);
-        let f = top_about(&off, pid);
-        assert_eq!(f.id, "locks.saturation.contention", "{:#?}", off.findings);
-        assert_eq!(f.subject.comm.as_deref(), Some("contend"));
-        assert!(f.severity >= Severity::Warning);
-        let f = top_about(&sys, pid);
-        assert_eq!(f.id, "locks.saturation.futex", "{:#?}", sys.findings);
-        assert_eq!(f.subject.comm.as_deref(), Some("contend"));
-        assert!(f.severity >= Severity::Warning);
+        // The lock finding about the process. Not necessarily the first about it: while other
+        // builds share the CPUs, `contend` at ~96% CPU is also rightly named by a critical
+        // `cpu.saturation.runqueue` (seen in CI).
+        for (r, id) in [
+            (&off, "locks.saturation.contention"),
+            (&sys, "locks.saturation.futex"),
+        ] {
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.subject.pid == Some(pid as i32) && f.id == id)
+                .unwrap_or_else(|| panic!("no {id} about pid {pid}: {:#?}", r.findings));
+            assert_eq!(f.subject.comm.as_deref(), Some("contend"));
+            assert!(f.severity >= Severity::Warning);
+            // And nothing about it ranks above it but CPU saturation.
+            let first = top_about(r, pid);
+            assert!(
+                first.id == id || first.id == "cpu.saturation.runqueue",
+                "{:#?}",
+                r.findings
+            );
+        }
     }
 }
 
