@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (MIT OR Apache-2.0 OR GPL-2.0) */
 /*
- * Shared between bpf/tasks.bpf.c and src/collect/taskdump.rs (which decodes the records by
- * offset, so a recorded fixture replays without BPF): one record per task (thread) of the
- * BPF task iterator. Change both sides together, and bump TASKS_VERSION.
+ * Shared between bpf/tasks.bpf.c and src/collect/taskdump.rs (which decodes the records as
+ * `RawTaskRec`, a mirror of this struct that needs no BPF, so a recorded fixture replays
+ * anywhere; src/probe/taskiter.rs checks at compile time that the mirror has the generated
+ * type's size and field offsets): one record per task (thread) of the BPF task iterator.
+ * Change both sides together, and bump TASKS_VERSION.
  *
  * Times are nanoseconds as task_struct holds them; sizes are pages. User space turns them
  * into what /proc/PID/stat shows (cputime_adjust, nsec_to_clock_t, get_mm_rss).

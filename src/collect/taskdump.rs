@@ -77,12 +77,70 @@ pub struct TaskDump {
     pub tasks: Vec<TaskRec>,
 }
 
+/// `struct task_rec` of bpf/tasks.h, field for field: the records are read as this type, not
+/// by byte offsets. Without BPF there is no generated skeleton type to read them as (a fixture
+/// replays anywhere), so this mirror is checked against it at compile time by
+/// `probe::taskiter` (size and every field's offset) whenever the eBPF side is built.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RawTaskRec {
+    pub version: u32,
+    pub size: u32,
+    pub tgid: u32,
+    pub pid: u32,
+    pub ppid: u32,
+    pub state: u32,
+    pub exit_state: u32,
+    pub flags: u32,
+    pub cpu: u32,
+    pub nr_threads: i32,
+    pub nr_fds: u32,
+    pub have: u32,
+    pub netns: u64,
+    pub utime: u64,
+    pub stime: u64,
+    pub sum_exec_runtime: u64,
+    pub prev_utime: u64,
+    pub prev_stime: u64,
+    pub min_flt: u64,
+    pub maj_flt: u64,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+    pub start_boottime: u64,
+    pub rss_file: u64,
+    pub rss_anon: u64,
+    pub rss_swap: u64,
+    pub rss_shmem: u64,
+    pub sig_utime: u64,
+    pub sig_stime: u64,
+    pub sig_sum_sched_runtime: u64,
+    pub sig_prev_utime: u64,
+    pub sig_prev_stime: u64,
+    pub sig_min_flt: u64,
+    pub sig_maj_flt: u64,
+    pub sig_cutime: u64,
+    pub sig_cstime: u64,
+    pub comm: [u8; 16],
+}
+
+// SAFETY: `#[repr(C)]`, integers and a byte array only, no padding (the size assertion below:
+// 12 x 4 + 24 x 8 + 16 = 256): every bit pattern is a valid value.
+unsafe impl bytemuck::Zeroable for RawTaskRec {}
+// SAFETY: as above.
+unsafe impl bytemuck::AnyBitPattern for RawTaskRec {}
+const _: () = assert!(std::mem::size_of::<RawTaskRec>() == RECORD_SIZE);
+
+/// The dump's header fields (little-endian, as written by [`header`]).
 fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().unwrap_or_default())
+    b.get(off..off + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or_default())
+    b.get(off..off + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// The header for a dump of records taken with `ticks_per_s` and `page_size` (what user space
@@ -103,48 +161,53 @@ impl TaskRec {
         if b.len() != RECORD_SIZE {
             return Err(format!("record of {} bytes, not {RECORD_SIZE}", b.len()));
         }
-        let (version, size) = (u32_at(b, 0), u32_at(b, 4));
+        let raw: RawTaskRec =
+            bytemuck::try_pod_read_unaligned(b).map_err(|e| format!("record: {e:?}"))?;
+        let (version, size) = (raw.version, raw.size);
         if version != VERSION || size as usize != RECORD_SIZE {
             return Err(format!(
                 "record version {version} size {size}, expected {VERSION} and {RECORD_SIZE}"
             ));
         }
-        let have = u32_at(b, 44);
-        let q = |i: usize| u64_at(b, 48 + 8 * i);
-        let comm_bytes = &b[240..256];
-        let end = comm_bytes.iter().position(|&c| c == 0).unwrap_or(16);
+        let have = raw.have;
+        let end = raw.comm.iter().position(|&c| c == 0).unwrap_or(16);
         let r = TaskRec {
-            tgid: u32_at(b, 8) as i32,
-            pid: u32_at(b, 12) as i32,
-            ppid: u32_at(b, 16) as i32,
-            state: u32_at(b, 20),
-            exit_state: u32_at(b, 24),
-            flags: u32_at(b, 28),
-            cpu: u32_at(b, 32),
-            nr_threads: u32_at(b, 36) as i32,
-            nr_fds: (have & TR_HAVE_FDS != 0).then(|| u32_at(b, 40)),
-            netns: (have & TR_HAVE_NETNS != 0).then(|| q(0)),
-            utime: q(1),
-            stime: q(2),
-            sum_exec_runtime: q(3),
-            prev_utime: q(4),
-            prev_stime: q(5),
-            min_flt: q(6),
-            maj_flt: q(7),
-            nvcsw: q(8),
-            nivcsw: q(9),
-            start_boottime: q(10),
-            rss: (have & TR_HAVE_MM != 0).then(|| [q(11), q(12), q(13), q(14)]),
-            sig_utime: q(15),
-            sig_stime: q(16),
-            sig_sum_sched_runtime: q(17),
-            sig_prev_utime: q(18),
-            sig_prev_stime: q(19),
-            sig_min_flt: q(20),
-            sig_maj_flt: q(21),
-            sig_cutime: q(22),
-            sig_cstime: q(23),
-            comm: String::from_utf8_lossy(&comm_bytes[..end]).into_owned(),
+            tgid: raw.tgid as i32,
+            pid: raw.pid as i32,
+            ppid: raw.ppid as i32,
+            state: raw.state,
+            exit_state: raw.exit_state,
+            flags: raw.flags,
+            cpu: raw.cpu,
+            nr_threads: raw.nr_threads,
+            nr_fds: (have & TR_HAVE_FDS != 0).then_some(raw.nr_fds),
+            netns: (have & TR_HAVE_NETNS != 0).then_some(raw.netns),
+            utime: raw.utime,
+            stime: raw.stime,
+            sum_exec_runtime: raw.sum_exec_runtime,
+            prev_utime: raw.prev_utime,
+            prev_stime: raw.prev_stime,
+            min_flt: raw.min_flt,
+            maj_flt: raw.maj_flt,
+            nvcsw: raw.nvcsw,
+            nivcsw: raw.nivcsw,
+            start_boottime: raw.start_boottime,
+            rss: (have & TR_HAVE_MM != 0).then_some([
+                raw.rss_file,
+                raw.rss_anon,
+                raw.rss_swap,
+                raw.rss_shmem,
+            ]),
+            sig_utime: raw.sig_utime,
+            sig_stime: raw.sig_stime,
+            sig_sum_sched_runtime: raw.sig_sum_sched_runtime,
+            sig_prev_utime: raw.sig_prev_utime,
+            sig_prev_stime: raw.sig_prev_stime,
+            sig_min_flt: raw.sig_min_flt,
+            sig_maj_flt: raw.sig_maj_flt,
+            sig_cutime: raw.sig_cutime,
+            sig_cstime: raw.sig_cstime,
+            comm: String::from_utf8_lossy(&raw.comm[..end]).into_owned(),
         };
         if r.pid <= 0 || r.tgid <= 0 {
             return Err(format!("record with pid {} tgid {}", r.pid, r.tgid));

@@ -23,6 +23,59 @@ mod skel {
 }
 use skel::*;
 
+/// `collect::taskdump::RawTaskRec`, the type the records are decoded as (without BPF too), is
+/// the generated `task_rec` of bpf/tasks.h: same size, every field at the same offset.
+macro_rules! same_layout {
+    ($($f:ident),+ $(,)?) => {
+        const _: () = {
+            use std::mem::{offset_of, size_of};
+            use taskdump::RawTaskRec as Mirror;
+            use types::task_rec as Generated;
+            assert!(size_of::<Mirror>() == size_of::<Generated>());
+            $(assert!(offset_of!(Mirror, $f) == offset_of!(Generated, $f));)+
+        };
+    };
+}
+same_layout!(
+    version,
+    size,
+    tgid,
+    pid,
+    ppid,
+    state,
+    exit_state,
+    flags,
+    cpu,
+    nr_threads,
+    nr_fds,
+    have,
+    netns,
+    utime,
+    stime,
+    sum_exec_runtime,
+    prev_utime,
+    prev_stime,
+    min_flt,
+    maj_flt,
+    nvcsw,
+    nivcsw,
+    start_boottime,
+    rss_file,
+    rss_anon,
+    rss_swap,
+    rss_shmem,
+    sig_utime,
+    sig_stime,
+    sig_sum_sched_runtime,
+    sig_prev_utime,
+    sig_prev_stime,
+    sig_min_flt,
+    sig_maj_flt,
+    sig_cutime,
+    sig_cstime,
+    comm,
+);
+
 /// The inode of the initial PID namespace (`PROC_PID_INIT_INO`).
 const INIT_PID_NS: u64 = 0xEFFF_FFFC;
 
