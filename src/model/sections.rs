@@ -394,6 +394,7 @@ mod tests {
             "kernel_log",
             "limits",
             "io_limited_cgroups",
+            "qdiscs",
         ];
         const OWN: &[&str] = &[
             "cpu_detail",
