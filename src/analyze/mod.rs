@@ -20,6 +20,7 @@ use crate::model::sections::*;
 use crate::model::SatSum;
 use crate::num::{median, r2};
 use crate::resources::kernel_log::{is_oom, klog_when};
+use crate::resources::netif::netns_of;
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
@@ -801,37 +802,8 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
     crate::resources::filesystem::rules(&s.filesystems, out);
 }
 
-/// The network namespace of a row, when it is not our own.
-fn netns_of(ns: &str) -> Option<String> {
-    (ns != "own").then(|| ns.to_string())
-}
-
 fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
-    for i in &s.interfaces {
-        let bad = i.rx_errors_per_s + i.tx_errors_per_s + i.rx_drops_per_s + i.tx_drops_per_s;
-        if let Some((sev, t)) = level("network.errors_per_s", bad) {
-            let ns = if i.namespace == "own" {
-                String::new()
-            } else {
-                format!(" ({})", i.namespace)
-            };
-            out.push(finding(
-                "network.errors.interface",
-                sev,
-                "network",
-                format!(
-                    "Interface {}{ns} dropping/erroring: rx errors {:.1}/s, rx drops {:.1}/s, tx errors {:.1}/s, tx drops {:.1}/s",
-                    i.interface, i.rx_errors_per_s, i.rx_drops_per_s, i.tx_errors_per_s, i.tx_drops_per_s
-                ),
-                vec![ev("network.errors_per_s", bad, ">=", t.warn, "per_s")],
-                vec!["triage net".into(), format!("ip -s link show {}", i.interface)],
-            ).with_subject(Subject {
-                interface: Some(i.interface.clone()),
-                netns: netns_of(&i.namespace),
-                ..Default::default()
-            }));
-        }
-    }
+    crate::resources::netif::rules(&s.interfaces, out);
     for t in &s.tcp {
         let ns_subject = Subject {
             netns: netns_of(&t.namespace),

@@ -228,57 +228,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Network interfaces
     for i in &s.interfaces {
-        let name = if i.namespace == "own" {
-            i.interface.clone()
-        } else {
-            format!("{}/{}", i.namespace, i.interface)
-        };
-        let mut r = Resource::new("network", Some(name));
-        push(
-            &mut r,
-            Metric::new(
-                "network.rx_kb_per_s",
-                U,
-                "rx",
-                Some(i.rx_kb_per_s),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "network.tx_kb_per_s",
-                U,
-                "tx",
-                Some(i.tx_kb_per_s),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "network.drops_per_s",
-                S,
-                "drops",
-                Some(super::build::r2(i.rx_drops_per_s + i.tx_drops_per_s)),
-                "per_s",
-                "/proc/net/dev",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "network.errors_per_s",
-                E,
-                "errors",
-                Some(super::build::r2(i.rx_errors_per_s + i.tx_errors_per_s)),
-                "per_s",
-                "/proc/net/dev",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::netif::use_resource(i));
     }
 
     // TCP, per namespace
@@ -492,41 +442,7 @@ pub fn add_idle(out: &mut Vec<Resource>, disks: &[String], interfaces: &[String]
         {
             continue;
         }
-        let mut r = Resource::new("network", Some(i.clone()));
-        r.metrics = vec![
-            Metric::new(
-                "network.rx_kb_per_s",
-                U,
-                "rx",
-                Some(0.0),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-            Metric::new(
-                "network.tx_kb_per_s",
-                U,
-                "tx",
-                Some(0.0),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-            Metric::new(
-                "network.drops_per_s",
-                S,
-                "drops",
-                Some(0.0),
-                "per_s",
-                "/proc/net/dev",
-            ),
-            Metric::new(
-                "network.errors_per_s",
-                E,
-                "errors",
-                Some(0.0),
-                "per_s",
-                "/proc/net/dev",
-            ),
-        ];
+        let r = crate::resources::netif::idle_resource(i);
         out.insert(at, r);
         at += 1;
     }

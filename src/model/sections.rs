@@ -12,6 +12,7 @@ pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
 pub use crate::resources::memory::MemorySection;
+pub use crate::resources::netif::IfRow;
 pub use crate::resources::pressure::PsiRow;
 pub use crate::resources::tasks::DTask;
 
@@ -260,21 +261,6 @@ pub struct FdRow {
     pub open_fds: u64,
     pub soft_limit: Option<u64>,
     pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct IfRow {
-    /// `host` for our own namespace, else `netns:INODE`.
-    pub namespace: String,
-    pub interface: String,
-    pub rx_kb_per_s: f64,
-    pub tx_kb_per_s: f64,
-    pub rx_packets_per_s: f64,
-    pub tx_packets_per_s: f64,
-    pub rx_errors_per_s: f64,
-    pub tx_errors_per_s: f64,
-    pub rx_drops_per_s: f64,
-    pub tx_drops_per_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

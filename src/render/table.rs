@@ -577,29 +577,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, "df", &t);
     }
     if !matches!(r.command.as_str(), "cpu" | "mem" | "disk") {
-        let mut t = new_table(&[
-            "netns", "iface", "rxkB/s", "txkB/s", "rxpck/s", "txpck/s", "rxerr/s", "txerr/s",
-            "rxdrop/s", "txdrop/s",
-        ]);
-        for c in 0..2 {
-            if let Some(col) = t.column_mut(c) {
-                col.set_cell_alignment(CellAlignment::Left);
-            }
-        }
-        for i in &sec.interfaces {
-            t.add_row(vec![
-                s(&i.namespace),
-                s(&i.interface),
-                f1(i.rx_kb_per_s),
-                f1(i.tx_kb_per_s),
-                f1(i.rx_packets_per_s),
-                f1(i.tx_packets_per_s),
-                f1(i.rx_errors_per_s),
-                f1(i.tx_errors_per_s),
-                f1(i.rx_drops_per_s),
-                f1(i.tx_drops_per_s),
-            ]);
-        }
+        let t = spec_table(crate::resources::netif::COLUMNS, &sec.interfaces);
         if sec.interfaces.is_empty() {
             let _ = writeln!(
                 out,

@@ -11,6 +11,7 @@ pub mod disk;
 pub mod filesystem;
 pub mod kernel_log;
 pub mod memory;
+pub mod netif;
 pub mod pressure;
 pub mod rule;
 pub mod scope;
