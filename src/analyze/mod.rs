@@ -18,9 +18,8 @@ pub mod syscalls;
 use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 use crate::model::SatSum;
-use crate::num::{median, r2};
+use crate::num::median;
 use crate::resources::kernel_log::{is_oom, klog_when};
-use crate::resources::netif::netns_of;
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
@@ -804,92 +803,7 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
 
 fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
     crate::resources::netif::rules(&s.interfaces, out);
-    for t in &s.tcp {
-        let ns_subject = Subject {
-            netns: netns_of(&t.namespace),
-            ..Default::default()
-        };
-        let who = if t.namespace == "own" {
-            String::new()
-        } else if t.processes.is_empty() {
-            format!(" in {}", t.namespace)
-        } else {
-            format!(" in {} ({})", t.namespace, t.processes.join(", "))
-        };
-        if let (Some(p), Some(r)) = (t.retrans_pct, t.retrans_segs_per_s) {
-            let vol = threshold("tcp.retrans_segs_per_s");
-            if let (Some((sev, th)), true) = (level("tcp.retrans_pct", p), r >= vol.warn) {
-                // Mostly SYNs while the listen queue overflows: the retransmits are the
-                // dropped connection attempts of that overflow, not a lossy network.
-                let syn = t.syn_retrans_per_s.unwrap_or(0.0);
-                let overflowing = t
-                    .listen_overflows_per_s
-                    .and_then(|o| level("tcp.listen_overflows_per_s", o))
-                    .is_some();
-                let syn_share = if r > 0.0 { syn / r * 100.0 } else { 0.0 };
-                let (sev, why) = if overflowing && syn_share >= 50.0 {
-                    (
-                        Severity::Info,
-                        format!(
-                            "; {syn_share:.0}% of them SYNs: the connection attempts the listen queue overflow drops (see tcp.saturation.listen_overflow)"
-                        ),
-                    )
-                } else if syn > 0.0 {
-                    (sev, format!("; {syn:.0}/s of them SYNs"))
-                } else {
-                    (sev, String::new())
-                };
-                let mut e = vec![
-                    ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
-                    ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
-                ];
-                if t.syn_retrans_per_s.is_some() {
-                    e.push(ev("tcp.syn_retrans_pct", r2(syn_share), ">=", 50.0, "pct"));
-                }
-                out.push(
-                    finding(
-                        "tcp.errors.retransmits",
-                        sev,
-                        "tcp",
-                        format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent{why}"),
-                        e,
-                        vec![
-                            "triage net".into(),
-                            "ss -ti".into(),
-                            "tcpretrans (bcc/libbpf-tools)".into(),
-                        ],
-                    )
-                    .with_subject(ns_subject.clone()),
-                );
-            }
-        }
-        if let Some(o) = t.listen_overflows_per_s {
-            if let Some((sev, th)) = level("tcp.listen_overflows_per_s", o) {
-                out.push(finding(
-                    "tcp.saturation.listen_overflow",
-                    sev,
-                    "tcp",
-                    format!("Listen queue overflowing{who}: {o:.1} connection attempts/s dropped (the application is not accepting fast enough, or the backlog is too small)"),
-                    vec![ev("tcp.listen_overflows_per_s", o, ">=", th.warn, "per_s")],
-                    vec!["ss -ltn".into(), "triage net".into()],
-                ).with_subject(ns_subject.clone()));
-            }
-        }
-        if t.namespace == "own" {
-            time_wait_rule(s, out);
-        } else if let Some(tw) = t.time_wait {
-            if let Some((sev, th)) = level("tcp.time_wait", tw as f64) {
-                out.push(finding(
-                    "tcp.saturation.time_wait",
-                    sev,
-                    "tcp",
-                    format!("{tw} sockets in TIME_WAIT{who}: close to ephemeral port exhaustion for a busy peer"),
-                    vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")],
-                    vec!["triage net".into()],
-                ).with_subject(ns_subject.clone()));
-            }
-        }
-    }
+    crate::resources::tcp::rules(&s.tcp, |out| time_wait_rule(s, out), out);
 }
 
 /// TIME_WAIT in our own namespace. With the net view's socket dump it names the local ports

@@ -7,7 +7,6 @@ use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
-use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
 
 /// How many processes the top lists hold.
@@ -22,6 +21,7 @@ pub use crate::resources::kernel_log::{kernel_log, log_window};
 pub use crate::resources::memory::memory;
 pub use crate::resources::netif::{idle_interfaces, interface_reset, interfaces, ns_label};
 pub use crate::resources::pressure::pressure;
+pub use crate::resources::tcp::tcp;
 
 pub use crate::num::{opt_rate, rate};
 
@@ -222,96 +222,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
         rss_grower,
         spawners: super::spawn::spawners(r),
     })
-}
-
-fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
-    let Some(pids) = r.namespaces.members.get(&ino) else {
-        return Vec::new();
-    };
-    let procs = &r.t1.procs.procs;
-    let mut out: Vec<String> = Vec::new();
-    for pid in pids {
-        if let Some(p) = procs.get(pid).or_else(|| r.t0.procs.procs.get(pid)) {
-            let s = format!("{} (pid {})", p.comm, p.pid);
-            if !out.iter().any(|o| o.starts_with(&format!("{} ", p.comm))) {
-                out.push(s);
-            }
-        }
-        if out.len() >= n {
-            break;
-        }
-    }
-    out
-}
-
-fn counter_rate(a: &NetReading, b: &NetReading, key: &str, el: f64) -> Option<f64> {
-    let (x, y) = (*a.counters.get(key)?, *b.counters.get(key)?);
-    if x < 0 || y < x {
-        return None;
-    }
-    Some(r2((y - x) as f64 / el))
-}
-
-pub fn tcp(r: &Readings) -> Vec<TcpRow> {
-    let el = r.meta.elapsed_s;
-    let mut rows = Vec::new();
-    for (ino, b) in &r.t1.net {
-        let Some(a) = r.t0.net.get(ino) else { continue };
-        let cr = |k: &str| counter_rate(a, b, k, el);
-        let states = r.end.tcp_states.get(ino);
-        let out_segs = cr("Tcp.OutSegs");
-        let retrans = cr("Tcp.RetransSegs");
-        let row = TcpRow {
-            namespace: ns_label(r, *ino),
-            processes: ns_members(r, *ino, 3),
-            active_opens_per_s: cr("Tcp.ActiveOpens"),
-            passive_opens_per_s: cr("Tcp.PassiveOpens"),
-            out_segs_per_s: out_segs,
-            retrans_segs_per_s: retrans,
-            // OutSegs excludes retransmitted segments (RFC 4022): the share is of all segments
-            // sent, retransmissions included, so it cannot exceed 100%.
-            retrans_pct: match (retrans, out_segs) {
-                (Some(rt), Some(o)) if o + rt > 0.0 => Some(r2(rt / (o + rt) * 100.0)),
-                _ => None,
-            },
-            syn_retrans_per_s: cr("TcpExt.TCPSynRetrans"),
-            in_errs_per_s: cr("Tcp.InErrs"),
-            out_rsts_per_s: cr("Tcp.OutRsts"),
-            estab_resets_per_s: cr("Tcp.EstabResets"),
-            listen_overflows_per_s: cr("TcpExt.ListenOverflows"),
-            listen_drops_per_s: cr("TcpExt.ListenDrops"),
-            established: states.map(|s| s.get("ESTABLISHED").copied().unwrap_or(0)),
-            time_wait: b.sockstat.get("TCP.tw").copied(),
-            close_wait: states.map(|s| s.get("CLOSE_WAIT").copied().unwrap_or(0)),
-            orphans: b.sockstat.get("TCP.orphan").copied(),
-        };
-        let own = row.namespace == "own";
-        let busy = [
-            row.out_segs_per_s,
-            row.retrans_segs_per_s,
-            row.listen_overflows_per_s,
-            row.in_errs_per_s,
-        ]
-        .iter()
-        .any(|v| v.unwrap_or(0.0) > 0.0)
-            || row.established.unwrap_or(0) > 0
-            || row.time_wait.unwrap_or(0) > 0;
-        if own || busy {
-            rows.push(row);
-        }
-    }
-    // Our own namespace first, then the busiest.
-    rows.sort_by(|a, b| {
-        (b.namespace == "own")
-            .cmp(&(a.namespace == "own"))
-            .then(
-                b.out_segs_per_s
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.out_segs_per_s.unwrap_or(0.0)),
-            )
-            .then(a.namespace.cmp(&b.namespace))
-    });
-    rows
 }
 
 pub fn limits(r: &Readings) -> LimitsSection {

@@ -233,73 +233,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // TCP, per namespace
     for t in &s.tcp {
-        let inst = if t.namespace == "own" {
-            None
-        } else {
-            Some(t.namespace.clone())
-        };
-        let mut r = Resource::new("tcp", inst);
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.established",
-                U,
-                "established",
-                t.established.map(|v| v as f64),
-                "count",
-                "/proc/net/tcp*",
-                "socket table unreadable",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.listen_overflows_per_s",
-                S,
-                "lstn ovfl",
-                t.listen_overflows_per_s,
-                "per_s",
-                "/proc/net/netstat",
-                "no TcpExt counters",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.time_wait",
-                S,
-                "TIME_WAIT",
-                t.time_wait.map(|v| v as f64),
-                "count",
-                "/proc/net/sockstat",
-                "no sockstat",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.retrans_segs_per_s",
-                E,
-                "retr",
-                t.retrans_segs_per_s,
-                "per_s",
-                "/proc/net/snmp",
-                "no Tcp counters",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.retrans_pct",
-                E,
-                "retr",
-                t.retrans_pct,
-                "pct",
-                "/proc/net/snmp",
-                "no segments sent",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::tcp::use_resource(t));
     }
 
     // Software resources

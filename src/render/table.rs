@@ -589,29 +589,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         }
     }
     if !sec.tcp.is_empty() {
-        let mut t = new_table(&[
-            "netns", "actv/s", "pasv/s", "retr/s", "retr%", "ierr/s", "rst/s", "ovfl/s", "estab",
-            "tw", "clwait", "orph",
-        ]);
-        if let Some(col) = t.column_mut(0) {
-            col.set_cell_alignment(CellAlignment::Left);
-        }
-        for x in &sec.tcp {
-            t.add_row(vec![
-                s(&x.namespace),
-                o1(x.active_opens_per_s),
-                o1(x.passive_opens_per_s),
-                o1(x.retrans_segs_per_s),
-                o1(x.retrans_pct),
-                o1(x.in_errs_per_s),
-                o1(x.out_rsts_per_s),
-                o1(x.listen_overflows_per_s),
-                ou(x.established),
-                ou(x.time_wait),
-                ou(x.close_wait),
-                ou(x.orphans),
-            ]);
-        }
+        let t = spec_table(crate::resources::tcp::COLUMNS, &sec.tcp);
         section(
             out,
             st,

@@ -16,3 +16,4 @@ pub mod pressure;
 pub mod rule;
 pub mod scope;
 pub mod tasks;
+pub mod tcp;
