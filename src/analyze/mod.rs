@@ -18,7 +18,7 @@ pub mod syscalls;
 use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 use crate::model::SatSum;
-use crate::num::{median, r2};
+use crate::num::median;
 use crate::resources::kernel_log::{is_oom, klog_when};
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
@@ -801,123 +801,9 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
     crate::resources::filesystem::rules(&s.filesystems, out);
 }
 
-/// The network namespace of a row, when it is not our own.
-fn netns_of(ns: &str) -> Option<String> {
-    (ns != "own").then(|| ns.to_string())
-}
-
 fn net_rules(s: &Sections, out: &mut Vec<Finding>) {
-    for i in &s.interfaces {
-        let bad = i.rx_errors_per_s + i.tx_errors_per_s + i.rx_drops_per_s + i.tx_drops_per_s;
-        if let Some((sev, t)) = level("network.errors_per_s", bad) {
-            let ns = if i.namespace == "own" {
-                String::new()
-            } else {
-                format!(" ({})", i.namespace)
-            };
-            out.push(finding(
-                "network.errors.interface",
-                sev,
-                "network",
-                format!(
-                    "Interface {}{ns} dropping/erroring: rx errors {:.1}/s, rx drops {:.1}/s, tx errors {:.1}/s, tx drops {:.1}/s",
-                    i.interface, i.rx_errors_per_s, i.rx_drops_per_s, i.tx_errors_per_s, i.tx_drops_per_s
-                ),
-                vec![ev("network.errors_per_s", bad, ">=", t.warn, "per_s")],
-                vec!["triage net".into(), format!("ip -s link show {}", i.interface)],
-            ).with_subject(Subject {
-                interface: Some(i.interface.clone()),
-                netns: netns_of(&i.namespace),
-                ..Default::default()
-            }));
-        }
-    }
-    for t in &s.tcp {
-        let ns_subject = Subject {
-            netns: netns_of(&t.namespace),
-            ..Default::default()
-        };
-        let who = if t.namespace == "own" {
-            String::new()
-        } else if t.processes.is_empty() {
-            format!(" in {}", t.namespace)
-        } else {
-            format!(" in {} ({})", t.namespace, t.processes.join(", "))
-        };
-        if let (Some(p), Some(r)) = (t.retrans_pct, t.retrans_segs_per_s) {
-            let vol = threshold("tcp.retrans_segs_per_s");
-            if let (Some((sev, th)), true) = (level("tcp.retrans_pct", p), r >= vol.warn) {
-                // Mostly SYNs while the listen queue overflows: the retransmits are the
-                // dropped connection attempts of that overflow, not a lossy network.
-                let syn = t.syn_retrans_per_s.unwrap_or(0.0);
-                let overflowing = t
-                    .listen_overflows_per_s
-                    .and_then(|o| level("tcp.listen_overflows_per_s", o))
-                    .is_some();
-                let syn_share = if r > 0.0 { syn / r * 100.0 } else { 0.0 };
-                let (sev, why) = if overflowing && syn_share >= 50.0 {
-                    (
-                        Severity::Info,
-                        format!(
-                            "; {syn_share:.0}% of them SYNs: the connection attempts the listen queue overflow drops (see tcp.saturation.listen_overflow)"
-                        ),
-                    )
-                } else if syn > 0.0 {
-                    (sev, format!("; {syn:.0}/s of them SYNs"))
-                } else {
-                    (sev, String::new())
-                };
-                let mut e = vec![
-                    ev("tcp.retrans_pct", p, ">=", th.warn, "pct"),
-                    ev("tcp.retrans_segs_per_s", r, ">=", vol.warn, "per_s"),
-                ];
-                if t.syn_retrans_per_s.is_some() {
-                    e.push(ev("tcp.syn_retrans_pct", r2(syn_share), ">=", 50.0, "pct"));
-                }
-                out.push(
-                    finding(
-                        "tcp.errors.retransmits",
-                        sev,
-                        "tcp",
-                        format!("TCP retransmits{who}: {r:.0}/s, {p:.1}% of segments sent{why}"),
-                        e,
-                        vec![
-                            "triage net".into(),
-                            "ss -ti".into(),
-                            "tcpretrans (bcc/libbpf-tools)".into(),
-                        ],
-                    )
-                    .with_subject(ns_subject.clone()),
-                );
-            }
-        }
-        if let Some(o) = t.listen_overflows_per_s {
-            if let Some((sev, th)) = level("tcp.listen_overflows_per_s", o) {
-                out.push(finding(
-                    "tcp.saturation.listen_overflow",
-                    sev,
-                    "tcp",
-                    format!("Listen queue overflowing{who}: {o:.1} connection attempts/s dropped (the application is not accepting fast enough, or the backlog is too small)"),
-                    vec![ev("tcp.listen_overflows_per_s", o, ">=", th.warn, "per_s")],
-                    vec!["ss -ltn".into(), "triage net".into()],
-                ).with_subject(ns_subject.clone()));
-            }
-        }
-        if t.namespace == "own" {
-            time_wait_rule(s, out);
-        } else if let Some(tw) = t.time_wait {
-            if let Some((sev, th)) = level("tcp.time_wait", tw as f64) {
-                out.push(finding(
-                    "tcp.saturation.time_wait",
-                    sev,
-                    "tcp",
-                    format!("{tw} sockets in TIME_WAIT{who}: close to ephemeral port exhaustion for a busy peer"),
-                    vec![ev("tcp.time_wait", tw as f64, ">=", th.warn, "count")],
-                    vec!["triage net".into()],
-                ).with_subject(ns_subject.clone()));
-            }
-        }
-    }
+    crate::resources::netif::rules(&s.interfaces, out);
+    crate::resources::tcp::rules(&s.tcp, |out| time_wait_rule(s, out), out);
 }
 
 /// TIME_WAIT in our own namespace. With the net view's socket dump it names the local ports

@@ -7,7 +7,6 @@ use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
-use crate::collect::net::NetReading;
 use crate::collect::run::Readings;
 
 /// How many processes the top lists hold.
@@ -20,7 +19,9 @@ pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 pub use crate::resources::kernel_log::{kernel_log, log_window};
 pub use crate::resources::memory::memory;
+pub use crate::resources::netif::{idle_interfaces, interface_reset, interfaces, ns_label};
 pub use crate::resources::pressure::pressure;
+pub use crate::resources::tcp::tcp;
 
 pub use crate::num::{opt_rate, rate};
 
@@ -30,15 +31,6 @@ pub use crate::num::r2;
 
 fn ro(v: Option<f64>) -> Option<f64> {
     v.map(r2)
-}
-
-/// Name of a network namespace for people.
-pub fn ns_label(r: &Readings, ino: u64) -> String {
-    if Some(ino) == r.namespaces.own || ino == 0 {
-        "own".into()
-    } else {
-        format!("netns:{ino}")
-    }
 }
 
 fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
@@ -232,164 +224,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
     })
 }
 
-fn ns_members(r: &Readings, ino: u64, n: usize) -> Vec<String> {
-    let Some(pids) = r.namespaces.members.get(&ino) else {
-        return Vec::new();
-    };
-    let procs = &r.t1.procs.procs;
-    let mut out: Vec<String> = Vec::new();
-    for pid in pids {
-        if let Some(p) = procs.get(pid).or_else(|| r.t0.procs.procs.get(pid)) {
-            let s = format!("{} (pid {})", p.comm, p.pid);
-            if !out.iter().any(|o| o.starts_with(&format!("{} ", p.comm))) {
-                out.push(s);
-            }
-        }
-        if out.len() >= n {
-            break;
-        }
-    }
-    out
-}
-
-/// Interfaces of our own network namespace other than loopback with no traffic, errors or
-/// drops in the window (counters valid at both ends): listed with zeros in the USE table.
-pub fn idle_interfaces(r: &Readings) -> Vec<String> {
-    let mut out = Vec::new();
-    for (ino, b) in &r.t1.net {
-        if ns_label(r, *ino) != "own" {
-            continue;
-        }
-        let Some(a) = r.t0.net.get(ino) else { continue };
-        for (name, i1) in &b.interfaces {
-            let Some(i0) = a.interfaces.get(name) else {
-                continue;
-            };
-            let same = i0.rx_packets == i1.rx_packets
-                && i0.tx_packets == i1.tx_packets
-                && i0.rx_errs == i1.rx_errs
-                && i0.tx_errs == i1.tx_errs
-                && i0.rx_drop == i1.rx_drop
-                && i0.tx_drop == i1.tx_drop;
-            if name != "lo" && same {
-                out.push(name.clone());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-pub fn interfaces(r: &Readings) -> Vec<IfRow> {
-    let el = r.meta.elapsed_s;
-    let mut rows = Vec::new();
-    for (ino, b) in &r.t1.net {
-        let Some(a) = r.t0.net.get(ino) else { continue };
-        for (name, i1) in &b.interfaces {
-            let Some(i0) = a.interfaces.get(name) else {
-                continue;
-            };
-            if interface_reset(i0, i1) {
-                continue; // reported by `counter_resets`
-            }
-            let rt = |x: u64, y: u64| rate(x, y, el).map(r2).unwrap_or(0.0);
-            let row = IfRow {
-                namespace: ns_label(r, *ino),
-                interface: name.clone(),
-                rx_kb_per_s: r2(rt(i0.rx_bytes, i1.rx_bytes) / 1024.0),
-                tx_kb_per_s: r2(rt(i0.tx_bytes, i1.tx_bytes) / 1024.0),
-                rx_packets_per_s: rt(i0.rx_packets, i1.rx_packets),
-                tx_packets_per_s: rt(i0.tx_packets, i1.tx_packets),
-                rx_errors_per_s: rt(i0.rx_errs, i1.rx_errs),
-                tx_errors_per_s: rt(i0.tx_errs, i1.tx_errs),
-                rx_drops_per_s: rt(i0.rx_drop, i1.rx_drop),
-                tx_drops_per_s: rt(i0.tx_drop, i1.tx_drop),
-            };
-            let active = row.rx_packets_per_s
-                + row.tx_packets_per_s
-                + row.rx_errors_per_s
-                + row.tx_errors_per_s
-                + row.rx_drops_per_s
-                + row.tx_drops_per_s
-                > 0.0;
-            if active {
-                rows.push(row);
-            }
-        }
-    }
-    rows
-}
-
-fn counter_rate(a: &NetReading, b: &NetReading, key: &str, el: f64) -> Option<f64> {
-    let (x, y) = (*a.counters.get(key)?, *b.counters.get(key)?);
-    if x < 0 || y < x {
-        return None;
-    }
-    Some(r2((y - x) as f64 / el))
-}
-
-pub fn tcp(r: &Readings) -> Vec<TcpRow> {
-    let el = r.meta.elapsed_s;
-    let mut rows = Vec::new();
-    for (ino, b) in &r.t1.net {
-        let Some(a) = r.t0.net.get(ino) else { continue };
-        let cr = |k: &str| counter_rate(a, b, k, el);
-        let states = r.end.tcp_states.get(ino);
-        let out_segs = cr("Tcp.OutSegs");
-        let retrans = cr("Tcp.RetransSegs");
-        let row = TcpRow {
-            namespace: ns_label(r, *ino),
-            processes: ns_members(r, *ino, 3),
-            active_opens_per_s: cr("Tcp.ActiveOpens"),
-            passive_opens_per_s: cr("Tcp.PassiveOpens"),
-            out_segs_per_s: out_segs,
-            retrans_segs_per_s: retrans,
-            // OutSegs excludes retransmitted segments (RFC 4022): the share is of all segments
-            // sent, retransmissions included, so it cannot exceed 100%.
-            retrans_pct: match (retrans, out_segs) {
-                (Some(rt), Some(o)) if o + rt > 0.0 => Some(r2(rt / (o + rt) * 100.0)),
-                _ => None,
-            },
-            syn_retrans_per_s: cr("TcpExt.TCPSynRetrans"),
-            in_errs_per_s: cr("Tcp.InErrs"),
-            out_rsts_per_s: cr("Tcp.OutRsts"),
-            estab_resets_per_s: cr("Tcp.EstabResets"),
-            listen_overflows_per_s: cr("TcpExt.ListenOverflows"),
-            listen_drops_per_s: cr("TcpExt.ListenDrops"),
-            established: states.map(|s| s.get("ESTABLISHED").copied().unwrap_or(0)),
-            time_wait: b.sockstat.get("TCP.tw").copied(),
-            close_wait: states.map(|s| s.get("CLOSE_WAIT").copied().unwrap_or(0)),
-            orphans: b.sockstat.get("TCP.orphan").copied(),
-        };
-        let own = row.namespace == "own";
-        let busy = [
-            row.out_segs_per_s,
-            row.retrans_segs_per_s,
-            row.listen_overflows_per_s,
-            row.in_errs_per_s,
-        ]
-        .iter()
-        .any(|v| v.unwrap_or(0.0) > 0.0)
-            || row.established.unwrap_or(0) > 0
-            || row.time_wait.unwrap_or(0) > 0;
-        if own || busy {
-            rows.push(row);
-        }
-    }
-    // Our own namespace first, then the busiest.
-    rows.sort_by(|a, b| {
-        (b.namespace == "own")
-            .cmp(&(a.namespace == "own"))
-            .then(
-                b.out_segs_per_s
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.out_segs_per_s.unwrap_or(0.0)),
-            )
-            .then(a.namespace.cmp(&b.namespace))
-    });
-    rows
-}
-
 pub fn limits(r: &Readings) -> LimitsSection {
     let l = &r.end.limits;
     let threads = r.t1.system.load.map(|x| x.threads as u64);
@@ -416,16 +250,6 @@ pub fn limits(r: &Readings) -> LimitsSection {
             .and_then(|(c, m)| pct(c as f64, m as f64))
             .map(r2),
     }
-}
-
-fn interface_reset(
-    a: &crate::collect::net::IfCounters,
-    b: &crate::collect::net::IfCounters,
-) -> bool {
-    b.rx_bytes < a.rx_bytes
-        || b.tx_bytes < a.tx_bytes
-        || b.rx_packets < a.rx_packets
-        || b.tx_packets < a.tx_packets
 }
 
 /// Counters that went backwards during the window (a reset, a wrap, a device replaced): their

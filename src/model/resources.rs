@@ -228,128 +228,12 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Network interfaces
     for i in &s.interfaces {
-        let name = if i.namespace == "own" {
-            i.interface.clone()
-        } else {
-            format!("{}/{}", i.namespace, i.interface)
-        };
-        let mut r = Resource::new("network", Some(name));
-        push(
-            &mut r,
-            Metric::new(
-                "network.rx_kb_per_s",
-                U,
-                "rx",
-                Some(i.rx_kb_per_s),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "network.tx_kb_per_s",
-                U,
-                "tx",
-                Some(i.tx_kb_per_s),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "network.drops_per_s",
-                S,
-                "drops",
-                Some(super::build::r2(i.rx_drops_per_s + i.tx_drops_per_s)),
-                "per_s",
-                "/proc/net/dev",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::new(
-                "network.errors_per_s",
-                E,
-                "errors",
-                Some(super::build::r2(i.rx_errors_per_s + i.tx_errors_per_s)),
-                "per_s",
-                "/proc/net/dev",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::netif::use_resource(i));
     }
 
     // TCP, per namespace
     for t in &s.tcp {
-        let inst = if t.namespace == "own" {
-            None
-        } else {
-            Some(t.namespace.clone())
-        };
-        let mut r = Resource::new("tcp", inst);
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.established",
-                U,
-                "established",
-                t.established.map(|v| v as f64),
-                "count",
-                "/proc/net/tcp*",
-                "socket table unreadable",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.listen_overflows_per_s",
-                S,
-                "lstn ovfl",
-                t.listen_overflows_per_s,
-                "per_s",
-                "/proc/net/netstat",
-                "no TcpExt counters",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.time_wait",
-                S,
-                "TIME_WAIT",
-                t.time_wait.map(|v| v as f64),
-                "count",
-                "/proc/net/sockstat",
-                "no sockstat",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.retrans_segs_per_s",
-                E,
-                "retr",
-                t.retrans_segs_per_s,
-                "per_s",
-                "/proc/net/snmp",
-                "no Tcp counters",
-            ),
-        );
-        push(
-            &mut r,
-            Metric::maybe(
-                "tcp.retrans_pct",
-                E,
-                "retr",
-                t.retrans_pct,
-                "pct",
-                "/proc/net/snmp",
-                "no segments sent",
-            ),
-        );
-        out.push(r);
+        out.push(crate::resources::tcp::use_resource(t));
     }
 
     // Software resources
@@ -492,41 +376,7 @@ pub fn add_idle(out: &mut Vec<Resource>, disks: &[String], interfaces: &[String]
         {
             continue;
         }
-        let mut r = Resource::new("network", Some(i.clone()));
-        r.metrics = vec![
-            Metric::new(
-                "network.rx_kb_per_s",
-                U,
-                "rx",
-                Some(0.0),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-            Metric::new(
-                "network.tx_kb_per_s",
-                U,
-                "tx",
-                Some(0.0),
-                "kb_per_s",
-                "/proc/net/dev",
-            ),
-            Metric::new(
-                "network.drops_per_s",
-                S,
-                "drops",
-                Some(0.0),
-                "per_s",
-                "/proc/net/dev",
-            ),
-            Metric::new(
-                "network.errors_per_s",
-                E,
-                "errors",
-                Some(0.0),
-                "per_s",
-                "/proc/net/dev",
-            ),
-        ];
+        let r = crate::resources::netif::idle_resource(i);
         out.insert(at, r);
         at += 1;
     }

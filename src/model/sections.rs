@@ -12,8 +12,10 @@ pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
 pub use crate::resources::memory::MemorySection;
+pub use crate::resources::netif::IfRow;
 pub use crate::resources::pressure::PsiRow;
 pub use crate::resources::tasks::DTask;
+pub use crate::resources::tcp::TcpRow;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -260,46 +262,6 @@ pub struct FdRow {
     pub open_fds: u64,
     pub soft_limit: Option<u64>,
     pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct IfRow {
-    /// `host` for our own namespace, else `netns:INODE`.
-    pub namespace: String,
-    pub interface: String,
-    pub rx_kb_per_s: f64,
-    pub tx_kb_per_s: f64,
-    pub rx_packets_per_s: f64,
-    pub tx_packets_per_s: f64,
-    pub rx_errors_per_s: f64,
-    pub tx_errors_per_s: f64,
-    pub rx_drops_per_s: f64,
-    pub tx_drops_per_s: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct TcpRow {
-    pub namespace: String,
-    /// A few processes in the namespace (`iperf3 (pid 812)`), to name it.
-    pub processes: Vec<String>,
-    pub active_opens_per_s: Option<f64>,
-    pub passive_opens_per_s: Option<f64>,
-    pub out_segs_per_s: Option<f64>,
-    pub retrans_segs_per_s: Option<f64>,
-    /// Retransmitted share of sent segments in the window.
-    pub retrans_pct: Option<f64>,
-    pub in_errs_per_s: Option<f64>,
-    pub out_rsts_per_s: Option<f64>,
-    pub estab_resets_per_s: Option<f64>,
-    pub listen_overflows_per_s: Option<f64>,
-    pub listen_drops_per_s: Option<f64>,
-    /// Retransmitted SYNs (TcpExt.TCPSynRetrans): connection attempts not answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub syn_retrans_per_s: Option<f64>,
-    pub established: Option<u64>,
-    pub time_wait: Option<u64>,
-    pub close_wait: Option<u64>,
-    pub orphans: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -577,29 +577,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, "df", &t);
     }
     if !matches!(r.command.as_str(), "cpu" | "mem" | "disk") {
-        let mut t = new_table(&[
-            "netns", "iface", "rxkB/s", "txkB/s", "rxpck/s", "txpck/s", "rxerr/s", "txerr/s",
-            "rxdrop/s", "txdrop/s",
-        ]);
-        for c in 0..2 {
-            if let Some(col) = t.column_mut(c) {
-                col.set_cell_alignment(CellAlignment::Left);
-            }
-        }
-        for i in &sec.interfaces {
-            t.add_row(vec![
-                s(&i.namespace),
-                s(&i.interface),
-                f1(i.rx_kb_per_s),
-                f1(i.tx_kb_per_s),
-                f1(i.rx_packets_per_s),
-                f1(i.tx_packets_per_s),
-                f1(i.rx_errors_per_s),
-                f1(i.tx_errors_per_s),
-                f1(i.rx_drops_per_s),
-                f1(i.tx_drops_per_s),
-            ]);
-        }
+        let t = spec_table(crate::resources::netif::COLUMNS, &sec.interfaces);
         if sec.interfaces.is_empty() {
             let _ = writeln!(
                 out,
@@ -611,29 +589,7 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         }
     }
     if !sec.tcp.is_empty() {
-        let mut t = new_table(&[
-            "netns", "actv/s", "pasv/s", "retr/s", "retr%", "ierr/s", "rst/s", "ovfl/s", "estab",
-            "tw", "clwait", "orph",
-        ]);
-        if let Some(col) = t.column_mut(0) {
-            col.set_cell_alignment(CellAlignment::Left);
-        }
-        for x in &sec.tcp {
-            t.add_row(vec![
-                s(&x.namespace),
-                o1(x.active_opens_per_s),
-                o1(x.passive_opens_per_s),
-                o1(x.retrans_segs_per_s),
-                o1(x.retrans_pct),
-                o1(x.in_errs_per_s),
-                o1(x.out_rsts_per_s),
-                o1(x.listen_overflows_per_s),
-                ou(x.established),
-                ou(x.time_wait),
-                ou(x.close_wait),
-                ou(x.orphans),
-            ]);
-        }
+        let t = spec_table(crate::resources::tcp::COLUMNS, &sec.tcp);
         section(
             out,
             st,

@@ -17,11 +17,6 @@ pub struct Threshold {
 }
 
 pub const THRESHOLDS: &[Threshold] = &[
-    Threshold { id: "network.errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "non-zero drops/errors indicate saturation or misconfiguration (S0:438)" },
-    Threshold { id: "tcp.retrans_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "retrans non-zero = network problem (S0:1327); below 1% of segments is background noise on real links" },
-    Threshold { id: "tcp.retrans_segs_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "a share needs volume to mean something: at least 10 retransmits/s" },
-    Threshold { id: "tcp.listen_overflows_per_s", warn: 0.1, crit: 10.0, unit: "per_s", why: "any listen overflow drops a connection attempt (S0:299)" },
-    Threshold { id: "tcp.time_wait", warn: 20000.0, crit: 28000.0, unit: "count", why: "> 20,000 TIME_WAIT = near ephemeral port exhaustion (S0:1330); 28k = the default port range" },
     Threshold { id: "conntrack.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "count at or near max (S0:1039)" },
     Threshold { id: "file_descriptors.process_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "approaching ulimit -n causes EMFILE (S0:213)" },
     Threshold { id: "file_descriptors.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "system-wide file-max (S0:212)" },
@@ -39,14 +34,9 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "syscalls.refused_per_s", warn: 10.0, crit: 1000.0, unit: "per_s", why: "our choice: ECONNREFUSED at 10/s is a client hammering a dead or overloaded backend" },
     Threshold { id: "syscalls.process_sys_share_pct", warn: 70.0, crit: 90.0, unit: "pct", why: "'100% kernel-mode CPU with no user-mode time means the process is spinning inside the kernel' (S0:976, S0:991); needs >= 20% CPU used so an idle process is never named" },
     // Deep dives (`triage cpu|mem|disk|net`).
-    Threshold { id: "tcp.close_wait_growth", warn: 10.0, crit: 100.0, unit: "count", why: "CLOSE_WAIT accumulating = application not closing sockets, a leak (S0:1331); growth within one window, not the level, separates a leak from a busy server" },
-    Threshold { id: "udp.rcvbuf_errors_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "RcvbufErrors: datagrams dropped for a full socket buffer (S0 network errors: any non-zero drop is a problem)" },
-    Threshold { id: "tcp.listen_queue_fill_pct", warn: 100.0, crit: 100.0, unit: "pct", why: "accept queue at its backlog: the next handshake is dropped (S0:299 listen overflows); critical when ListenOverflows grows in the window" },
-    Threshold { id: "network.softnet_drops_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "softnet_stat dropped: the per-CPU backlog (netdev_max_backlog) overflowed; any drop is a saturation error (S0:438)" },
     Threshold { id: "network.qdisc_drop_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "non-zero drops indicate saturation (S0:438), judged like retransmits (tcp.retrans_pct): a qdisc dropping 1% of the packets it is given costs TCP a retransmit and a cwnd cut for each; 5% is a shaper or queue far under its load. Over the window, never since boot: an fq_codel with a few drops over months is healthy" },
     Threshold { id: "network.qdisc_drops_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "companion of the share: a share needs volume to mean something, at least 10 drops/s (as tcp.retrans_segs_per_s)" },
     Threshold { id: "tcp.retrans_qdisc_drop_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "each packet a local qdisc drops costs TCP at least one retransmit (more with tail losses and spurious ones): when this host's qdisc drops at least half as many packets as TCP retransmits in the same window, the loss is local, and the retransmit finding is its consequence (info)" },
-    Threshold { id: "tcp.ephemeral_used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "TIME_WAIT near port exhaustion (S0:1330) generalized: client-side sockets to one (local address, remote address:port) against ip_local_port_range, as the kernel allocates (accepted sockets hold no ephemeral port)" },
 ];
 
 /// Every threshold: the resources' own, then those of resources not yet moved.
@@ -57,7 +47,9 @@ pub fn all() -> impl Iterator<Item = &'static Threshold> {
         .chain(super::disk::THRESHOLDS)
         .chain(super::filesystem::THRESHOLDS)
         .chain(super::memory::THRESHOLDS)
+        .chain(super::netif::THRESHOLDS)
         .chain(super::pressure::THRESHOLDS)
+        .chain(super::tcp::THRESHOLDS)
         .chain(THRESHOLDS)
 }
 
