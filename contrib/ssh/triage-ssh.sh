@@ -41,7 +41,10 @@ pids=()
 names=()
 while read -r h _; do
     case "$h" in '' | '#'*) continue ;; esac
-    one "$h" >"$out/logs/${h#*@}.log" 2>&1 &
+    # One retry: a lossy or busy link (often the very host being debugged) can drop a
+    # connection or stall the copy past the timeout once.
+    { one "$h" || { echo "triage-ssh: $h: retrying once" >&2 && one "$h"; }; } \
+        >"$out/logs/${h#*@}.log" 2>&1 &
     pids+=($!)
     names+=("$h")
 done <"$hosts_file"
