@@ -190,6 +190,24 @@ pub fn attach_fix(err: &str) -> String {
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Route libbpf's own messages to stderr under `-v`, and nowhere otherwise.
+/// What a probe was scoped to, as reports say it: `pid 812, cgroup /x, comm nginx`, or
+/// `system-wide` (off-CPU and profile alike).
+pub fn scope_label(pid: Option<u32>, cgroup: Option<&str>, comm: Option<&str>) -> String {
+    let parts: Vec<String> = [
+        pid.map(|p| format!("pid {p}")),
+        cgroup.map(|c| format!("cgroup {c}")),
+        comm.map(|c| format!("comm {c}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "system-wide".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 pub fn set_verbose(v: bool) {
     VERBOSE.store(v, std::sync::atomic::Ordering::Relaxed);
     #[cfg(feature = "bpf")]
@@ -217,6 +235,16 @@ pub(crate) fn btf_attach_types() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_labels() {
+        assert_eq!(scope_label(None, None, None), "system-wide");
+        assert_eq!(scope_label(Some(812), None, None), "pid 812");
+        assert_eq!(
+            scope_label(Some(1), Some("/x"), Some("nginx")),
+            "pid 1, cgroup /x, comm nginx"
+        );
+    }
 
     #[test]
     fn catalog_has_syscalls() {

@@ -575,7 +575,7 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
     } = symbolize_addrs(w, kaddrs, &per_proc);
     let mut out = OffcpuProbe {
         format_version: OFFCPU_FORMAT,
-        scope: scope_of(opts),
+        scope: super::scope_label(opts.pid, opts.cgroup.as_ref().map(|c| c.0.as_str()), None),
         min_block_us: opts.min_block_us,
         sample_every: if opts.sample_every >= 2 {
             opts.sample_every
@@ -672,21 +672,6 @@ pub fn sort_stacks(s: &mut [OffcpuStack]) {
             .then(a.tid.cmp(&b.tid))
             .then(a.state.cmp(&b.state))
     });
-}
-
-fn scope_of(o: &Options) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = o.pid {
-        parts.push(format!("pid {p}"));
-    }
-    if let Some((c, _, _)) = &o.cgroup {
-        parts.push(format!("cgroup {c}"));
-    }
-    if parts.is_empty() {
-        "system-wide".into()
-    } else {
-        parts.join(", ")
-    }
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns.

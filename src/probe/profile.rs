@@ -413,7 +413,11 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> ProfileProbe {
         format_version: PROFILE_FORMAT,
         attach_type: "perf_event".into(),
         frequency_hz: opts.frequency_hz,
-        scope: scope_of(opts),
+        scope: super::scope_label(
+            opts.pid,
+            opts.cgroup.as_ref().map(|c| c.0.as_str()),
+            opts.comm.as_deref(),
+        ),
         user_stacks: opts.user_stacks,
         kernel_stacks: true,
         per_cpu: raw.per_cpu,
@@ -490,22 +494,4 @@ pub fn sort_stacks(s: &mut [ProfileStack]) {
             .then(a.tid.cmp(&b.tid))
             .then(a.cpu.cmp(&b.cpu))
     });
-}
-
-fn scope_of(o: &Options) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = o.pid {
-        parts.push(format!("pid {p}"));
-    }
-    if let Some((c, _, _)) = &o.cgroup {
-        parts.push(format!("cgroup {c}"));
-    }
-    if let Some(c) = &o.comm {
-        parts.push(format!("comm {c}"));
-    }
-    if parts.is_empty() {
-        "system-wide".into()
-    } else {
-        parts.join(", ")
-    }
 }
