@@ -195,3 +195,41 @@ fn with_btf_flag_the_probes_load_and_count_exactly() {
         .and_then(|b| b["calls"].as_u64());
     assert_eq!(calls, Some(N), "{sc}");
 }
+
+/// The checklist's latency probe loads against a minimal BTF cut from the kernel's (a few
+/// hundred types, not libbpf's search of every kernel type) and still measures: tp_btf, a
+/// run-queue histogram with samples. `TRIAGE_MINIMAL_BTF=0` loads against the whole BTF.
+#[test]
+#[ignore = "needs root: eBPF"]
+fn latency_loads_against_the_minimal_btf() {
+    for (env, source) in [("1", "minimal"), ("0", "kernel")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_triage"))
+            .env("TRIAGE_MINIMAL_BTF", env)
+            .args(["sixty-second", "--json", "--duration", "1"])
+            .output()
+            .unwrap();
+        let j = json(&o);
+        let btf = j["cost"]["btf"].as_array().expect("cost.btf");
+        let lat = btf
+            .iter()
+            .find(|b| b["probe"] == "latency")
+            .expect("latency");
+        assert_eq!(lat["source"], source, "{lat}");
+        if source == "minimal" {
+            let types = lat["types"].as_u64().unwrap();
+            assert!((100..5_000).contains(&types), "{lat}");
+            assert!(lat.get("fallback").is_none(), "{lat}");
+        } else {
+            assert_eq!(lat["fallback"], "TRIAGE_MINIMAL_BTF=0", "{lat}");
+        }
+        let l = &j["sections"]["latency"];
+        assert_eq!(l["attach_type"], "tp_btf", "{l}");
+        let samples: u64 = l["runqueue"]
+            .as_array()
+            .expect("runqueue histograms")
+            .iter()
+            .map(|h| h["latency"]["count"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(samples > 0, "{l}");
+    }
+}

@@ -188,7 +188,7 @@ fn nonexistent_root_is_incomplete_and_exits_1() {
     assert_eq!(o.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["summary"]["status"], "incomplete");
-    assert_eq!(j["schema_version"], "1.3");
+    assert_eq!(j["schema_version"], "1.4");
     let missing = j["summary"]["missing"].as_array().unwrap();
     assert_eq!(missing.len(), 3, "{missing:?}");
     assert!(j["host"]["cgroup_mode"].is_null());
@@ -439,7 +439,7 @@ fn ndjson_streams_one_document_per_window() {
     assert_eq!(docs.len(), 3);
     for d in &docs {
         assert_eq!(d["command"], "mem");
-        assert_eq!(d["schema_version"], "1.3");
+        assert_eq!(d["schema_version"], "1.4");
         assert!(d["summary"]["status"].is_string());
     }
 }

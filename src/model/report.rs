@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::sections::Sections;
 
 /// Major.minor. Minor bumps add fields; a major bump removes or changes one.
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Report {

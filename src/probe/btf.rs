@@ -74,19 +74,95 @@ pub fn check_file(path: &Path) -> Option<String> {
 pub struct OpenOpts {
     _path: Option<std::ffi::CString>,
     pub opts: libbpf_rs::libbpf_sys::bpf_object_open_opts,
+    /// Where the CO-RE relocations are resolved: `external`, `minimal` or `kernel`.
+    pub source: &'static str,
+    /// Types in the minimal BTF.
+    pub types: Option<u32>,
+}
+
+#[cfg(feature = "bpf")]
+fn opts_with(
+    path: Option<std::ffi::CString>,
+    source: &'static str,
+    types: Option<u32>,
+) -> OpenOpts {
+    let opts = libbpf_rs::libbpf_sys::bpf_object_open_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_object_open_opts>() as _,
+        btf_custom_path: path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+        ..Default::default()
+    };
+    OpenOpts {
+        _path: path,
+        opts,
+        source,
+        types,
+    }
 }
 
 /// The open options for a skeleton: `btf_custom_path` set when an external BTF is in use.
 #[cfg(feature = "bpf")]
 pub fn open_opts() -> OpenOpts {
     use std::os::unix::ffi::OsStrExt;
-    let path = external().and_then(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok());
-    let opts = libbpf_rs::libbpf_sys::bpf_object_open_opts {
-        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_object_open_opts>() as _,
-        btf_custom_path: path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-        ..Default::default()
+    match external().and_then(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok()) {
+        Some(p) => opts_with(Some(p), "external", None),
+        None => opts_with(None, "kernel", None),
+    }
+}
+
+/// `TRIAGE_MINIMAL_BTF=0` loads every probe against the whole kernel BTF (an escape hatch, and
+/// the baseline of the start-up benchmark).
+#[cfg(feature = "bpf")]
+pub const NO_CUT_ENV: &str = "TRIAGE_MINIMAL_BTF";
+
+/// A cut of the kernel BTF per probe, made once per process and kept in a memory file
+/// (`memfd`, nothing written to disk); `Err` says why there is none.
+#[cfg(feature = "bpf")]
+type Cut = Result<(std::os::fd::OwnedFd, u32), String>;
+
+#[cfg(feature = "bpf")]
+static CUTS: std::sync::Mutex<Vec<(&'static str, Cut)>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(feature = "bpf")]
+fn cut(roots: &[&str]) -> Cut {
+    use std::io::Write as _;
+    let m = super::minbtf::from_kernel(roots)?;
+    let fd = rustix::fs::memfd_create("triage-btf", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| format!("memfd_create: {e}"))?;
+    std::fs::File::from(fd.try_clone().map_err(|e| format!("memfd: {e}"))?)
+        .write_all(&m.bytes)
+        .map_err(|e| format!("memfd: {e}"))?;
+    Ok((fd, m.types as u32))
+}
+
+/// The open options for a probe whose CO-RE relocations start from the types `roots`: an
+/// external BTF when one is given; else a minimal BTF cut from the kernel's
+/// ([`super::minbtf`]), which spares libbpf the search of every kernel type; else (no cut
+/// possible, the reason is returned) the kernel BTF as libbpf finds it.
+#[cfg(feature = "bpf")]
+pub fn open_opts_minimal(probe: &'static str, roots: &[&str]) -> (OpenOpts, Option<String>) {
+    use std::os::fd::AsRawFd as _;
+    if external().is_some() {
+        return (open_opts(), None);
+    }
+    if std::env::var_os(NO_CUT_ENV).is_some_and(|v| v == "0") {
+        return (open_opts(), Some(format!("{NO_CUT_ENV}=0")));
+    }
+    let Ok(mut cuts) = CUTS.lock() else {
+        return (open_opts(), Some("lock poisoned".into()));
     };
-    OpenOpts { _path: path, opts }
+    if !cuts.iter().any(|(p, _)| *p == probe) {
+        let c = cut(roots);
+        cuts.push((probe, c));
+    }
+    match cuts.iter().find(|(p, _)| *p == probe).map(|(_, c)| c) {
+        Some(Ok((fd, types))) => {
+            let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .expect("no NUL in a number");
+            (opts_with(Some(path), "minimal", Some(*types)), None)
+        }
+        Some(Err(why)) => (open_opts(), Some(why.clone())),
+        None => (open_opts(), None),
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,20 @@
 
 use std::sync::Mutex;
 
-use super::cost_model::{OwnCost, ProgramCost};
+use super::cost_model::{BtfUse, OwnCost, ProgramCost};
 
 static PROGRAMS: Mutex<Vec<ProgramCost>> = Mutex::new(Vec::new());
+static BTF: Mutex<Vec<BtfUse>> = Mutex::new(Vec::new());
+
+/// Remember which BTF a probe was loaded against (one entry per probe and source).
+#[cfg(feature = "bpf")]
+pub(crate) fn note_btf(u: BtfUse) {
+    if let Ok(mut v) = BTF.lock() {
+        if !v.contains(&u) {
+            v.push(u);
+        }
+    }
+}
 
 /// Remember the run statistics of every loaded program of `obj` (call before unloading).
 #[cfg(feature = "bpf")]
@@ -69,6 +80,10 @@ pub fn own_cost() -> OwnCost {
         max_rss_kb: ru.ru_maxrss.max(0) as u64,
         bpf_stats_enabled: stats_enabled(),
         programs,
+        btf: BTF
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default(),
     }
 }
 

@@ -16,6 +16,24 @@ pub struct OwnCost {
     /// Every eBPF program triage ran: how often it ran and, with BPF stats on, for how long
     /// (in the traced tasks' time, not triage's).
     pub programs: Vec<ProgramCost>,
+    /// How each probe's CO-RE relocations were resolved (absent in reports before 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub btf: Vec<BtfUse>,
+}
+
+/// The BTF a probe's field reads were relocated against.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+pub struct BtfUse {
+    pub probe: String,
+    /// `minimal` (the few hundred kernel types the probe reads, cut from the kernel BTF),
+    /// `kernel` (all of it, searched by libbpf), or `external` (`--btf`).
+    pub source: String,
+    /// Types in the minimal BTF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<u32>,
+    /// Why the minimal BTF was not used, when it was tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]

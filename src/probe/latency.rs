@@ -59,12 +59,25 @@ pub struct Running {
     started: Instant,
 }
 
+/// The kernel types `bpf/latency.bpf.c` reads fields of (the roots of its CO-RE relocations):
+/// the minimal BTF it loads against holds these and what they embed. One missing makes the
+/// minimal load fail and the probe load against the whole kernel BTF (`cost.btf` says so);
+/// the root test `latency_loads_against_the_minimal_btf` catches that.
+pub const CORE_ROOTS: &[&str] = &[
+    "task_struct",
+    "request",
+    "request_queue",
+    "gendisk",
+    "sock",
+    "net",
+];
+
 fn load<'obj>(
     kind: &str,
     w: &Wanted,
+    btf: &super::btf::OpenOpts,
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<LatencySkel<'obj>, String> {
-    let btf = super::btf::open_opts();
     let mut open = LatencySkelBuilder::default()
         .open_opts(btf.opts, storage)
         .map_err(|e| format!("open: {e}"))?;
@@ -148,6 +161,15 @@ fn size_maps(m: &mut OpenLatencyMaps<'_>, w: &Wanted, btf: bool) -> Result<(), S
 
 /// Load and attach the wanted probes. Returns once they count (or every attach type failed).
 pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
+    start_with(w, "latency", CORE_ROOTS)
+}
+
+/// [`start`] with the minimal BTF cut for `roots` (cached per `cut_key`).
+fn start_with(
+    w: &Wanted,
+    cut_key: &'static str,
+    roots: &'static [&'static str],
+) -> Result<Running, AttachFailure> {
     let parts: Vec<&str> = [
         (w.runqueue, "runqueue"),
         (w.block, "block"),
@@ -168,16 +190,32 @@ pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
     std::thread::Builder::new()
         .name("triage-latency".into())
         .spawn(move || {
-            let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 2] =
-                [MaybeUninit::uninit(), MaybeUninit::uninit()];
+            let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 4] =
+                std::array::from_fn(|_| MaybeUninit::uninit());
             let mut attempts = Vec::new();
             let t0 = Instant::now();
-            for (kind, storage) in super::btf_attach_types()
-                .into_iter()
-                .zip(storages.iter_mut())
-            {
-                match load(kind, &w, storage) {
+            let (minimal, why_not) = super::btf::open_opts_minimal(cut_key, roots);
+            let mut fallback = why_not;
+            let kernel = super::btf::open_opts();
+            // Each attach type against the minimal BTF first, then against the kernel's (or
+            // the external file).
+            let mut tries: Vec<(&str, &super::btf::OpenOpts)> = Vec::new();
+            for kind in super::btf_attach_types() {
+                if minimal.source == "minimal" {
+                    tries.push((kind, &minimal));
+                }
+                tries.push((kind, &kernel));
+            }
+            let mut seen_minimal_failure = false;
+            for ((kind, btf), storage) in tries.into_iter().zip(storages.iter_mut()) {
+                match load(kind, &w, btf, storage) {
                     Ok(skel) => {
+                        super::cost::note_btf(super::cost_model::BtfUse {
+                            probe: "latency".into(),
+                            source: btf.source.into(),
+                            types: btf.types,
+                            fallback: fallback.take(),
+                        });
                         let startup_ms = t0.elapsed().as_secs_f64() * 1000.0;
                         let attached = Instant::now();
                         let _ = ready_tx.send(Ok((kind.to_string(), startup_ms)));
@@ -190,6 +228,13 @@ pub fn start(w: &Wanted) -> Result<Running, AttachFailure> {
                         out.traced_s = attached.elapsed().as_secs_f64();
                         let _ = res_tx.send(out);
                         return;
+                    }
+                    Err(e) if btf.source == "minimal" => {
+                        // Not the kernel's fault: retry against the whole kernel BTF.
+                        if !seen_minimal_failure {
+                            fallback = Some(format!("{kind} with the minimal BTF: {e}"));
+                            seen_minimal_failure = true;
+                        }
                     }
                     Err(e) => attempts.push((kind, e)),
                 }
@@ -379,6 +424,27 @@ pub fn tcp_state(s: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A root missing from the cut (here all but `task_struct`): the block and retransmit
+    /// reads cannot be relocated against it, the load fails, and the probe loads against the
+    /// whole kernel BTF instead, saying why.
+    #[test]
+    #[ignore = "needs root: loads eBPF programs"]
+    fn a_cut_missing_a_root_falls_back_to_the_kernel_btf() {
+        let _ = crate::probe::cost::own_cost(); // forget earlier notes
+        let r = start_with(&Wanted::all(), "latency-test-short", &["task_struct"])
+            .expect("loads against the kernel BTF");
+        let out = r.finish();
+        assert_eq!(out.attach_type, "tp_btf");
+        let btf = crate::probe::cost::own_cost().btf;
+        assert_eq!(btf.len(), 1, "{btf:?}");
+        assert_eq!(btf[0].source, "kernel", "{btf:?}");
+        let why = btf[0].fallback.as_deref().unwrap_or_default();
+        assert!(
+            why.starts_with("tp_btf with the minimal BTF: load"),
+            "{why}"
+        );
+    }
 
     #[test]
     fn decodes_a_histogram_and_names() {

@@ -16,6 +16,7 @@ pub mod hist;
 pub mod kernels;
 #[cfg(feature = "bpf")]
 pub mod latency;
+pub mod minbtf;
 pub mod names;
 #[cfg(feature = "bpf")]
 pub mod offcpu;

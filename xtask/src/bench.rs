@@ -100,6 +100,9 @@ enum Subject {
     Classic(usize),
     /// The in-process floor: read every /proc/PID/stat once.
     Baseline,
+    /// triage with its probes loaded against the whole kernel BTF (`TRIAGE_MINIMAL_BTF=0`):
+    /// what the minimal BTF saves, measured in the same rounds.
+    TriageWholeBtf,
 }
 
 impl Subject {
@@ -108,6 +111,7 @@ impl Subject {
             Subject::Triage => "triage sixty-second --json".into(),
             Subject::Classic(i) => CLASSIC[i].0.into(),
             Subject::Baseline => "baseline: read every /proc/PID/stat".into(),
+            Subject::TriageWholeBtf => "triage, probes on the whole kernel BTF".into(),
         }
     }
 }
@@ -168,21 +172,25 @@ struct Runner {
 impl Runner {
     fn measure(&mut self, s: Subject) -> Result<Sample> {
         match s {
-            Subject::Triage => self.triage(),
+            Subject::Triage => self.triage(false),
             Subject::Classic(i) => self.classic(i),
             Subject::Baseline => Ok(read_every_stat()),
+            Subject::TriageWholeBtf => self.triage(true),
         }
     }
 
     /// One `triage sixty-second --json`; stdout goes to a file (not a pipe we would have to
     /// drain while waiting) and is parsed for `window.elapsed_s`.
-    fn triage(&mut self) -> Result<Sample> {
+    fn triage(&mut self, whole_btf: bool) -> Result<Sample> {
         let out = self.work.join("triage.json");
         let err = self.work.join("triage.err");
         let mut cmd = Command::new(&self.bin);
         cmd.args(["sixty-second", "--json", "--duration", &self.duration]);
         if self.no_bpf {
             cmd.arg("--no-bpf");
+        }
+        if whole_btf {
+            cmd.env("TRIAGE_MINIMAL_BTF", "0");
         }
         cmd.stdin(Stdio::null())
             .stdout(File::create(&out)?)
@@ -368,11 +376,15 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let mut subjects = vec![Subject::Triage];
     subjects.extend((0..CLASSIC.len()).map(Subject::Classic));
     subjects.push(Subject::Baseline);
+    if !opts.no_bpf {
+        subjects.push(Subject::TriageWholeBtf);
+    }
     rounds(&mut runner, "warm-up", 1, &subjects)?;
     let a = rounds(&mut runner, "A (vs classic)", opts.runs, &subjects)?;
     let triage_idle = &a[0];
     let classic = &a[1..=CLASSIC.len()];
     let baseline_idle = &a[CLASSIC.len() + 1];
+    let whole_btf = a.get(CLASSIC.len() + 2);
     // Sums per round, then the median of those sums: one number per "ran the whole checklist".
     let classic_sum: Vec<Sample> = (0..opts.runs)
         .map(|r| Sample {
@@ -481,6 +493,17 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "triage CPU / classic CPU sum",
         format!("{:>9.3}x", idle_cpu / classic_cpu),
     );
+    let whole_btf_cpu = whole_btf.map(|w| median(w.iter().map(|s| s.cpu_ms)));
+    if let Some(w) = whole_btf_cpu {
+        kv(
+            &mut t,
+            "triage CPU, probes on the whole BTF",
+            format!(
+                "{w:>9.1} ms   (minimal BTF / whole BTF: {:.3}x)",
+                idle_cpu / w
+            ),
+        );
+    }
     kv(
         &mut t,
         "triage wall / classic wall sum",
@@ -496,6 +519,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "ratio_cpu_triage_to_classic": idle_cpu / classic_cpu,
         "ratio_wall_triage_to_classic": idle_wall / classic_wall,
         "baseline_idle_ms": median(baseline_idle.iter().map(|s| s.cpu_ms)),
+        "triage_whole_btf_cpu_ms": whole_btf_cpu,
         "targets": {
             "overhead_s": TARGET_OVERHEAD_S,
             "cpu_ms": TARGET_CPU_MS,
@@ -596,6 +620,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                     &classic_sum,
                 )))
                 .chain(std::iter::once(summarize(&Subject::Baseline.label(), baseline_idle)))
+                .chain(whole_btf.map(|w| summarize(&Subject::TriageWholeBtf.label(), w)))
                 .collect::<Vec<_>>(),
         },
         "scale": scale_json,
