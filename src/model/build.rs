@@ -3,7 +3,6 @@
 //! Invariants: a counter that went backwards (reset, wrap, a PID reused) yields no value, never a
 //! negative or huge rate; rates divide by the measured elapsed time, never the nominal one.
 
-use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
@@ -22,83 +21,13 @@ pub use crate::resources::memory::memory;
 pub use crate::resources::netif::{idle_interfaces, interface_reset, interfaces, ns_label};
 pub use crate::resources::pressure::pressure;
 pub use crate::resources::tcp::tcp;
+pub use crate::resources::vmstat::vmstat;
 
 pub use crate::num::{opt_rate, rate};
 
 use crate::num::pct;
 
 pub use crate::num::r2;
-
-fn ro(v: Option<f64>) -> Option<f64> {
-    v.map(r2)
-}
-
-fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
-    if v.is_empty() {
-        return (None, None, None);
-    }
-    let sum: u64 = v.iter().map(|&x| x as u64).sat_sum();
-    (
-        v.iter().min().copied(),
-        Some(r2(sum as f64 / v.len() as f64)),
-        v.iter().max().copied(),
-    )
-}
-
-pub fn vmstat(r: &Readings, all: Option<&CpuRow>) -> Option<VmstatSection> {
-    let el = r.meta.elapsed_s;
-    let (a, b) = (&r.t0.system, &r.t1.system);
-    // procs_running counts the reader itself: vmstat's `r` does too; we do not.
-    let run: Vec<u32> = r
-        .samples
-        .iter()
-        .map(|s| s.running.saturating_sub(1))
-        .collect();
-    let blk: Vec<u32> = r.samples.iter().map(|s| s.blocked).collect();
-    let (rmin, ravg, rmax) = min_avg_max(&run);
-    let (bmin, bavg, bmax) = min_avg_max(&blk);
-    let page_kb = r.meta.page_size_bytes as f64 / 1024.0;
-    let vm = |k: &str| opt_rate(a.vmstat.get(k).copied(), b.vmstat.get(k).copied(), el);
-    let (sa, sb) = (a.stat.as_ref(), b.stat.as_ref());
-    Some(VmstatSection {
-        samples: r.samples.len() as u32,
-        runnable_min: rmin,
-        runnable_avg: ravg,
-        runnable_max: rmax,
-        blocked_min: bmin,
-        blocked_avg: bavg,
-        blocked_max: bmax,
-        swap_in_kb_per_s: ro(vm("pswpin").map(|p| p * page_kb)),
-        swap_out_kb_per_s: ro(vm("pswpout").map(|p| p * page_kb)),
-        page_in_kb_per_s: ro(vm("pgpgin")),
-        page_out_kb_per_s: ro(vm("pgpgout")),
-        major_faults_per_s: ro(vm("pgmajfault")),
-        context_switches_per_s: ro(opt_rate(
-            sa.and_then(|s| s.ctxt),
-            sb.and_then(|s| s.ctxt),
-            el,
-        )),
-        interrupts_per_s: ro(opt_rate(
-            sa.and_then(|s| s.intr),
-            sb.and_then(|s| s.intr),
-            el,
-        )),
-        forks_per_s: ro(opt_rate(
-            sa.and_then(|s| s.forks),
-            sb.and_then(|s| s.forks),
-            el,
-        )),
-        oom_kills: match (a.vmstat.get("oom_kill"), b.vmstat.get("oom_kill")) {
-            (Some(&x), Some(&y)) => delta(x, y),
-            _ => None,
-        },
-        user_pct: all.map(|c| r2(c.usr_pct + c.nice_pct)),
-        system_pct: all.map(|c| r2(c.sys_pct + c.irq_pct + c.soft_pct)),
-        idle_pct: all.map(|c| c.idle_pct),
-        iowait_pct: all.map(|c| c.iowait_pct),
-        steal_pct: all.map(|c| c.steal_pct),
-    })
-}
 
 pub fn processes(r: &Readings) -> Option<ProcessSection> {
     let el = r.meta.elapsed_s;

@@ -16,6 +16,7 @@ pub use crate::resources::netif::IfRow;
 pub use crate::resources::pressure::PsiRow;
 pub use crate::resources::tasks::DTask;
 pub use crate::resources::tcp::TcpRow;
+pub use crate::resources::vmstat::VmstatSection;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -153,34 +154,6 @@ impl Sections {
             self.qdiscs = Vec::new();
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct VmstatSection {
-    pub samples: u32,
-    /// vmstat `r`: runnable tasks (running + waiting), sampled in the window.
-    pub runnable_min: Option<u32>,
-    pub runnable_avg: Option<f64>,
-    pub runnable_max: Option<u32>,
-    /// vmstat `b`: tasks blocked in uninterruptible sleep.
-    pub blocked_min: Option<u32>,
-    pub blocked_avg: Option<f64>,
-    pub blocked_max: Option<u32>,
-    pub swap_in_kb_per_s: Option<f64>,
-    pub swap_out_kb_per_s: Option<f64>,
-    pub page_in_kb_per_s: Option<f64>,
-    pub page_out_kb_per_s: Option<f64>,
-    pub major_faults_per_s: Option<f64>,
-    pub context_switches_per_s: Option<f64>,
-    pub interrupts_per_s: Option<f64>,
-    pub forks_per_s: Option<f64>,
-    /// OOM kills in the window (/proc/vmstat oom_kill, Linux >= 4.13).
-    pub oom_kills: Option<u64>,
-    pub user_pct: Option<f64>,
-    pub system_pct: Option<f64>,
-    pub idle_pct: Option<f64>,
-    pub iowait_pct: Option<f64>,
-    pub steal_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

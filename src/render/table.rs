@@ -449,41 +449,8 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         );
     }
     if let Some(v) = &sec.vmstat {
-        let mut t = new_table(&[
-            "r", "b", "si kB/s", "so kB/s", "majflt/s", "cs/s", "in/s", "us", "sy", "id", "wa",
-            "st",
-        ]);
-        let mm = |a: Option<u32>, b: Option<f64>, c: Option<u32>| {
-            format!(
-                "{}/{}/{}",
-                ou(a.map(u64::from)),
-                o1(b),
-                ou(c.map(u64::from))
-            )
-        };
-        t.add_row(vec![
-            mm(v.runnable_min, v.runnable_avg, v.runnable_max),
-            mm(v.blocked_min, v.blocked_avg, v.blocked_max),
-            o1(v.swap_in_kb_per_s),
-            o1(v.swap_out_kb_per_s),
-            o1(v.major_faults_per_s),
-            o1(v.context_switches_per_s.map(f64::round)),
-            o1(v.interrupts_per_s.map(f64::round)),
-            o1(v.user_pct),
-            o1(v.system_pct),
-            o1(v.idle_pct),
-            o1(v.iowait_pct),
-            o1(v.steal_pct),
-        ]);
-        section(
-            out,
-            st,
-            &format!(
-                "vmstat (r runnable, b blocked: min/avg/max of {} samples)",
-                v.samples
-            ),
-            &t,
-        );
+        let t = spec_table(crate::resources::vmstat::COLUMNS, std::slice::from_ref(v));
+        section(out, st, &crate::resources::vmstat::title(v), &t);
     }
     if !sec.cpus.is_empty() {
         let t = spec_table(crate::resources::cpu::COLUMNS, &sec.cpus);

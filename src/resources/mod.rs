@@ -17,3 +17,4 @@ pub mod rule;
 pub mod scope;
 pub mod tasks;
 pub mod tcp;
+pub mod vmstat;
