@@ -939,83 +939,10 @@ pub fn time_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
 
 fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
     if let Some(l) = &s.limits {
-        if let Some(p) = l.conntrack_pct {
-            if let Some((sev, t)) = level("conntrack.used_pct", p) {
-                out.push(finding(
-                    "conntrack.utilization.table",
-                    sev,
-                    "conntrack",
-                    format!(
-                        "conntrack table {p:.0}% full ({}/{}): new flows will be dropped",
-                        l.conntrack.unwrap_or(0),
-                        l.conntrack_max.unwrap_or(0)
-                    ),
-                    vec![ev("conntrack.used_pct", p, ">=", t.warn, "pct")],
-                    vec![
-                        "conntrack -S".into(),
-                        "raise net.netfilter.nf_conntrack_max".into(),
-                    ],
-                ));
-            }
-        }
-        if let Some(p) = l.file_handles_pct {
-            if let Some((sev, t)) = level("file_descriptors.used_pct", p) {
-                out.push(finding(
-                    "file_descriptors.utilization.system",
-                    sev,
-                    "file_descriptors",
-                    format!(
-                        "System file handles {p:.0}% of fs.file-max ({}/{})",
-                        l.file_handles.unwrap_or(0),
-                        l.file_handles_max.unwrap_or(0)
-                    ),
-                    vec![ev("file_descriptors.used_pct", p, ">=", t.warn, "pct")],
-                    vec!["cat /proc/sys/fs/file-nr".into()],
-                ));
-            }
-        }
-        if let Some(p) = l.tasks_pct {
-            if let Some((sev, t)) = level("tasks.used_pct", p) {
-                out.push(finding(
-                    "tasks.utilization.pid_max",
-                    sev,
-                    "tasks",
-                    format!(
-                        "{} threads: {p:.0}% of the PID/thread limit; fork() will start failing",
-                        l.threads.unwrap_or(0)
-                    ),
-                    vec![ev("tasks.used_pct", p, ">=", t.warn, "pct")],
-                    vec!["ps -eLf | wc -l".into()],
-                ));
-            }
-        }
+        crate::resources::limits::rules(l, out);
     }
     if let Some(p) = &s.processes {
-        for f in &p.fd_top {
-            let Some(u) = f.used_pct else { continue };
-            if let Some((sev, t)) = level("file_descriptors.process_pct", u) {
-                out.push(
-                    finding(
-                        "file_descriptors.utilization.process",
-                        sev,
-                        "file_descriptors",
-                        format!(
-                        "{} (pid {}) has {} of {} file descriptors open ({u:.0}%): EMFILE is near",
-                        f.comm,
-                        f.pid,
-                        f.open_fds,
-                        f.soft_limit.unwrap_or(0)
-                    ),
-                        vec![ev("file_descriptors.process_pct", u, ">=", t.warn, "pct")],
-                        vec![format!(
-                        "ls -l /proc/{}/fd | awk '{{print $NF}}' | sort | uniq -c | sort -n | tail",
-                        f.pid
-                    )],
-                    )
-                    .with_subject(Subject::process(f.pid, &f.comm)),
-                );
-            }
-        }
+        crate::resources::limits::process_rules(&p.fd_top, out);
         if let Some((sev, t)) = level("tasks.zombies", p.zombies as f64) {
             let parent = p
                 .zombie_parent

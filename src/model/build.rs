@@ -17,6 +17,7 @@ pub use crate::resources::cpu::{cpus, effective_cpus, load};
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 pub use crate::resources::kernel_log::{kernel_log, log_window};
+pub use crate::resources::limits::limits;
 pub use crate::resources::memory::memory;
 pub use crate::resources::netif::{idle_interfaces, interface_reset, interfaces, ns_label};
 pub use crate::resources::pressure::pressure;
@@ -24,8 +25,6 @@ pub use crate::resources::tcp::tcp;
 pub use crate::resources::vmstat::vmstat;
 
 pub use crate::num::{opt_rate, rate};
-
-use crate::num::pct;
 
 pub use crate::num::r2;
 
@@ -84,29 +83,7 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
             count,
         });
 
-    let mut fd_top: Vec<FdRow> = r
-        .end
-        .fd_use
-        .iter()
-        .map(|(&pid, u)| FdRow {
-            pid,
-            comm: p1.get(&pid).map(|p| p.comm.clone()).unwrap_or_default(),
-            open_fds: u.open,
-            soft_limit: u.soft_limit,
-            used_pct: u
-                .soft_limit
-                .and_then(|l| pct(u.open as f64, l as f64))
-                .map(r2),
-        })
-        .filter(|f| f.used_pct.is_some())
-        .collect();
-    fd_top.sort_by(|a, b| {
-        b.used_pct
-            .unwrap_or(0.0)
-            .total_cmp(&a.used_pct.unwrap_or(0.0))
-            .then(a.pid.cmp(&b.pid))
-    });
-    fd_top.truncate(TOP_N);
+    let fd_top = crate::resources::limits::fd_top(r, p1);
 
     // The same process at both ends whose RSS grew fastest (a process born in the window
     // did not "grow": it started).
@@ -151,34 +128,6 @@ pub fn processes(r: &Readings) -> Option<ProcessSection> {
         rss_grower,
         spawners: super::spawn::spawners(r),
     })
-}
-
-pub fn limits(r: &Readings) -> LimitsSection {
-    let l = &r.end.limits;
-    let threads = r.t1.system.load.map(|x| x.threads as u64);
-    let task_cap = match (l.pid_max, l.threads_max) {
-        (Some(p), Some(t)) => Some(p.min(t)),
-        (a, b) => a.or(b),
-    };
-    LimitsSection {
-        file_handles: l.file_nr.map(|f| f.0),
-        file_handles_max: l.file_nr.map(|f| f.1),
-        file_handles_pct: l.file_nr.and_then(|(a, m)| pct(a as f64, m as f64)).map(r2),
-        threads,
-        threads_max: l.threads_max,
-        pid_max: l.pid_max,
-        tasks_pct: threads
-            .zip(task_cap)
-            .and_then(|(t, c)| pct(t as f64, c as f64))
-            .map(r2),
-        conntrack: l.conntrack_count,
-        conntrack_max: l.conntrack_max,
-        conntrack_pct: l
-            .conntrack_count
-            .zip(l.conntrack_max)
-            .and_then(|(c, m)| pct(c as f64, m as f64))
-            .map(r2),
-    }
 }
 
 /// Counters that went backwards during the window (a reset, a wrap, a device replaced): their

@@ -238,37 +238,10 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Software resources
     if let Some(l) = &s.limits {
-        let mut fds = Resource::new("file_descriptors", None);
-        push(
-            &mut fds,
-            Metric::maybe(
-                "file_descriptors.used_pct",
-                U,
-                "system",
-                l.file_handles_pct,
-                "pct",
-                "/proc/sys/fs/file-nr",
-                "file-nr unreadable",
-            ),
-        );
-        let worst = s
-            .processes
-            .as_ref()
-            .and_then(|p| p.fd_top.first())
-            .and_then(|f| f.used_pct);
-        push(
-            &mut fds,
-            Metric::maybe(
-                "file_descriptors.worst_process_pct",
-                U,
-                "max proc",
-                worst,
-                "pct",
-                "/proc/PID/fd, /proc/PID/limits",
-                "no process fd counts (needs root for other users' processes)",
-            ),
-        );
-        out.push(fds);
+        out.push(crate::resources::limits::fds_resource(
+            l,
+            s.processes.as_ref().map(|p| p.fd_top.as_slice()),
+        ));
 
         let mut tasks = Resource::new("tasks", None);
         push(
@@ -310,22 +283,7 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
         );
         out.push(tasks);
 
-        if l.conntrack_max.is_some() {
-            let mut ct = Resource::new("conntrack", None);
-            push(
-                &mut ct,
-                Metric::maybe(
-                    "conntrack.used_pct",
-                    U,
-                    "entries",
-                    l.conntrack_pct,
-                    "pct",
-                    "/proc/sys/net/netfilter",
-                    "unreadable",
-                ),
-            );
-            out.push(ct);
-        }
+        out.extend(crate::resources::limits::conntrack_resource(l));
     }
 
     // cgroups with limits or throttling

@@ -11,6 +11,7 @@ pub use crate::resources::cpu::{CpuRow, LoadSection};
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
+pub use crate::resources::limits::{FdRow, LimitsSection};
 pub use crate::resources::memory::MemorySection;
 pub use crate::resources::netif::IfRow;
 pub use crate::resources::pressure::PsiRow;
@@ -226,29 +227,6 @@ pub struct ProcRef {
     pub pid: i32,
     pub comm: String,
     pub count: u32,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct FdRow {
-    pub pid: i32,
-    pub comm: String,
-    pub open_fds: u64,
-    pub soft_limit: Option<u64>,
-    pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct LimitsSection {
-    pub file_handles: Option<u64>,
-    pub file_handles_max: Option<u64>,
-    pub file_handles_pct: Option<f64>,
-    pub threads: Option<u64>,
-    pub threads_max: Option<u64>,
-    pub pid_max: Option<u64>,
-    pub tasks_pct: Option<f64>,
-    pub conntrack: Option<u64>,
-    pub conntrack_max: Option<u64>,
-    pub conntrack_pct: Option<f64>,
 }
 
 #[cfg(test)]

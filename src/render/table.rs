@@ -580,30 +580,8 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, "cgroups with limits", &t);
     }
     if let Some(l) = &sec.limits {
-        let mut parts = Vec::new();
-        if let (Some(a), Some(m)) = (l.file_handles, l.file_handles_max) {
-            parts.push(format!("file handles {a}/{m}"));
-        }
-        if let (Some(t), Some(p)) = (l.threads, l.pid_max) {
-            parts.push(format!(
-                "threads {t} (pid_max {p}, threads-max {})",
-                ou(l.threads_max)
-            ));
-        }
-        if let (Some(c), Some(m)) = (l.conntrack, l.conntrack_max) {
-            parts.push(format!("conntrack {c}/{m}"));
-        }
-        if let Some(p) = &sec.processes {
-            if let Some(f) = p.fd_top.first() {
-                parts.push(format!(
-                    "most fds: {} (pid {}) {}/{}",
-                    s(&f.comm),
-                    f.pid,
-                    f.open_fds,
-                    ou(f.soft_limit)
-                ));
-            }
-        }
+        let most_fds = sec.processes.as_ref().and_then(|p| p.fd_top.first());
+        let parts = crate::resources::limits::line(l, most_fds);
         if !parts.is_empty() {
             let _ = writeln!(out);
             wrap(out, &st.head("limits:"), "  ", &parts.join("; "));

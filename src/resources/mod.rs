@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod kernel_log;
+pub mod limits;
 pub mod memory;
 pub mod netif;
 pub mod pressure;

@@ -17,10 +17,6 @@ pub struct Threshold {
 }
 
 pub const THRESHOLDS: &[Threshold] = &[
-    Threshold { id: "conntrack.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "count at or near max (S0:1039)" },
-    Threshold { id: "file_descriptors.process_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "approaching ulimit -n causes EMFILE (S0:213)" },
-    Threshold { id: "file_descriptors.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "system-wide file-max (S0:212)" },
-    Threshold { id: "tasks.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "PID exhaustion makes fork fail (S0:104)" },
     Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
     Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
     Threshold { id: "syscalls.process_calls_per_s", warn: 50000.0, crit: 500000.0, unit: "per_s", why: "a minimal syscall costs ~100-200 ns (S0:262, S0:966) and 2 M/s cost 200-400 ms of CPU (S0:1154): 50k/s from one process is already ~1% of a CPU in entry/exit alone; 500k/s is a tight loop (S0:994)" },
@@ -46,6 +42,7 @@ pub fn all() -> impl Iterator<Item = &'static Threshold> {
         .chain(super::cpu::THRESHOLDS)
         .chain(super::disk::THRESHOLDS)
         .chain(super::filesystem::THRESHOLDS)
+        .chain(super::limits::THRESHOLDS)
         .chain(super::memory::THRESHOLDS)
         .chain(super::netif::THRESHOLDS)
         .chain(super::pressure::THRESHOLDS)
