@@ -943,76 +943,16 @@ fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
     }
     if let Some(p) = &s.processes {
         crate::resources::limits::process_rules(&p.fd_top, out);
-        if let Some((sev, t)) = level("tasks.zombies", p.zombies as f64) {
-            let parent = p
-                .zombie_parent
-                .as_ref()
-                .map(|z| {
-                    format!(
-                        "; {} of them children of {} (pid {}), which does not reap them",
-                        z.count, z.comm, z.pid
-                    )
-                })
-                .unwrap_or_default();
-            out.push(
-                finding(
-                    "tasks.errors.zombies",
-                    sev,
-                    "tasks",
-                    format!("{} zombie processes{parent}", p.zombies),
-                    vec![ev("tasks.zombies", p.zombies as f64, ">=", t.warn, "count")],
-                    vec!["ps -eo pid,ppid,stat,comm | awk '$3 ~ /Z/'".into()],
-                )
-                .with_subject(
-                    p.zombie_parent
-                        .as_ref()
-                        .map(|z| Subject::process(z.pid, &z.comm))
-                        .unwrap_or_default(),
-                ),
-            );
-        }
+        crate::resources::tasks::zombie_rule(p, out);
     }
 }
 
-/// A process whose resident memory grows fast over the window: a leak if it keeps growing.
-/// One window is one measure, so a warning at most (the mem view with `--interval` confirms).
+/// The tasks resource's rule ([`crate::resources::tasks::rss_growth_rule`]), run with the
+/// memory rules.
 fn rss_growth_rule(s: &Sections, out: &mut Vec<Finding>) {
-    let Some(g) = s.processes.as_ref().and_then(|p| p.rss_grower.as_ref()) else {
-        return;
-    };
-    let kb = g.growth_bytes_per_s / 1024.0;
-    // The checklist sees one short window: only growth at the critical rate (tens of MB/s)
-    // is worth a warning here; slower growth is for the mem view over several windows.
-    let t = threshold("memory.rss_growth_kb_per_s");
-    if kb < t.crit {
-        return;
+    if let Some(p) = &s.processes {
+        crate::resources::tasks::rss_growth_rule(p, out);
     }
-    out.push(
-        finding(
-            "memory.errors.rss_growth",
-            Severity::Warning,
-            "memory",
-            format!(
-                "{} (pid {}) grew by {}/s over the window to {} RSS: a leak if it keeps growing",
-                g.comm,
-                g.pid,
-                human_bytes(g.growth_bytes_per_s as u64),
-                human_bytes(g.rss_bytes)
-            ),
-            vec![ev(
-                "memory.rss_growth_kb_per_s",
-                kb,
-                ">=",
-                t.crit,
-                "kb_per_s",
-            )],
-            vec![format!(
-                "triage mem --pid {} --interval 5 --count 12",
-                g.pid
-            )],
-        )
-        .with_subject(Subject::process(g.pid, &g.comm)),
-    );
 }
 
 /// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.

@@ -8,9 +8,6 @@ use std::collections::BTreeMap;
 use super::sections::*;
 use crate::collect::run::Readings;
 
-/// How many processes the top lists hold.
-pub const TOP_N: usize = 5;
-
 pub use crate::num::delta;
 pub use crate::resources::cgroup::cgroups;
 pub use crate::resources::cpu::{cpus, effective_cpus, load};
@@ -21,114 +18,13 @@ pub use crate::resources::limits::limits;
 pub use crate::resources::memory::memory;
 pub use crate::resources::netif::{idle_interfaces, interface_reset, interfaces, ns_label};
 pub use crate::resources::pressure::pressure;
+pub use crate::resources::tasks::{processes, TOP_N};
 pub use crate::resources::tcp::tcp;
 pub use crate::resources::vmstat::vmstat;
 
 pub use crate::num::{opt_rate, rate};
 
 pub use crate::num::r2;
-
-pub fn processes(r: &Readings) -> Option<ProcessSection> {
-    let el = r.meta.elapsed_s;
-    let tck = r.meta.clock_ticks_per_s.max(1) as f64;
-    let page = r.meta.page_size_bytes;
-    let p1 = &r.t1.procs.procs;
-    if p1.is_empty() {
-        return None;
-    }
-    let p0 = &r.t0.procs.procs;
-    let mut rows = Vec::new();
-    for p in p1.values() {
-        // Same PID and same start time: the same process. Otherwise it started in the window.
-        let (du, ds, dmaj) = match p0.get(&p.pid).filter(|o| o.starttime == p.starttime) {
-            Some(o) => (
-                delta(o.utime, p.utime).unwrap_or(0),
-                delta(o.stime, p.stime).unwrap_or(0),
-                delta(o.majflt, p.majflt).unwrap_or(0),
-            ),
-            None => (p.utime, p.stime, p.majflt),
-        };
-        let f = |t: u64| r2(t as f64 / tck / el * 100.0);
-        rows.push(ProcRow {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            state: p.state.to_string(),
-            cpu_pct: f(du.saturating_add(ds)),
-            usr_pct: f(du),
-            sys_pct: f(ds),
-            rss_bytes: p.rss_pages.saturating_mul(page),
-            threads: p.num_threads,
-            major_faults_per_s: r2(dmaj as f64 / el),
-            last_cpu: p.processor,
-        });
-    }
-    let mut top_cpu: Vec<ProcRow> = rows.iter().filter(|p| p.cpu_pct > 0.0).cloned().collect();
-    top_cpu.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.pid.cmp(&b.pid)));
-    top_cpu.truncate(TOP_N);
-    let mut top_rss: Vec<ProcRow> = rows.iter().filter(|p| p.rss_bytes > 0).cloned().collect();
-    top_rss.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-    top_rss.truncate(TOP_N);
-
-    let zombies: Vec<_> = p1.values().filter(|p| p.state == 'Z').collect();
-    let mut by_parent: BTreeMap<i32, u32> = BTreeMap::new();
-    for z in &zombies {
-        *by_parent.entry(z.ppid).or_default() += 1;
-    }
-    let zombie_parent = by_parent
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(&pid, &count)| ProcRef {
-            pid,
-            comm: p1.get(&pid).map(|p| p.comm.clone()).unwrap_or_default(),
-            count,
-        });
-
-    let fd_top = crate::resources::limits::fd_top(r, p1);
-
-    // The same process at both ends whose RSS grew fastest (a process born in the window
-    // did not "grow": it started).
-    let rss_grower = p1
-        .values()
-        .filter_map(|p| {
-            let o = p0.get(&p.pid).filter(|o| o.starttime == p.starttime)?;
-            let grew = p.rss_pages.checked_sub(o.rss_pages).filter(|g| *g > 0)?;
-            Some((p, grew as f64 * page as f64 / el))
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.pid.cmp(&a.0.pid)))
-        .map(|(p, g)| RssGrowth {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            rss_bytes: p.rss_pages.saturating_mul(page),
-            growth_bytes_per_s: r2(g),
-        });
-
-    Some(ProcessSection {
-        count: p1.len() as u32,
-        threads: p1
-            .values()
-            .map(|p| p.num_threads.max(0))
-            .fold(0, |a: i64, b| a.saturating_add(b)),
-        zombies: zombies.len() as u32,
-        zombie_parent,
-        top_cpu,
-        top_rss,
-        d_state: r
-            .end
-            .d_threads
-            .iter()
-            .map(|(pid, tid, comm, wchan)| DTask {
-                pid: *pid,
-                tid: *tid,
-                comm: comm.clone(),
-                wchan: wchan.clone(),
-            })
-            .collect(),
-        fd_top,
-        not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
-        rss_grower,
-        spawners: super::spawn::spawners(r),
-    })
-}
 
 /// Counters that went backwards during the window (a reset, a wrap, a device replaced): their
 /// rates are left out (never negative or huge), and each one is said here.

@@ -243,45 +243,11 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
             s.processes.as_ref().map(|p| p.fd_top.as_slice()),
         ));
 
-        let mut tasks = Resource::new("tasks", None);
-        push(
-            &mut tasks,
-            Metric::maybe(
-                "tasks.used_pct",
-                U,
-                "threads",
-                l.tasks_pct,
-                "pct",
-                "/proc/loadavg, pid_max, threads-max",
-                "limits unreadable",
-            ),
-        );
-        push(
-            &mut tasks,
-            Metric::maybe(
-                "tasks.blocked_avg",
-                S,
-                "D avg",
-                vm.and_then(|v| v.blocked_avg),
-                "count",
-                "/proc/stat procs_blocked (sampled)",
-                "no samples",
-            ),
-        );
-        let z = s.processes.as_ref().map(|p| p.zombies as f64);
-        push(
-            &mut tasks,
-            Metric::maybe(
-                "tasks.zombies",
-                E,
-                "zombies",
-                z,
-                "count",
-                "/proc/PID/stat",
-                "no process scan",
-            ),
-        );
-        out.push(tasks);
+        out.push(crate::resources::tasks::use_resource(
+            l,
+            s.vmstat.as_ref(),
+            s.processes.as_ref(),
+        ));
 
         out.extend(crate::resources::limits::conntrack_resource(l));
     }

@@ -457,57 +457,13 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, "mpstat -P ALL", &t);
     }
     if let Some(p) = &sec.processes {
-        let mut t = new_table(&[
-            "PID", "command", "state", "%CPU", "%usr", "%sys", "RSS", "threads", "majflt/s",
-        ]);
-        if let Some(c) = t.column_mut(1) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for x in &p.top_cpu {
-            t.add_row(vec![
-                x.pid.to_string(),
-                s(&x.comm),
-                x.state.clone(),
-                f1(x.cpu_pct),
-                f1(x.usr_pct),
-                f1(x.sys_pct),
-                human_bytes(x.rss_bytes),
-                x.threads.to_string(),
-                f1(x.major_faults_per_s),
-            ]);
-        }
-        section(
-            out,
-            st,
-            &format!(
-                "pidstat/top: by CPU ({} processes, {} threads, {} zombies)",
-                p.count, p.threads, p.zombies
-            ),
-            &t,
-        );
-        let mut t = new_table(&["PID", "command", "RSS", "%CPU"]);
-        if let Some(c) = t.column_mut(1) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for x in &p.top_rss {
-            t.add_row(vec![
-                x.pid.to_string(),
-                s(&x.comm),
-                human_bytes(x.rss_bytes),
-                f1(x.cpu_pct),
-            ]);
-        }
+        use crate::resources::tasks;
+        let t = spec_table(tasks::TOP_CPU_COLUMNS, &p.top_cpu);
+        section(out, st, &tasks::top_cpu_title(p), &t);
+        let t = spec_table(tasks::TOP_RSS_COLUMNS, &p.top_rss);
         section(out, st, "top: by resident memory", &t);
         if !p.d_state.is_empty() {
-            let mut t = new_table(&["PID", "TID", "command", "waiting in"]);
-            for d in &p.d_state {
-                t.add_row(vec![
-                    d.pid.to_string(),
-                    d.tid.to_string(),
-                    s(&d.comm),
-                    s(d.wchan.as_deref().unwrap_or("-")),
-                ]);
-            }
+            let t = spec_table(tasks::CHECKLIST_D_STATE_COLUMNS, &p.d_state);
             section(out, st, "tasks in D state (uninterruptible)", &t);
         }
     }

@@ -12,13 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::columns::{ou, s};
 use super::contract::{Finding, Metric, Resource, Subject, UseKind};
 use super::rule::{ev, finding, level, Threshold};
+use super::tasks::TOP_N;
 use crate::collect::procs::ProcSample;
 use crate::collect::run::Readings;
 use crate::num::{pct, r2};
 use UseKind::Utilization as U;
-
-/// How many processes the fd list holds.
-const TOP_N: usize = 5;
 
 // ---- section -------------------------------------------------------------------------------
 
