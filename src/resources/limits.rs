@@ -269,3 +269,93 @@ pub fn line(l: &LimitsSection, most_fds: Option<&FdRow>) -> Vec<String> {
     }
     parts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::procs::FdUse;
+    use crate::collect::system::{Limits, Load};
+    use crate::resources::contract::Severity;
+
+    fn readings() -> Readings {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle");
+        crate::collect::run::from_fixture(&dir).unwrap()
+    }
+
+    /// Threads are judged against the lower of pid_max and threads-max; each share is of its
+    /// own maximum; the line says what was read.
+    #[test]
+    fn shares_of_their_limits_and_the_line() {
+        let mut r = readings();
+        r.end.limits = Limits {
+            file_nr: Some((900, 1000)),
+            pid_max: Some(4_194_304),
+            threads_max: Some(2000),
+            conntrack_count: Some(250),
+            conntrack_max: Some(1000),
+            ..Default::default()
+        };
+        r.t1.system.load = Some(Load {
+            threads: 1900,
+            ..Default::default()
+        });
+        let l = limits(&r);
+        assert_eq!(l.file_handles_pct, Some(90.0));
+        assert_eq!(l.tasks_pct, Some(95.0));
+        assert_eq!(l.conntrack_pct, Some(25.0));
+        let mut out = Vec::new();
+        rules(&l, &mut out);
+        let got: Vec<(&str, Severity)> = out.iter().map(|f| (f.id.as_str(), f.severity)).collect();
+        assert_eq!(
+            got,
+            [
+                ("file_descriptors.utilization.system", Severity::Warning),
+                ("tasks.utilization.pid_max", Severity::Critical),
+            ]
+        );
+        let most = FdRow {
+            pid: 7,
+            comm: "a\x1bb".into(),
+            open_fds: 10,
+            soft_limit: None,
+            used_pct: None,
+        };
+        assert_eq!(
+            line(&l, Some(&most)),
+            [
+                "file handles 900/1000",
+                "threads 1900 (pid_max 4194304, threads-max 2000)",
+                "conntrack 250/1000",
+                "most fds: a\\x1bb (pid 7) 10/-",
+            ]
+        );
+        let none = limits(&Readings {
+            end: Default::default(),
+            t1: Default::default(),
+            ..r
+        });
+        assert!(line(&none, None).is_empty());
+        assert!(conntrack_resource(&none).is_none());
+    }
+
+    /// Unlimited processes are not listed; the rest most used first, at most [`TOP_N`].
+    #[test]
+    fn fd_top_lists_the_processes_closest_to_their_limit() {
+        let mut r = readings();
+        let limited = |open, lim| FdUse {
+            open,
+            soft_limit: lim,
+        };
+        r.end.fd_use = (1..=8)
+            .map(|pid| (pid, limited(pid as u64 * 100, Some(1024))))
+            .chain([(99, limited(5000, None))])
+            .collect();
+        let top = fd_top(&r, &Default::default());
+        let pids: Vec<i32> = top.iter().map(|f| f.pid).collect();
+        assert_eq!(pids, [8, 7, 6, 5, 4]);
+        assert_eq!(top[0].used_pct, Some(78.13));
+        let mut out = Vec::new();
+        process_rules(&top, &mut out);
+        assert!(out.is_empty(), "78% is below the 80% warning");
+    }
+}

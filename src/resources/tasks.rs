@@ -479,3 +479,117 @@ pub const CHECKLIST_D_STATE_COLUMNS: &[Column<DTask>] = &[
         value: |x| s(x.wchan.as_deref().unwrap_or("-")),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::procs::ProcSample;
+
+    fn proc(
+        pid: i32,
+        ppid: i32,
+        comm: &str,
+        state: char,
+        utime: u64,
+        starttime: u64,
+    ) -> ProcSample {
+        ProcSample {
+            pid,
+            ppid,
+            comm: comm.into(),
+            state,
+            utime,
+            stime: 0,
+            cutime: 0,
+            cstime: 0,
+            minflt: 0,
+            majflt: 0,
+            num_threads: 1,
+            starttime,
+            rss_pages: 0,
+            kernel_thread: false,
+            processor: None,
+        }
+    }
+
+    fn readings(t0: Vec<ProcSample>, t1: Vec<ProcSample>) -> Readings {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle");
+        let mut r = crate::collect::run::from_fixture(&dir).unwrap();
+        r.meta.elapsed_s = 2.0;
+        r.meta.clock_ticks_per_s = 100;
+        r.meta.page_size_bytes = 4096;
+        r.t0.procs.procs = t0.into_iter().map(|p| (p.pid, p)).collect();
+        r.t1.procs.procs = t1.into_iter().map(|p| (p.pid, p)).collect();
+        r.end.fd_use.clear();
+        r.end.d_threads = vec![(30, 31, "dd".into(), Some("io_schedule".into()))];
+        r
+    }
+
+    /// The same process at both ends is judged on its deltas over the measured window; a pid
+    /// reused in the window (another start time) on its whole life, and it did not "grow";
+    /// zombies are counted with the parent that holds most of them.
+    #[test]
+    fn deltas_over_the_window_and_a_reused_pid_is_a_new_process() {
+        let mut a = proc(10, 1, "app", 'R', 100, 500);
+        a.rss_pages = 1000;
+        let mut b = a.clone();
+        b.utime = 300; // 200 ticks = 2 s of CPU in 2 s: one CPU.
+        b.rss_pages = 3000;
+        let old = proc(20, 1, "old", 'S', 1000, 600);
+        let mut reused = proc(20, 1, "new", 'R', 50, 900);
+        reused.rss_pages = 100_000;
+        let zombies = (0..3).map(|i| proc(40 + i, 10, "child", 'Z', 0, 700));
+        let t1: Vec<ProcSample> = [b, reused].into_iter().chain(zombies).collect();
+        let p = processes(&readings(vec![a, old], t1)).unwrap();
+        let cpu: Vec<(i32, f64)> = p.top_cpu.iter().map(|x| (x.pid, x.cpu_pct)).collect();
+        assert_eq!(cpu, [(10, 100.0), (20, 25.0)]);
+        assert_eq!(p.top_rss[0].pid, 20);
+        let g = p.rss_grower.as_ref().unwrap();
+        assert_eq!((g.pid, g.growth_bytes_per_s), (10, 4_096_000.0));
+        assert_eq!((p.count, p.zombies), (5, 3));
+        let z = p.zombie_parent.as_ref().unwrap();
+        assert_eq!((z.pid, z.comm.as_str(), z.count), (10, "app", 3));
+        assert_eq!(p.d_state[0].wchan.as_deref(), Some("io_schedule"));
+        let u = use_resource(&LimitsSection::default(), None, Some(&p));
+        assert_eq!(u.metric("tasks.zombies").and_then(|m| m.value), Some(3.0));
+        assert_eq!(u.metric("tasks.blocked_avg").and_then(|m| m.value), None);
+        let mut out = Vec::new();
+        zombie_rule(&p, &mut out);
+        assert!(out.is_empty(), "3 zombies are below the warning");
+        // 4 MB/s is below the critical growth rate this single window warns at.
+        rss_growth_rule(&p, &mut out);
+        assert!(out.is_empty());
+    }
+
+    /// The tables show a row per process, names escaped.
+    #[test]
+    fn columns_escape_names() {
+        let row = ProcRow {
+            pid: 7,
+            comm: "x\u{202e}y".into(),
+            state: "R".into(),
+            cpu_pct: 99.94,
+            rss_bytes: 3 << 20,
+            threads: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            Column::cells(TOP_CPU_COLUMNS, &row),
+            [
+                "7",
+                "x\\u{202e}y",
+                "R",
+                "99.9",
+                "0.0",
+                "0.0",
+                "3.0 MiB",
+                "1",
+                "0.0"
+            ]
+        );
+        assert_eq!(
+            Column::cells(TOP_RSS_COLUMNS, &row),
+            ["7", "x\\u{202e}y", "3.0 MiB", "99.9"]
+        );
+    }
+}

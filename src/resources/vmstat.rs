@@ -198,3 +198,72 @@ pub const COLUMNS: &[Column<VmstatSection>] = &[
         value: |v| o1(v.steal_pct),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::system::TaskSample;
+
+    fn readings() -> Readings {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle");
+        let mut r = crate::collect::run::from_fixture(&dir).unwrap();
+        r.meta.elapsed_s = 2.0;
+        r.meta.page_size_bytes = 4096;
+        r
+    }
+
+    /// `r` leaves the reader itself out; swap pages become kB over the measured window; a
+    /// counter that went backwards gives no rate; the row is vmstat's.
+    #[test]
+    fn runnable_leaves_the_reader_out_and_rates_use_the_measured_window() {
+        let mut r = readings();
+        r.samples = [(3, 0), (1, 2), (2, 4)]
+            .iter()
+            .map(|&(running, blocked)| TaskSample { running, blocked })
+            .collect();
+        let vm = |r: &mut Readings, k: &str, a: u64, b: u64| {
+            r.t0.system.vmstat.insert(k.into(), a);
+            r.t1.system.vmstat.insert(k.into(), b);
+        };
+        vm(&mut r, "pswpin", 1000, 1100);
+        vm(&mut r, "pswpout", 500, 400);
+        vm(&mut r, "pgmajfault", 10, 31);
+        vm(&mut r, "oom_kill", 2, 3);
+        let v = vmstat(&r, None).unwrap();
+        assert_eq!(v.samples, 3);
+        assert_eq!(
+            (v.runnable_min, v.runnable_avg, v.runnable_max),
+            (Some(0), Some(1.0), Some(2))
+        );
+        assert_eq!(
+            (v.blocked_min, v.blocked_avg, v.blocked_max),
+            (Some(0), Some(2.0), Some(4))
+        );
+        // 100 pages of 4 KiB in 2 s.
+        assert_eq!(v.swap_in_kb_per_s, Some(200.0));
+        assert_eq!(v.swap_out_kb_per_s, None);
+        assert_eq!(v.major_faults_per_s, Some(10.5));
+        assert_eq!(v.oom_kills, Some(1));
+        assert_eq!(v.user_pct, None);
+        let cells = Column::cells(COLUMNS, &v);
+        assert_eq!(
+            Column::headers(COLUMNS)[..5],
+            ["r", "b", "si kB/s", "so kB/s", "majflt/s"]
+        );
+        assert_eq!(cells[..5], ["0/1.0/2", "0/2.0/4", "200.0", "-", "10.5"]);
+        assert_eq!(
+            title(&v),
+            "vmstat (r runnable, b blocked: min/avg/max of 3 samples)"
+        );
+    }
+
+    /// No samples: no min/avg/max, shown as dashes.
+    #[test]
+    fn no_samples_no_runnable() {
+        let mut r = readings();
+        r.samples.clear();
+        let v = vmstat(&r, None).unwrap();
+        assert_eq!((v.runnable_min, v.runnable_avg), (None, None));
+        assert_eq!(Column::cells(COLUMNS, &v)[0], "-/-/-");
+    }
+}
