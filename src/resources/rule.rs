@@ -44,8 +44,8 @@ pub fn all() -> impl Iterator<Item = &'static Threshold> {
         .chain(super::memory::THRESHOLDS)
         .chain(super::netif::THRESHOLDS)
         .chain(super::pressure::THRESHOLDS)
-        .chain(super::tasks::THRESHOLDS)
         .chain(super::tcp::THRESHOLDS)
+        .chain(super::tasks::THRESHOLDS)
         .chain(THRESHOLDS)
 }
 
