@@ -939,153 +939,20 @@ pub fn time_wait_rule(s: &Sections, out: &mut Vec<Finding>) {
 
 fn software_rules(s: &Sections, out: &mut Vec<Finding>) {
     if let Some(l) = &s.limits {
-        if let Some(p) = l.conntrack_pct {
-            if let Some((sev, t)) = level("conntrack.used_pct", p) {
-                out.push(finding(
-                    "conntrack.utilization.table",
-                    sev,
-                    "conntrack",
-                    format!(
-                        "conntrack table {p:.0}% full ({}/{}): new flows will be dropped",
-                        l.conntrack.unwrap_or(0),
-                        l.conntrack_max.unwrap_or(0)
-                    ),
-                    vec![ev("conntrack.used_pct", p, ">=", t.warn, "pct")],
-                    vec![
-                        "conntrack -S".into(),
-                        "raise net.netfilter.nf_conntrack_max".into(),
-                    ],
-                ));
-            }
-        }
-        if let Some(p) = l.file_handles_pct {
-            if let Some((sev, t)) = level("file_descriptors.used_pct", p) {
-                out.push(finding(
-                    "file_descriptors.utilization.system",
-                    sev,
-                    "file_descriptors",
-                    format!(
-                        "System file handles {p:.0}% of fs.file-max ({}/{})",
-                        l.file_handles.unwrap_or(0),
-                        l.file_handles_max.unwrap_or(0)
-                    ),
-                    vec![ev("file_descriptors.used_pct", p, ">=", t.warn, "pct")],
-                    vec!["cat /proc/sys/fs/file-nr".into()],
-                ));
-            }
-        }
-        if let Some(p) = l.tasks_pct {
-            if let Some((sev, t)) = level("tasks.used_pct", p) {
-                out.push(finding(
-                    "tasks.utilization.pid_max",
-                    sev,
-                    "tasks",
-                    format!(
-                        "{} threads: {p:.0}% of the PID/thread limit; fork() will start failing",
-                        l.threads.unwrap_or(0)
-                    ),
-                    vec![ev("tasks.used_pct", p, ">=", t.warn, "pct")],
-                    vec!["ps -eLf | wc -l".into()],
-                ));
-            }
-        }
+        crate::resources::limits::rules(l, out);
     }
     if let Some(p) = &s.processes {
-        for f in &p.fd_top {
-            let Some(u) = f.used_pct else { continue };
-            if let Some((sev, t)) = level("file_descriptors.process_pct", u) {
-                out.push(
-                    finding(
-                        "file_descriptors.utilization.process",
-                        sev,
-                        "file_descriptors",
-                        format!(
-                        "{} (pid {}) has {} of {} file descriptors open ({u:.0}%): EMFILE is near",
-                        f.comm,
-                        f.pid,
-                        f.open_fds,
-                        f.soft_limit.unwrap_or(0)
-                    ),
-                        vec![ev("file_descriptors.process_pct", u, ">=", t.warn, "pct")],
-                        vec![format!(
-                        "ls -l /proc/{}/fd | awk '{{print $NF}}' | sort | uniq -c | sort -n | tail",
-                        f.pid
-                    )],
-                    )
-                    .with_subject(Subject::process(f.pid, &f.comm)),
-                );
-            }
-        }
-        if let Some((sev, t)) = level("tasks.zombies", p.zombies as f64) {
-            let parent = p
-                .zombie_parent
-                .as_ref()
-                .map(|z| {
-                    format!(
-                        "; {} of them children of {} (pid {}), which does not reap them",
-                        z.count, z.comm, z.pid
-                    )
-                })
-                .unwrap_or_default();
-            out.push(
-                finding(
-                    "tasks.errors.zombies",
-                    sev,
-                    "tasks",
-                    format!("{} zombie processes{parent}", p.zombies),
-                    vec![ev("tasks.zombies", p.zombies as f64, ">=", t.warn, "count")],
-                    vec!["ps -eo pid,ppid,stat,comm | awk '$3 ~ /Z/'".into()],
-                )
-                .with_subject(
-                    p.zombie_parent
-                        .as_ref()
-                        .map(|z| Subject::process(z.pid, &z.comm))
-                        .unwrap_or_default(),
-                ),
-            );
-        }
+        crate::resources::limits::process_rules(&p.fd_top, out);
+        crate::resources::tasks::zombie_rule(p, out);
     }
 }
 
-/// A process whose resident memory grows fast over the window: a leak if it keeps growing.
-/// One window is one measure, so a warning at most (the mem view with `--interval` confirms).
+/// The tasks resource's rule ([`crate::resources::tasks::rss_growth_rule`]), run with the
+/// memory rules.
 fn rss_growth_rule(s: &Sections, out: &mut Vec<Finding>) {
-    let Some(g) = s.processes.as_ref().and_then(|p| p.rss_grower.as_ref()) else {
-        return;
-    };
-    let kb = g.growth_bytes_per_s / 1024.0;
-    // The checklist sees one short window: only growth at the critical rate (tens of MB/s)
-    // is worth a warning here; slower growth is for the mem view over several windows.
-    let t = threshold("memory.rss_growth_kb_per_s");
-    if kb < t.crit {
-        return;
+    if let Some(p) = &s.processes {
+        crate::resources::tasks::rss_growth_rule(p, out);
     }
-    out.push(
-        finding(
-            "memory.errors.rss_growth",
-            Severity::Warning,
-            "memory",
-            format!(
-                "{} (pid {}) grew by {}/s over the window to {} RSS: a leak if it keeps growing",
-                g.comm,
-                g.pid,
-                human_bytes(g.growth_bytes_per_s as u64),
-                human_bytes(g.rss_bytes)
-            ),
-            vec![ev(
-                "memory.rss_growth_kb_per_s",
-                kb,
-                ">=",
-                t.crit,
-                "kb_per_s",
-            )],
-            vec![format!(
-                "triage mem --pid {} --interval 5 --count 12",
-                g.pid
-            )],
-        )
-        .with_subject(Subject::process(g.pid, &g.comm)),
-    );
 }
 
 /// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.

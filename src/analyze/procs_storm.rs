@@ -2,7 +2,7 @@
 //! kernel work (page tables, mappings, the dynamic loader), so a storm shows as system time
 //! spread over processes that are gone before any scan; /proc/stat's `processes` counter gives
 //! the rate and the parent's reaped-children CPU names who spawns them
-//! ([`crate::model::spawn`]).
+//! ([`crate::resources::tasks::spawn`]).
 
 use super::{ev, finding, threshold, Context};
 use crate::model::report::{Finding, Severity, Subject};

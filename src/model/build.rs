@@ -3,14 +3,10 @@
 //! Invariants: a counter that went backwards (reset, wrap, a PID reused) yields no value, never a
 //! negative or huge rate; rates divide by the measured elapsed time, never the nominal one.
 
-use crate::model::SatSum;
 use std::collections::BTreeMap;
 
 use super::sections::*;
 use crate::collect::run::Readings;
-
-/// How many processes the top lists hold.
-pub const TOP_N: usize = 5;
 
 pub use crate::num::delta;
 pub use crate::resources::cgroup::cgroups;
@@ -18,239 +14,17 @@ pub use crate::resources::cpu::{cpus, effective_cpus, load};
 pub use crate::resources::disk::{disks, idle_disks};
 pub use crate::resources::filesystem::filesystems;
 pub use crate::resources::kernel_log::{kernel_log, log_window};
+pub use crate::resources::limits::limits;
 pub use crate::resources::memory::memory;
 pub use crate::resources::netif::{idle_interfaces, interface_reset, interfaces, ns_label};
 pub use crate::resources::pressure::pressure;
+pub use crate::resources::tasks::{processes, TOP_N};
 pub use crate::resources::tcp::tcp;
+pub use crate::resources::vmstat::vmstat;
 
 pub use crate::num::{opt_rate, rate};
 
-use crate::num::pct;
-
 pub use crate::num::r2;
-
-fn ro(v: Option<f64>) -> Option<f64> {
-    v.map(r2)
-}
-
-fn min_avg_max(v: &[u32]) -> (Option<u32>, Option<f64>, Option<u32>) {
-    if v.is_empty() {
-        return (None, None, None);
-    }
-    let sum: u64 = v.iter().map(|&x| x as u64).sat_sum();
-    (
-        v.iter().min().copied(),
-        Some(r2(sum as f64 / v.len() as f64)),
-        v.iter().max().copied(),
-    )
-}
-
-pub fn vmstat(r: &Readings, all: Option<&CpuRow>) -> Option<VmstatSection> {
-    let el = r.meta.elapsed_s;
-    let (a, b) = (&r.t0.system, &r.t1.system);
-    // procs_running counts the reader itself: vmstat's `r` does too; we do not.
-    let run: Vec<u32> = r
-        .samples
-        .iter()
-        .map(|s| s.running.saturating_sub(1))
-        .collect();
-    let blk: Vec<u32> = r.samples.iter().map(|s| s.blocked).collect();
-    let (rmin, ravg, rmax) = min_avg_max(&run);
-    let (bmin, bavg, bmax) = min_avg_max(&blk);
-    let page_kb = r.meta.page_size_bytes as f64 / 1024.0;
-    let vm = |k: &str| opt_rate(a.vmstat.get(k).copied(), b.vmstat.get(k).copied(), el);
-    let (sa, sb) = (a.stat.as_ref(), b.stat.as_ref());
-    Some(VmstatSection {
-        samples: r.samples.len() as u32,
-        runnable_min: rmin,
-        runnable_avg: ravg,
-        runnable_max: rmax,
-        blocked_min: bmin,
-        blocked_avg: bavg,
-        blocked_max: bmax,
-        swap_in_kb_per_s: ro(vm("pswpin").map(|p| p * page_kb)),
-        swap_out_kb_per_s: ro(vm("pswpout").map(|p| p * page_kb)),
-        page_in_kb_per_s: ro(vm("pgpgin")),
-        page_out_kb_per_s: ro(vm("pgpgout")),
-        major_faults_per_s: ro(vm("pgmajfault")),
-        context_switches_per_s: ro(opt_rate(
-            sa.and_then(|s| s.ctxt),
-            sb.and_then(|s| s.ctxt),
-            el,
-        )),
-        interrupts_per_s: ro(opt_rate(
-            sa.and_then(|s| s.intr),
-            sb.and_then(|s| s.intr),
-            el,
-        )),
-        forks_per_s: ro(opt_rate(
-            sa.and_then(|s| s.forks),
-            sb.and_then(|s| s.forks),
-            el,
-        )),
-        oom_kills: match (a.vmstat.get("oom_kill"), b.vmstat.get("oom_kill")) {
-            (Some(&x), Some(&y)) => delta(x, y),
-            _ => None,
-        },
-        user_pct: all.map(|c| r2(c.usr_pct + c.nice_pct)),
-        system_pct: all.map(|c| r2(c.sys_pct + c.irq_pct + c.soft_pct)),
-        idle_pct: all.map(|c| c.idle_pct),
-        iowait_pct: all.map(|c| c.iowait_pct),
-        steal_pct: all.map(|c| c.steal_pct),
-    })
-}
-
-pub fn processes(r: &Readings) -> Option<ProcessSection> {
-    let el = r.meta.elapsed_s;
-    let tck = r.meta.clock_ticks_per_s.max(1) as f64;
-    let page = r.meta.page_size_bytes;
-    let p1 = &r.t1.procs.procs;
-    if p1.is_empty() {
-        return None;
-    }
-    let p0 = &r.t0.procs.procs;
-    let mut rows = Vec::new();
-    for p in p1.values() {
-        // Same PID and same start time: the same process. Otherwise it started in the window.
-        let (du, ds, dmaj) = match p0.get(&p.pid).filter(|o| o.starttime == p.starttime) {
-            Some(o) => (
-                delta(o.utime, p.utime).unwrap_or(0),
-                delta(o.stime, p.stime).unwrap_or(0),
-                delta(o.majflt, p.majflt).unwrap_or(0),
-            ),
-            None => (p.utime, p.stime, p.majflt),
-        };
-        let f = |t: u64| r2(t as f64 / tck / el * 100.0);
-        rows.push(ProcRow {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            state: p.state.to_string(),
-            cpu_pct: f(du.saturating_add(ds)),
-            usr_pct: f(du),
-            sys_pct: f(ds),
-            rss_bytes: p.rss_pages.saturating_mul(page),
-            threads: p.num_threads,
-            major_faults_per_s: r2(dmaj as f64 / el),
-            last_cpu: p.processor,
-        });
-    }
-    let mut top_cpu: Vec<ProcRow> = rows.iter().filter(|p| p.cpu_pct > 0.0).cloned().collect();
-    top_cpu.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.pid.cmp(&b.pid)));
-    top_cpu.truncate(TOP_N);
-    let mut top_rss: Vec<ProcRow> = rows.iter().filter(|p| p.rss_bytes > 0).cloned().collect();
-    top_rss.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(a.pid.cmp(&b.pid)));
-    top_rss.truncate(TOP_N);
-
-    let zombies: Vec<_> = p1.values().filter(|p| p.state == 'Z').collect();
-    let mut by_parent: BTreeMap<i32, u32> = BTreeMap::new();
-    for z in &zombies {
-        *by_parent.entry(z.ppid).or_default() += 1;
-    }
-    let zombie_parent = by_parent
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(&pid, &count)| ProcRef {
-            pid,
-            comm: p1.get(&pid).map(|p| p.comm.clone()).unwrap_or_default(),
-            count,
-        });
-
-    let mut fd_top: Vec<FdRow> = r
-        .end
-        .fd_use
-        .iter()
-        .map(|(&pid, u)| FdRow {
-            pid,
-            comm: p1.get(&pid).map(|p| p.comm.clone()).unwrap_or_default(),
-            open_fds: u.open,
-            soft_limit: u.soft_limit,
-            used_pct: u
-                .soft_limit
-                .and_then(|l| pct(u.open as f64, l as f64))
-                .map(r2),
-        })
-        .filter(|f| f.used_pct.is_some())
-        .collect();
-    fd_top.sort_by(|a, b| {
-        b.used_pct
-            .unwrap_or(0.0)
-            .total_cmp(&a.used_pct.unwrap_or(0.0))
-            .then(a.pid.cmp(&b.pid))
-    });
-    fd_top.truncate(TOP_N);
-
-    // The same process at both ends whose RSS grew fastest (a process born in the window
-    // did not "grow": it started).
-    let rss_grower = p1
-        .values()
-        .filter_map(|p| {
-            let o = p0.get(&p.pid).filter(|o| o.starttime == p.starttime)?;
-            let grew = p.rss_pages.checked_sub(o.rss_pages).filter(|g| *g > 0)?;
-            Some((p, grew as f64 * page as f64 / el))
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.pid.cmp(&a.0.pid)))
-        .map(|(p, g)| RssGrowth {
-            pid: p.pid,
-            comm: p.comm.clone(),
-            rss_bytes: p.rss_pages.saturating_mul(page),
-            growth_bytes_per_s: r2(g),
-        });
-
-    Some(ProcessSection {
-        count: p1.len() as u32,
-        threads: p1
-            .values()
-            .map(|p| p.num_threads.max(0))
-            .fold(0, |a: i64, b| a.saturating_add(b)),
-        zombies: zombies.len() as u32,
-        zombie_parent,
-        top_cpu,
-        top_rss,
-        d_state: r
-            .end
-            .d_threads
-            .iter()
-            .map(|(pid, tid, comm, wchan)| DTask {
-                pid: *pid,
-                tid: *tid,
-                comm: comm.clone(),
-                wchan: wchan.clone(),
-            })
-            .collect(),
-        fd_top,
-        not_inspected: (r.end.fd_denied.max(r.namespaces.denied)) as u32,
-        rss_grower,
-        spawners: super::spawn::spawners(r),
-    })
-}
-
-pub fn limits(r: &Readings) -> LimitsSection {
-    let l = &r.end.limits;
-    let threads = r.t1.system.load.map(|x| x.threads as u64);
-    let task_cap = match (l.pid_max, l.threads_max) {
-        (Some(p), Some(t)) => Some(p.min(t)),
-        (a, b) => a.or(b),
-    };
-    LimitsSection {
-        file_handles: l.file_nr.map(|f| f.0),
-        file_handles_max: l.file_nr.map(|f| f.1),
-        file_handles_pct: l.file_nr.and_then(|(a, m)| pct(a as f64, m as f64)).map(r2),
-        threads,
-        threads_max: l.threads_max,
-        pid_max: l.pid_max,
-        tasks_pct: threads
-            .zip(task_cap)
-            .and_then(|(t, c)| pct(t as f64, c as f64))
-            .map(r2),
-        conntrack: l.conntrack_count,
-        conntrack_max: l.conntrack_max,
-        conntrack_pct: l
-            .conntrack_count
-            .zip(l.conntrack_max)
-            .and_then(|(c, m)| pct(c as f64, m as f64))
-            .map(r2),
-    }
-}
 
 /// Counters that went backwards during the window (a reset, a wrap, a device replaced): their
 /// rates are left out (never negative or huge), and each one is said here.

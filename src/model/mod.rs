@@ -12,7 +12,8 @@ pub mod qdisc;
 pub mod report;
 pub mod resources;
 pub mod sections;
-pub mod spawn;
+/// The parents of short-lived children are part of the tasks resource.
+pub use crate::resources::tasks::spawn;
 pub mod summary;
 pub mod syscalls;
 

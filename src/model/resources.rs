@@ -238,94 +238,18 @@ pub fn resources(s: &Sections, effective_cpus: f64) -> Vec<Resource> {
 
     // Software resources
     if let Some(l) = &s.limits {
-        let mut fds = Resource::new("file_descriptors", None);
-        push(
-            &mut fds,
-            Metric::maybe(
-                "file_descriptors.used_pct",
-                U,
-                "system",
-                l.file_handles_pct,
-                "pct",
-                "/proc/sys/fs/file-nr",
-                "file-nr unreadable",
-            ),
-        );
-        let worst = s
-            .processes
-            .as_ref()
-            .and_then(|p| p.fd_top.first())
-            .and_then(|f| f.used_pct);
-        push(
-            &mut fds,
-            Metric::maybe(
-                "file_descriptors.worst_process_pct",
-                U,
-                "max proc",
-                worst,
-                "pct",
-                "/proc/PID/fd, /proc/PID/limits",
-                "no process fd counts (needs root for other users' processes)",
-            ),
-        );
-        out.push(fds);
+        out.push(crate::resources::limits::fds_resource(
+            l,
+            s.processes.as_ref().map(|p| p.fd_top.as_slice()),
+        ));
 
-        let mut tasks = Resource::new("tasks", None);
-        push(
-            &mut tasks,
-            Metric::maybe(
-                "tasks.used_pct",
-                U,
-                "threads",
-                l.tasks_pct,
-                "pct",
-                "/proc/loadavg, pid_max, threads-max",
-                "limits unreadable",
-            ),
-        );
-        push(
-            &mut tasks,
-            Metric::maybe(
-                "tasks.blocked_avg",
-                S,
-                "D avg",
-                vm.and_then(|v| v.blocked_avg),
-                "count",
-                "/proc/stat procs_blocked (sampled)",
-                "no samples",
-            ),
-        );
-        let z = s.processes.as_ref().map(|p| p.zombies as f64);
-        push(
-            &mut tasks,
-            Metric::maybe(
-                "tasks.zombies",
-                E,
-                "zombies",
-                z,
-                "count",
-                "/proc/PID/stat",
-                "no process scan",
-            ),
-        );
-        out.push(tasks);
+        out.push(crate::resources::tasks::use_resource(
+            l,
+            s.vmstat.as_ref(),
+            s.processes.as_ref(),
+        ));
 
-        if l.conntrack_max.is_some() {
-            let mut ct = Resource::new("conntrack", None);
-            push(
-                &mut ct,
-                Metric::maybe(
-                    "conntrack.used_pct",
-                    U,
-                    "entries",
-                    l.conntrack_pct,
-                    "pct",
-                    "/proc/sys/net/netfilter",
-                    "unreadable",
-                ),
-            );
-            out.push(ct);
-        }
+        out.extend(crate::resources::limits::conntrack_resource(l));
     }
 
     // cgroups with limits or throttling

@@ -11,11 +11,13 @@ pub use crate::resources::cpu::{CpuRow, LoadSection};
 pub use crate::resources::disk::DiskRow;
 pub use crate::resources::filesystem::FsRow;
 pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, KLOG_RECENT_S};
+pub use crate::resources::limits::{FdRow, LimitsSection};
 pub use crate::resources::memory::MemorySection;
 pub use crate::resources::netif::IfRow;
 pub use crate::resources::pressure::PsiRow;
-pub use crate::resources::tasks::DTask;
+pub use crate::resources::tasks::{DTask, ProcRef, ProcRow, ProcessSection, RssGrowth, SpawnerRow};
 pub use crate::resources::tcp::TcpRow;
+pub use crate::resources::vmstat::VmstatSection;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sections {
@@ -153,129 +155,6 @@ impl Sections {
             self.qdiscs = Vec::new();
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct VmstatSection {
-    pub samples: u32,
-    /// vmstat `r`: runnable tasks (running + waiting), sampled in the window.
-    pub runnable_min: Option<u32>,
-    pub runnable_avg: Option<f64>,
-    pub runnable_max: Option<u32>,
-    /// vmstat `b`: tasks blocked in uninterruptible sleep.
-    pub blocked_min: Option<u32>,
-    pub blocked_avg: Option<f64>,
-    pub blocked_max: Option<u32>,
-    pub swap_in_kb_per_s: Option<f64>,
-    pub swap_out_kb_per_s: Option<f64>,
-    pub page_in_kb_per_s: Option<f64>,
-    pub page_out_kb_per_s: Option<f64>,
-    pub major_faults_per_s: Option<f64>,
-    pub context_switches_per_s: Option<f64>,
-    pub interrupts_per_s: Option<f64>,
-    pub forks_per_s: Option<f64>,
-    /// OOM kills in the window (/proc/vmstat oom_kill, Linux >= 4.13).
-    pub oom_kills: Option<u64>,
-    pub user_pct: Option<f64>,
-    pub system_pct: Option<f64>,
-    pub idle_pct: Option<f64>,
-    pub iowait_pct: Option<f64>,
-    pub steal_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct ProcRow {
-    pub pid: i32,
-    pub comm: String,
-    pub state: String,
-    /// Of one CPU: 200 means two CPUs' worth.
-    pub cpu_pct: f64,
-    pub usr_pct: f64,
-    pub sys_pct: f64,
-    pub rss_bytes: u64,
-    pub threads: i64,
-    pub major_faults_per_s: f64,
-    /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_cpu: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct ProcessSection {
-    pub count: u32,
-    pub threads: i64,
-    pub zombies: u32,
-    /// Parent of the most zombies, when there are any.
-    pub zombie_parent: Option<ProcRef>,
-    pub top_cpu: Vec<ProcRow>,
-    pub top_rss: Vec<ProcRow>,
-    pub d_state: Vec<DTask>,
-    /// Processes whose open file descriptors approach their limit (most used first).
-    pub fd_top: Vec<FdRow>,
-    /// Processes whose fds or namespaces could not be inspected (permissions).
-    pub not_inspected: u32,
-    /// The process whose resident memory grew fastest over the window (only when one grew).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rss_grower: Option<RssGrowth>,
-    /// When the box forks at least 100 processes/s: the parents whose children come and go
-    /// (most reaped children's CPU first). Empty otherwise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub spawners: Vec<SpawnerRow>,
-}
-
-/// A process that spawns many short-lived children.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct SpawnerRow {
-    pub pid: i32,
-    pub comm: String,
-    pub ppid: i32,
-    /// CPU of the short-lived children it reaped in the window, % of one CPU: the growth of
-    /// its cutime + cstime, less what children already running at t0 brought (short-lived
-    /// children leave no other trace in /proc).
-    pub children_cpu_pct: f64,
-    /// Its children born in the window and still alive at the end.
-    pub new_children: u32,
-    /// The most common name among those children.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub child_comm: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct RssGrowth {
-    pub pid: i32,
-    pub comm: String,
-    pub rss_bytes: u64,
-    pub growth_bytes_per_s: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct ProcRef {
-    pub pid: i32,
-    pub comm: String,
-    pub count: u32,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct FdRow {
-    pub pid: i32,
-    pub comm: String,
-    pub open_fds: u64,
-    pub soft_limit: Option<u64>,
-    pub used_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct LimitsSection {
-    pub file_handles: Option<u64>,
-    pub file_handles_max: Option<u64>,
-    pub file_handles_pct: Option<f64>,
-    pub threads: Option<u64>,
-    pub threads_max: Option<u64>,
-    pub pid_max: Option<u64>,
-    pub tasks_pct: Option<f64>,
-    pub conntrack: Option<u64>,
-    pub conntrack_max: Option<u64>,
-    pub conntrack_pct: Option<f64>,
 }
 
 #[cfg(test)]

@@ -449,98 +449,21 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         );
     }
     if let Some(v) = &sec.vmstat {
-        let mut t = new_table(&[
-            "r", "b", "si kB/s", "so kB/s", "majflt/s", "cs/s", "in/s", "us", "sy", "id", "wa",
-            "st",
-        ]);
-        let mm = |a: Option<u32>, b: Option<f64>, c: Option<u32>| {
-            format!(
-                "{}/{}/{}",
-                ou(a.map(u64::from)),
-                o1(b),
-                ou(c.map(u64::from))
-            )
-        };
-        t.add_row(vec![
-            mm(v.runnable_min, v.runnable_avg, v.runnable_max),
-            mm(v.blocked_min, v.blocked_avg, v.blocked_max),
-            o1(v.swap_in_kb_per_s),
-            o1(v.swap_out_kb_per_s),
-            o1(v.major_faults_per_s),
-            o1(v.context_switches_per_s.map(f64::round)),
-            o1(v.interrupts_per_s.map(f64::round)),
-            o1(v.user_pct),
-            o1(v.system_pct),
-            o1(v.idle_pct),
-            o1(v.iowait_pct),
-            o1(v.steal_pct),
-        ]);
-        section(
-            out,
-            st,
-            &format!(
-                "vmstat (r runnable, b blocked: min/avg/max of {} samples)",
-                v.samples
-            ),
-            &t,
-        );
+        let t = spec_table(crate::resources::vmstat::COLUMNS, std::slice::from_ref(v));
+        section(out, st, &crate::resources::vmstat::title(v), &t);
     }
     if !sec.cpus.is_empty() {
         let t = spec_table(crate::resources::cpu::COLUMNS, &sec.cpus);
         section(out, st, "mpstat -P ALL", &t);
     }
     if let Some(p) = &sec.processes {
-        let mut t = new_table(&[
-            "PID", "command", "state", "%CPU", "%usr", "%sys", "RSS", "threads", "majflt/s",
-        ]);
-        if let Some(c) = t.column_mut(1) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for x in &p.top_cpu {
-            t.add_row(vec![
-                x.pid.to_string(),
-                s(&x.comm),
-                x.state.clone(),
-                f1(x.cpu_pct),
-                f1(x.usr_pct),
-                f1(x.sys_pct),
-                human_bytes(x.rss_bytes),
-                x.threads.to_string(),
-                f1(x.major_faults_per_s),
-            ]);
-        }
-        section(
-            out,
-            st,
-            &format!(
-                "pidstat/top: by CPU ({} processes, {} threads, {} zombies)",
-                p.count, p.threads, p.zombies
-            ),
-            &t,
-        );
-        let mut t = new_table(&["PID", "command", "RSS", "%CPU"]);
-        if let Some(c) = t.column_mut(1) {
-            c.set_cell_alignment(CellAlignment::Left);
-        }
-        for x in &p.top_rss {
-            t.add_row(vec![
-                x.pid.to_string(),
-                s(&x.comm),
-                human_bytes(x.rss_bytes),
-                f1(x.cpu_pct),
-            ]);
-        }
+        use crate::resources::tasks;
+        let t = spec_table(tasks::TOP_CPU_COLUMNS, &p.top_cpu);
+        section(out, st, &tasks::top_cpu_title(p), &t);
+        let t = spec_table(tasks::TOP_RSS_COLUMNS, &p.top_rss);
         section(out, st, "top: by resident memory", &t);
         if !p.d_state.is_empty() {
-            let mut t = new_table(&["PID", "TID", "command", "waiting in"]);
-            for d in &p.d_state {
-                t.add_row(vec![
-                    d.pid.to_string(),
-                    d.tid.to_string(),
-                    s(&d.comm),
-                    s(d.wchan.as_deref().unwrap_or("-")),
-                ]);
-            }
+            let t = spec_table(tasks::CHECKLIST_D_STATE_COLUMNS, &p.d_state);
             section(out, st, "tasks in D state (uninterruptible)", &t);
         }
     }
@@ -613,30 +536,8 @@ pub(super) fn checklist(out: &mut String, r: &Report, st: &Style) {
         section(out, st, "cgroups with limits", &t);
     }
     if let Some(l) = &sec.limits {
-        let mut parts = Vec::new();
-        if let (Some(a), Some(m)) = (l.file_handles, l.file_handles_max) {
-            parts.push(format!("file handles {a}/{m}"));
-        }
-        if let (Some(t), Some(p)) = (l.threads, l.pid_max) {
-            parts.push(format!(
-                "threads {t} (pid_max {p}, threads-max {})",
-                ou(l.threads_max)
-            ));
-        }
-        if let (Some(c), Some(m)) = (l.conntrack, l.conntrack_max) {
-            parts.push(format!("conntrack {c}/{m}"));
-        }
-        if let Some(p) = &sec.processes {
-            if let Some(f) = p.fd_top.first() {
-                parts.push(format!(
-                    "most fds: {} (pid {}) {}/{}",
-                    s(&f.comm),
-                    f.pid,
-                    f.open_fds,
-                    ou(f.soft_limit)
-                ));
-            }
-        }
+        let most_fds = sec.processes.as_ref().and_then(|p| p.fd_top.first());
+        let parts = crate::resources::limits::line(l, most_fds);
         if !parts.is_empty() {
             let _ = writeln!(out);
             wrap(out, &st.head("limits:"), "  ", &parts.join("; "));

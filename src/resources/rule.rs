@@ -17,12 +17,6 @@ pub struct Threshold {
 }
 
 pub const THRESHOLDS: &[Threshold] = &[
-    Threshold { id: "conntrack.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "count at or near max (S0:1039)" },
-    Threshold { id: "file_descriptors.process_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "approaching ulimit -n causes EMFILE (S0:213)" },
-    Threshold { id: "file_descriptors.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "system-wide file-max (S0:212)" },
-    Threshold { id: "tasks.used_pct", warn: 80.0, crit: 95.0, unit: "pct", why: "PID exhaustion makes fork fail (S0:104)" },
-    Threshold { id: "tasks.zombies", warn: 100.0, crit: 1000.0, unit: "count", why: "a few zombies are harmless; many mean a parent not reaping (S0:46)" },
-    Threshold { id: "tasks.blocked_avg", warn: 1.0, crit: 4.0, unit: "count", why: "high load with low CPU and D-state tasks = I/O or NFS stall (S3:243)" },
     Threshold { id: "syscalls.process_calls_per_s", warn: 50000.0, crit: 500000.0, unit: "per_s", why: "a minimal syscall costs ~100-200 ns (S0:262, S0:966) and 2 M/s cost 200-400 ms of CPU (S0:1154): 50k/s from one process is already ~1% of a CPU in entry/exit alone; 500k/s is a tight loop (S0:994)" },
     Threshold { id: "syscalls.top_process_share_pct", warn: 60.0, crit: 60.0, unit: "pct", why: "companion of the storm rule: the process issues clearly more calls than all others together (our choice for 'far more than the rest': 60%, so two equal loops are not 'a storm from one process')" },
     Threshold { id: "syscalls.futex_time_pct", warn: 50.0, crit: 90.0, unit: "pct", why: "'If 90% of time is in futex(), the process is contending on a lock' (S0:977); warn at half" },
@@ -46,10 +40,12 @@ pub fn all() -> impl Iterator<Item = &'static Threshold> {
         .chain(super::cpu::THRESHOLDS)
         .chain(super::disk::THRESHOLDS)
         .chain(super::filesystem::THRESHOLDS)
+        .chain(super::limits::THRESHOLDS)
         .chain(super::memory::THRESHOLDS)
         .chain(super::netif::THRESHOLDS)
         .chain(super::pressure::THRESHOLDS)
         .chain(super::tcp::THRESHOLDS)
+        .chain(super::tasks::THRESHOLDS)
         .chain(THRESHOLDS)
 }
 

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use super::build::r2;
+use super::SpawnerRow;
 use crate::collect::run::Readings;
-use crate::model::sections::SpawnerRow;
+use crate::num::r2;
 
 /// Below this many forks per second nobody is a spawner worth naming (an idle box forks a
 /// few per second, a shell script or a build a few dozen to a few hundred).
