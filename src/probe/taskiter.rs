@@ -98,10 +98,51 @@ fn precondition() -> Result<(), String> {
     Ok(())
 }
 
+/// The kernel types `bpf/tasks.bpf.c` reads fields of (its CO-RE relocation roots), for the
+/// minimal BTF it loads against ([`super::minbtf`]); a missing one makes it load against the
+/// whole kernel BTF (`cost.btf` says so).
+pub const CORE_ROOTS: &[&str] = &[
+    "bpf_iter__task",
+    "bpf_iter_meta",
+    "task_struct",
+    "signal_struct",
+    "mm_struct",
+    "nsproxy",
+    "net",
+    "files_struct",
+    "fdtable",
+];
+
 /// Load the iterator program and attach it. Returns the link (it keeps the program loaded).
 fn attach() -> Result<libbpf_rs::Link, String> {
-    let mut storage = MaybeUninit::uninit();
+    let (minimal, why_not) = super::btf::open_opts_minimal("tasks", CORE_ROOTS);
+    let mut fallback = why_not;
+    if minimal.source == "minimal" {
+        match attach_with(&minimal) {
+            Ok(link) => {
+                note_btf(&minimal, None);
+                return Ok(link);
+            }
+            Err(e) => fallback = Some(format!("iter with the minimal BTF: {e}")),
+        }
+    }
     let btf = super::btf::open_opts();
+    let link = attach_with(&btf)?;
+    note_btf(&btf, fallback);
+    Ok(link)
+}
+
+fn note_btf(btf: &super::btf::OpenOpts, fallback: Option<String>) {
+    super::cost::note_btf(super::cost_model::BtfUse {
+        probe: "tasks".into(),
+        source: btf.source.into(),
+        types: btf.types,
+        fallback,
+    });
+}
+
+fn attach_with(btf: &super::btf::OpenOpts) -> Result<libbpf_rs::Link, String> {
+    let mut storage = MaybeUninit::uninit();
     let open = TasksSkelBuilder::default()
         .open_opts(btf.opts, &mut storage)
         .map_err(|e| format!("open: {e}"))?;
