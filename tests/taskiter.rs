@@ -498,3 +498,84 @@ fn auto_takes_the_iterator_only_on_a_busy_box() {
         );
     }
 }
+
+/// The `tasks` row of `triage doctor --json` (run with `pre` before the binary, e.g. setpriv).
+fn doctor_tasks_row(pre: &[&str]) -> serde_json::Value {
+    let o = match pre.split_first() {
+        Some((cmd, args)) => Command::new(cmd)
+            .args(args)
+            .arg(env!("CARGO_BIN_EXE_triage"))
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap(),
+        None => common::triage()
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap(),
+    };
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let d = common::json(&o);
+    d["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tasks")
+        .unwrap_or_else(|| panic!("no tasks probe in doctor: {}", d["probes"]))
+        .clone()
+}
+
+/// Like every other probe, doctor loads the task iterator for real: here (root, host PID
+/// namespace, BTF) it runs, and the table says so.
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: doctor loads the BPF task iterator"]
+fn doctor_reports_the_task_iterator_runnable() {
+    common::require_bpf();
+    let row = doctor_tasks_row(&[]);
+    assert_eq!(row["ok"], true, "{row}");
+    assert_eq!(row["attach_type"], "iter", "{row}");
+    assert!(row["error"].is_null() && row["fix"].is_null(), "{row}");
+    assert!(
+        row["tracepoints"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("iter/task"),
+        "{row}"
+    );
+    let o = common::triage().arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(" ok   tasks "))
+        .unwrap_or_else(|| panic!("no ok tasks line:\n{text}"));
+    assert!(line.contains("attached via iter"), "{line}");
+}
+
+/// Without privileges the row says why and the exact fix (and the rest of doctor still runs).
+#[test]
+#[ignore = "needs root: drops privileges with setpriv"]
+fn doctor_says_why_the_task_iterator_cannot_run_unprivileged() {
+    common::require_root();
+    let row = doctor_tasks_row(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ]);
+    assert_eq!(row["ok"], false, "{row}");
+    assert!(row["attach_type"].is_null(), "{row}");
+    let err = row["error"].as_str().unwrap();
+    if cfg!(feature = "bpf") {
+        assert!(err.contains("lack CAP_BPF and CAP_PERFMON"), "{row}");
+        assert!(
+            row["fix"]
+                .as_str()
+                .unwrap()
+                .contains("sudo setcap cap_bpf,cap_perfmon+ep $(which triage)"),
+            "{row}"
+        );
+    } else {
+        assert_eq!(err, triage::probe::NO_BPF, "{row}");
+    }
+}

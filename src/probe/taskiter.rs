@@ -79,21 +79,53 @@ same_layout!(
 /// The inode of the initial PID namespace (`PROC_PID_INIT_INO`).
 const INIT_PID_NS: u64 = 0xEFFF_FFFC;
 
-/// What the iterator scan needs: the initial PID namespace, then the common eBPF
-/// preconditions. `Err(why)` when it cannot run here.
-fn precondition() -> Result<(), String> {
-    let link = std::fs::read_link("/proc/self/ns/pid")
-        .map_err(|e| format!("cannot read /proc/self/ns/pid: {e}"))?;
-    let ino = crate::collect::procs::ns_inode(&link.to_string_lossy());
-    if ino != Some(INIT_PID_NS) {
+/// The fix when triage runs in a PID namespace of its own.
+pub const PIDNS_FIX: &str = "run in the host PID namespace (docker --pid=host, Kubernetes \
+     hostPID: true); meanwhile processes are read from /proc";
+
+/// What the iterator scan needs: the common eBPF preconditions, the kernel floor, then the
+/// initial PID namespace. `Err` (why, with the fix) when it cannot run here.
+fn precondition() -> Result<(), crate::collect::Problem> {
+    use crate::collect::Problem;
+    if let Some(b) = super::preflight::bpf_blockers().into_iter().next() {
+        return Err(b);
+    }
+    // An external BTF file (--btf) serves CO-RE only: the kernel resolves an iterator's
+    // target (bpf_iter_task) by its own BTF ids, which libbpf reads from sysfs.
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(Problem::new(
+            super::checks::BTF_BLOCKER,
+            "sys/kernel/btf/vmlinux",
+            "sys/kernel/btf/vmlinux absent: the task iterator attaches by the kernel's own BTF \
+             ids (like tp_btf), which an external BTF file (--btf) cannot provide",
+        )
+        .with_fix(
+            "inside a container, bind-mount the host's /sys/kernel/btf; otherwise boot a kernel \
+             built with CONFIG_DEBUG_INFO_BTF=y (meanwhile processes are read from /proc)",
+        ));
+    }
+    if let Some(why) = super::kernels::running_too_old("tasks", &[]) {
         return Err(
-            "triage runs in a PID namespace of its own; the task iterator would show the \
-             host's processes with the host's numbers"
-                .into(),
+            Problem::new("eBPF: kernel version", "proc/sys/kernel/osrelease", why)
+                .with_fix(super::attach_fix(super::kernels::SKIP_ENV)),
         );
     }
-    if let Some(b) = super::preflight::bpf_blockers().first() {
-        return Err(b.reason.clone());
+    let link = std::fs::read_link("/proc/self/ns/pid").map_err(|e| {
+        Problem::new(
+            "eBPF: PID namespace",
+            "proc/self/ns/pid",
+            format!("cannot read /proc/self/ns/pid: {e}"),
+        )
+    })?;
+    let ino = crate::collect::procs::ns_inode(&link.to_string_lossy());
+    if ino != Some(INIT_PID_NS) {
+        return Err(Problem::new(
+            "eBPF: PID namespace",
+            "proc/self/ns/pid",
+            "triage runs in a PID namespace of its own; the task iterator would show the \
+             host's processes with the host's numbers",
+        )
+        .with_fix(PIDNS_FIX));
     }
     Ok(())
 }
@@ -138,7 +170,7 @@ fn dump(link: &libbpf_rs::Link, hint: usize) -> std::io::Result<Vec<u8>> {
 /// the iterator cannot be used here (the caller says so and scans /proc). A dump that fails
 /// later is a problem of that snapshot, whose scan then reads /proc.
 pub fn dumper() -> Result<TaskDumper, String> {
-    precondition()?;
+    precondition().map_err(|p| p.reason)?;
     let link = attach()?;
     let hint = std::sync::atomic::AtomicUsize::new(1 << 20);
     Ok(Box::new(move || {
@@ -146,4 +178,29 @@ pub fn dumper() -> Result<TaskDumper, String> {
         hint.store(d.len(), std::sync::atomic::Ordering::Relaxed);
         Ok(d)
     }))
+}
+
+/// What `triage doctor` tries: the preconditions, then load, attach and one dump read and
+/// decoded for real (then everything is dropped). `Ok(attach type)`, or why not and the fix.
+pub fn check() -> Result<String, (String, Option<String>)> {
+    precondition().map_err(|p| (p.reason, p.fix))?;
+    let link = attach().map_err(|e| {
+        let fix = super::attach_fix(&e);
+        (e, Some(fix))
+    })?;
+    let bytes = dump(&link, 1 << 20).map_err(|e| (format!("read iter/task: {e}"), None))?;
+    let d =
+        taskdump::TaskDump::decode(&bytes).map_err(|e| (format!("decode the dump: {e}"), None))?;
+    // The dump must show this very process (its global pid: initial PID namespace).
+    let me = std::process::id() as i32;
+    if !d.tasks.iter().any(|t| t.tgid == me && t.pid == me) {
+        return Err((
+            format!(
+                "the task iterator's dump ({} tasks) lacks triage itself (pid {me})",
+                d.tasks.len()
+            ),
+            None,
+        ));
+    }
+    Ok("iter".into())
 }
