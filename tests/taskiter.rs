@@ -579,3 +579,147 @@ fn doctor_says_why_the_task_iterator_cannot_run_unprivileged() {
         assert_eq!(err, triage::probe::NO_BPF, "{row}");
     }
 }
+
+/// Tasks (threads) on the box: the total of /proc/loadavg's `running/total`.
+fn tasks_on_box() -> u64 {
+    let t = std::fs::read_to_string("/proc/loadavg").unwrap();
+    t.split_whitespace()
+        .nth(3)
+        .and_then(|x| x.split('/').nth(1))
+        .and_then(|x| x.parse().ok())
+        .unwrap()
+}
+
+/// `kernel.bpf_stats_enabled=1` while this lives, the previous value restored when dropped
+/// (also when the test fails). The sysctl, not BPF_ENABLE_STATS: the sysctl shows only its own
+/// value, and triage reports run figures only when it says stats are on.
+struct BpfStats(String);
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn on() -> BpfStats {
+        let was = std::fs::read_to_string(BPF_STATS).unwrap();
+        std::fs::write(BPF_STATS, "1\n").unwrap();
+        BpfStats(was)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(BPF_STATS, &self.0);
+    }
+}
+
+/// The `tasks` entries of a report's `cost.programs`.
+fn tasks_costs(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["cost"]["programs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cost.programs: {}", report["cost"]))
+        .iter()
+        .filter(|p| p["probe"] == "tasks")
+        .cloned()
+        .collect()
+}
+
+/// When the scan used the iterator, `report.cost` lists its program like the latency
+/// probes': verified instructions, and with BPF stats on, one run per task per dump (t0 and
+/// t1, plus the iterator's closing call of each) and the time they took.
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator and BPF stats"]
+fn the_iterators_cost_is_in_the_report() {
+    common::require_bpf();
+    let run = || {
+        let o = common::triage()
+            .args(["sixty-second", "--task-scan", "bpf", "--duration", "0.3"])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        common::json(&o)
+    };
+    // As the box is: the program is there; run figures only if stats happen to be on.
+    let r = run();
+    let t = tasks_costs(&r);
+    assert_eq!(t.len(), 1, "{}", r["cost"]);
+    assert_eq!(t[0]["program"], "dump_task");
+    let insns = t[0]["verified_insns"].as_u64().unwrap();
+    assert!((100..100_000).contains(&insns), "{}", t[0]);
+    // The /proc scan (no iterator) lists no such program.
+    let o = common::triage()
+        .args(["sixty-second", "--task-scan", "proc", "--duration", "0.2"])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(tasks_costs(&common::json(&o)).is_empty());
+
+    // With BPF stats on: the runs are the tasks of the two dumps.
+    let stats = BpfStats::on();
+    let before = tasks_on_box();
+    let r = run();
+    let after = tasks_on_box();
+    drop(stats);
+    assert_eq!(r["cost"]["bpf_stats_enabled"], true, "{}", r["cost"]);
+    let t = tasks_costs(&r);
+    assert_eq!(t.len(), 1, "{}", r["cost"]);
+    let runs = t[0]["run_count"].as_u64().unwrap();
+    let (lo, hi) = (before.min(after), before.max(after));
+    // Two dumps of every task, each ending with one call without a task; threads come and go
+    // on a shared box, hence the 10% either side.
+    assert!(
+        runs * 10 >= 2 * lo * 9 && runs * 10 <= (2 * hi + 2) * 11,
+        "{runs} runs for {lo}..{hi} tasks: {}",
+        t[0]
+    );
+    assert!(t[0]["run_time_ns"].as_u64().unwrap() > 0, "{}", t[0]);
+    assert_eq!(t[0]["verified_insns"].as_u64().unwrap(), insns);
+}
+
+/// A series loads the iterator once and scans every window through it: the load count does not
+/// grow with the windows, and every window's cost lists the program (its own runs).
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator"]
+fn a_series_loads_the_iterator_once() {
+    use clap::Parser as _;
+    use triage::commands::pipeline::{self, Output, Plan};
+    common::require_bpf();
+    const WINDOWS: usize = 4;
+    let cli = triage::cli::Cli::try_parse_from([
+        "triage",
+        "mem",
+        "--task-scan",
+        "bpf",
+        "--interval",
+        "0.2",
+        "--count",
+        &WINDOWS.to_string(),
+    ])
+    .unwrap();
+    let triage::cli::Command::Mem(args) = &cli.command else {
+        unreachable!()
+    };
+    let plan = Plan::deep(&triage::commands::views::MEM, args, &cli.global);
+    let loads = triage::probe::taskiter::loads();
+    let Output::Series(series) = pipeline::run(&plan).unwrap() else {
+        panic!("not a series")
+    };
+    // Another test of this binary may load it for the first time meanwhile (it is kept per
+    // process, so at most once); a load per window would add WINDOWS.
+    let added = triage::probe::taskiter::loads() - loads;
+    assert!(added <= 1, "{added} loads for {WINDOWS} windows");
+    assert_eq!(series.samples.len(), WINDOWS);
+    for (i, s) in series.samples.iter().enumerate() {
+        let v = serde_json::to_value(s).unwrap();
+        let t = tasks_costs(&v);
+        assert_eq!(t.len(), 1, "window {i}: {}", v["cost"]);
+        assert_eq!(t[0]["program"], "dump_task");
+        // Every window's processes came from the dump, none from a fallback.
+        assert!(
+            !v["unavailable"].to_string().contains("BPF task iterator"),
+            "window {i}: {}",
+            v["unavailable"]
+        );
+    }
+}
