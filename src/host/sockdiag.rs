@@ -303,14 +303,24 @@ pub fn time_wait_ports(socks: &[SockRow]) -> Vec<(u16, u64)> {
 /// [`port_use`] and [`time_wait_ports`] over one dump of every TCP socket of our network
 /// namespace.
 pub fn tcp_port_use(range: (u16, u16)) -> io::Result<PortUseDump> {
-    let mut socks = Vec::new();
-    dump(ALL_STATES, |buf| {
-        walk_messages(buf, |m| socks.extend(parse_sock(m)))
-    })?;
+    let socks = sock_rows(true).or_else(|_| sock_rows(false))?;
     Ok(PortUseDump {
         destinations: port_use(&socks, range),
         time_wait_local_ports: time_wait_ports(&socks),
     })
+}
+
+/// Every TCP socket of our network namespace: in one walk (`one_walk`, the legacy request) or
+/// one dump per family.
+fn sock_rows(one_walk: bool) -> io::Result<Vec<SockRow>> {
+    let mut socks = Vec::new();
+    let each = |buf: &[u8]| walk_messages(buf, |m| socks.extend(parse_sock(m)));
+    if one_walk {
+        dump_with(&[compat_request(1, ALL_STATES)], each)?;
+    } else {
+        dump(ALL_STATES, each)?;
+    }
+    Ok(socks)
 }
 
 /// The listening TCP sockets of our network namespace, sorted, with their accept queues.
@@ -569,6 +579,19 @@ mod tests {
         })
         .unwrap();
         let (inet, inet6) = (libc::AF_INET as u8, libc::AF_INET6 as u8);
+        // The port-use dump's rows of our loopback sockets are the same either way.
+        let ours = |one_walk: bool| {
+            let mut v: Vec<SockRow> = sock_rows(one_walk)
+                .unwrap()
+                .into_iter()
+                .filter(|r| [v4, v6].contains(&r.2) || [v4, v6].contains(&r.4))
+                .collect();
+            v.sort();
+            v
+        };
+        let rows = ours(true);
+        assert_eq!(rows.len(), 6, "{rows:?}");
+        assert_eq!(rows, ours(false));
         for (family, port) in [(inet, v4), (inet6, v6)] {
             // The listener, and the accepted end (it has the listener's local port).
             assert!(
