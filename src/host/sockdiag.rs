@@ -607,8 +607,8 @@ mod tests {
 
     /// Where the two dumps' CPU goes: alternated rounds of each way of counting, process CPU
     /// time (user + system: the hash walks are system time) per call, medians. Run with
-    /// `cargo test --lib host::sockdiag::tests::bench_state_count -- --ignored --nocapture`;
-    /// fails only if a dump fails.
+    /// `SOCKDIAG_BENCH_CALLS=200 cargo test --lib host::sockdiag::tests::bench_state_count --
+    /// --ignored --nocapture`; fails only if a dump fails.
     #[test]
     #[ignore = "a measurement: run by hand with --nocapture"]
     fn bench_state_count() {
@@ -616,7 +616,11 @@ mod tests {
             let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
             t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 / 1e3
         }
-        let calls = 200;
+        // Small by default (CI runs ignored tests as root): SOCKDIAG_BENCH_CALLS=200 for figures.
+        let calls: usize = std::env::var("SOCKDIAG_BENCH_CALLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20);
         let rounds = 7;
         let (mut one, mut two) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
