@@ -498,3 +498,240 @@ fn auto_takes_the_iterator_only_on_a_busy_box() {
         );
     }
 }
+
+/// The `tasks` row of `triage doctor --json` (run with `pre` before the binary, e.g. setpriv).
+fn doctor_tasks_row(pre: &[&str]) -> serde_json::Value {
+    let o = match pre.split_first() {
+        Some((cmd, args)) => Command::new(cmd)
+            .args(args)
+            .arg(env!("CARGO_BIN_EXE_triage"))
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap(),
+        None => common::triage()
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap(),
+    };
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let d = common::json(&o);
+    d["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tasks")
+        .unwrap_or_else(|| panic!("no tasks probe in doctor: {}", d["probes"]))
+        .clone()
+}
+
+/// Like every other probe, doctor loads the task iterator for real: here (root, host PID
+/// namespace, BTF) it runs, and the table says so.
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: doctor loads the BPF task iterator"]
+fn doctor_reports_the_task_iterator_runnable() {
+    common::require_bpf();
+    let row = doctor_tasks_row(&[]);
+    assert_eq!(row["ok"], true, "{row}");
+    assert_eq!(row["attach_type"], "iter", "{row}");
+    assert!(row["error"].is_null() && row["fix"].is_null(), "{row}");
+    assert!(
+        row["tracepoints"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("iter/task"),
+        "{row}"
+    );
+    let o = common::triage().arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(" ok   tasks "))
+        .unwrap_or_else(|| panic!("no ok tasks line:\n{text}"));
+    assert!(line.contains("attached via iter"), "{line}");
+}
+
+/// Without privileges the row says why and the exact fix (and the rest of doctor still runs).
+#[test]
+#[ignore = "needs root: drops privileges with setpriv"]
+fn doctor_says_why_the_task_iterator_cannot_run_unprivileged() {
+    common::require_root();
+    let row = doctor_tasks_row(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ]);
+    assert_eq!(row["ok"], false, "{row}");
+    assert!(row["attach_type"].is_null(), "{row}");
+    let err = row["error"].as_str().unwrap();
+    if cfg!(feature = "bpf") {
+        assert!(err.contains("lack CAP_BPF and CAP_PERFMON"), "{row}");
+        assert!(
+            row["fix"]
+                .as_str()
+                .unwrap()
+                .contains("sudo setcap cap_bpf,cap_perfmon+ep $(which triage)"),
+            "{row}"
+        );
+    } else {
+        assert_eq!(err, triage::probe::NO_BPF, "{row}");
+    }
+}
+
+/// `kernel.bpf_stats_enabled=1` while this lives, the previous value restored when dropped
+/// (also when the test fails). The sysctl, not BPF_ENABLE_STATS: the sysctl shows only its own
+/// value, and triage reports run figures only when it says stats are on.
+struct BpfStats(String);
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn on() -> BpfStats {
+        let was = std::fs::read_to_string(BPF_STATS).unwrap();
+        std::fs::write(BPF_STATS, "1\n").unwrap();
+        BpfStats(was)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(BPF_STATS, &self.0);
+    }
+}
+
+/// The `tasks` entries of a report's `cost.programs`.
+fn tasks_costs(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["cost"]["programs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cost.programs: {}", report["cost"]))
+        .iter()
+        .filter(|p| p["probe"] == "tasks")
+        .cloned()
+        .collect()
+}
+
+/// When the scan used the iterator, `report.cost` lists its program like the latency
+/// probes': verified instructions, and with BPF stats on, one run per task per dump (t0 and
+/// t1, plus the iterator's closing call of each) and the time they took.
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator and BPF stats"]
+fn the_iterators_cost_is_in_the_report() {
+    common::require_bpf();
+    let run = || {
+        let o = common::triage()
+            .args(["sixty-second", "--task-scan", "bpf", "--duration", "0.3"])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        common::json(&o)
+    };
+    // As the box is: the program is there; run figures only if stats happen to be on.
+    let r = run();
+    let t = tasks_costs(&r);
+    assert_eq!(t.len(), 1, "{}", r["cost"]);
+    assert_eq!(t[0]["program"], "dump_task");
+    let insns = t[0]["verified_insns"].as_u64().unwrap();
+    assert!((100..100_000).contains(&insns), "{}", t[0]);
+    // The /proc scan (no iterator) lists no such program.
+    let o = common::triage()
+        .args(["sixty-second", "--task-scan", "proc", "--duration", "0.2"])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(tasks_costs(&common::json(&o)).is_empty());
+
+    // With BPF stats on: one run per task of each dump (the records of t0/ and t1/tasks.bin
+    // of a capture) plus the iterator's closing call of each; a record that does not fit the
+    // kernel's 32 KiB seq buffer is shown again by the next read (at most one per 128 records).
+    let dir = tempfile::tempdir().unwrap();
+    let fx = dir.path().join("fx");
+    let stats = BpfStats::on();
+    let o = common::triage()
+        .args([
+            "capture",
+            "--task-scan",
+            "bpf",
+            "--duration",
+            "0.3",
+            "--json",
+        ])
+        .arg("--out")
+        .arg(&fx)
+        .output()
+        .unwrap();
+    drop(stats);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = common::json(&o);
+    assert_eq!(r["cost"]["bpf_stats_enabled"], true, "{}", r["cost"]);
+    let t = tasks_costs(&r);
+    assert_eq!(t.len(), 1, "{}", r["cost"]);
+    let records: u64 = ["t0", "t1"]
+        .iter()
+        .map(|p| {
+            let len = std::fs::metadata(fx.join(p).join("tasks.bin"))
+                .unwrap()
+                .len();
+            (len - 32) / 256
+        })
+        .sum();
+    let runs = t[0]["run_count"].as_u64().unwrap();
+    assert!(
+        (records + 2..=records + 2 + records / 128 + 2).contains(&runs),
+        "{runs} runs for {records} records: {}",
+        t[0]
+    );
+    assert!(t[0]["run_time_ns"].as_u64().unwrap() > 0, "{}", t[0]);
+    assert_eq!(t[0]["verified_insns"].as_u64().unwrap(), insns);
+}
+
+/// A series loads the iterator once and scans every window through it: the load count does not
+/// grow with the windows, and every window's cost lists the program (its own runs).
+#[cfg(feature = "bpf")]
+#[test]
+#[ignore = "needs root: BPF task iterator"]
+fn a_series_loads_the_iterator_once() {
+    use clap::Parser as _;
+    use triage::commands::pipeline::{self, Output, Plan};
+    common::require_bpf();
+    const WINDOWS: usize = 4;
+    let cli = triage::cli::Cli::try_parse_from([
+        "triage",
+        "mem",
+        "--task-scan",
+        "bpf",
+        "--interval",
+        "0.2",
+        "--count",
+        &WINDOWS.to_string(),
+    ])
+    .unwrap();
+    let triage::cli::Command::Mem(args) = &cli.command else {
+        unreachable!()
+    };
+    let plan = Plan::deep(&triage::commands::views::MEM, args, &cli.global);
+    let loads = triage::probe::taskiter::loads();
+    let Output::Series(series) = pipeline::run(&plan).unwrap() else {
+        panic!("not a series")
+    };
+    // Another test of this binary may load it for the first time meanwhile (it is kept per
+    // process, so at most once); a load per window would add WINDOWS.
+    let added = triage::probe::taskiter::loads() - loads;
+    assert!(added <= 1, "{added} loads for {WINDOWS} windows");
+    assert_eq!(series.samples.len(), WINDOWS);
+    for (i, s) in series.samples.iter().enumerate() {
+        let v = serde_json::to_value(s).unwrap();
+        let t = tasks_costs(&v);
+        assert_eq!(t.len(), 1, "window {i}: {}", v["cost"]);
+        assert_eq!(t[0]["program"], "dump_task");
+        // Every window's processes came from the dump, none from a fallback.
+        assert!(
+            !v["unavailable"].to_string().contains("BPF task iterator"),
+            "window {i}: {}",
+            v["unavailable"]
+        );
+    }
+}

@@ -110,6 +110,10 @@ pub fn readings_after(
             opts.duration,
         );
         let mut readings = run::live_after(&src, &opts, record, prev);
+        #[cfg(feature = "bpf")]
+        if src.has_task_dumper() {
+            crate::probe::taskiter::note_cost();
+        }
         if let Some(p) = iter_missing {
             readings.problems.push(p);
             readings.problems.sort();

@@ -33,25 +33,62 @@ pub(crate) fn note(probe: &str, obj: &libbpf_rs::Object) {
         if fd < 0 {
             continue; // not loaded (autoload off)
         }
-        // SAFETY: an all-zero bpf_prog_info is valid; the kernel fills at most `len` bytes.
-        let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of_val(&info) as u32;
-        // SAFETY: fd is a loaded program of ours; info and len are valid for writes.
-        let r = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
-        if r != 0 {
-            continue;
+        let name = p.name().to_string_lossy();
+        if let Some((c, _)) = program_cost(probe, &name, fd, stats, (0, 0)) {
+            out.push(c);
         }
-        out.push(ProgramCost {
-            probe: probe.to_string(),
-            program: p.name().to_string_lossy().into_owned(),
-            verified_insns: info.verified_insns,
-            run_count: stats.then_some(info.run_cnt),
-            run_time_ns: stats.then_some(info.run_time_ns),
-        });
     }
     if let Ok(mut v) = PROGRAMS.lock() {
         v.extend(out);
     }
+}
+
+/// Remember the run statistics of one program that stays loaded across windows (the task
+/// iterator): its runs since `since` (the run count and time of the previous note, updated),
+/// so each window reports its own.
+#[cfg(feature = "bpf")]
+pub(crate) fn note_loaded(
+    probe: &str,
+    program: &str,
+    fd: std::os::fd::BorrowedFd<'_>,
+    since: &mut (u64, u64),
+) {
+    use std::os::fd::AsRawFd as _;
+    let stats = stats_enabled() == Some(true);
+    if let Some((c, now)) = program_cost(probe, program, fd.as_raw_fd(), stats, *since) {
+        *since = now;
+        if let Ok(mut v) = PROGRAMS.lock() {
+            v.push(c);
+        }
+    }
+}
+
+/// A program's cost from `bpf_prog_info`, its run figures minus `since`; with the raw
+/// (run count, run time) read.
+#[cfg(feature = "bpf")]
+fn program_cost(
+    probe: &str,
+    program: &str,
+    fd: i32,
+    stats: bool,
+    since: (u64, u64),
+) -> Option<(ProgramCost, (u64, u64))> {
+    // SAFETY: an all-zero bpf_prog_info is valid; the kernel fills at most `len` bytes.
+    let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: fd is a loaded program of ours; info and len are valid for writes.
+    let r = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
+    if r != 0 {
+        return None;
+    }
+    let cost = ProgramCost {
+        probe: probe.to_string(),
+        program: program.to_string(),
+        verified_insns: info.verified_insns,
+        run_count: stats.then_some(info.run_cnt.saturating_sub(since.0)),
+        run_time_ns: stats.then_some(info.run_time_ns.saturating_sub(since.1)),
+    };
+    Some((cost, (info.run_cnt, info.run_time_ns)))
 }
 
 /// `kernel.bpf_stats_enabled`, if readable.

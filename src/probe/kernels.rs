@@ -95,6 +95,14 @@ pub const NEEDS: &[Need] = &[
         (5, 2),
         "global data (.rodata settings)",
     ),
+    need(
+        "tasks",
+        "all",
+        (5, 17),
+        "bpf_loop (counting each process's open fds), on top of the iter/task program type with \
+         bpf_seq_write (5.8), task_struct.__state (5.14) and thread_info.cpu (5.16), read \
+         through CO-RE",
+    ),
 ];
 
 /// What the preferred tp_btf path adds (the probes fall back to raw_tp without it).
@@ -176,14 +184,23 @@ mod tests {
         assert_eq!(too_old("offcpu", &["cgroup filter"], "6.18.44"), None);
         assert_eq!(too_old("latency", &["runqueue", "block"], "5.18.0"), None);
         assert_eq!(too_old("offcpu", &[], "garbage"), None);
+        // The task iterator: bpf_loop sets its floor (5.17), not iter/task (5.8).
+        let t = too_old("tasks", &[], "5.15.0-91-generic").unwrap();
+        assert!(
+            t.contains("older than 5.17") && t.contains("bpf_loop"),
+            "{t}"
+        );
+        assert_eq!(too_old("tasks", &[], "5.17.0"), None);
+        assert_eq!(too_old("tasks", &[], "6.18.44"), None);
     }
 
     #[test]
     fn every_probe_has_a_floor() {
         for p in super::super::catalog() {
             assert!(NEEDS.iter().any(|n| n.probe == p.name), "{}", p.name);
-            // A probe on tracepoints has a preferred tp_btf path; `profile` runs on perf events.
-            if p.name != "profile" {
+            // A probe on tracepoints has a preferred tp_btf path; `profile` runs on perf
+            // events, `tasks` is an iterator (attached by BTF id: no fallback).
+            if p.name != "profile" && p.name != "tasks" {
                 assert!(TP_BTF.iter().any(|n| n.probe == p.name), "{}", p.name);
             }
         }

@@ -77,6 +77,12 @@ pub fn catalog() -> Vec<ProbeSpec> {
                 "tcp:tcp_retransmit_skb",
             ],
         },
+        ProbeSpec {
+            name: "tasks",
+            what: "process scan through the BPF task iterator instead of /proc \
+                   (--task-scan; auto from 1,000 tasks on)",
+            tracepoints: &["iter/task (BPF task iterator, no tracepoint)"],
+        },
     ]
 }
 
@@ -87,7 +93,7 @@ pub fn catalog() -> Vec<ProbeSpec> {
 pub struct ProbeCheck {
     pub name: String,
     pub ok: bool,
-    /// `tp_btf`, `raw_tp` or `tracepoint`.
+    /// `tp_btf`, `raw_tp`, `tracepoint`, `perf_event` or `iter`.
     pub attach_type: Option<String>,
     pub error: Option<String>,
     pub fix: Option<String>,
@@ -156,6 +162,13 @@ pub fn try_attach(name: &str) -> ProbeCheck {
                     .map(|p| p.attach_type)
                     .map_err(|e| e.to_string())
             }
+            "tasks" => match taskiter::check() {
+                Ok(kind) => Ok(kind),
+                Err((why, fix)) => {
+                    c.fix = fix;
+                    Err(why)
+                }
+            },
             _ => latency::start(&latency::Wanted::all())
                 .map(|r| r.finish().attach_type)
                 .map_err(|e| e.to_string()),
@@ -166,7 +179,7 @@ pub fn try_attach(name: &str) -> ProbeCheck {
                 c.attach_type = Some(kind);
             }
             Err(e) => {
-                c.fix = Some(attach_fix(&e));
+                c.fix = Some(c.fix.take().unwrap_or_else(|| attach_fix(&e)));
                 c.error = Some(e);
             }
         }
@@ -257,6 +270,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn catalog_lists_the_task_iterator() {
+        let c = catalog();
+        let names: Vec<&str> = c.iter().map(|p| p.name).collect();
+        assert_eq!(names, ["syscalls", "offcpu", "profile", "latency", "tasks"]);
+        let t = &c[4];
+        assert_eq!(t.tracepoints.len(), 1);
+        assert!(t.tracepoints[0].starts_with("iter/task"), "{t:?}");
+        assert!(t.what.contains("--task-scan"), "{t:?}");
+        // Its kernel floor is in the table like every other probe's.
+        assert!(kernels::too_old("tasks", &[], "5.10.0").is_some());
+    }
+
     #[cfg(not(feature = "bpf"))]
     #[test]
     fn without_bpf_try_attach_says_so() {
@@ -275,5 +301,18 @@ mod tests {
         let c = try_attach("syscalls");
         assert!(c.ok, "{c:?}");
         assert_eq!(c.attach_type.as_deref(), Some("tp_btf"));
+    }
+
+    /// As root in the host PID namespace, the task iterator loads, attaches and dumps.
+    #[cfg(feature = "bpf")]
+    #[test]
+    #[ignore = "needs root: loads the BPF task iterator; cargo xtask test runs it as root"]
+    fn try_attach_runs_the_task_iterator_as_root() {
+        let blockers = preflight::bpf_blockers();
+        assert!(blockers.is_empty(), "not privileged for BPF: {blockers:?}");
+        let c = try_attach("tasks");
+        assert!(c.ok, "{c:?}");
+        assert_eq!(c.attach_type.as_deref(), Some("iter"));
+        assert_eq!((c.error, c.fix), (None, None));
     }
 }
