@@ -14,7 +14,7 @@ pub use crate::resources::kernel_log::{KernelLogSection, KlogEvent, KlogGroup, K
 pub use crate::resources::memory::MemorySection;
 pub use crate::resources::netif::IfRow;
 pub use crate::resources::pressure::PsiRow;
-pub use crate::resources::tasks::DTask;
+pub use crate::resources::tasks::{DTask, ProcRow};
 pub use crate::resources::tcp::TcpRow;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -181,23 +181,6 @@ pub struct VmstatSection {
     pub idle_pct: Option<f64>,
     pub iowait_pct: Option<f64>,
     pub steal_pct: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct ProcRow {
-    pub pid: i32,
-    pub comm: String,
-    pub state: String,
-    /// Of one CPU: 200 means two CPUs' worth.
-    pub cpu_pct: f64,
-    pub usr_pct: f64,
-    pub sys_pct: f64,
-    pub rss_bytes: u64,
-    pub threads: i64,
-    pub major_faults_per_s: f64,
-    /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_cpu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

@@ -1,6 +1,7 @@
-//! Tasks and processes. So far only the row of a task in uninterruptible sleep (D state),
-//! which the checklist's processes section and the disk view share; the rest of the tasks
-//! resource is still in `model::sections` and `model::build`.
+//! Tasks and processes. So far the row of a task in uninterruptible sleep (D state), which
+//! the checklist's processes section and the disk view share, and a process's row (pidstat),
+//! which the CPU and memory rules read; the rest of the tasks resource is still in
+//! `model::sections` and `model::build`.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,23 @@ pub struct DTask {
     pub tid: i32,
     pub comm: String,
     pub wchan: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ProcRow {
+    pub pid: i32,
+    pub comm: String,
+    pub state: String,
+    /// Of one CPU: 200 means two CPUs' worth.
+    pub cpu_pct: f64,
+    pub usr_pct: f64,
+    pub sys_pct: f64,
+    pub rss_bytes: u64,
+    pub threads: i64,
+    pub major_faults_per_s: f64,
+    /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cpu: Option<u32>,
 }
 
 /// Tasks in D state, as the disk view lists them.
