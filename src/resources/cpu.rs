@@ -1,9 +1,9 @@
 //! The CPU resource (uptime, mpstat -P ALL): the load average against the effective CPUs,
 //! and the per-CPU split of the window's ticks (`all` first), built from two /proc/stat
-//! snapshots; the CPU thresholds; the CPU rules (run queue, one pegged CPU, kernel time,
-//! steal, I/O wait), which also weigh other resources, passed in as [`Inputs`] (run queue,
-//! PSI, disks, processes, cgroups); mpstat's columns. The USE metrics are still in
-//! `model::resources`; the cpu view's detail section is still in `model::deep`.
+//! snapshots; its USE metrics; the CPU thresholds; the CPU rules (run queue, one pegged CPU,
+//! kernel time, steal, I/O wait), which also weigh other resources, passed in as [`Inputs`]
+//! (run queue, PSI, disks, processes, cgroups); mpstat's columns. The cpu view's detail
+//! section is still in `model::deep`.
 
 use std::collections::BTreeMap;
 
@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::{throttle_rules, CgroupRow};
 use super::columns::{f1, Align, Column};
-use super::contract::{Finding, Severity, Subject};
+use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::disk::{DiskRow, IoCgroupRow};
+use super::kernel_log::KernelLogSection;
 use super::pressure::PsiRow;
 use super::rule::{ev, finding, level, threshold, Threshold};
 use super::tasks::ProcRow;
 use crate::collect::run::Readings;
 use crate::collect::system::CpuTicks;
 use crate::num::{delta, median, r2};
+use UseKind::{Errors as E, Saturation as S, Utilization as U};
 
 // ---- section -------------------------------------------------------------------------------
 
@@ -117,6 +119,126 @@ pub fn load(r: &Readings) -> Option<LoadSection> {
         effective_cpus: r2(eff),
         load1_per_cpu: r2(l.one / eff),
     })
+}
+
+// ---- USE metrics ---------------------------------------------------------------------------
+
+fn push(r: &mut Resource, m: Metric) {
+    r.metrics.push(m);
+}
+
+/// The CPU's USE metrics: busy and the hottest CPU; the run queue per CPU (vmstat `r`), load
+/// per CPU, PSI and steal; the CPU errors the kernel logged (machine checks, lockups, RCU
+/// stalls).
+pub fn use_resource(
+    cpus: &[CpuRow],
+    load: Option<&LoadSection>,
+    pressure: &[PsiRow],
+    kernel_log: Option<&KernelLogSection>,
+    runnable_avg: Option<f64>,
+    steal_pct: Option<f64>,
+    effective_cpus: f64,
+) -> Resource {
+    let mut cpu = Resource::new("cpu", None);
+    let all = cpus.first();
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.busy_pct",
+            U,
+            "busy",
+            all.map(|c| c.busy_pct),
+            "pct",
+            "/proc/stat",
+            "no /proc/stat delta",
+        ),
+    );
+    let hottest = cpus.iter().skip(1).map(|c| c.busy_pct).reduce(f64::max);
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.hottest_cpu_busy_pct",
+            U,
+            "max CPU",
+            hottest,
+            "pct",
+            "/proc/stat",
+            "no per-CPU lines",
+        ),
+    );
+    let runq = runnable_avg.map(|r| r2(r / effective_cpus));
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.runnable_per_cpu",
+            S,
+            "runq/CPU",
+            runq,
+            "ratio",
+            "/proc/stat procs_running (sampled)",
+            "no samples in the window",
+        ),
+    );
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.load1_per_cpu",
+            S,
+            "load/CPU",
+            load.map(|l| l.load1_per_cpu),
+            "ratio",
+            "/proc/loadavg",
+            "no /proc/loadavg",
+        ),
+    );
+    let psi_cpu = pressure
+        .iter()
+        .find(|p| p.resource == "cpu")
+        .and_then(|p| p.some_pct);
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.pressure_some_pct",
+            S,
+            "PSI",
+            psi_cpu,
+            "pct",
+            "/proc/pressure/cpu",
+            "PSI not available",
+        ),
+    );
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.steal_pct",
+            S,
+            "steal",
+            steal_pct,
+            "pct",
+            "/proc/stat",
+            "no /proc/stat delta",
+        ),
+    );
+    // CPUs report their errors in the kernel log: machine checks, lockups, RCU stalls.
+    let cpu_errors = kernel_log.map(|k| {
+        ["hardware error", "CPU lockup", "RCU stall"]
+            .iter()
+            .map(|c| k.counts.get(*c).copied().unwrap_or(0))
+            .sum::<u32>() as f64
+    });
+    push(
+        &mut cpu,
+        Metric::maybe(
+            "cpu.kernel_errors",
+            E,
+            "MCE/lockups",
+            cpu_errors,
+            "count",
+            "/dev/kmsg",
+            "kernel log not readable",
+        ),
+    );
+    cpu
 }
 
 // ---- thresholds ----------------------------------------------------------------------------

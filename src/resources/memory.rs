@@ -1,9 +1,9 @@
 //! The memory resource (free): the system's memory and swap at the end of the window, with
 //! the cgroup limit that applies to us; the mem view's detail section (the MemAvailable
-//! picture, reclaim, OOM kills, RSS by process, memory cgroups); the memory thresholds;
-//! the memory rules (available memory, swap, swapping, major faults, OOM kills), which also
-//! weigh other resources, passed in as [`Inputs`] (vmstat paging, processes, cgroups, the
-//! kernel log); free's columns. The USE metrics are still in `model::resources`.
+//! picture, reclaim, OOM kills, RSS by process, memory cgroups); its USE metrics; the
+//! memory thresholds; the memory rules (available memory, swap, swapping, major faults, OOM
+//! kills), which also weigh other resources, passed in as [`Inputs`] (vmstat paging,
+//! processes, cgroups, the kernel log); free's columns.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroup::CgroupRow;
 use super::columns::{Align, Column};
-use super::contract::{Finding, Severity, Subject};
+use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::kernel_log::{is_oom, klog_when, KernelLogSection, KlogGroup, KLOG_RECENT_S};
+use super::pressure::PsiRow;
 use super::rule::{ev, finding, level, threshold, Threshold};
 use super::scope::{before, cut, in_cgroup, psi_stall_ms, Scope};
 use super::tasks::ProcRow;
@@ -20,6 +21,7 @@ use crate::collect::kmsg::{self, KmsgClass};
 use crate::collect::run::Readings;
 use crate::num::{delta, pct, r2, rate, SatSum};
 use crate::text::human_bytes;
+use UseKind::{Errors as E, Saturation as S, Utilization as U};
 
 // ---- section -------------------------------------------------------------------------------
 
@@ -402,6 +404,116 @@ pub fn memory(r: &Readings) -> Option<MemorySection> {
         limit_bytes: limit.as_ref().map(|l| l.0),
         limit_source: limit.map(|l| l.1),
     })
+}
+
+// ---- USE metrics ---------------------------------------------------------------------------
+
+fn push(r: &mut Resource, m: Metric) {
+    r.metrics.push(m);
+}
+
+/// Memory's USE metrics: RAM and swap used; swapping, major faults (vmstat) and PSI; OOM
+/// kills.
+pub fn use_resource(
+    memory: Option<&MemorySection>,
+    pressure: &[PsiRow],
+    swap_in_kb_per_s: Option<f64>,
+    swap_out_kb_per_s: Option<f64>,
+    major_faults_per_s: Option<f64>,
+    oom_kills: Option<u64>,
+) -> Resource {
+    let mut mem = Resource::new("memory", None);
+    let m = memory;
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.used_pct",
+            U,
+            "used",
+            m.and_then(|m| m.available_pct.map(|a| r2(100.0 - a))),
+            "pct",
+            "/proc/meminfo",
+            "no MemAvailable",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_in_kb_per_s",
+            S,
+            "swap in",
+            swap_in_kb_per_s,
+            "kb_per_s",
+            "/proc/vmstat pswpin",
+            "no /proc/vmstat delta",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_out_kb_per_s",
+            S,
+            "swap out",
+            swap_out_kb_per_s,
+            "kb_per_s",
+            "/proc/vmstat pswpout",
+            "no /proc/vmstat delta",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_used_pct",
+            U,
+            "swap used",
+            m.filter(|m| m.swap_total_bytes > 0)
+                .map(|m| r2(m.swap_used_bytes as f64 * 100.0 / m.swap_total_bytes as f64)),
+            "pct",
+            "/proc/meminfo SwapTotal, SwapFree",
+            "no swap configured",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.major_faults_per_s",
+            S,
+            "majflt",
+            major_faults_per_s,
+            "per_s",
+            "/proc/vmstat pgmajfault",
+            "no /proc/vmstat delta",
+        ),
+    );
+    let psi_mem = pressure
+        .iter()
+        .find(|p| p.resource == "memory")
+        .and_then(|p| p.some_pct);
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.pressure_some_pct",
+            S,
+            "PSI",
+            psi_mem,
+            "pct",
+            "/proc/pressure/memory",
+            "PSI not available",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.oom_kills",
+            E,
+            "OOM kills",
+            oom_kills.map(|k| k as f64),
+            "count",
+            "/proc/vmstat oom_kill",
+            "no oom_kill counter (kernel < 4.13)",
+        ),
+    );
+    mem
 }
 
 // ---- thresholds ----------------------------------------------------------------------------
