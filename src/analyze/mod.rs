@@ -11,7 +11,6 @@ pub mod io_sync;
 pub mod offcpu;
 pub mod procs_storm;
 pub mod profile;
-pub mod qdisc;
 mod report;
 pub mod syscalls;
 
@@ -80,7 +79,7 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     dstate_load_rule(s, &mut out);
     disk_rules(s, &mut out);
     net_rules(s, &mut out);
-    qdisc::rules(s, &mut out);
+    crate::resources::qdisc::rules(&s.qdiscs, &s.tcp, &mut out);
     software_rules(s, &mut out);
     crate::resources::kernel_log::rules(s.kernel_log.as_ref(), &mut out);
     procs_storm::rules(s, cx, &mut out);

@@ -13,6 +13,7 @@ pub mod kernel_log;
 pub mod memory;
 pub mod netif;
 pub mod pressure;
+pub mod qdisc;
 pub mod rule;
 pub mod scope;
 pub mod tasks;
