@@ -17,12 +17,12 @@ pub mod syscalls;
 use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::*;
 use crate::model::SatSum;
-pub use crate::resources::cpu::fmt_cpus;
 pub use crate::resources::memory::human_kb_rate;
 use crate::resources::{cpu, memory};
 pub use crate::text::human_bytes;
 pub use report::{build_report, Analysis};
 
+use crate::resources::rule::fmt_cpus;
 pub use crate::resources::rule::{ev, finding, level, threshold, Threshold, THRESHOLDS};
 
 /// Everything the rules look at besides the sections.
@@ -86,10 +86,6 @@ pub fn findings(s: &Sections, cx: &Context) -> Vec<Finding> {
     io_sync::rules(s, &mut out);
     rank(&mut out);
     out
-}
-
-fn proc_subject(p: &ProcRow) -> Subject {
-    Subject::process(p.pid, &p.comm)
 }
 
 /// Most severe first; within a severity, furthest past its threshold; then by id for stability.
@@ -158,7 +154,7 @@ pub fn disk_rules(s: &Sections, out: &mut Vec<Finding>) {
         if let Some(d) = p.d_state.first() {
             return Subject::process(d.pid, &d.comm);
         }
-        p.top_cpu.first().map(proc_subject).unwrap_or_default()
+        p.top_cpu.first().map(ProcRow::subject).unwrap_or_default()
     };
     let consumer = || {
         if let Some(t) = s.disk_detail.as_ref().and_then(|d| d.top_io.first()) {

@@ -221,7 +221,7 @@ pub fn throttle_rules(cgroups: &[CgroupRow], host_idle: f64, out: &mut Vec<Findi
         if let Some((sev, t)) = level("cgroup.throttled_periods_pct", p) {
             let quota = c
                 .cpu_limit_cpus
-                .map(|q| format!(" at a {}-CPU quota", super::cpu::fmt_cpus(q)))
+                .map(|q| format!(" at a {}-CPU quota", super::rule::fmt_cpus(q)))
                 .unwrap_or_default();
             let used = c
                 .cpu_used_cpus
@@ -335,3 +335,47 @@ pub const COLUMNS: &[Column<CgroupRow>] = &[
         value: |c| ou(c.oom_kills),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::contract::Severity;
+
+    /// A throttled cgroup is the finding's subject; with a fifth of the host idle
+    /// (`cgroup.throttled_host_idle_pct`) the summary says the limit is the cap, the severity
+    /// stays what the throttled share says.
+    #[test]
+    fn throttling_names_the_cgroup_and_whether_the_host_had_room() {
+        let c = CgroupRow {
+            path: "/batch".into(),
+            cpu_limit_cpus: Some(0.5),
+            cpu_used_cpus: Some(0.5),
+            throttled_periods_pct: Some(30.0),
+            ..Default::default()
+        };
+        let run = |idle: f64| {
+            let mut out = Vec::new();
+            throttle_rules(std::slice::from_ref(&c), idle, &mut out);
+            out
+        };
+        for (idle, cap) in [(20.0, true), (19.9, false)] {
+            let f = run(idle);
+            assert_eq!(f.len(), 1);
+            assert_eq!(f[0].id, "cgroup.cpu.throttled");
+            assert_eq!(f[0].severity, Severity::Critical);
+            assert_eq!(f[0].subject.cgroup.as_deref(), Some("/batch"));
+            assert_eq!(
+                f[0].summary.contains("the limit, not the machine"),
+                cap,
+                "{idle}"
+            );
+        }
+        let quiet = CgroupRow {
+            throttled_periods_pct: Some(9.9),
+            ..c.clone()
+        };
+        let mut out = Vec::new();
+        throttle_rules(&[quiet], 90.0, &mut out);
+        assert!(out.is_empty());
+    }
+}

@@ -15,7 +15,7 @@ use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::disk::{DiskRow, IoCgroupRow};
 use super::kernel_log::KernelLogSection;
 use super::pressure::PsiRow;
-use super::rule::{ev, finding, level, threshold, Threshold};
+use super::rule::{ev, finding, fmt_cpus, level, threshold, Threshold};
 use super::tasks::ProcRow;
 use crate::collect::run::Readings;
 use crate::collect::system::CpuTicks;
@@ -286,15 +286,6 @@ pub struct Inputs<'a> {
     pub io_limited: &'a [IoCgroupRow],
 }
 
-/// `2`, `1.50`: a CPU count as a person writes it.
-pub fn fmt_cpus(n: f64) -> String {
-    if (n - n.round()).abs() < 0.01 {
-        format!("{}", n.round() as i64)
-    } else {
-        format!("{n:.2}")
-    }
-}
-
 fn top_procs(top_cpu: &[ProcRow], n: usize) -> String {
     top_cpu
         .iter()
@@ -302,10 +293,6 @@ fn top_procs(top_cpu: &[ProcRow], n: usize) -> String {
         .map(|p| format!("{} (pid {}) {:.0}%", p.comm, p.pid, p.cpu_pct))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn proc_subject(p: &ProcRow) -> Subject {
-    Subject::process(p.pid, &p.comm)
 }
 
 /// Severity and summary suffix of a CPU finding about `pid`: info when the process is
@@ -378,7 +365,7 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
                 format!("triage profile -p {}", p.pid)
             }));
             // The busiest process, and the cgroup whose quota is the CPU count, when one is.
-            let mut subject = top.map(proc_subject).unwrap_or_default();
+            let mut subject = top.map(ProcRow::subject).unwrap_or_default();
             subject.cgroup = own
                 .filter(|c| c.cpu_limit_cpus.is_some())
                 .map(|c| c.path.clone());
@@ -421,7 +408,7 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
                     vec![ev("cpu.system_pct", sys, ">=", t.warn, "pct")],
                     next,
                 )
-                .with_subject(top.map(proc_subject).unwrap_or_default()),
+                .with_subject(top.map(ProcRow::subject).unwrap_or_default()),
             );
         }
         if let Some((sev, t)) = level("cpu.steal_pct", a.steal_pct) {
@@ -498,7 +485,7 @@ fn single_cpu_rule(i: &Inputs, out: &mut Vec<Finding>) {
                         hot.busy_pct
                     )
                 });
-            let mut subject = proc_subject(p);
+            let mut subject = p.subject();
             subject.cpu = on;
             out.push(
                 finding(
@@ -755,5 +742,86 @@ mod tests {
         assert_eq!(row.guest_pct, 20.0);
         assert_eq!(row.idle_pct, 50.0);
         assert_eq!(row.busy_pct, 50.0);
+    }
+
+    fn inputs<'a>(cpus: &'a [CpuRow], cgroups: &'a [CgroupRow]) -> Inputs<'a> {
+        Inputs {
+            cpus,
+            load: None,
+            runnable_avg: Some(6.0),
+            runnable_samples: &[6, 6, 6, 6],
+            effective_cpus: 2.0,
+            own_cgroup: Some("/app"),
+            cgroups,
+            top_cpu: &[],
+            faulting: &[],
+            pressure: &[],
+            disks: &[],
+            io_limited: &[],
+        }
+    }
+
+    /// The CPU rules judged on their own (no report): 6 runnable tasks on a 2-CPU quota are
+    /// ours to worry about only when our cgroup uses 90% of the quota
+    /// (`cpu.own_cgroup_quota_used_pct`); then the cgroup is the subject.
+    #[test]
+    fn the_run_queue_under_a_quota_counts_only_when_the_quota_is_nearly_used() {
+        let cpus = [CpuRow {
+            cpu: "all".into(),
+            busy_pct: 50.0,
+            idle_pct: 50.0,
+            ..Default::default()
+        }];
+        let own = |used: f64| CgroupRow {
+            path: "/app".into(),
+            cpu_limit_cpus: Some(2.0),
+            cpu_used_cpus: Some(used),
+            ..Default::default()
+        };
+        let run = |used: f64| {
+            let cg = [own(used)];
+            let mut out = Vec::new();
+            rules(&inputs(&cpus, &cg), &mut out);
+            out
+        };
+        let f = run(1.8);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].id, "cpu.saturation.runqueue");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].evidence[0].metric, "cpu.runnable_per_cpu");
+        assert_eq!(f[0].evidence[0].value, 3.0);
+        assert_eq!(f[0].subject.cgroup.as_deref(), Some("/app"));
+        assert!(run(1.79).is_empty());
+    }
+
+    /// The USE metrics from the CPU rows, the run queue and the kernel log's CPU errors.
+    #[test]
+    fn use_metrics_of_the_cpu() {
+        let cpus = [
+            CpuRow {
+                cpu: "all".into(),
+                busy_pct: 40.0,
+                ..Default::default()
+            },
+            CpuRow {
+                cpu: "0".into(),
+                busy_pct: 70.0,
+                ..Default::default()
+            },
+            CpuRow {
+                cpu: "1".into(),
+                busy_pct: 10.0,
+                ..Default::default()
+            },
+        ];
+        let r = use_resource(&cpus, None, &[], None, Some(3.0), Some(1.5), 2.0);
+        let v = |id: &str| r.metrics.iter().find(|m| m.id == id).and_then(|m| m.value);
+        assert_eq!(r.name, "cpu");
+        assert_eq!(v("cpu.busy_pct"), Some(40.0));
+        assert_eq!(v("cpu.hottest_cpu_busy_pct"), Some(70.0));
+        assert_eq!(v("cpu.runnable_per_cpu"), Some(1.5));
+        assert_eq!(v("cpu.steal_pct"), Some(1.5));
+        assert_eq!(v("cpu.load1_per_cpu"), None);
+        assert_eq!(v("cpu.kernel_errors"), None);
     }
 }

@@ -547,10 +547,6 @@ pub struct Inputs<'a> {
     pub kernel_log: Option<&'a KernelLogSection>,
 }
 
-fn proc_subject(p: &ProcRow) -> Subject {
-    Subject::process(p.pid, &p.comm)
-}
-
 /// A process that is page-faulting through swap spends its time in the kernel, often on one
 /// CPU: the high system time and the pegged CPU are symptoms of the memory problem, not causes.
 /// The pids of such processes, when a memory-fault finding was made (empty otherwise); the CPU
@@ -600,7 +596,7 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
                         vec![ev("memory.used_pct", used, ">=", t.warn, "pct")],
                         vec!["triage mem".into(), "ps aux --sort=-rss | head".into()],
                     )
-                    .with_subject(top.map(proc_subject).unwrap_or_default()),
+                    .with_subject(top.map(ProcRow::subject).unwrap_or_default()),
                 );
             }
         }
@@ -710,7 +706,7 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
             )
             .with_subject(Subject {
                 cgroup: cg.map(|c| c.path.clone()),
-                ..top.map(proc_subject).unwrap_or_default()
+                ..top.map(ProcRow::subject).unwrap_or_default()
             }),
         );
     } else if let Some(mf) = i.major_faults_per_s {
@@ -736,7 +732,7 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
                 format!("Major-fault storm: {mf:.0} page faults/s needing disk reads (working set does not fit in RAM?){who}"),
                 vec![ev("memory.major_faults_per_s", mf, ">=", t.warn, "per_s")],
                 vec!["triage mem".into(), "sar -B 1".into()],
-            ).with_subject(top.map(proc_subject).unwrap_or_default()));
+            ).with_subject(top.map(ProcRow::subject).unwrap_or_default()));
         }
     }
     oom_rule(i, out);
@@ -930,3 +926,94 @@ pub const COLUMNS: &[Column<FreeLine>] = &[
         },
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faulter(pid: i32, majflt: f64) -> ProcRow {
+        ProcRow {
+            pid,
+            comm: format!("p{pid}"),
+            cpu_pct: 90.0,
+            major_faults_per_s: majflt,
+            ..Default::default()
+        }
+    }
+
+    /// The memory rules judged on their own: swapping names the process faulting hardest and
+    /// the cgroup at its memory limit (`cgroup.memory_used_pct`, 80%), not one just below;
+    /// then `page_faulting` hands the faulting pids to the CPU rules.
+    #[test]
+    fn swapping_names_the_faulting_process_and_the_cgroup_at_its_limit() {
+        let procs = [faulter(10, 5.0), faulter(11, 400.0), faulter(12, 0.0)];
+        let cg = |path: &str, pct: f64| CgroupRow {
+            path: path.into(),
+            memory_used_pct: Some(pct),
+            ..Default::default()
+        };
+        let cgroups = [cg("/below", 79.9), cg("/at", 80.0)];
+        let inputs = Inputs {
+            memory: None,
+            swap_in_kb_per_s: Some(2048.0),
+            swap_out_kb_per_s: Some(10240.0),
+            major_faults_per_s: Some(405.0),
+            oom_kills: Some(0),
+            top_cpu: &procs,
+            top_rss: &[],
+            cgroups: &cgroups,
+            kernel_log: None,
+        };
+        let mut out = Vec::new();
+        rules(&inputs, &mut out);
+        // The cgroup at its limit is also a finding of its own (the one below is not).
+        let ids: Vec<(&str, Option<&str>)> = out
+            .iter()
+            .map(|f| (f.id.as_str(), f.subject.cgroup.as_deref()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("memory.saturation.swapping", Some("/at")),
+                ("cgroup.memory.near_limit", Some("/at"))
+            ]
+        );
+        let f = &out[0];
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.evidence[0].value, 12288.0);
+        assert_eq!(
+            (f.subject.pid, f.subject.comm.as_deref()),
+            (Some(11), Some("p11"))
+        );
+        assert_eq!(f.subject.cgroup.as_deref(), Some("/at"));
+        assert_eq!(page_faulting(&procs, &out), vec![10, 11]);
+        assert!(page_faulting(&procs, &[]).is_empty());
+    }
+
+    /// No vmstat reading (no paging figures) and no memory section: no finding, no panic; the
+    /// USE metrics say why each is missing.
+    #[test]
+    fn nothing_measured_is_no_finding_and_null_metrics() {
+        let inputs = Inputs {
+            memory: None,
+            swap_in_kb_per_s: None,
+            swap_out_kb_per_s: None,
+            major_faults_per_s: None,
+            oom_kills: None,
+            top_cpu: &[],
+            top_rss: &[],
+            cgroups: &[],
+            kernel_log: None,
+        };
+        let mut out = Vec::new();
+        rules(&inputs, &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        let r = use_resource(None, &[], None, None, None, None);
+        assert_eq!(r.name, "memory");
+        assert_eq!(r.metrics.len(), 7);
+        assert!(r
+            .metrics
+            .iter()
+            .all(|m| m.value.is_none() && m.reason.is_some()));
+    }
+}

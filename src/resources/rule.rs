@@ -57,6 +57,15 @@ pub fn threshold(id: &str) -> Threshold {
         .unwrap_or_else(|| panic!("no threshold named {id}: THRESHOLDS and the rules disagree"))
 }
 
+/// `2`, `1.50`: a CPU count as a person writes it.
+pub fn fmt_cpus(n: f64) -> String {
+    if (n - n.round()).abs() < 0.01 {
+        format!("{}", n.round() as i64)
+    } else {
+        format!("{n:.2}")
+    }
+}
+
 pub fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {
     Evidence {
         metric: metric.to_string(),

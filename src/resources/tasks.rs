@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::columns::{s, Align, Column};
+use super::contract::Subject;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DTask {
@@ -30,6 +31,13 @@ pub struct ProcRow {
     /// The CPU it last ran on at the end of the window (`/proc/PID/stat` field 39).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_cpu: Option<u32>,
+}
+
+impl ProcRow {
+    /// The finding subject naming this process.
+    pub fn subject(&self) -> Subject {
+        Subject::process(self.pid, &self.comm)
+    }
 }
 
 /// Tasks in D state, as the disk view lists them.
