@@ -62,7 +62,7 @@ const NET: &str = "sixty-second, net";
 pub const RULES: &[Rule] = &[
     Rule { id: "cpu.saturation.runqueue", resource: "cpu", commands: CPU,
         meaning: "More runnable tasks than CPUs this workload can use (cpuset and CFS quota counted), in at least half of the 100 ms samples: tasks wait for a CPU. The busiest processes are named.",
-        thresholds: &["cpu.runnable_per_cpu", "cpu.own_cgroup_quota_used_pct"], fixed: "",
+        thresholds: &["cpu.runnable_per_cpu", "cpu.runnable_samples_above_pct", "cpu.own_cgroup_quota_used_pct"], fixed: "",
         next: &["triage cpu", "pidstat -t -p PID 1", "triage offcpu"] },
     Rule { id: "cpu.utilization.single_cpu", resource: "cpu", commands: CPU,
         meaning: "One CPU is (nearly) always busy: a single-threaded process holding a CPU (whatever the other CPUs do), or one interrupt/softirq queue while the others idle.",

@@ -246,6 +246,7 @@ pub fn use_resource(
 #[rustfmt::skip]
 pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "cpu.runnable_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "vmstat r consistently > CPU count = CPU saturation (S0:430); r is sampled every 100 ms and must exceed the CPUs in at least half the samples" },
+    Threshold { id: "cpu.runnable_samples_above_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "companion of the run-queue rule: 'consistently' more runnable tasks than CPUs (S0:430) is in at least half of the 100 ms samples, so one burst in a quiet window is not saturation" },
     Threshold { id: "cpu.own_cgroup_quota_used_pct", warn: 90.0, crit: 90.0, unit: "pct", why: "companion of the run-queue rule: procs_running counts the whole host; under a CPU quota, the host's runnable tasks are ours to worry about only when our own cgroup uses (nearly) all of its quota" },
     Threshold { id: "cpu.load1_per_cpu", warn: 1.0, crit: 2.0, unit: "ratio", why: "load average > CPU count = saturation somewhere (S0:448); only used with the run queue or D-state tasks to say which" },
     Threshold { id: "cpu.hottest_cpu_busy_pct", warn: 95.0, crit: 99.0, unit: "pct", why: "one core ~100% while others idle = single-threaded bottleneck (S0:458); others' median must be <= 30%" },
@@ -321,7 +322,9 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
             .iter()
             .filter(|&&r| r as f64 > eff)
             .count();
-        let consistent = !i.runnable_samples.is_empty() && above * 2 >= i.runnable_samples.len();
+        let n = i.runnable_samples.len();
+        let consistent = n > 0
+            && above as f64 * 100.0 / n as f64 >= threshold("cpu.runnable_samples_above_pct").warn;
         // procs_running is host-wide. Under a CPU quota, runnable host tasks are only ours to
         // worry about when our cgroup really uses (nearly) all of its quota.
         let own = i
@@ -744,12 +747,12 @@ mod tests {
         assert_eq!(row.busy_pct, 50.0);
     }
 
-    fn inputs<'a>(cpus: &'a [CpuRow], cgroups: &'a [CgroupRow]) -> Inputs<'a> {
+    fn inputs<'a>(cpus: &'a [CpuRow], cgroups: &'a [CgroupRow], samples: &'a [u32]) -> Inputs<'a> {
         Inputs {
             cpus,
             load: None,
             runnable_avg: Some(6.0),
-            runnable_samples: &[6, 6, 6, 6],
+            runnable_samples: samples,
             effective_cpus: 2.0,
             own_cgroup: Some("/app"),
             cgroups,
@@ -763,7 +766,8 @@ mod tests {
 
     /// The CPU rules judged on their own (no report): 6 runnable tasks on a 2-CPU quota are
     /// ours to worry about only when our cgroup uses 90% of the quota
-    /// (`cpu.own_cgroup_quota_used_pct`); then the cgroup is the subject.
+    /// (`cpu.own_cgroup_quota_used_pct`) and the run queue is above the CPUs in half the
+    /// samples; then the cgroup is the subject.
     #[test]
     fn the_run_queue_under_a_quota_counts_only_when_the_quota_is_nearly_used() {
         let cpus = [CpuRow {
@@ -778,12 +782,13 @@ mod tests {
             cpu_used_cpus: Some(used),
             ..Default::default()
         };
-        let run = |used: f64| {
+        let run_with = |used: f64, samples: &[u32]| {
             let cg = [own(used)];
             let mut out = Vec::new();
-            rules(&inputs(&cpus, &cg), &mut out);
+            rules(&inputs(&cpus, &cg, samples), &mut out);
             out
         };
+        let run = |used: f64| run_with(used, &[6, 6, 6, 6]);
         let f = run(1.8);
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].id, "cpu.saturation.runqueue");
@@ -792,6 +797,10 @@ mod tests {
         assert_eq!(f[0].evidence[0].value, 3.0);
         assert_eq!(f[0].subject.cgroup.as_deref(), Some("/app"));
         assert!(run(1.79).is_empty());
+        // Consistently: above the CPUs in at least half the samples
+        // (`cpu.runnable_samples_above_pct`).
+        assert_eq!(run_with(1.8, &[6, 6, 1, 1]).len(), 1);
+        assert!(run_with(1.8, &[6, 1, 1, 1]).is_empty());
     }
 
     /// The USE metrics from the CPU rows, the run queue and the kernel log's CPU errors.
