@@ -69,6 +69,7 @@ impl Problem {
 pub mod disk;
 pub mod net;
 pub mod procs;
+pub mod qdisc;
 pub mod run;
 pub mod system;
 pub mod taskdump;

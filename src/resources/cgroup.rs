@@ -1,16 +1,15 @@
 //! The cgroup resource: cgroups with a CPU, memory or pids limit, or throttled or OOM-killed
 //! in the window, built from two cgroup scans; their USE metrics; the cgroup thresholds; the
-//! cgroups table's columns. (The cgroup rules are part of the CPU and memory rules, which
-//! read the processes too, and are still in `analyze`; the deep views' cgroup rows are in
-//! `model::deep`.)
+//! cgroups table's columns; the CPU throttling and memory-limit rules (run by the CPU and
+//! memory rules). (The deep views' cgroup rows are in `model::deep`.)
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::columns::{o1, ou, s, Align, Column};
-use super::contract::{Metric, Resource, UseKind};
-use super::rule::Threshold;
+use super::contract::{Finding, Metric, Resource, Subject, UseKind};
+use super::rule::{ev, finding, level, threshold, Threshold};
 use crate::collect::cgroup::CgroupSample;
 use crate::collect::run::Readings;
 use crate::num::{delta, opt_rate, pct, r2, rate};
@@ -196,10 +195,91 @@ pub fn use_resource(c: &CgroupRow) -> Option<Resource> {
 #[rustfmt::skip]
 pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "cgroup.throttled_periods_pct", warn: 10.0, crit: 25.0, unit: "pct", why: "nr_throttled high and growing (S0:928); the war story's 40% of periods was bad; 25% is critical here" },
+    Threshold { id: "cgroup.throttled_host_idle_pct", warn: 20.0, crit: 20.0, unit: "pct", why: "companion of the throttling rule: a throttled cgroup on a host with a fifth of its CPU idle is capped by its limit, not by the machine (the summary says so; the severity does not change)" },
     Threshold { id: "cgroup.memory_used_pct", warn: 80.0, crit: 90.0, unit: "pct", why: "working set / limit > 0.8 (S0:1207); 90% is where the kernel starts reclaiming hard" },
     Threshold { id: "cgroup.memory_limit_events", warn: 1.0, crit: 100.0, unit: "count", why: "memory.events high/max increments: the cgroup hit its limit and was throttled or reclaimed in the window (S0:1207 working set near limit)" },
     Threshold { id: "cgroup.io_limit_used_pct", warn: 90.0, crit: 98.0, unit: "pct", why: "not in the seeds: like CPU throttling (S0:928), a cgroup running at its blkio/io.max limit is capped by the limit; 90% of it over a whole window means it is pressing on it" },
 ];
+
+// ---- rules ---------------------------------------------------------------------------------
+
+/// A cgroup subject.
+pub fn subject(path: &str) -> Subject {
+    Subject {
+        cgroup: Some(path.to_string()),
+        ..Default::default()
+    }
+}
+
+/// cgroups CPU-throttled in the window; `host_idle` (the host's idle %) tells whether the
+/// limit, not the machine, is the cap.
+pub fn throttle_rules(cgroups: &[CgroupRow], host_idle: f64, out: &mut Vec<Finding>) {
+    for c in cgroups {
+        let Some(p) = c.throttled_periods_pct else {
+            continue;
+        };
+        if let Some((sev, t)) = level("cgroup.throttled_periods_pct", p) {
+            let quota = c
+                .cpu_limit_cpus
+                .map(|q| format!(" at a {}-CPU quota", super::rule::fmt_cpus(q)))
+                .unwrap_or_default();
+            let used = c
+                .cpu_used_cpus
+                .map(|u| format!(", using {u:.2} CPUs"))
+                .unwrap_or_default();
+            let ms = c
+                .throttled_ms_per_s
+                .map(|m| format!(" ({m:.0} ms/s throttled)"))
+                .unwrap_or_default();
+            let cap = if host_idle >= threshold("cgroup.throttled_host_idle_pct").warn {
+                format!(" while the host is {host_idle:.0}% idle: the limit, not the machine, is the cap")
+            } else {
+                String::new()
+            };
+            let e = vec![ev("cgroup.throttled_periods_pct", p, ">=", t.warn, "pct")];
+            out.push(
+                finding(
+                    "cgroup.cpu.throttled",
+                    sev,
+                    "cgroup",
+                    format!(
+                        "cgroup {} CPU-throttled in {p:.0}% of periods{quota}{used}{ms}{cap}",
+                        c.path
+                    ),
+                    e,
+                    vec![
+                        format!("triage cpu --cgroup {}", c.path),
+                        "raise or remove the CPU limit (cpu.max / cfs_quota_us), or reduce parallelism"
+                            .into(),
+                    ],
+                )
+                .with_subject(subject(&c.path)),
+            );
+        }
+    }
+}
+
+/// cgroups near their memory limit.
+pub fn memory_rules(cgroups: &[CgroupRow], out: &mut Vec<Finding>) {
+    for c in cgroups {
+        let Some(p) = c.memory_used_pct else { continue };
+        if let Some((sev, t)) = level("cgroup.memory_used_pct", p) {
+            out.push(finding(
+                "cgroup.memory.near_limit",
+                sev,
+                "cgroup",
+                format!(
+                    "cgroup {} uses {} of its {} memory limit ({p:.0}%): reclaim, swap or OOM kills follow",
+                    c.path,
+                    human_bytes(c.memory_bytes.unwrap_or(0)),
+                    human_bytes(c.memory_limit_bytes.unwrap_or(0))
+                ),
+                vec![ev("cgroup.memory_used_pct", p, ">=", t.warn, "pct")],
+                vec![format!("triage mem --cgroup {}", c.path)],
+            ).with_subject(subject(&c.path)));
+        }
+    }
+}
 
 // ---- columns -------------------------------------------------------------------------------
 
@@ -255,3 +335,47 @@ pub const COLUMNS: &[Column<CgroupRow>] = &[
         value: |c| ou(c.oom_kills),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::contract::Severity;
+
+    /// A throttled cgroup is the finding's subject; with a fifth of the host idle
+    /// (`cgroup.throttled_host_idle_pct`) the summary says the limit is the cap, the severity
+    /// stays what the throttled share says.
+    #[test]
+    fn throttling_names_the_cgroup_and_whether_the_host_had_room() {
+        let c = CgroupRow {
+            path: "/batch".into(),
+            cpu_limit_cpus: Some(0.5),
+            cpu_used_cpus: Some(0.5),
+            throttled_periods_pct: Some(30.0),
+            ..Default::default()
+        };
+        let run = |idle: f64| {
+            let mut out = Vec::new();
+            throttle_rules(std::slice::from_ref(&c), idle, &mut out);
+            out
+        };
+        for (idle, cap) in [(20.0, true), (19.9, false)] {
+            let f = run(idle);
+            assert_eq!(f.len(), 1);
+            assert_eq!(f[0].id, "cgroup.cpu.throttled");
+            assert_eq!(f[0].severity, Severity::Critical);
+            assert_eq!(f[0].subject.cgroup.as_deref(), Some("/batch"));
+            assert_eq!(
+                f[0].summary.contains("the limit, not the machine"),
+                cap,
+                "{idle}"
+            );
+        }
+        let quiet = CgroupRow {
+            throttled_periods_pct: Some(9.9),
+            ..c.clone()
+        };
+        let mut out = Vec::new();
+        throttle_rules(&[quiet], 90.0, &mut out);
+        assert!(out.is_empty());
+    }
+}

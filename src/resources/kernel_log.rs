@@ -205,7 +205,7 @@ pub fn klog_when(in_window: u32, recent: u32, lookback_s: f64) -> String {
 /// One finding per class of kernel-log trouble (and per device for I/O, filesystem and NFS
 /// errors), with its count: critical when a serious one is in the window, a warning when
 /// recent ([`KLOG_RECENT_S`]), info when older within the look-back. OOM kills are left to
-/// the memory rules (`analyze::oom_rule`), so one kill is one finding.
+/// the memory rules (`memory::rules`), so one kill is one finding.
 pub fn rules(k: Option<&KernelLogSection>, out: &mut Vec<Finding>) {
     let Some(k) = k else { return };
     for g in k.groups.iter().filter(|g| !is_oom(&g.class)) {

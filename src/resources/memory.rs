@@ -1,20 +1,27 @@
 //! The memory resource (free): the system's memory and swap at the end of the window, with
 //! the cgroup limit that applies to us; the mem view's detail section (the MemAvailable
-//! picture, reclaim, OOM kills, RSS by process, memory cgroups); the memory thresholds;
-//! free's columns. The memory rules and USE metrics read other resources too (vmstat paging,
-//! PSI, processes, cgroups) and are still in `analyze` and `model::resources`.
+//! picture, reclaim, OOM kills, RSS by process, memory cgroups); its USE metrics; the
+//! memory thresholds; the memory rules (available memory, swap, swapping, major faults, OOM
+//! kills), which also weigh other resources, passed in as [`Inputs`] (vmstat paging,
+//! processes, cgroups, the kernel log); free's columns.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::cgroup::CgroupRow;
 use super::columns::{Align, Column};
-use super::rule::Threshold;
+use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
+use super::kernel_log::{is_oom, klog_when, KernelLogSection, KlogGroup, KLOG_RECENT_S};
+use super::pressure::PsiRow;
+use super::rule::{ev, finding, level, threshold, Threshold};
 use super::scope::{before, cut, in_cgroup, psi_stall_ms, Scope};
+use super::tasks::ProcRow;
 use crate::collect::kmsg::{self, KmsgClass};
 use crate::collect::run::Readings;
-use crate::num::{delta, pct, r2, rate};
+use crate::num::{delta, pct, r2, rate, SatSum};
 use crate::text::human_bytes;
+use UseKind::{Errors as E, Saturation as S, Utilization as U};
 
 // ---- section -------------------------------------------------------------------------------
 
@@ -399,6 +406,116 @@ pub fn memory(r: &Readings) -> Option<MemorySection> {
     })
 }
 
+// ---- USE metrics ---------------------------------------------------------------------------
+
+fn push(r: &mut Resource, m: Metric) {
+    r.metrics.push(m);
+}
+
+/// Memory's USE metrics: RAM and swap used; swapping, major faults (vmstat) and PSI; OOM
+/// kills.
+pub fn use_resource(
+    memory: Option<&MemorySection>,
+    pressure: &[PsiRow],
+    swap_in_kb_per_s: Option<f64>,
+    swap_out_kb_per_s: Option<f64>,
+    major_faults_per_s: Option<f64>,
+    oom_kills: Option<u64>,
+) -> Resource {
+    let mut mem = Resource::new("memory", None);
+    let m = memory;
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.used_pct",
+            U,
+            "used",
+            m.and_then(|m| m.available_pct.map(|a| r2(100.0 - a))),
+            "pct",
+            "/proc/meminfo",
+            "no MemAvailable",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_in_kb_per_s",
+            S,
+            "swap in",
+            swap_in_kb_per_s,
+            "kb_per_s",
+            "/proc/vmstat pswpin",
+            "no /proc/vmstat delta",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_out_kb_per_s",
+            S,
+            "swap out",
+            swap_out_kb_per_s,
+            "kb_per_s",
+            "/proc/vmstat pswpout",
+            "no /proc/vmstat delta",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.swap_used_pct",
+            U,
+            "swap used",
+            m.filter(|m| m.swap_total_bytes > 0)
+                .map(|m| r2(m.swap_used_bytes as f64 * 100.0 / m.swap_total_bytes as f64)),
+            "pct",
+            "/proc/meminfo SwapTotal, SwapFree",
+            "no swap configured",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.major_faults_per_s",
+            S,
+            "majflt",
+            major_faults_per_s,
+            "per_s",
+            "/proc/vmstat pgmajfault",
+            "no /proc/vmstat delta",
+        ),
+    );
+    let psi_mem = pressure
+        .iter()
+        .find(|p| p.resource == "memory")
+        .and_then(|p| p.some_pct);
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.pressure_some_pct",
+            S,
+            "PSI",
+            psi_mem,
+            "pct",
+            "/proc/pressure/memory",
+            "PSI not available",
+        ),
+    );
+    push(
+        &mut mem,
+        Metric::maybe(
+            "memory.oom_kills",
+            E,
+            "OOM kills",
+            oom_kills.map(|k| k as f64),
+            "count",
+            "/proc/vmstat oom_kill",
+            "no oom_kill counter (kernel < 4.13)",
+        ),
+    );
+    mem
+}
+
 // ---- thresholds ----------------------------------------------------------------------------
 
 #[rustfmt::skip]
@@ -411,6 +528,331 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "memory.allocation_stalls_per_s", warn: 1.0, crit: 100.0, unit: "per_s", why: "any direct reclaim (allocstall) means an allocation waited for reclaim (S0: direct reclaim = latency); an idle box has none; 100/s is sustained pressure" },
     Threshold { id: "memory.rss_growth_kb_per_s", warn: 1024.0, crit: 10240.0, unit: "kb_per_s", why: "not in the seeds: 1 MiB/s of steady RSS growth is 3.5 GiB an hour; a one-window measure, so a warning to confirm with --interval" },
 ];
+
+// ---- rules ---------------------------------------------------------------------------------
+
+/// What the memory rules read: the memory section and the other resources they name or weigh
+/// (vmstat's paging, the processes, cgroups, the kernel log's OOM kills).
+pub struct Inputs<'a> {
+    pub memory: Option<&'a MemorySection>,
+    pub swap_in_kb_per_s: Option<f64>,
+    pub swap_out_kb_per_s: Option<f64>,
+    pub major_faults_per_s: Option<f64>,
+    /// OOM kills in the window (/proc/vmstat oom_kill).
+    pub oom_kills: Option<u64>,
+    /// The top processes by CPU and by RSS (pidstat).
+    pub top_cpu: &'a [ProcRow],
+    pub top_rss: &'a [ProcRow],
+    pub cgroups: &'a [CgroupRow],
+    pub kernel_log: Option<&'a KernelLogSection>,
+}
+
+/// A process that is page-faulting through swap spends its time in the kernel, often on one
+/// CPU: the high system time and the pegged CPU are symptoms of the memory problem, not causes.
+/// The pids of such processes, when a memory-fault finding was made (empty otherwise); the CPU
+/// rules keep their findings about these visible, as info, and say why.
+pub fn page_faulting(top_cpu: &[ProcRow], out: &[Finding]) -> Vec<i32> {
+    let memory_fault = out
+        .iter()
+        .any(|f| f.id == "memory.saturation.swapping" || f.id == "memory.saturation.major_faults");
+    if !memory_fault {
+        return Vec::new();
+    }
+    top_cpu
+        .iter()
+        .filter(|p| p.major_faults_per_s > 0.0)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// The memory findings: low available memory, swap space, swapping or major faults, OOM
+/// kills, cgroups near their memory limit.
+pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
+    if let Some(m) = i.memory {
+        if let Some(avail) = m.available_pct {
+            let used = 100.0 - avail;
+            if let Some((sev, t)) = level("memory.used_pct", used) {
+                let top = i.top_rss.first();
+                let who = top
+                    .map(|p| {
+                        format!(
+                            "; largest: {} (pid {}) {}",
+                            p.comm,
+                            p.pid,
+                            human_bytes(p.rss_bytes)
+                        )
+                    })
+                    .unwrap_or_default();
+                out.push(
+                    finding(
+                        "memory.utilization.available_low",
+                        sev,
+                        "memory",
+                        format!(
+                            "Low memory: only {} available of {} ({avail:.0}%){who}",
+                            human_bytes(m.available_bytes.unwrap_or(0)),
+                            human_bytes(m.total_bytes)
+                        ),
+                        vec![ev("memory.used_pct", used, ">=", t.warn, "pct")],
+                        vec!["triage mem".into(), "ps aux --sort=-rss | head".into()],
+                    )
+                    .with_subject(top.map(ProcRow::subject).unwrap_or_default()),
+                );
+            }
+        }
+    }
+    // Swap space nearly full: the reserve before the OOM killer is almost gone.
+    if let Some(m) = i.memory.filter(|m| m.swap_total_bytes > 0) {
+        let used = m.swap_used_bytes as f64 * 100.0 / m.swap_total_bytes as f64;
+        if let Some((sev, t)) = level("memory.swap_used_pct", used) {
+            // Only critical while pages still move: a full but quiet swap is a warning. With
+            // RAM to spare it holds cold pages the kernel chose to keep out: context (info).
+            let moving =
+                i.swap_in_kb_per_s.unwrap_or(0.0) + i.swap_out_kb_per_s.unwrap_or(0.0) > 0.0;
+            let ram_short = m
+                .available_pct
+                .is_some_and(|a| 100.0 - a >= threshold("memory.used_pct").warn);
+            let (sev, tail) = match (ram_short, moving) {
+                (false, _) => (
+                    Severity::Info,
+                    "RAM is not short: cold pages, not a shortage".to_string(),
+                ),
+                (true, true) => (sev, "pages still move: the OOM killer is next".to_string()),
+                (true, false) => (
+                    Severity::Warning,
+                    "RAM is short too: the next burst has little left before the OOM killer"
+                        .to_string(),
+                ),
+            };
+            out.push(finding(
+                "swap.utilization.space",
+                sev,
+                "swap",
+                format!(
+                    "Swap {used:.0}% full: {} of {} used, {} available in RAM; {tail}",
+                    human_bytes(m.swap_used_bytes),
+                    human_bytes(m.swap_total_bytes),
+                    human_bytes(m.available_bytes.unwrap_or(0))
+                ),
+                vec![ev("memory.swap_used_pct", used, ">=", t.warn, "pct")],
+                vec![
+                    "triage mem".into(),
+                    "grep VmSwap /proc/*/status | sort -k2 -n | tail".into(),
+                ],
+            ));
+        }
+    }
+    let si = i.swap_in_kb_per_s.unwrap_or(0.0);
+    let so = i.swap_out_kb_per_s.unwrap_or(0.0);
+    if let Some((sev, t)) = level("memory.swap_kb_per_s", si + so) {
+        // A cgroup near its memory limit, or swapping, is named.
+        let near = threshold("cgroup.memory_used_pct").warn;
+        let cg = i
+            .cgroups
+            .iter()
+            .filter(|c| c.memory_used_pct.unwrap_or(0.0) >= near || c.swap_bytes.unwrap_or(0) > 0)
+            .max_by(|a, b| {
+                a.memory_used_pct
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.memory_used_pct.unwrap_or(0.0))
+            });
+        let cgs = cg
+            .map(|c| {
+                format!(
+                    "; cgroup {} at {} of its {} limit",
+                    c.path,
+                    human_bytes(c.memory_bytes.unwrap_or(0)),
+                    human_bytes(c.memory_limit_bytes.unwrap_or(0))
+                )
+            })
+            .unwrap_or_default();
+        let majf = i
+            .major_faults_per_s
+            .map(|m| format!(", {m:.0} major faults/s"))
+            .unwrap_or_default();
+        // The process faulting hardest, not the first busy one that faults at all.
+        let top = i
+            .top_cpu
+            .iter()
+            .chain(i.top_rss.iter())
+            .filter(|p| p.major_faults_per_s > 0.0)
+            .max_by(|a, b| a.major_faults_per_s.total_cmp(&b.major_faults_per_s));
+        let who = top
+            .map(|p| {
+                format!(
+                    "; faulting: {} (pid {}) {:.0}/s",
+                    p.comm, p.pid, p.major_faults_per_s
+                )
+            })
+            .unwrap_or_default();
+        out.push(
+            finding(
+                "memory.saturation.swapping",
+                sev,
+                "memory",
+                format!(
+                    "Memory pressure: swapping in {}, out {}{majf}{cgs}{who}",
+                    human_kb_rate(si),
+                    human_kb_rate(so)
+                ),
+                vec![ev(
+                    "memory.swap_kb_per_s",
+                    si + so,
+                    ">=",
+                    t.warn,
+                    "kb_per_s",
+                )],
+                vec!["triage mem".into(), "vmstat 1".into()],
+            )
+            .with_subject(Subject {
+                cgroup: cg.map(|c| c.path.clone()),
+                ..top.map(ProcRow::subject).unwrap_or_default()
+            }),
+        );
+    } else if let Some(mf) = i.major_faults_per_s {
+        if let Some((sev, t)) = level("memory.major_faults_per_s", mf) {
+            let top = i
+                .top_cpu
+                .iter()
+                .chain(i.top_rss.iter())
+                .max_by(|a, b| a.major_faults_per_s.total_cmp(&b.major_faults_per_s))
+                .filter(|p| p.major_faults_per_s > 0.0);
+            let who = top
+                .map(|p| {
+                    format!(
+                        "; top: {} (pid {}) {:.0}/s",
+                        p.comm, p.pid, p.major_faults_per_s
+                    )
+                })
+                .unwrap_or_default();
+            out.push(finding(
+                "memory.saturation.major_faults",
+                sev,
+                "memory",
+                format!("Major-fault storm: {mf:.0} page faults/s needing disk reads (working set does not fit in RAM?){who}"),
+                vec![ev("memory.major_faults_per_s", mf, ">=", t.warn, "per_s")],
+                vec!["triage mem".into(), "sar -B 1".into()],
+            ).with_subject(top.map(ProcRow::subject).unwrap_or_default()));
+        }
+    }
+    oom_rule(i, out);
+    super::cgroup::memory_rules(i.cgroups, out);
+}
+
+/// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.
+/// Critical when in the window, a warning when recent ([`KLOG_RECENT_S`]), else info.
+fn oom_rule(i: &Inputs, out: &mut Vec<Finding>) {
+    let counter = i.oom_kills.unwrap_or(0);
+    let cg: Vec<&CgroupRow> = i
+        .cgroups
+        .iter()
+        .filter(|c| c.oom_kills.unwrap_or(0) > 0)
+        .collect();
+    let cg_kills: u64 = cg.iter().map(|c| c.oom_kills.unwrap_or(0)).sat_sum();
+    let log: Vec<&KlogGroup> = i
+        .kernel_log
+        .iter()
+        .flat_map(|k| k.groups.iter())
+        .filter(|g| is_oom(&g.class))
+        .collect();
+    let sum = |f: fn(&KlogGroup) -> u32| log.iter().map(|g| f(g) as u64).sum::<u64>();
+    let (log_window, log_recent, log_all) =
+        (sum(|g| g.in_window), sum(|g| g.recent), sum(|g| g.count));
+    let newest = log
+        .iter()
+        .min_by(|a, b| a.newest_age_s.total_cmp(&b.newest_age_s));
+    let kills = counter.max(cg_kills).max(log_window);
+    let lookback = i.kernel_log.map(|k| k.lookback_s).unwrap_or(0.0);
+    let t = threshold("memory.oom_kills");
+    let (sev, n, metric, when) = if kills > 0 {
+        (
+            Severity::Critical,
+            kills,
+            "memory.oom_kills",
+            klog_when(1, 1, lookback),
+        )
+    } else if log_recent > 0 {
+        (
+            Severity::Warning,
+            log_recent,
+            "kernel_log.oom_kills_recent",
+            klog_when(0, 1, lookback),
+        )
+    } else if log_all > 0 {
+        (
+            Severity::Info,
+            log_all,
+            "kernel_log.oom_kills_earlier",
+            klog_when(0, 0, lookback),
+        )
+    } else {
+        return;
+    };
+    let cgroup = newest
+        .and_then(|g| g.cgroup.clone())
+        .or_else(|| cg.first().map(|c| c.path.clone()));
+    let cgs = cgroup
+        .as_deref()
+        .map(|c| format!(" in cgroup {c}"))
+        .unwrap_or_default();
+    let victim = newest
+        .map(|g| {
+            let who = match (&g.comm, g.pid) {
+                (Some(c), Some(p)) => format!("{c} (pid {p})"),
+                (None, Some(p)) => format!("pid {p}"),
+                _ => "a process".into(),
+            };
+            let ago = if kills > 0 {
+                String::new()
+            } else {
+                format!(" {:.0} s before the end of the window", g.newest_age_s)
+            };
+            format!("; the kernel killed {who}{ago}")
+        })
+        .unwrap_or_default();
+    let mut e = vec![ev(metric, n as f64, ">=", t.warn, "count")];
+    if let (Some(g), 0, true) = (newest, kills, log_recent > 0) {
+        e.push(ev(
+            "kernel_log.newest_age_s",
+            g.newest_age_s,
+            "<=",
+            KLOG_RECENT_S,
+            "s",
+        ));
+    }
+    out.push(
+        finding(
+            "memory.errors.oom_kill",
+            sev,
+            "memory",
+            format!("OOM killer fired {n} time(s) {when}{cgs}{victim}"),
+            e,
+            vec![
+                match &cgroup {
+                    Some(c) => format!("triage mem --cgroup {c}"),
+                    None => "triage mem".into(),
+                },
+                "dmesg -T | grep -i -A5 'killed process'".into(),
+            ],
+        )
+        .with_subject(Subject {
+            pid: newest.and_then(|g| g.pid).map(|p| p as i32),
+            comm: newest.and_then(|g| g.comm.clone()),
+            cgroup,
+            class: Some("oom_kill".into()),
+            ..Default::default()
+        }),
+    );
+}
+
+/// `512 kB/s`, `242.2 MB/s`.
+pub fn human_kb_rate(kb: f64) -> String {
+    if kb >= 10_240.0 {
+        format!("{:.1} MB/s", kb / 1024.0)
+    } else {
+        format!("{kb:.0} kB/s")
+    }
+}
 
 // ---- columns -------------------------------------------------------------------------------
 
@@ -484,3 +926,94 @@ pub const COLUMNS: &[Column<FreeLine>] = &[
         },
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faulter(pid: i32, majflt: f64) -> ProcRow {
+        ProcRow {
+            pid,
+            comm: format!("p{pid}"),
+            cpu_pct: 90.0,
+            major_faults_per_s: majflt,
+            ..Default::default()
+        }
+    }
+
+    /// The memory rules judged on their own: swapping names the process faulting hardest and
+    /// the cgroup at its memory limit (`cgroup.memory_used_pct`, 80%), not one just below;
+    /// then `page_faulting` hands the faulting pids to the CPU rules.
+    #[test]
+    fn swapping_names_the_faulting_process_and_the_cgroup_at_its_limit() {
+        let procs = [faulter(10, 5.0), faulter(11, 400.0), faulter(12, 0.0)];
+        let cg = |path: &str, pct: f64| CgroupRow {
+            path: path.into(),
+            memory_used_pct: Some(pct),
+            ..Default::default()
+        };
+        let cgroups = [cg("/below", 79.9), cg("/at", 80.0)];
+        let inputs = Inputs {
+            memory: None,
+            swap_in_kb_per_s: Some(2048.0),
+            swap_out_kb_per_s: Some(10240.0),
+            major_faults_per_s: Some(405.0),
+            oom_kills: Some(0),
+            top_cpu: &procs,
+            top_rss: &[],
+            cgroups: &cgroups,
+            kernel_log: None,
+        };
+        let mut out = Vec::new();
+        rules(&inputs, &mut out);
+        // The cgroup at its limit is also a finding of its own (the one below is not).
+        let ids: Vec<(&str, Option<&str>)> = out
+            .iter()
+            .map(|f| (f.id.as_str(), f.subject.cgroup.as_deref()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("memory.saturation.swapping", Some("/at")),
+                ("cgroup.memory.near_limit", Some("/at"))
+            ]
+        );
+        let f = &out[0];
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.evidence[0].value, 12288.0);
+        assert_eq!(
+            (f.subject.pid, f.subject.comm.as_deref()),
+            (Some(11), Some("p11"))
+        );
+        assert_eq!(f.subject.cgroup.as_deref(), Some("/at"));
+        assert_eq!(page_faulting(&procs, &out), vec![10, 11]);
+        assert!(page_faulting(&procs, &[]).is_empty());
+    }
+
+    /// No vmstat reading (no paging figures) and no memory section: no finding, no panic; the
+    /// USE metrics say why each is missing.
+    #[test]
+    fn nothing_measured_is_no_finding_and_null_metrics() {
+        let inputs = Inputs {
+            memory: None,
+            swap_in_kb_per_s: None,
+            swap_out_kb_per_s: None,
+            major_faults_per_s: None,
+            oom_kills: None,
+            top_cpu: &[],
+            top_rss: &[],
+            cgroups: &[],
+            kernel_log: None,
+        };
+        let mut out = Vec::new();
+        rules(&inputs, &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        let r = use_resource(None, &[], None, None, None, None);
+        assert_eq!(r.name, "memory");
+        assert_eq!(r.metrics.len(), 7);
+        assert!(r
+            .metrics
+            .iter()
+            .all(|m| m.value.is_none() && m.reason.is_some()));
+    }
+}

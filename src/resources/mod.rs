@@ -14,6 +14,7 @@ pub mod limits;
 pub mod memory;
 pub mod netif;
 pub mod pressure;
+pub mod qdisc;
 pub mod rule;
 pub mod scope;
 pub mod tasks;

@@ -27,10 +27,6 @@ pub const THRESHOLDS: &[Threshold] = &[
     Threshold { id: "syscalls.exhaustion_errors", warn: 1.0, crit: 100.0, unit: "count", why: "EMFILE/ENFILE (fd limit, S0:213), ENOMEM, ENOSPC/EDQUOT (S3:303): any one is a resource running out" },
     Threshold { id: "syscalls.refused_per_s", warn: 10.0, crit: 1000.0, unit: "per_s", why: "our choice: ECONNREFUSED at 10/s is a client hammering a dead or overloaded backend" },
     Threshold { id: "syscalls.process_sys_share_pct", warn: 70.0, crit: 90.0, unit: "pct", why: "'100% kernel-mode CPU with no user-mode time means the process is spinning inside the kernel' (S0:976, S0:991); needs >= 20% CPU used so an idle process is never named" },
-    // Deep dives (`triage cpu|mem|disk|net`).
-    Threshold { id: "network.qdisc_drop_pct", warn: 1.0, crit: 5.0, unit: "pct", why: "non-zero drops indicate saturation (S0:438), judged like retransmits (tcp.retrans_pct): a qdisc dropping 1% of the packets it is given costs TCP a retransmit and a cwnd cut for each; 5% is a shaper or queue far under its load. Over the window, never since boot: an fq_codel with a few drops over months is healthy" },
-    Threshold { id: "network.qdisc_drops_per_s", warn: 10.0, crit: 100.0, unit: "per_s", why: "companion of the share: a share needs volume to mean something, at least 10 drops/s (as tcp.retrans_segs_per_s)" },
-    Threshold { id: "tcp.retrans_qdisc_drop_pct", warn: 50.0, crit: 50.0, unit: "pct", why: "each packet a local qdisc drops costs TCP at least one retransmit (more with tail losses and spurious ones): when this host's qdisc drops at least half as many packets as TCP retransmits in the same window, the loss is local, and the retransmit finding is its consequence (info)" },
 ];
 
 /// Every threshold: the resources' own, then those of resources not yet moved.
@@ -44,6 +40,7 @@ pub fn all() -> impl Iterator<Item = &'static Threshold> {
         .chain(super::memory::THRESHOLDS)
         .chain(super::netif::THRESHOLDS)
         .chain(super::pressure::THRESHOLDS)
+        .chain(super::qdisc::THRESHOLDS)
         .chain(super::tcp::THRESHOLDS)
         .chain(super::tasks::THRESHOLDS)
         .chain(THRESHOLDS)
@@ -54,6 +51,15 @@ pub fn threshold(id: &str) -> Threshold {
         .find(|t| t.id == id)
         .copied()
         .unwrap_or_else(|| panic!("no threshold named {id}: THRESHOLDS and the rules disagree"))
+}
+
+/// `2`, `1.50`: a CPU count as a person writes it.
+pub fn fmt_cpus(n: f64) -> String {
+    if (n - n.round()).abs() < 0.01 {
+        format!("{}", n.round() as i64)
+    } else {
+        format!("{n:.2}")
+    }
 }
 
 pub fn ev(metric: &str, value: f64, cmp: &str, t: f64, unit: &str) -> Evidence {

@@ -53,6 +53,13 @@ pub struct ProcRow {
     pub last_cpu: Option<u32>,
 }
 
+impl ProcRow {
+    /// The finding subject naming this process.
+    pub fn subject(&self) -> Subject {
+        Subject::process(self.pid, &self.comm)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcessSection {
     pub count: u32,
