@@ -249,7 +249,7 @@ pub struct WindowArgs {
     #[arg(long)]
     pub no_bpf: bool,
     /// How to scan processes: `auto` uses the BPF task iterator when privileged and the box runs
-    /// at least 1,000 tasks (below that its ~20 ms load costs more than /proc), `bpf` always
+    /// at least 600 tasks (below that its ~12 ms load costs more than /proc), `bpf` always
     /// tries it, `proc` reads /proc only.
     #[arg(long, value_enum, default_value_t = TaskScan::Auto, value_name = "HOW")]
     pub task_scan: TaskScan,
@@ -265,9 +265,9 @@ pub enum TaskScan {
 }
 
 /// `--task-scan auto` takes the task iterator from this many tasks (threads) on: its load
-/// (~20 ms of CPU, mostly libbpf's CO-RE work) against ~23 us saved per process
-/// (`cargo xtask bench --procs-scan`) breaks even near 900 processes.
-pub const TASK_ITER_MIN_TASKS: u64 = 1000;
+/// (~12 ms of CPU on the minimal BTF) against ~24 us saved per process breaks even near 610
+/// tasks (`cargo xtask bench --procs-scan` prints the break-even of its run).
+pub const TASK_ITER_MIN_TASKS: u64 = 600;
 
 /// One duration syntax for every flag: a number with a unit (`500ms`, `2s`, `10m`, `1h`, `200us`,
 /// `1m30s`), or a bare number of seconds. Returns seconds.

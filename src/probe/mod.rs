@@ -80,7 +80,7 @@ pub fn catalog() -> Vec<ProbeSpec> {
         ProbeSpec {
             name: "tasks",
             what: "process scan through the BPF task iterator instead of /proc \
-                   (--task-scan; auto from 1,000 tasks on)",
+                   (--task-scan; auto from 600 tasks on)",
             tracepoints: &["iter/task (BPF task iterator, no tracepoint)"],
         },
     ]

@@ -71,6 +71,9 @@ enum Subject {
     Iter,
     /// `sixty-second --no-bpf`: the /proc scan.
     Proc,
+    /// `sixty-second --task-scan proc` as root: the /proc scan with the latency probes, the
+    /// iterator's fair comparison (where `--task-scan auto` should switch).
+    ProcProbes,
     /// The C program: stat + statm of every process, twice.
     Floor,
     /// `ps aux`, one pass.
@@ -82,6 +85,7 @@ impl Subject {
         match self {
             Subject::Iter => "triage sixty-second (BPF task iterator)",
             Subject::Proc => "triage sixty-second --no-bpf (/proc)",
+            Subject::ProcProbes => "triage sixty-second --task-scan proc",
             Subject::Floor => "C: stat+statm of every process, twice",
             Subject::Ps => "ps aux",
         }
@@ -104,11 +108,13 @@ struct Runner {
 impl Runner {
     fn measure(&self, s: Subject) -> Result<Sample> {
         let (mut cmd, out) = match s {
-            Subject::Iter | Subject::Proc => {
+            Subject::Iter | Subject::Proc | Subject::ProcProbes => {
                 let mut c = Command::new(&self.bin);
                 c.args(["sixty-second", "--json", "--duration", &self.duration]);
                 if s == Subject::Proc {
                     c.arg("--no-bpf");
+                } else if s == Subject::ProcProbes {
+                    c.args(["--task-scan", "proc"]);
                 } else {
                     // Also when idle (`auto` would read /proc below 1,000 tasks).
                     c.args(["--task-scan", "bpf"]);
@@ -201,10 +207,17 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         work,
     };
     let started = Instant::now();
-    let both = [Subject::Iter, Subject::Proc];
+    let both = [Subject::Iter, Subject::Proc, Subject::ProcProbes];
+    let idle_tasks = tasks_now();
     rounds(&runner, "warm-up", 1, &both)?;
     let idle = rounds(&runner, "idle", opts.runs, &both)?;
-    let all = [Subject::Iter, Subject::Proc, Subject::Floor, Subject::Ps];
+    let all = [
+        Subject::Iter,
+        Subject::Proc,
+        Subject::ProcProbes,
+        Subject::Floor,
+        Subject::Ps,
+    ];
     let sleepers = Sleepers::spawn(opts.procs)?;
     let scaled = rounds(&runner, "warm-up (sleepers)", 1, &all)
         .and_then(|_| rounds(&runner, "with sleepers", opts.runs, &all));
@@ -213,7 +226,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     eprintln!("xtask: sleepers stopped; none left in process group {pgid}");
     let scaled = scaled?;
 
-    let floor = cpu(&scaled[2]);
+    let floor = cpu(&scaled[3]);
     let mut t = String::new();
     t.push_str(&format!(
         "process scan with +{} sleeping processes: CPU ms, medians of {} alternated rounds\n",
@@ -226,7 +239,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for (i, s) in all.iter().enumerate() {
         let with = cpu(&scaled[i]);
-        let idle_ms = (i < 2).then(|| cpu(&idle[i]));
+        let idle_ms = (i < both.len()).then(|| cpu(&idle[i]));
         let marginal = idle_ms.map(|m| with - m);
         t.push_str(&format!(
             "{:<44} {:>9} {:>9.1} {:>10} {:>9.2}\n",
@@ -255,6 +268,19 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "NOT met"
         }
     ));
+    // Where the iterator's fixed cost (its load) is paid back by its cheaper per-process scan,
+    // against /proc with the same probes: what `--task-scan auto` should use.
+    let fixed = cpu(&idle[0]) - cpu(&idle[2]);
+    let per_proc = ((cpu(&scaled[2]) - cpu(&idle[2])) - (cpu(&scaled[0]) - cpu(&idle[0])))
+        / opts.procs.max(1) as f64;
+    let break_even = (per_proc > 0.0).then(|| idle_tasks as f64 + fixed / per_proc);
+    t.push_str(&format!(
+        "iterator vs /proc, both with the probes: fixed {fixed:.1} ms, {:.1} us less per process \
+         -> break-even at ~{} tasks ({idle_tasks} idle; `auto` takes the iterator from {})\n",
+        per_proc * 1e3,
+        break_even.map_or("-".into(), |b| format!("{b:.0}")),
+        AUTO_MIN_TASKS
+    ));
     let json_path = util::target_dir()?.join("bench").join("procs-scan.json");
     let doc = json!({
         "reproduce": opts.reproduce(),
@@ -264,6 +290,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "subjects": rows,
         "goal_ratio": GOAL_RATIO,
         "iterator_ratio_to_floor": ratio,
+        "iterator_fixed_ms": fixed,
+        "iterator_saving_per_process_us": per_proc * 1e3,
+        "break_even_tasks": break_even,
+        "idle_tasks": idle_tasks,
     });
     std::fs::write(&json_path, serde_json::to_string_pretty(&doc)? + "\n")
         .with_context(|| format!("cannot write {}", json_path.display()))?;
@@ -275,4 +305,32 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     ));
     print!("{t}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--task-scan auto`'s threshold (`triage::cli::TASK_ITER_MIN_TASKS`; xtask does not link
+/// triage, `check_auto_min_tasks` keeps the two equal).
+const AUTO_MIN_TASKS: u64 = 600;
+
+/// Tasks (threads) on the box now: /proc/loadavg's fourth field, "running/total".
+fn tasks_now() -> u64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| {
+            let f = s.split_whitespace().nth(3)?;
+            f.split('/').nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod auto_tests {
+    #[test]
+    fn check_auto_min_tasks() {
+        let cli = include_str!("../../src/cli.rs");
+        let want = format!(
+            "pub const TASK_ITER_MIN_TASKS: u64 = {};",
+            super::AUTO_MIN_TASKS
+        );
+        assert!(cli.contains(&want), "src/cli.rs must say `{want}`");
+    }
 }
