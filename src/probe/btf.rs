@@ -165,6 +165,47 @@ pub fn open_opts_minimal(probe: &'static str, roots: &[&str]) -> (OpenOpts, Opti
     }
 }
 
+/// Load a probe with `load`, against the minimal BTF cut for `roots` first and, when that
+/// fails, against the kernel's (or the external file); `cost.btf` records which and why.
+/// `storages` gives each attempt its own libbpf object storage (a skeleton borrows it).
+#[cfg(feature = "bpf")]
+pub fn load_minimal_first<'obj, T>(
+    probe: &'static str,
+    roots: &[&str],
+    storages: &'obj mut [std::mem::MaybeUninit<libbpf_rs::OpenObject>; 2],
+    mut load: impl FnMut(
+        &OpenOpts,
+        &'obj mut std::mem::MaybeUninit<libbpf_rs::OpenObject>,
+    ) -> Result<T, String>,
+) -> Result<T, String> {
+    let [first, second] = storages;
+    let (minimal, why_not) = open_opts_minimal(probe, roots);
+    let mut fallback = why_not;
+    if minimal.source == "minimal" {
+        match load(&minimal, first) {
+            Ok(t) => {
+                note(probe, &minimal, None);
+                return Ok(t);
+            }
+            Err(e) => fallback = Some(format!("with the minimal BTF: {e}")),
+        }
+    }
+    let whole = open_opts();
+    let t = load(&whole, second)?;
+    note(probe, &whole, fallback);
+    Ok(t)
+}
+
+#[cfg(feature = "bpf")]
+fn note(probe: &str, btf: &OpenOpts, fallback: Option<String>) {
+    super::cost::note_btf(super::cost_model::BtfUse {
+        probe: probe.into(),
+        source: btf.source.into(),
+        types: btf.types,
+        fallback,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

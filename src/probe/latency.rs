@@ -190,32 +190,20 @@ fn start_with(
     std::thread::Builder::new()
         .name("triage-latency".into())
         .spawn(move || {
-            let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 4] =
-                std::array::from_fn(|_| MaybeUninit::uninit());
+            // Two per attach type: against the minimal BTF, then the kernel's.
+            let mut storages: [[MaybeUninit<libbpf_rs::OpenObject>; 2]; 2] =
+                std::array::from_fn(|_| std::array::from_fn(|_| MaybeUninit::uninit()));
             let mut attempts = Vec::new();
             let t0 = Instant::now();
-            let (minimal, why_not) = super::btf::open_opts_minimal(cut_key, roots);
-            let mut fallback = why_not;
-            let kernel = super::btf::open_opts();
-            // Each attach type against the minimal BTF first, then against the kernel's (or
-            // the external file).
-            let mut tries: Vec<(&str, &super::btf::OpenOpts)> = Vec::new();
-            for kind in super::btf_attach_types() {
-                if minimal.source == "minimal" {
-                    tries.push((kind, &minimal));
-                }
-                tries.push((kind, &kernel));
-            }
-            let mut seen_minimal_failure = false;
-            for ((kind, btf), storage) in tries.into_iter().zip(storages.iter_mut()) {
-                match load(kind, &w, btf, storage) {
+            for (kind, storage) in super::btf_attach_types()
+                .into_iter()
+                .zip(storages.iter_mut())
+            {
+                let loaded = super::btf::load_minimal_first(cut_key, roots, storage, |btf, st| {
+                    load(kind, &w, btf, st)
+                });
+                match loaded {
                     Ok(skel) => {
-                        super::cost::note_btf(super::cost_model::BtfUse {
-                            probe: "latency".into(),
-                            source: btf.source.into(),
-                            types: btf.types,
-                            fallback: fallback.take(),
-                        });
                         let startup_ms = t0.elapsed().as_secs_f64() * 1000.0;
                         let attached = Instant::now();
                         let _ = ready_tx.send(Ok((kind.to_string(), startup_ms)));
@@ -228,13 +216,6 @@ fn start_with(
                         out.traced_s = attached.elapsed().as_secs_f64();
                         let _ = res_tx.send(out);
                         return;
-                    }
-                    Err(e) if btf.source == "minimal" => {
-                        // Not the kernel's fault: retry against the whole kernel BTF.
-                        if !seen_minimal_failure {
-                            fallback = Some(format!("{kind} with the minimal BTF: {e}"));
-                            seen_minimal_failure = true;
-                        }
                     }
                     Err(e) => attempts.push((kind, e)),
                 }
@@ -441,7 +422,7 @@ mod tests {
         assert_eq!(btf[0].source, "kernel", "{btf:?}");
         let why = btf[0].fallback.as_deref().unwrap_or_default();
         assert!(
-            why.starts_with("tp_btf with the minimal BTF: load"),
+            why.starts_with("with the minimal BTF: load"),
             "{why}"
         );
     }

@@ -65,13 +65,17 @@ impl std::fmt::Display for AttachFailure {
     }
 }
 
+/// The kernel types `bpf/syscalls.bpf.c` reads fields of (its CO-RE relocation roots), for the
+/// minimal BTF it loads against ([`super::minbtf`]).
+pub const CORE_ROOTS: &[&str] = &["task_struct", "pt_regs", "trace_event_raw_sys_exit"];
+
 fn load<'obj>(
     kind: &str,
     opts: &Options,
+    btf: &super::btf::OpenOpts,
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<SyscallsSkel<'obj>, String> {
     let builder = SyscallsSkelBuilder::default();
-    let btf = super::btf::open_opts();
     let mut open = builder
         .open_opts(btf.opts, storage)
         .map_err(|e| format!("open: {e}"))?;
@@ -135,11 +139,9 @@ pub fn trace<R>(
     opts: &Options,
     during: impl FnOnce() -> R,
 ) -> Result<(SyscallsProbe, R), AttachFailure> {
-    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 3] = [
-        MaybeUninit::uninit(),
-        MaybeUninit::uninit(),
-        MaybeUninit::uninit(),
-    ];
+    // Two per attach type: against the minimal BTF, then the kernel's.
+    let mut storages: [[MaybeUninit<libbpf_rs::OpenObject>; 2]; 3] =
+        std::array::from_fn(|_| std::array::from_fn(|_| MaybeUninit::uninit()));
     let parts: &[&str] = if opts.cgroup.is_some() {
         &["cgroup filter"]
     } else {
@@ -156,7 +158,10 @@ pub fn trace<R>(
         if opts.only_attach.as_deref().is_some_and(|o| o != *kind) {
             continue;
         }
-        match load(kind, opts, storage) {
+        let loaded = super::btf::load_minimal_first("syscalls", CORE_ROOTS, storage, |btf, st| {
+            load(kind, opts, btf, st)
+        });
+        match loaded {
             Ok(skel) => {
                 let startup = t0.elapsed();
                 let attached = Instant::now();

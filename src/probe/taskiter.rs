@@ -162,36 +162,16 @@ pub fn loads() -> u32 {
 /// (it keeps the program loaded) and a duplicate of the program's fd (for its
 /// `bpf_prog_info`: run count and time).
 fn attach() -> Result<(libbpf_rs::Link, OwnedFd), String> {
-    let (minimal, why_not) = super::btf::open_opts_minimal("tasks", CORE_ROOTS);
-    let mut fallback = why_not;
-    if minimal.source == "minimal" {
-        match attach_with(&minimal) {
-            Ok(loaded) => {
-                note_btf(&minimal, None);
-                return Ok(loaded);
-            }
-            Err(e) => fallback = Some(format!("iter with the minimal BTF: {e}")),
-        }
-    }
-    let btf = super::btf::open_opts();
-    let loaded = attach_with(&btf)?;
-    note_btf(&btf, fallback);
-    Ok(loaded)
+    let mut storages = [MaybeUninit::uninit(), MaybeUninit::uninit()];
+    super::btf::load_minimal_first("tasks", CORE_ROOTS, &mut storages, attach_with)
 }
 
-fn note_btf(btf: &super::btf::OpenOpts, fallback: Option<String>) {
-    super::cost::note_btf(super::cost_model::BtfUse {
-        probe: "tasks".into(),
-        source: btf.source.into(),
-        types: btf.types,
-        fallback,
-    });
-}
-
-fn attach_with(btf: &super::btf::OpenOpts) -> Result<(libbpf_rs::Link, OwnedFd), String> {
-    let mut storage = MaybeUninit::uninit();
+fn attach_with(
+    btf: &super::btf::OpenOpts,
+    storage: &mut MaybeUninit<libbpf_rs::OpenObject>,
+) -> Result<(libbpf_rs::Link, OwnedFd), String> {
     let open = TasksSkelBuilder::default()
-        .open_opts(btf.opts, &mut storage)
+        .open_opts(btf.opts, storage)
         .map_err(|e| format!("open: {e}"))?;
     let skel = open.load().map_err(|e| format!("load: {e}"))?;
     LOADS.fetch_add(1, Ordering::Relaxed);
