@@ -421,10 +421,7 @@ mod tests {
         assert_eq!(btf.len(), 1, "{btf:?}");
         assert_eq!(btf[0].source, "kernel", "{btf:?}");
         let why = btf[0].fallback.as_deref().unwrap_or_default();
-        assert!(
-            why.starts_with("with the minimal BTF: load"),
-            "{why}"
-        );
+        assert!(why.starts_with("with the minimal BTF: load"), "{why}");
     }
 
     #[test]

@@ -34,6 +34,17 @@ pub struct KernelLogSection {
 /// ten minutes leaves room for context.
 pub const KLOG_RECENT_S: f64 = 300.0;
 
+/// The evidence that a group's newest message is recent: its age against [`KLOG_RECENT_S`].
+pub fn recent_evidence(g: &KlogGroup) -> super::contract::Evidence {
+    ev(
+        "kernel_log.newest_age_s",
+        g.newest_age_s,
+        "<=",
+        KLOG_RECENT_S,
+        "s",
+    )
+}
+
 /// One class of kernel-log trouble (and its device), over the look-back.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct KlogGroup {
@@ -248,13 +259,7 @@ pub fn rules(k: Option<&KernelLogSection>, out: &mut Vec<Finding>) {
         next.push("dmesg -T | tail -50".into());
         let mut e = vec![ev("kernel_log.error_events", n as f64, ">=", 1.0, "count")];
         if g.recent > 0 {
-            e.push(ev(
-                "kernel_log.newest_age_s",
-                g.newest_age_s,
-                "<=",
-                KLOG_RECENT_S,
-                "s",
-            ));
+            e.push(recent_evidence(g));
         }
         out.push(
             finding(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::cgroup::CgroupRow;
 use super::columns::{Align, Column};
 use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
-use super::kernel_log::{is_oom, klog_when, KernelLogSection, KlogGroup, KLOG_RECENT_S};
+use super::kernel_log::{is_oom, klog_when, KernelLogSection, KlogGroup};
 use super::pressure::PsiRow;
 use super::rule::{ev, finding, level, threshold, Threshold};
 use super::scope::{before, cut, in_cgroup, psi_stall_ms, Scope};
@@ -740,7 +740,8 @@ pub fn rules(i: &Inputs, out: &mut Vec<Finding>) {
 }
 
 /// OOM kills: the counter, the cgroups' oom_kill events and the kernel log are one finding.
-/// Critical when in the window, a warning when recent ([`KLOG_RECENT_S`]), else info.
+/// Critical when in the window, a warning when recent ([`super::kernel_log::KLOG_RECENT_S`]), else
+/// info.
 fn oom_rule(i: &Inputs, out: &mut Vec<Finding>) {
     let counter = i.oom_kills.unwrap_or(0);
     let cg: Vec<&CgroupRow> = i
@@ -812,13 +813,7 @@ fn oom_rule(i: &Inputs, out: &mut Vec<Finding>) {
         .unwrap_or_default();
     let mut e = vec![ev(metric, n as f64, ">=", t.warn, "count")];
     if let (Some(g), 0, true) = (newest, kills, log_recent > 0) {
-        e.push(ev(
-            "kernel_log.newest_age_s",
-            g.newest_age_s,
-            "<=",
-            KLOG_RECENT_S,
-            "s",
-        ));
+        e.push(super::kernel_log::recent_evidence(g));
     }
     out.push(
         finding(

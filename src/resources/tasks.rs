@@ -437,55 +437,38 @@ pub const TOP_RSS_COLUMNS: &[Column<ProcRow>] = &[
     },
 ];
 
-/// Tasks in D state, as the disk view lists them.
-pub const D_STATE_COLUMNS: &[Column<DTask>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |x| x.pid.to_string(),
-    },
-    Column {
-        header: "TID",
-        align: Align::Right,
-        value: |x| x.tid.to_string(),
-    },
-    Column {
-        header: "command",
-        align: Align::Left,
-        value: |x| s(&x.comm),
-    },
-    Column {
-        header: "waiting in",
-        align: Align::Left,
-        value: |x| s(x.wchan.as_deref().unwrap_or("-")),
-    },
-];
+/// Tasks in D state: the disk view aligns the names left, the checklist right (as its table
+/// always was; one alignment for both would change the checklist's snapshots).
+pub const fn d_state_columns(names: Align) -> [Column<DTask>; 4] {
+    [
+        Column {
+            header: "PID",
+            align: Align::Left,
+            value: |x| x.pid.to_string(),
+        },
+        Column {
+            header: "TID",
+            align: Align::Right,
+            value: |x| x.tid.to_string(),
+        },
+        Column {
+            header: "command",
+            align: names,
+            value: |x| s(&x.comm),
+        },
+        Column {
+            header: "waiting in",
+            align: names,
+            value: |x| s(x.wchan.as_deref().unwrap_or("-")),
+        },
+    ]
+}
 
-/// Tasks in D state, as the checklist lists them: the same columns as [`D_STATE_COLUMNS`], but
-/// every column after the first right-aligned (as the checklist's table always was; aligning
-/// the names left like the disk view would change the checklist's snapshots).
-pub const CHECKLIST_D_STATE_COLUMNS: &[Column<DTask>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |x| x.pid.to_string(),
-    },
-    Column {
-        header: "TID",
-        align: Align::Right,
-        value: |x| x.tid.to_string(),
-    },
-    Column {
-        header: "command",
-        align: Align::Right,
-        value: |x| s(&x.comm),
-    },
-    Column {
-        header: "waiting in",
-        align: Align::Right,
-        value: |x| s(x.wchan.as_deref().unwrap_or("-")),
-    },
-];
+/// Tasks in D state, as the disk view lists them.
+pub const D_STATE_COLUMNS: &[Column<DTask>] = &d_state_columns(Align::Left);
+
+/// Tasks in D state, as the checklist lists them.
+pub const CHECKLIST_D_STATE_COLUMNS: &[Column<DTask>] = &d_state_columns(Align::Right);
 
 #[cfg(test)]
 mod tests {
