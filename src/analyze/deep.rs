@@ -3,7 +3,7 @@
 //! section that is absent (not this subcommand, or a fixture without the readings) gives no
 //! finding, and a healthy idle box gives none either.
 
-use super::{ev, finding, human_bytes, level, threshold};
+use super::{ev, finding, human_bytes, level};
 use crate::model::report::{Finding, Host, Severity, Subject};
 use crate::model::sections::Sections;
 use crate::text::sanitize;
@@ -21,51 +21,10 @@ pub fn findings(sec: &Sections, host: &Host) -> Vec<Finding> {
     out
 }
 
-/// One CPU doing (nearly) all of a softirq type while spending much of its time in softirq:
-/// typically one NIC queue/IRQ, no RPS/RSS (the CPU saturates while others idle).
+/// The cpu view's rule (`resources::cpu::deep`): a softirq type pinned to one CPU.
 fn softirq_rules(sec: &Sections, host: &Host, out: &mut Vec<Finding>) {
-    let Some(c) = &sec.cpu_detail else { return };
-    if host.online_cpus < 2 {
-        return;
-    }
-    let share_t = threshold("cpu.softirq_one_cpu_share_pct");
-    for row in &c.softirqs {
-        let Some(soft) = row.busiest_cpu_soft_pct else {
-            continue;
-        };
-        let Some((sev, t)) = level("cpu.softirq_cpu_soft_pct", soft) else {
-            continue;
-        };
-        if row.busiest_cpu_share_pct < share_t.warn
-            || !matches!(
-                row.name.as_str(),
-                "NET_RX" | "NET_TX" | "BLOCK" | "TASKLET" | "IRQ_POLL"
-            )
-        {
-            continue;
-        }
-        out.push(finding(
-            "cpu.saturation.softirq_one_cpu",
-            sev,
-            "cpu",
-            format!(
-                "{} softirqs pinned to CPU {}: {:.0}% of {:.0}/s handled there, and that CPU spends {:.0}% in softirq while {} CPUs are online (one queue/IRQ: spread it with RSS/RPS or irqbalance)",
-                s(&row.name), row.busiest_cpu, row.busiest_cpu_share_pct, row.per_s, soft, host.online_cpus
-            ),
-            vec![
-                ev("cpu.softirq_cpu_soft_pct", soft, ">=", t.warn, "pct"),
-                ev("cpu.softirq_one_cpu_share_pct", row.busiest_cpu_share_pct, ">=", share_t.warn, "pct"),
-            ],
-            vec![
-                "cat /proc/interrupts".into(),
-                "mpstat -P ALL -I SCPU 1".into(),
-                "ethtool -l IFACE; cat /sys/class/net/IFACE/queues/rx-*/rps_cpus".into(),
-            ],
-        ).with_subject(Subject {
-            cpu: Some(row.busiest_cpu),
-            class: Some(row.name.to_ascii_lowercase()),
-            ..Default::default()
-        }));
+    if let Some(c) = &sec.cpu_detail {
+        crate::resources::cpu::deep::softirq_rule(c, host.online_cpus, out);
     }
 }
 

@@ -8,6 +8,7 @@ use comfy_table::CellAlignment;
 use super::table::{f1, new_table, o1, ou, s, section, shorten, spec_table, wrap, Style};
 use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
+use crate::resources::cpu::deep as cpu_deep;
 use crate::text::human_bytes;
 
 fn ob(v: Option<u64>) -> String {
@@ -63,53 +64,14 @@ fn cpu(out: &mut String, c: &CpuDetail, st: &Style) {
         ("pidstat -u -w: processes by CPU", &c.top_processes),
         ("pidstat -t: threads by CPU", &c.top_threads),
     ] {
-        let mut t = new_table(&[
-            "PID",
-            "TID",
-            "command",
-            "%CPU",
-            "%usr",
-            "%sys",
-            "cswch/s",
-            "nvcswch/s",
-        ]);
-        left(&mut t, 2);
-        for x in rows.iter() {
-            t.add_row(vec![
-                x.pid.to_string(),
-                x.tid.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-                s(&x.comm),
-                f1(x.cpu_pct),
-                f1(x.usr_pct),
-                f1(x.sys_pct),
-                o1(x.voluntary_switches_per_s),
-                o1(x.involuntary_switches_per_s),
-            ]);
-        }
         if rows.is_empty() {
             let _ = writeln!(out, "\n{}\n  none used CPU in the window", st.head(title));
         } else {
-            section(out, st, title, &t);
+            section(out, st, title, &spec_table(cpu_deep::TASK_COLUMNS, rows));
         }
     }
     if !c.softirqs.is_empty() {
-        let mut t = new_table(&[
-            "softirq",
-            "per s",
-            "busiest CPU",
-            "its share %",
-            "its %soft",
-        ]);
-        left(&mut t, 0);
-        for x in &c.softirqs {
-            t.add_row(vec![
-                s(&x.name),
-                f1(x.per_s),
-                x.busiest_cpu.to_string(),
-                f1(x.busiest_cpu_share_pct),
-                o1(x.busiest_cpu_soft_pct),
-            ]);
-        }
+        let t = spec_table(cpu_deep::SOFTIRQ_COLUMNS, &c.softirqs);
         section(out, st, "/proc/softirqs (concentration per CPU)", &t);
     }
 }
