@@ -9,6 +9,8 @@ use super::table::{f1, new_table, o1, ou, s, section, shorten, spec_table, wrap,
 use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
 use crate::resources::cpu::deep as cpu_deep;
+use crate::resources::netif::deep as netif_deep;
+use crate::resources::sockets;
 use crate::text::human_bytes;
 
 fn ob(v: Option<u64>) -> String {
@@ -304,51 +306,14 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
 
 fn net(out: &mut String, n: &NetDetail, st: &Style) {
     if !n.links.is_empty() {
-        let mut t = new_table(&["interface", "speed Mb/s", "rx %util", "tx %util"]);
-        left(&mut t, 0);
-        for l in &n.links {
-            t.add_row(vec![
-                s(&l.interface),
-                l.speed_mbps.to_string(),
-                o1(l.rx_util_pct),
-                o1(l.tx_util_pct),
-            ]);
-        }
+        let t = spec_table(netif_deep::LINK_COLUMNS, &n.links);
         section(out, st, "sar -n DEV: link utilization", &t);
     }
     if !n.softnet.is_empty() {
-        let mut t = new_table(&["CPU", "processed/s", "dropped/s", "squeezed/s"]);
-        for c in &n.softnet {
-            t.add_row(vec![
-                c.cpu.to_string(),
-                f1(c.processed_per_s),
-                f1(c.dropped_per_s),
-                f1(c.time_squeeze_per_s),
-            ]);
-        }
+        let t = spec_table(netif_deep::SOFTNET_COLUMNS, &n.softnet);
         section(out, st, "/proc/net/softnet_stat", &t);
     }
-    let c = &n.counters;
-    let mut t = new_table(&[
-        "UDP in/s",
-        "out/s",
-        "in err/s",
-        "rcvbuf err/s",
-        "sndbuf err/s",
-        "no port/s",
-        "SYN cookies/s",
-        "TCP mem press/s",
-    ]);
-    t.add_row(vec![
-        o1(c.udp_in_datagrams_per_s),
-        o1(c.udp_out_datagrams_per_s),
-        o1(c.udp_in_errors_per_s),
-        o1(c.udp_rcvbuf_errors_per_s),
-        o1(c.udp_sndbuf_errors_per_s),
-        o1(c.udp_no_ports_per_s),
-        o1(c.syn_cookies_sent_per_s),
-        o1(c.tcp_memory_pressures_per_s),
-    ]);
+    let t = spec_table(sockets::COUNTER_COLUMNS, std::slice::from_ref(&n.counters));
     section(out, st, "sar -n UDP,ETCP", &t);
     let states: Vec<String> = n
         .tcp_states
@@ -381,31 +346,7 @@ fn net(out: &mut String, n: &NetDetail, st: &Style) {
         ),
     );
     if !n.listeners.is_empty() {
-        let mut t = new_table(&[
-            "address",
-            "port",
-            "accept queue",
-            "backlog",
-            "fill %",
-            "owner",
-        ]);
-        left(&mut t, 0);
-        left(&mut t, 5);
-        for l in &n.listeners {
-            let owner = match (&l.owner_comm, l.owner_pid) {
-                (Some(c), Some(p)) => format!("{} ({p})", s(c)),
-                _ if l.full => "?".into(),
-                _ => "".into(),
-            };
-            t.add_row(vec![
-                shorten(&s(&l.addr), 40),
-                l.port.to_string(),
-                l.accept_queue.to_string(),
-                l.backlog.to_string(),
-                o1(l.fill_pct),
-                owner,
-            ]);
-        }
+        let t = spec_table(sockets::LISTEN_COLUMNS, &n.listeners);
         section(
             out,
             st,
