@@ -9,6 +9,7 @@ use super::table::{f1, new_table, o1, ou, s, section, shorten, spec_table, wrap,
 use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
 use crate::resources::cpu::deep as cpu_deep;
+use crate::resources::memory::deep as mem_deep;
 use crate::resources::netif::deep as netif_deep;
 use crate::resources::sockets;
 use crate::text::human_bytes;
@@ -132,30 +133,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         ou(m.overcommit_ratio)
         ),
     );
-    let rc = &m.reclaim;
-    let mut t = new_table(&[
-        "si kB/s",
-        "so kB/s",
-        "minflt/s",
-        "majflt/s",
-        "kswapd scan/s",
-        "direct scan/s",
-        "steal/s",
-        "allocstall/s",
-    ]);
-    t.add_row(vec![
-        o1(rc.swap_in_kb_per_s),
-        o1(rc.swap_out_kb_per_s),
-        o1(rc.minor_faults_per_s),
-        o1(rc.major_faults_per_s),
-        o1(rc.kswapd_scan_per_s),
-        o1(rc.direct_scan_per_s),
-        o1(rc
-            .kswapd_steal_per_s
-            .zip(rc.direct_steal_per_s)
-            .map(|(a, b)| a + b)),
-        o1(rc.allocation_stalls_per_s),
-    ]);
+    let t = spec_table(mem_deep::RECLAIM_COLUMNS, std::slice::from_ref(&m.reclaim));
     section(out, st, "vmstat/sar -B: paging and reclaim", &t);
     wrap(
         out,
@@ -170,71 +148,13 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         ),
     );
     if !m.oom_events.is_empty() {
-        let mut t = new_table(&["age s", "PID", "victim", "anon-rss", "cgroup"]);
-        left(&mut t, 2);
-        left(&mut t, 4);
-        for e in &m.oom_events {
-            t.add_row(vec![
-                format!("{:.0}", e.age_s),
-                ou(e.pid.map(u64::from)),
-                s(e.comm.as_deref().unwrap_or("-")),
-                ob(e.anon_rss_kb.map(|k| k.saturating_mul(1024))),
-                shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40),
-            ]);
-        }
+        let t = spec_table(mem_deep::OOM_COLUMNS, &m.oom_events);
         section(out, st, "OOM kills (kernel log)", &t);
     }
-    let mut t = new_table(&[
-        "PID", "command", "RSS", "anon", "file", "shmem", "swap", "growth/s", "minflt/s",
-        "majflt/s",
-    ]);
-    left(&mut t, 1);
-    for p in &m.top_rss {
-        t.add_row(vec![
-            p.pid.to_string(),
-            shorten(&s(&p.comm), 15),
-            hb(p.rss_bytes),
-            ob(p.anon_bytes),
-            ob(p.file_bytes),
-            ob(p.shmem_bytes),
-            ob(p.swap_bytes),
-            p.rss_growth_bytes_per_s
-                .map(|g| {
-                    let sign = if g < 0.0 { "-" } else { "" };
-                    format!("{sign}{}", hb(g.abs() as u64))
-                })
-                .unwrap_or_else(|| "-".into()),
-            f1(p.minor_faults_per_s),
-            f1(p.major_faults_per_s),
-        ]);
-    }
+    let t = spec_table(mem_deep::RSS_COLUMNS, &m.top_rss);
     section(out, st, "pidstat -r: processes by resident memory", &t);
     if !m.cgroups.is_empty() {
-        let mut t = new_table(&[
-            "cgroup",
-            "usage",
-            "max",
-            "high",
-            "used%",
-            "swap",
-            "high ev",
-            "max ev",
-            "oom kills",
-        ]);
-        left(&mut t, 0);
-        for c in &m.cgroups {
-            t.add_row(vec![
-                shorten(&s(&c.path), 32),
-                hb(c.usage_bytes),
-                ob(c.limit_bytes),
-                ob(c.high_bytes),
-                o1(c.used_pct),
-                ob(c.swap_bytes),
-                ou(c.high_events),
-                ou(c.max_events),
-                ou(c.oom_kill_events),
-            ]);
-        }
+        let t = spec_table(mem_deep::CGROUP_COLUMNS, &m.cgroups);
         section(out, st, "memory cgroups (limits, events in the window)", &t);
     }
 }
