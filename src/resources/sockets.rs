@@ -421,3 +421,80 @@ pub const LISTEN_COLUMNS: &[Column<ListenRow>] = &[
         },
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(owner: Option<(i32, &str)>) -> ListenRow {
+        ListenRow {
+            addr: "0.0.0.0".into(),
+            port: 8080,
+            accept_queue: 129,
+            backlog: 128,
+            fill_pct: Some(100.78),
+            full: true,
+            owner_pid: owner.map(|o| o.0),
+            owner_comm: owner.map(|o| o.1.to_string()),
+        }
+    }
+
+    #[test]
+    fn full_accept_queue_names_its_owner_and_the_overflows() {
+        let n = NetDetail {
+            listeners: vec![full(Some((812, "server")))],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        rules(&n, &[], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "tcp.saturation.accept_queue_full");
+        // tcp.listen_queue_fill_pct warns and is critical at 100%: a full queue is critical
+        // already (the overflow escalation only matters if the levels ever differ).
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].evidence[1].value, 0.0);
+        assert_eq!(out[0].subject.pid, Some(812));
+        assert_eq!(out[0].subject.port, Some(8080));
+        assert_eq!(out[0].subject.local.as_deref(), Some("0.0.0.0:8080"));
+
+        let tcp = [TcpRow {
+            namespace: "own".into(),
+            listen_overflows_per_s: Some(2.5),
+            ..Default::default()
+        }];
+        let mut out = Vec::new();
+        rules(&n, &tcp, &mut out);
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].evidence[1].value, 2.5);
+    }
+
+    #[test]
+    fn close_wait_counts_growth_not_level() {
+        let n = |a, b| NetDetail {
+            close_wait_start: Some(a),
+            close_wait_end: Some(b),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        // Many, but not growing: a busy server, not a leak.
+        rules(&n(500, 505), &[], &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        rules(&n(500, 620), &[], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "tcp.errors.close_wait_growth");
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].evidence[0].value, 120.0);
+    }
+
+    #[test]
+    fn listener_owner_cell_marks_an_unknown_owner_of_a_full_queue() {
+        let owner = |l: &ListenRow| (LISTEN_COLUMNS[5].value)(l);
+        assert_eq!(owner(&full(Some((812, "server")))), "server (812)");
+        assert_eq!(owner(&full(None)), "?");
+        let idle = ListenRow {
+            full: false,
+            ..full(None)
+        };
+        assert_eq!(owner(&idle), "");
+    }
+}

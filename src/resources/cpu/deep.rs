@@ -336,3 +336,70 @@ pub const SOFTIRQ_COLUMNS: &[Column<SoftirqRow>] = &[
         value: |x| o1(x.busiest_cpu_soft_pct),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::contract::Severity;
+
+    fn pinned(name: &str, soft: f64) -> CpuDetail {
+        CpuDetail {
+            softirqs: vec![SoftirqRow {
+                name: name.into(),
+                per_s: 50000.0,
+                busiest_cpu: 3,
+                busiest_cpu_share_pct: 98.0,
+                busiest_cpu_soft_pct: Some(soft),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn softirq_pinned_to_one_cpu_names_the_cpu_and_the_type() {
+        let mut out = Vec::new();
+        softirq_rule(&pinned("NET_RX", 60.0), 4, &mut out);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!(f.id, "cpu.saturation.softirq_one_cpu");
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.subject.cpu, Some(3));
+        assert_eq!(f.subject.class.as_deref(), Some("net_rx"));
+        assert_eq!(f.evidence[1].value, 98.0);
+
+        let mut out = Vec::new();
+        softirq_rule(&pinned("NET_RX", 25.0), 4, &mut out);
+        assert_eq!(out[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn softirq_rule_needs_two_cpus_and_a_pinnable_type() {
+        let mut out = Vec::new();
+        // One CPU: it does every softirq by definition.
+        softirq_rule(&pinned("NET_RX", 60.0), 1, &mut out);
+        // Timers are per-CPU: no queue to spread.
+        softirq_rule(&pinned("TIMER", 60.0), 4, &mut out);
+        // Below the %soft warning level.
+        softirq_rule(&pinned("NET_RX", 10.0), 4, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn task_columns_show_a_dash_for_a_process_row_thread_id() {
+        let row = TaskCpuRow {
+            pid: 42,
+            tid: None,
+            comm: "a\x1bb".into(),
+            cpu_pct: 12.345,
+            voluntary_switches_per_s: Some(3.0),
+            ..Default::default()
+        };
+        let cells = Column::cells(TASK_COLUMNS, &row);
+        assert_eq!(cells[0], "42");
+        assert_eq!(cells[1], "-");
+        assert!(!cells[2].contains('\x1b'), "{}", cells[2]);
+        assert_eq!(cells[3], "12.3");
+        assert_eq!(cells[6], "3.0");
+        assert_eq!(cells[7], "-");
+    }
+}

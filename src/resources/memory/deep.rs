@@ -298,3 +298,69 @@ pub const CGROUP_COLUMNS: &[Column<MemCgroupRow>] = &[
         value: |c| ou(c.oom_kill_events),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::contract::Severity;
+
+    #[test]
+    fn cgroup_limit_hits_say_which_interface_counted_them() {
+        let v2 = MemCgroupRow {
+            path: "/app".into(),
+            high_events: Some(3),
+            max_events: Some(2),
+            high_bytes: Some(1 << 30),
+            ..Default::default()
+        };
+        let v1 = MemCgroupRow {
+            path: "/app".into(),
+            max_events: Some(150),
+            ..Default::default()
+        };
+        let m = MemDetail {
+            cgroups: vec![v2, v1],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        rules(&m, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|f| f.id == "cgroup.memory.limit_hits"));
+        assert_eq!(out[0].severity, Severity::Warning);
+        assert_eq!(out[0].evidence[0].value, 5.0);
+        assert_eq!(out[0].next[0], "cat /sys/fs/cgroup/app/memory.events");
+        assert_eq!(out[1].severity, Severity::Critical);
+        assert_eq!(
+            out[1].next[0],
+            "cat /sys/fs/cgroup/memory/app/memory.failcnt"
+        );
+        assert_eq!(out[1].subject.cgroup.as_deref(), Some("/app"));
+    }
+
+    #[test]
+    fn the_fastest_grower_is_named_and_a_shrinking_process_shows_a_sign() {
+        let p = |pid, g: f64| MemProcRow {
+            pid,
+            comm: format!("p{pid}"),
+            rss_bytes: 100 << 20,
+            rss_growth_bytes_per_s: Some(g),
+            ..Default::default()
+        };
+        let m = MemDetail {
+            top_rss: vec![
+                p(10, 2.0 * 1024.0 * 1024.0),
+                p(11, 20.0 * 1024.0 * 1024.0),
+                p(12, -1024.0),
+            ],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        rules(&m, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "memory.errors.rss_growth");
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].subject.pid, Some(11));
+        assert_eq!((RSS_COLUMNS[7].value)(&m.top_rss[2]), "-1.0KiB");
+        assert_eq!((RSS_COLUMNS[7].value)(&m.top_rss[0]), "2.0MiB");
+    }
+}

@@ -151,3 +151,31 @@ pub const SOFTNET_COLUMNS: &[Column<SoftnetCpuRow>] = &[
         value: |c| f1(c.time_squeeze_per_s),
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::contract::Severity;
+
+    fn cpu(cpu: u32, dropped: f64) -> SoftnetCpuRow {
+        SoftnetCpuRow {
+            cpu,
+            processed_per_s: 1000.0,
+            dropped_per_s: dropped,
+            time_squeeze_per_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn softnet_drops_sum_over_cpus_and_name_the_worst_lowest_on_a_tie() {
+        let mut out = Vec::new();
+        softnet_rule(&[cpu(0, 0.5), cpu(1, 0.4)], &mut out);
+        assert!(out.is_empty(), "0.9/s is under the 1/s warning: {out:?}");
+        softnet_rule(&[cpu(0, 10.0), cpu(2, 60.0), cpu(1, 60.0)], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "network.saturation.softnet_drops");
+        assert_eq!(out[0].severity, Severity::Critical);
+        assert_eq!(out[0].evidence[0].value, 130.0);
+        assert_eq!(out[0].subject.cpu, Some(1));
+    }
+}
