@@ -41,11 +41,20 @@ fn ids_in_source() -> BTreeSet<String> {
             ids.insert(format!("kernel_log.errors.{}", c.id()));
         }
     }
-    let files = ["src/analyze", "src/resources"]
-        .into_iter()
-        .flat_map(|d| std::fs::read_dir(repo().join(d)).unwrap());
-    for e in files {
-        let p = e.unwrap().path();
+    // The modules and their submodules (`resources/cpu/deep.rs`).
+    let mut files = Vec::new();
+    let mut dirs = vec![repo().join("src/analyze"), repo().join("src/resources")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    for p in files {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         if name == "catalog.rs" || name == "rule_tests.rs" || !name.ends_with(".rs") {
             continue;

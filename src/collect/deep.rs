@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use super::procs::{ProcSample, ProcScan};
 use crate::host::sockdiag::Listener;
+/// A destination's client sockets (sock_diag), as the net view reports them.
+pub use crate::host::sockdiag::PortUse;
 use crate::host::Source;
 
 /// What a run reads beyond the sixty-second checklist.

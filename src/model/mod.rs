@@ -25,17 +25,13 @@ use report::Host;
 pub fn host(r: &Readings) -> Host {
     let e = &r.end;
     let layout = e.cgroup_layout.as_ref();
-    let online = e.online_cpus.unwrap_or(0);
-    let (eff, eff_src) = e
-        .effective_cpus
-        .clone()
-        .unwrap_or_else(|| (online.max(1) as f64, format!("online {online}")));
+    let (online, eff, eff_src) = crate::resources::cpu::deep::cpu_counts(r);
     Host {
         hostname: e.hostname.clone().unwrap_or_default(),
         kernel: e.kernel.clone().unwrap_or_default(),
         uptime_s: r.t1.system.uptime_s,
         online_cpus: online,
-        effective_cpus: build::r2(eff),
+        effective_cpus: eff,
         effective_cpus_source: eff_src,
         memory_total_bytes: r.t1.system.mem.map(|m| m.total),
         memory_limit_bytes: e.memory_limit.as_ref().map(|m| m.0),

@@ -8,6 +8,10 @@ use comfy_table::CellAlignment;
 use super::table::{f1, new_table, o1, ou, s, section, shorten, spec_table, wrap, Style};
 use crate::model::deep::{CpuDetail, DiskDetail, MemDetail, NetDetail, Series};
 use crate::model::report::{Report, Severity};
+use crate::resources::cpu::deep as cpu_deep;
+use crate::resources::memory::deep as mem_deep;
+use crate::resources::netif::deep as netif_deep;
+use crate::resources::sockets;
 use crate::text::human_bytes;
 
 fn ob(v: Option<u64>) -> String {
@@ -63,53 +67,14 @@ fn cpu(out: &mut String, c: &CpuDetail, st: &Style) {
         ("pidstat -u -w: processes by CPU", &c.top_processes),
         ("pidstat -t: threads by CPU", &c.top_threads),
     ] {
-        let mut t = new_table(&[
-            "PID",
-            "TID",
-            "command",
-            "%CPU",
-            "%usr",
-            "%sys",
-            "cswch/s",
-            "nvcswch/s",
-        ]);
-        left(&mut t, 2);
-        for x in rows.iter() {
-            t.add_row(vec![
-                x.pid.to_string(),
-                x.tid.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-                s(&x.comm),
-                f1(x.cpu_pct),
-                f1(x.usr_pct),
-                f1(x.sys_pct),
-                o1(x.voluntary_switches_per_s),
-                o1(x.involuntary_switches_per_s),
-            ]);
-        }
         if rows.is_empty() {
             let _ = writeln!(out, "\n{}\n  none used CPU in the window", st.head(title));
         } else {
-            section(out, st, title, &t);
+            section(out, st, title, &spec_table(cpu_deep::TASK_COLUMNS, rows));
         }
     }
     if !c.softirqs.is_empty() {
-        let mut t = new_table(&[
-            "softirq",
-            "per s",
-            "busiest CPU",
-            "its share %",
-            "its %soft",
-        ]);
-        left(&mut t, 0);
-        for x in &c.softirqs {
-            t.add_row(vec![
-                s(&x.name),
-                f1(x.per_s),
-                x.busiest_cpu.to_string(),
-                f1(x.busiest_cpu_share_pct),
-                o1(x.busiest_cpu_soft_pct),
-            ]);
-        }
+        let t = spec_table(cpu_deep::SOFTIRQ_COLUMNS, &c.softirqs);
         section(out, st, "/proc/softirqs (concentration per CPU)", &t);
     }
 }
@@ -168,30 +133,7 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         ou(m.overcommit_ratio)
         ),
     );
-    let rc = &m.reclaim;
-    let mut t = new_table(&[
-        "si kB/s",
-        "so kB/s",
-        "minflt/s",
-        "majflt/s",
-        "kswapd scan/s",
-        "direct scan/s",
-        "steal/s",
-        "allocstall/s",
-    ]);
-    t.add_row(vec![
-        o1(rc.swap_in_kb_per_s),
-        o1(rc.swap_out_kb_per_s),
-        o1(rc.minor_faults_per_s),
-        o1(rc.major_faults_per_s),
-        o1(rc.kswapd_scan_per_s),
-        o1(rc.direct_scan_per_s),
-        o1(rc
-            .kswapd_steal_per_s
-            .zip(rc.direct_steal_per_s)
-            .map(|(a, b)| a + b)),
-        o1(rc.allocation_stalls_per_s),
-    ]);
+    let t = spec_table(mem_deep::RECLAIM_COLUMNS, std::slice::from_ref(&m.reclaim));
     section(out, st, "vmstat/sar -B: paging and reclaim", &t);
     wrap(
         out,
@@ -206,71 +148,13 @@ fn mem(out: &mut String, m: &MemDetail, st: &Style) {
         ),
     );
     if !m.oom_events.is_empty() {
-        let mut t = new_table(&["age s", "PID", "victim", "anon-rss", "cgroup"]);
-        left(&mut t, 2);
-        left(&mut t, 4);
-        for e in &m.oom_events {
-            t.add_row(vec![
-                format!("{:.0}", e.age_s),
-                ou(e.pid.map(u64::from)),
-                s(e.comm.as_deref().unwrap_or("-")),
-                ob(e.anon_rss_kb.map(|k| k.saturating_mul(1024))),
-                shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40),
-            ]);
-        }
+        let t = spec_table(mem_deep::OOM_COLUMNS, &m.oom_events);
         section(out, st, "OOM kills (kernel log)", &t);
     }
-    let mut t = new_table(&[
-        "PID", "command", "RSS", "anon", "file", "shmem", "swap", "growth/s", "minflt/s",
-        "majflt/s",
-    ]);
-    left(&mut t, 1);
-    for p in &m.top_rss {
-        t.add_row(vec![
-            p.pid.to_string(),
-            shorten(&s(&p.comm), 15),
-            hb(p.rss_bytes),
-            ob(p.anon_bytes),
-            ob(p.file_bytes),
-            ob(p.shmem_bytes),
-            ob(p.swap_bytes),
-            p.rss_growth_bytes_per_s
-                .map(|g| {
-                    let sign = if g < 0.0 { "-" } else { "" };
-                    format!("{sign}{}", hb(g.abs() as u64))
-                })
-                .unwrap_or_else(|| "-".into()),
-            f1(p.minor_faults_per_s),
-            f1(p.major_faults_per_s),
-        ]);
-    }
+    let t = spec_table(mem_deep::RSS_COLUMNS, &m.top_rss);
     section(out, st, "pidstat -r: processes by resident memory", &t);
     if !m.cgroups.is_empty() {
-        let mut t = new_table(&[
-            "cgroup",
-            "usage",
-            "max",
-            "high",
-            "used%",
-            "swap",
-            "high ev",
-            "max ev",
-            "oom kills",
-        ]);
-        left(&mut t, 0);
-        for c in &m.cgroups {
-            t.add_row(vec![
-                shorten(&s(&c.path), 32),
-                hb(c.usage_bytes),
-                ob(c.limit_bytes),
-                ob(c.high_bytes),
-                o1(c.used_pct),
-                ob(c.swap_bytes),
-                ou(c.high_events),
-                ou(c.max_events),
-                ou(c.oom_kill_events),
-            ]);
-        }
+        let t = spec_table(mem_deep::CGROUP_COLUMNS, &m.cgroups);
         section(out, st, "memory cgroups (limits, events in the window)", &t);
     }
 }
@@ -342,51 +226,14 @@ fn disk(out: &mut String, d: &DiskDetail, st: &Style) {
 
 fn net(out: &mut String, n: &NetDetail, st: &Style) {
     if !n.links.is_empty() {
-        let mut t = new_table(&["interface", "speed Mb/s", "rx %util", "tx %util"]);
-        left(&mut t, 0);
-        for l in &n.links {
-            t.add_row(vec![
-                s(&l.interface),
-                l.speed_mbps.to_string(),
-                o1(l.rx_util_pct),
-                o1(l.tx_util_pct),
-            ]);
-        }
+        let t = spec_table(netif_deep::LINK_COLUMNS, &n.links);
         section(out, st, "sar -n DEV: link utilization", &t);
     }
     if !n.softnet.is_empty() {
-        let mut t = new_table(&["CPU", "processed/s", "dropped/s", "squeezed/s"]);
-        for c in &n.softnet {
-            t.add_row(vec![
-                c.cpu.to_string(),
-                f1(c.processed_per_s),
-                f1(c.dropped_per_s),
-                f1(c.time_squeeze_per_s),
-            ]);
-        }
+        let t = spec_table(netif_deep::SOFTNET_COLUMNS, &n.softnet);
         section(out, st, "/proc/net/softnet_stat", &t);
     }
-    let c = &n.counters;
-    let mut t = new_table(&[
-        "UDP in/s",
-        "out/s",
-        "in err/s",
-        "rcvbuf err/s",
-        "sndbuf err/s",
-        "no port/s",
-        "SYN cookies/s",
-        "TCP mem press/s",
-    ]);
-    t.add_row(vec![
-        o1(c.udp_in_datagrams_per_s),
-        o1(c.udp_out_datagrams_per_s),
-        o1(c.udp_in_errors_per_s),
-        o1(c.udp_rcvbuf_errors_per_s),
-        o1(c.udp_sndbuf_errors_per_s),
-        o1(c.udp_no_ports_per_s),
-        o1(c.syn_cookies_sent_per_s),
-        o1(c.tcp_memory_pressures_per_s),
-    ]);
+    let t = spec_table(sockets::COUNTER_COLUMNS, std::slice::from_ref(&n.counters));
     section(out, st, "sar -n UDP,ETCP", &t);
     let states: Vec<String> = n
         .tcp_states
@@ -419,31 +266,7 @@ fn net(out: &mut String, n: &NetDetail, st: &Style) {
         ),
     );
     if !n.listeners.is_empty() {
-        let mut t = new_table(&[
-            "address",
-            "port",
-            "accept queue",
-            "backlog",
-            "fill %",
-            "owner",
-        ]);
-        left(&mut t, 0);
-        left(&mut t, 5);
-        for l in &n.listeners {
-            let owner = match (&l.owner_comm, l.owner_pid) {
-                (Some(c), Some(p)) => format!("{} ({p})", s(c)),
-                _ if l.full => "?".into(),
-                _ => "".into(),
-            };
-            t.add_row(vec![
-                shorten(&s(&l.addr), 40),
-                l.port.to_string(),
-                l.accept_queue.to_string(),
-                l.backlog.to_string(),
-                o1(l.fill_pct),
-                owner,
-            ]);
-        }
+        let t = spec_table(sockets::LISTEN_COLUMNS, &n.listeners);
         section(
             out,
             st,

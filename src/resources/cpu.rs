@@ -3,7 +3,9 @@
 //! snapshots; its USE metrics; the CPU thresholds; the CPU rules (run queue, one pegged CPU,
 //! kernel time, steal, I/O wait), which also weigh other resources, passed in as [`Inputs`]
 //! (run queue, PSI, disks, processes, cgroups); mpstat's columns. The cpu view's detail
-//! section is still in `model::deep`.
+//! section (pidstat, softirqs) is in [`deep`].
+
+pub mod deep;
 
 use std::collections::BTreeMap;
 

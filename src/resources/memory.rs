@@ -3,7 +3,10 @@
 //! picture, reclaim, OOM kills, RSS by process, memory cgroups); its USE metrics; the
 //! memory thresholds; the memory rules (available memory, swap, swapping, major faults, OOM
 //! kills), which also weigh other resources, passed in as [`Inputs`] (vmstat paging,
-//! processes, cgroups, the kernel log); free's columns.
+//! processes, cgroups, the kernel log); free's columns. The mem view's rules and tables are
+//! in [`deep`].
+
+pub mod deep;
 
 use std::collections::BTreeMap;
 

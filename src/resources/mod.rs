@@ -17,6 +17,7 @@ pub mod pressure;
 pub mod qdisc;
 pub mod rule;
 pub mod scope;
+pub mod sockets;
 pub mod tasks;
 pub mod tcp;
 pub mod vmstat;

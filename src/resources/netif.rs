@@ -1,6 +1,8 @@
 //! The network interface resource (sar -n DEV,EDEV): traffic, errors and drops per interface
 //! and network namespace over the window; its USE metrics; its thresholds and rules; sar's
-//! columns.
+//! columns. The net view's links and per-CPU backlog rows are in [`deep`].
+
+pub mod deep;
 
 use serde::{Deserialize, Serialize};
 
