@@ -250,12 +250,17 @@ fn udp_rcvbuf_rule(n: &NetDetail, out: &mut Vec<Finding>) {
 fn accept_queue_rule(listeners: &[ListenRow], overflows: f64, out: &mut Vec<Finding>) {
     for l in listeners.iter().filter(|l| l.full) {
         let Some(fill) = l.fill_pct else { continue };
-        let Some((mut sev, t)) = level("tcp.listen_queue_fill_pct", fill) else {
+        let Some((_, t)) = level("tcp.listen_queue_fill_pct", fill) else {
             continue;
         };
-        if overflows > 0.0 {
-            sev = Severity::Critical;
-        }
+        // Full at the end of the window is a warning; dropping handshakes in it (the
+        // namespace's ListenOverflows grew) is critical. The threshold's warn and crit are
+        // both "full", so its own level would make every full queue critical.
+        let sev = if overflows > 0.0 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
         let owner = match (&l.owner_comm, l.owner_pid) {
             (Some(c), Some(p)) => format!("{} (pid {p})", s(c)),
             _ => "an unknown process".into(),
@@ -449,9 +454,8 @@ mod tests {
         rules(&n, &[], &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id, "tcp.saturation.accept_queue_full");
-        // tcp.listen_queue_fill_pct warns and is critical at 100%: a full queue is critical
-        // already (the overflow escalation only matters if the levels ever differ).
-        assert_eq!(out[0].severity, Severity::Critical);
+        // Full, but no handshake dropped in the window: a warning.
+        assert_eq!(out[0].severity, Severity::Warning);
         assert_eq!(out[0].evidence[1].value, 0.0);
         assert_eq!(out[0].subject.pid, Some(812));
         assert_eq!(out[0].subject.port, Some(8080));
