@@ -241,7 +241,7 @@ mod live {
             .unwrap();
         let pid = child.id();
         std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
-        let cg = triage::commands::syscalls::resolve_cgroup(&format!("/{name}")).unwrap();
+        let cg = triage::commands::probe_view::resolve_cgroup(&format!("/{name}")).unwrap();
         let opts = profile::Options {
             cgroup: Some(cg),
             ..Default::default()
