@@ -54,6 +54,39 @@ impl Decoder {
             .collect()
     }
 
+    /// Every entry of a hash map as a (`K`, `V`); entries refused (counted) or gone between
+    /// listing and lookup are left out.
+    #[cfg(feature = "bpf")]
+    pub fn entries<K: AnyBitPattern, V: AnyBitPattern>(
+        &mut self,
+        map: &impl libbpf_rs::MapCore,
+    ) -> Vec<(K, V)> {
+        let mut out = Vec::new();
+        for k in map.keys() {
+            let Some(key) = self.get::<K>(&k) else {
+                continue;
+            };
+            if let Some(v) = self.lookup::<V>(map, &k) {
+                out.push((key, v));
+            }
+        }
+        out
+    }
+
+    /// The value under `key` as a `V`: `None` when there is none, or (counted) when it is
+    /// not a `V`.
+    #[cfg(feature = "bpf")]
+    pub fn lookup<V: AnyBitPattern>(
+        &mut self,
+        map: &impl libbpf_rs::MapCore,
+        key: &[u8],
+    ) -> Option<V> {
+        map.lookup(key, libbpf_rs::MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| self.get::<V>(&v))
+    }
+
     /// The sum over CPUs of a per-CPU `u64` counter.
     pub fn percpu_sum(&mut self, vals: &[Vec<u8>]) -> u64 {
         self.percpu::<u64>(vals)
