@@ -381,3 +381,42 @@ fn count_cpus(list: &str) -> u32 {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_count_ranges_and_singles() {
+        assert_eq!(count_cpus("0-3,8"), 5);
+        assert_eq!(count_cpus("0"), 1);
+        assert_eq!(count_cpus(""), 0);
+        assert_eq!(count_cpus("3-1,x"), 0);
+    }
+
+    #[test]
+    fn a_pid_must_exist() {
+        assert!(check_pid(std::process::id()).is_ok());
+        assert_eq!(check_pid(0).unwrap_err(), "--pid 0: no such process");
+    }
+
+    /// A recording is read back as written; a missing one names its path.
+    #[test]
+    fn a_written_probe_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("rec");
+        let out = crate::host::outdir::OutDir::create(&dir).unwrap();
+        let probe = crate::model::profile::ProfileProbe {
+            frequency_hz: 99,
+            scope: "pid 1".into(),
+            ..Default::default()
+        };
+        write_probe(&out, "profile", &probe).unwrap();
+        let text = std::fs::read_to_string(dir.join("probes/profile.json")).unwrap();
+        assert!(text.ends_with("}\n"), "{text}");
+        let back: crate::model::profile::ProfileProbe = load_probe(&dir, "profile").unwrap();
+        assert_eq!(back, probe);
+        let e = load_probe::<crate::model::profile::ProfileProbe>(&dir, "offcpu").unwrap_err();
+        assert!(e.contains("probes/offcpu.json"), "{e}");
+    }
+}

@@ -267,3 +267,51 @@ pub fn heaviest_first<T, K: Ord>(s: &mut [T], key: impl Fn(&T) -> (u64, K)) {
         (std::cmp::Reverse(weight), ids)
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Heaviest first; equal weights in id order, whatever order they came in.
+    #[test]
+    fn heaviest_first_breaks_ties_by_ids() {
+        let mut v = vec![(5u64, 2u32, "S"), (9, 7, "S"), (5, 1, "D"), (5, 1, "S")];
+        heaviest_first(&mut v, |x| (x.0, (x.1, x.2)));
+        assert_eq!(v, [(9, 7, "S"), (5, 1, "D"), (5, 1, "S"), (5, 2, "S")]);
+    }
+
+    /// A row's user stack counts when its id is valid and known; per process, deduplicated.
+    #[test]
+    fn user_addrs_gathers_each_process_s_addresses_once() {
+        let stacks = HashMap::from([(0, vec![0x10, 0x20]), (1, vec![0x20, 0x30]), (-14, vec![1])]);
+        let rows = [(7u32, 0i32), (7, 1), (8, -14), (9, 5)];
+        let got = user_addrs(rows.into_iter(), &stacks);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            got[&7].iter().copied().collect::<Vec<_>>(),
+            [0x10, 0x20, 0x30]
+        );
+    }
+
+    #[test]
+    fn count_frames_counts_the_unnamed() {
+        let named = Frame {
+            func: Some("f".into()),
+            offset: 0,
+            module: None,
+        };
+        let unnamed = Frame {
+            func: None,
+            offset: 4,
+            module: Some("/bin/x".into()),
+        };
+        let (mut total, mut unresolved) = (1, 0);
+        count_frames(
+            &[named.clone(), unnamed.clone()],
+            &[unnamed],
+            &mut total,
+            &mut unresolved,
+        );
+        assert_eq!((total, unresolved), (4, 2));
+    }
+}

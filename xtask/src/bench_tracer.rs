@@ -101,3 +101,34 @@ pub fn positive_options(args: &[String], what: &str, opts: &mut [(&str, &mut u64
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn positive_options_set_what_is_named_and_refuse_the_rest() {
+        let (mut runs, mut steps) = (5u64, 100u64);
+        positive_options(
+            &args(&["--steps", "7"]),
+            "bench --x",
+            &mut [("--runs", &mut runs), ("--steps", &mut steps)],
+        )
+        .unwrap();
+        assert_eq!((runs, steps), (5, 7));
+        for bad in [
+            &["--runs", "0"][..],
+            &["--runs"],
+            &["--runs", "x"],
+            &["--loops", "3"],
+        ] {
+            let e = positive_options(&args(bad), "bench --x", &mut [("--runs", &mut runs)]);
+            assert!(e.is_err(), "{bad:?}");
+        }
+        assert_eq!(runs, 5);
+    }
+}
