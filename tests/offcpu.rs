@@ -138,16 +138,7 @@ mod live {
 
     /// Compile tests/offcpu/NAME.c with frame pointers into a temporary directory.
     fn build(name: &str, dir: &Path) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/offcpu/{name}.c"));
-        let out = dir.join(name);
-        let st = Command::new("cc")
-            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs");
-        assert!(st.success(), "cc {}", src.display());
-        out
+        common::build_offcpu_workload(name, dir)
     }
 
     /// Trace `child` (blocked on its stdin until released) until it exits.

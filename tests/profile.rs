@@ -22,22 +22,13 @@ mod live {
     /// Compile tests/profile/spin.c with frame pointers, leaf functions' too (clang: gcc 12
     /// drops them in leaf functions whatever the flags say).
     fn build(dir: &Path) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/profile/spin.c");
-        let out = dir.join("spin");
-        let st = Command::new("clang")
-            .args([
-                "-O1",
-                "-g",
-                "-fno-omit-frame-pointer",
-                "-mno-omit-leaf-frame-pointer",
-                "-o",
-            ])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs");
-        assert!(st.success(), "clang {}", src.display());
-        out
+        let flags = [
+            "-O1",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-mno-omit-leaf-frame-pointer",
+        ];
+        common::build_c("clang", "tests/profile/spin.c", &flags, dir, "spin")
     }
 
     /// Sample the spinner (blocked on its stdin until attached) until it exits; returns the

@@ -175,3 +175,30 @@ pub fn svg_from_fixture(view: &str, fx: &Path) -> (Value, String) {
     assert!(doc.starts_with("<?xml"), "{doc}");
     (json(&out), doc)
 }
+
+/// Compile the test program `src` (relative to the repository) with `compiler` and `flags`
+/// into `dir/out`; the binary's path.
+pub fn build_c(compiler: &str, src: &str, flags: &[&str], dir: &Path, out: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+    let out = dir.join(out);
+    let st = Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("{compiler} runs: {e}"));
+    assert!(st.success(), "{compiler} {}", src.display());
+    out
+}
+
+/// `tests/offcpu/NAME.c`, built with frame pointers and threads, into `dir`.
+pub fn build_offcpu_workload(name: &str, dir: &Path) -> PathBuf {
+    build_c(
+        "cc",
+        &format!("tests/offcpu/{name}.c"),
+        &["-O1", "-g", "-fno-omit-frame-pointer", "-pthread"],
+        dir,
+        name,
+    )
+}
