@@ -111,3 +111,46 @@ pub fn add_latency(
         report.unavailable.sort();
     }
 }
+
+/// `offcpu --bench-probe runqlat` (for `cargo xtask bench --offcpu`): only the run-queue
+/// latency probe for `duration_s` (or until Ctrl-C); its start-up time and what it saw on
+/// stderr.
+#[cfg(not(feature = "bpf"))]
+pub fn bench_probe(_probe: &str, _duration_s: f64) -> Result<(), String> {
+    Err(crate::probe::NO_BPF.into())
+}
+
+/// `offcpu --bench-probe runqlat` (for `cargo xtask bench --offcpu`): only the run-queue
+/// latency probe for `duration_s` (or until Ctrl-C); its start-up time and what it saw on
+/// stderr.
+#[cfg(feature = "bpf")]
+pub fn bench_probe(probe: &str, duration_s: f64) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    if probe != "runqlat" {
+        return Err("--bench-probe: only `runqlat`".into());
+    }
+    let flag = super::interrupt_flag();
+    let t0 = Instant::now();
+    let run = crate::probe::latency::start(&crate::probe::latency::Wanted {
+        runqueue: true,
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "runqlat probe attached in {:.1} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    let dur = Duration::from_secs_f64(duration_s);
+    while t0.elapsed() < dur && !flag.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = run.finish();
+    if let Some(s) = r.runqueue_total().and_then(|t| t.summary()) {
+        eprintln!(
+            "run-queue latency: {} wakeups, p99 < {:?} us",
+            s.count, s.p99_hi_us
+        );
+    }
+    Ok(())
+}

@@ -22,8 +22,8 @@ pub const DEFAULT_SAMPLE_FLOOR_US: u64 = 10;
 pub use crate::cli::OffcpuArgs as Args;
 
 pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
-    if a.bench_probe.is_some() {
-        bench_probe(a)?;
+    if let Some(probe) = &a.bench_probe {
+        super::latency::bench_probe(probe, a.duration)?;
         std::process::exit(0);
     }
     probe_view::run::<Offcpu>(a, g)
@@ -101,43 +101,6 @@ impl ProbeView for Offcpu {
     fn report(p: OffcpuProbe, top: usize, live: bool) -> Report {
         report(p, top, live)
     }
-}
-
-#[cfg(not(feature = "bpf"))]
-fn bench_probe(_a: &Args) -> Result<(), String> {
-    Err(crate::probe::NO_BPF.into())
-}
-
-#[cfg(feature = "bpf")]
-fn bench_probe(a: &Args) -> Result<(), String> {
-    use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
-    if a.bench_probe.as_deref() != Some("runqlat") {
-        return Err("--bench-probe: only `runqlat`".into());
-    }
-    let flag = super::interrupt_flag();
-    let t0 = Instant::now();
-    let run = crate::probe::latency::start(&crate::probe::latency::Wanted {
-        runqueue: true,
-        ..Default::default()
-    })
-    .map_err(|e| e.to_string())?;
-    eprintln!(
-        "runqlat probe attached in {:.1} ms",
-        t0.elapsed().as_secs_f64() * 1e3
-    );
-    let dur = Duration::from_secs_f64(a.duration);
-    while t0.elapsed() < dur && !flag.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let r = run.finish();
-    if let Some(s) = r.runqueue_total().and_then(|t| t.summary()) {
-        eprintln!(
-            "run-queue latency: {} wakeups, p99 < {:?} us",
-            s.count, s.p99_hi_us
-        );
-    }
-    Ok(())
 }
 
 /// The report: header facts, the off-CPU section, findings, and what was dropped.
