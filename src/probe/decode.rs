@@ -27,6 +27,36 @@ macro_rules! map_types {
 #[allow(unused_imports)]
 pub(crate) use map_types;
 
+/// Set a probe's scope in its read-only data before load, as every probe's BPF side declares
+/// it: the traced process (`targ_tgid`, 0: all), triage itself (`self_tgid`, never traced),
+/// the v2 cgroup (`targ_cgid`, `targ_cg_level`) and, for probes that filter by name, the
+/// command name (`filter_comm`, `targ_comm`: its first 15 bytes, NUL-terminated).
+#[allow(unused_macros)] // only used with the `bpf` feature
+macro_rules! set_scope {
+    ($ro:expr, $pid:expr, $cgroup:expr) => {{
+        let ro = &mut *$ro;
+        ro.targ_tgid = $pid.unwrap_or(0);
+        ro.self_tgid = std::process::id();
+        if let Some((_, id, level)) = $cgroup {
+            ro.targ_cgid = *id;
+            ro.targ_cg_level = *level as i32;
+        }
+    }};
+    ($ro:expr, $pid:expr, $cgroup:expr, comm: $comm:expr) => {{
+        let ro = &mut *$ro;
+        $crate::probe::decode::set_scope!(ro, $pid, $cgroup);
+        if let Some(c) = $comm {
+            ro.filter_comm = true;
+            let n = ro.targ_comm.len() - 1;
+            for (d, s) in ro.targ_comm.iter_mut().zip(c.bytes().take(n)) {
+                *d = s as _;
+            }
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use set_scope;
+
 /// Reads map buffers as typed values, counting those of the wrong size.
 #[derive(Debug, Default)]
 pub struct Decoder {

@@ -25,7 +25,7 @@ mod skel {
 use skel::types::{offcpu_key, offcpu_kstack, offcpu_start, offcpu_val};
 use skel::*;
 
-use super::decode::{c_str, map_types, Decoder};
+use super::decode::{c_str, map_types, set_scope, Decoder};
 
 map_types!(offcpu_key, offcpu_kstack, offcpu_start, offcpu_val);
 
@@ -87,12 +87,7 @@ fn load<'obj>(
             .rodata_data
             .as_deref_mut()
             .ok_or("rodata is not memory-mapped")?;
-        ro.targ_tgid = opts.pid.unwrap_or(0);
-        ro.self_tgid = std::process::id();
-        if let Some((_, id, level)) = &opts.cgroup {
-            ro.targ_cgid = *id;
-            ro.targ_cg_level = *level as i32;
-        }
+        set_scope!(ro, opts.pid, &opts.cgroup);
         ro.min_block_ns = opts.min_block_us.saturating_mul(1000);
         ro.sample_every = opts.sample_every;
         ro.sample_floor_ns = opts.sample_floor_us.saturating_mul(1000);

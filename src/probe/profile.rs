@@ -28,13 +28,12 @@ mod skel {
 use skel::types::{profile_key, profile_val};
 use skel::*;
 
-use super::decode::{c_str, map_types, Decoder};
+use super::decode::{c_str, map_types, set_scope, Decoder};
 
 map_types!(profile_key, profile_val);
 
 /// Mirrors `bpf/profile.h`.
 const MAX_DEPTH: usize = 127;
-const COMM_LEN: usize = 16;
 const PS_SAMPLES: u32 = 0;
 const PS_IDLE: u32 = 1;
 const PS_COUNTED: u32 = 2;
@@ -165,18 +164,7 @@ fn load<'obj>(
             .rodata_data
             .as_deref_mut()
             .ok_or("rodata is not memory-mapped")?;
-        ro.targ_tgid = opts.pid.unwrap_or(0);
-        ro.self_tgid = std::process::id();
-        if let Some((_, id, level)) = &opts.cgroup {
-            ro.targ_cgid = *id;
-            ro.targ_cg_level = *level as i32;
-        }
-        if let Some(c) = &opts.comm {
-            ro.filter_comm = true;
-            for (d, s) in ro.targ_comm.iter_mut().zip(c.bytes().take(COMM_LEN - 1)) {
-                *d = s as _;
-            }
-        }
+        set_scope!(ro, opts.pid, &opts.cgroup, comm: &opts.comm);
         ro.user_stacks = opts.user_stacks;
         ro.kernel_stacks = true;
         ro.idle_stacks = true;
