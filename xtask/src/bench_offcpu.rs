@@ -7,13 +7,12 @@
 //! median wall time over rounds, as a slowdown against the median without tracer.
 //! Also: triage offcpu's start-up (load + attach) as it reports it.
 
-use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::process::{Command, ExitCode};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::bench::median;
-use crate::bench_tracer::{positive_options, start, startup, stop, tracer as t, Tracer};
+use crate::bench_tracer::{alternate, positive_options, startup, tracer as t, Tracer};
 use crate::{deps, util};
 
 fn tracers(triage: &str) -> Vec<Tracer> {
@@ -93,7 +92,6 @@ fn workload(kind: &str, loops: u64, forks: u64) -> Command {
             "i=0; while [ $i -lt {forks} ]; do /bin/true; i=$((i+1)); done"
         ));
     }
-    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
@@ -116,22 +114,11 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     println!("triage offcpu start-up: load+attach {s:.1} ms; whole 0.1 s run {wall:.0} ms");
     let ts = tracers(&triage);
     for kind in ["pipe", "fork"] {
-        let mut times: Vec<Vec<f64>> = vec![Vec::new(); ts.len()];
-        for round in 0..runs {
-            // Rotate the order every round, so drift does not favour one tracer.
-            for k in 0..ts.len() {
-                let i = (k + round) % ts.len();
-                let tr = start(&ts[i])?;
-                let t0 = Instant::now();
-                let st = workload(kind, loops, forks).status()?;
-                let el = t0.elapsed().as_secs_f64();
-                stop(tr);
-                if !st.success() {
-                    bail!("{kind} workload failed under {}", ts[i].label);
-                }
-                times[i].push(el);
-            }
-        }
+        let what = format!("{kind} workload");
+        let times: Vec<Vec<f64>> = alternate(&ts, runs, &what, || workload(kind, loops, forks))?
+            .into_iter()
+            .map(|v| v.into_iter().map(|r| r.wall).collect())
+            .collect();
         let base = median(times[0].iter().copied());
         let what = if kind == "pipe" {
             format!("taskset -c 0 perf bench sched pipe -l {loops}")

@@ -8,14 +8,13 @@
 //! no profiler. Also each profiler's own CPU and peak RSS (wait4 of the profiler process),
 //! and triage's start-up (load + attach as it reports it, and the whole 0.1 s run).
 
-use std::process::{Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::process::{Command, ExitCode};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::bench::median;
-use crate::bench_tracer::{positive_options, start, startup, stop, tracer as p, Tracer};
-use crate::{deps, measure, util};
+use crate::bench_tracer::{alternate, positive_options, startup, tracer as p, Tracer};
+use crate::{deps, util};
 
 fn profilers(triage: &str, perf_out: &str) -> Vec<Tracer> {
     vec![
@@ -78,32 +77,23 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     );
 
     let ps = profilers(&triage, &perf_out);
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); ps.len()];
-    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); ps.len()];
-    let mut own: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ps.len()];
-    for round in 0..runs {
-        // Rotate the order every round, so drift does not favour one profiler.
-        for k in 0..ps.len() {
-            let i = (k + round) % ps.len();
-            let tr = start(&ps[i])?;
-            let mut cmd = Command::new(&workload);
-            cmd.args(["--now", "spin"])
-                .arg(steps.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let u = measure::run_child(&mut cmd, Duration::from_secs(600));
-            let o = stop(tr);
-            let u = u?;
-            if u.code != Some(0) {
-                bail!("workload failed under {}", ps[i].label);
-            }
-            cpu[i].push(u.cpu.as_secs_f64());
-            wall[i].push(u.wall.as_secs_f64());
-            if let Some(o) = o {
-                own[i].push(o);
-            }
-        }
-    }
+    let done = alternate(&ps, runs, "workload", || {
+        let mut cmd = Command::new(&workload);
+        cmd.args(["--now", "spin"]).arg(steps.to_string());
+        cmd
+    })?;
+    let cpu: Vec<Vec<f64>> = done
+        .iter()
+        .map(|v| v.iter().map(|r| r.cpu).collect())
+        .collect();
+    let wall: Vec<Vec<f64>> = done
+        .iter()
+        .map(|v| v.iter().map(|r| r.wall).collect())
+        .collect();
+    let own: Vec<Vec<(f64, f64)>> = done
+        .iter()
+        .map(|v| v.iter().filter_map(|r| r.tracer).collect())
+        .collect();
     let _ = std::fs::remove_dir_all(&tmp);
     let (bc, bw) = (median(cpu[0].clone()), median(wall[0].clone()));
     println!(

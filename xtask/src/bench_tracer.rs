@@ -6,9 +6,9 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::usage_err;
+use crate::{measure, usage_err};
 
 /// A tracer (or profiler) run alongside the workload; no argv: none.
 pub struct Tracer {
@@ -68,6 +68,46 @@ pub fn stop(c: Option<Child>) -> Option<(f64, f64)> {
         tv(ru.ru_utime) + tv(ru.ru_stime),
         ru.ru_maxrss as f64 / 1024.0,
     ))
+}
+
+/// One run of the workload under a tracer: its wall and CPU seconds (wait4), and the
+/// tracer's own (CPU seconds, peak RSS in MB) when there was one.
+pub struct Run {
+    pub wall: f64,
+    pub cpu: f64,
+    pub tracer: Option<(f64, f64)>,
+}
+
+/// `runs` rounds of every tracer in turn, the order rotated every round so that drift does
+/// not favour one: start it, run `workload()` (it must exit 0; `what` names it in the
+/// error), stop it. The runs per tracer, indexed like `ts`.
+pub fn alternate(
+    ts: &[Tracer],
+    runs: usize,
+    what: &str,
+    mut workload: impl FnMut() -> Command,
+) -> Result<Vec<Vec<Run>>> {
+    let mut out: Vec<Vec<Run>> = ts.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs {
+        for k in 0..ts.len() {
+            let i = (k + round) % ts.len();
+            let tr = start(&ts[i])?;
+            let mut cmd = workload();
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            let u = measure::run_child(&mut cmd, Duration::from_secs(600));
+            let tracer = stop(tr);
+            let u = u?;
+            if u.code != Some(0) {
+                bail!("{what} failed under {}", ts[i].label);
+            }
+            out[i].push(Run {
+                wall: u.wall.as_secs_f64(),
+                cpu: u.cpu.as_secs_f64(),
+                tracer,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `triage VIEW --duration 0.1 --json`: the probe's load + attach as the report gives it
