@@ -11,7 +11,7 @@ use crate::cli::Global;
 use crate::model::offcpu::{OffcpuProbe, OffcpuSection};
 use crate::model::report::{Report, Unavailable};
 
-pub const NAME: &str = "offcpu";
+pub const NAME: &str = super::views::OFFCPU.name;
 /// Blocks this long or longer are all recorded (with their stacks).
 pub const DEFAULT_MIN_BLOCK_US: u64 = 1000;
 /// Below that, one block in this many is recorded and weighted by it...

@@ -12,7 +12,7 @@ use crate::cli::Global;
 use crate::model::profile::ProfileProbe;
 use crate::model::report::{Report, Unavailable};
 
-pub const NAME: &str = "profile";
+pub const NAME: &str = super::views::PROFILE.name;
 
 pub use crate::cli::ProfileArgs as Args;
 

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::probe_view;
-use crate::analyze::{self, Analysis};
+use crate::analyze::Analysis;
 use crate::cli::Global;
 use crate::collect::run::{self, LiveOptions, Readings};
 use crate::collect::Problem;
@@ -18,7 +18,7 @@ use crate::model;
 use crate::model::report::{Report, Unavailable};
 use crate::probe::output::SyscallsProbe;
 
-pub const NAME: &str = "syscalls";
+pub const NAME: &str = super::views::SYSCALLS.name;
 /// Where a recording keeps the probe output, inside the fixture directory.
 pub const PROBE_FILE: &str = "probes/syscalls.json";
 
@@ -91,7 +91,9 @@ pub fn report(
     problems: Vec<Problem>,
     analysis: &Analysis,
 ) -> Report {
-    let mut r = analyze::build_report(readings, NAME, analysis);
+    // A checklist-level view: the whole /proc report, nothing narrowed.
+    let view = &super::views::SYSCALLS;
+    let mut r = super::pipeline::report(readings, view, &Default::default(), analysis);
     if let Some(p) = probe {
         let sec = model::syscalls::section(p, r.sections.processes.as_ref());
         r.findings.extend(crate::analyze::syscalls::findings(&sec));
