@@ -634,7 +634,7 @@ pub fn exercise(fx: &MemFixture, round: u64) -> usize {
         if let Some(b) = fx.probes.get("latency.json") {
             if let Ok(l) = serde_json::from_slice::<model::offcpu::LatencyReadings>(b) {
                 let mut rep = analyze::build_report(r, "sixty-second", &analysis);
-                crate::commands::offcpu::add_latency(&mut rep, Some(&l), None);
+                crate::commands::latency::add_latency(&mut rep, Some(&l), None);
                 out += render::json(&rep).len();
                 out += render::table::render(&rep, &render::table::Style { color: false }).len();
             }

@@ -9,6 +9,8 @@ use triage::analyze::Analysis;
 use triage::collect::run::from_fixture;
 use triage::model::report::{Finding, Report, Severity};
 
+mod common;
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -119,16 +121,7 @@ mod live {
     static SERIAL: Mutex<()> = Mutex::new(());
 
     pub fn build(name: &str, dir: &Path) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/offcpu/{name}.c"));
-        let out = dir.join(name);
-        let st = Command::new("cc")
-            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs");
-        assert!(st.success(), "cc {}", src.display());
-        out
+        common::build_offcpu_workload(name, dir)
     }
 
     pub fn start(bin: &Path, args: &[&str]) -> Child {

@@ -108,44 +108,20 @@ fn old_fixtures_have_no_latency_section() {
 /// The binary replays the fixture as folded stacks and as an SVG flame graph.
 #[test]
 fn folded_and_svg_from_the_fixture() {
-    let bin = env!("CARGO_BIN_EXE_triage");
     let fx = fixture_dir();
-    let out = std::process::Command::new(bin)
-        .args(["offcpu", "--folded", "--fixture"])
-        .arg(&fx)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lock: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("scn_lockc;"))
+    let lines = common::folded_from_fixture("offcpu", &fx);
+    let lock: Vec<&str> = lines
+        .iter()
+        .map(|(stack, _)| stack.as_str())
+        .filter(|s| s.starts_with("scn_lockc;"))
         .collect();
-    assert!(!lock.is_empty(), "{text}");
-    for l in text.lines() {
-        let (stack, v) = l.rsplit_once(' ').expect("value at the end");
-        assert!(v.parse::<u64>().is_ok(), "{l}");
-        assert!(!stack.is_empty());
-    }
+    assert!(!lock.is_empty(), "{lines:?}");
+    assert!(lines.iter().all(|(stack, _)| !stack.is_empty()));
     assert!(lock
         .iter()
         .any(|l| l.contains(";worker;") && l.contains("futex_wait_[k]")));
-    let dir = tempfile::tempdir().unwrap();
-    let svg = dir.path().join("f.svg");
-    let st = std::process::Command::new(bin)
-        .args(["offcpu", "--json", "--svg"])
-        .arg(&svg)
-        .arg("--fixture")
-        .arg(&fx)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let doc = std::fs::read_to_string(&svg).unwrap();
-    assert!(doc.starts_with("<?xml") && doc.contains("scn_lockc"));
+    let (_, doc) = common::svg_from_fixture("offcpu", &fx);
+    assert!(doc.contains("scn_lockc"));
 }
 
 #[cfg(feature = "bpf")]
@@ -162,16 +138,7 @@ mod live {
 
     /// Compile tests/offcpu/NAME.c with frame pointers into a temporary directory.
     fn build(name: &str, dir: &Path) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/offcpu/{name}.c"));
-        let out = dir.join(name);
-        let st = Command::new("cc")
-            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs");
-        assert!(st.success(), "cc {}", src.display());
-        out
+        common::build_offcpu_workload(name, dir)
     }
 
     /// Trace `child` (blocked on its stdin until released) until it exits.
@@ -470,15 +437,7 @@ mod live {
     fn cgroup_scope_on_the_v2_hierarchy_counts_only_that_cgroup() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         common::require_bpf();
-        let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .into_iter()
-            .find(|m| {
-                std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
-                    t.lines()
-                        .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
-                })
-            })
-            .expect("a cgroup v2 hierarchy");
+        let mount = common::cgroup2_mount();
         let name = format!("triage-offcpu-test-{}", std::process::id());
         let cg = Path::new(mount).join(&name);
         std::fs::create_dir(&cg).unwrap();

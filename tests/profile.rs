@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 #[cfg(feature = "bpf")]
 mod live {
     use super::*;
@@ -20,22 +22,13 @@ mod live {
     /// Compile tests/profile/spin.c with frame pointers, leaf functions' too (clang: gcc 12
     /// drops them in leaf functions whatever the flags say).
     fn build(dir: &Path) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/profile/spin.c");
-        let out = dir.join("spin");
-        let st = Command::new("clang")
-            .args([
-                "-O1",
-                "-g",
-                "-fno-omit-frame-pointer",
-                "-mno-omit-leaf-frame-pointer",
-                "-o",
-            ])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs");
-        assert!(st.success(), "clang {}", src.display());
-        out
+        let flags = [
+            "-O1",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-mno-omit-leaf-frame-pointer",
+        ];
+        common::build_c("clang", "tests/profile/spin.c", &flags, dir, "spin")
     }
 
     /// Sample the spinner (blocked on its stdin until attached) until it exits; returns the
@@ -219,15 +212,7 @@ mod live {
     #[ignore = "needs root: perf events + BPF + cgroups"]
     fn cgroup_scope_counts_only_that_cgroup() {
         let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .into_iter()
-            .find(|m| {
-                std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
-                    t.lines()
-                        .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
-                })
-            })
-            .expect("a cgroup v2 hierarchy");
+        let mount = common::cgroup2_mount();
         let name = format!("triage-profile-test-{}", std::process::id());
         let dir = Path::new(mount).join(&name);
         std::fs::create_dir(&dir).unwrap();
@@ -241,7 +226,7 @@ mod live {
             .unwrap();
         let pid = child.id();
         std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
-        let cg = triage::commands::syscalls::resolve_cgroup(&format!("/{name}")).unwrap();
+        let cg = triage::commands::probe_view::resolve_cgroup(&format!("/{name}")).unwrap();
         let opts = profile::Options {
             cgroup: Some(cg),
             ..Default::default()
@@ -339,20 +324,12 @@ fn recorded_cpu_saturation_replays() {
 /// The binary replays the fixture as folded stacks and as an SVG flame graph.
 #[test]
 fn folded_and_svg_from_the_fixture() {
-    let bin = env!("CARGO_BIN_EXE_triage");
     let fx = fixture_dir();
-    let out = std::process::Command::new(bin)
-        .args(["profile", "--folded", "--fixture"])
-        .arg(&fx)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    let lines = common::folded_from_fixture("profile", &fx);
     let mut total = 0u64;
-    for l in text.lines() {
-        let (stack, v) = l.rsplit_once(' ').expect("value at the end");
-        total += v.parse::<u64>().unwrap_or_else(|_| panic!("{l}"));
-        assert!(stack.starts_with("scn_spin;"), "{l}");
+    for (stack, v) in &lines {
+        total += v;
+        assert!(stack.starts_with("scn_spin;"), "{stack} {v}");
     }
     let p = load(&fx);
     let want: u64 = p
@@ -363,26 +340,13 @@ fn folded_and_svg_from_the_fixture() {
         .sum();
     assert_eq!(total, want);
     assert!(
-        text.lines().any(|l| l.starts_with("scn_spin;main ")),
-        "{text}"
+        lines
+            .iter()
+            .any(|(s, _)| s == "scn_spin;main" || s.starts_with("scn_spin;main ")),
+        "{lines:?}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let svg = dir.path().join("f.svg");
-    let st = std::process::Command::new(bin)
-        .args(["profile", "--json", "--svg"])
-        .arg(&svg)
-        .arg("--fixture")
-        .arg(&fx)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let (doc, svg) = common::svg_from_fixture("profile", &fx);
     assert_eq!(doc["command"], "profile");
     assert_eq!(doc["sections"]["profile"]["probe"]["event"], "cpu-clock");
-    let svg = std::fs::read_to_string(&svg).unwrap();
-    assert!(svg.starts_with("<?xml") && svg.contains("scn_spin"));
+    assert!(svg.contains("scn_spin"));
 }

@@ -304,15 +304,7 @@ fn unprivileged_run_names_the_missing_capabilities() {
 fn cgroup_filter_counts_only_that_cgroup() {
     let _g = ONE_TRACER.lock().unwrap_or_else(|e| e.into_inner());
     common::require_bpf();
-    let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .into_iter()
-        .find(|m| {
-            std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
-                t.lines()
-                    .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
-            })
-        });
-    let mount = mount.expect("a cgroup2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup");
+    let mount = common::cgroup2_mount();
     let name = format!("triage-test-{}", std::process::id());
     let dir = std::path::Path::new(mount).join(&name);
     std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create a cgroup under {mount}: {e}"));

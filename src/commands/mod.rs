@@ -5,9 +5,11 @@
 
 pub mod doctor;
 pub mod fleet;
+pub mod latency;
 pub mod offcpu;
 pub mod output;
 pub mod pipeline;
+pub mod probe_view;
 pub mod profile;
 pub mod schema;
 pub mod sixty_second;

@@ -126,8 +126,8 @@ pub fn run_streaming(
         // The eBPF latency histograms of this view run during the window.
         #[allow(clippy::let_unit_value)] // `Wanted` is `()` without eBPF support
         let wanted = match view.probe {
-            Probe::AllLatency => Some(super::offcpu::all_latency()),
-            Probe::Latency(res) => Some(super::offcpu::latency_for(res, sc.pid.map(|p| p as u32))),
+            Probe::AllLatency => Some(super::latency::all_latency()),
+            Probe::Latency(res) => Some(super::latency::latency_for(res, sc.pid.map(|p| p as u32))),
             _ => None,
         };
         let win = super::sixty_second::readings_after(
@@ -149,7 +149,7 @@ pub fn run_streaming(
             check_cgroup(r, cg)?;
         }
         let mut rep = report(r, view, sc, &analysis);
-        super::offcpu::add_latency(&mut rep, win.latency.as_ref(), win.latency_missing);
+        super::latency::add_latency(&mut rep, win.latency.as_ref(), win.latency_missing);
         if view.level == Level::Deep {
             analyze::rank(&mut rep.findings);
         }

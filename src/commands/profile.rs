@@ -6,53 +6,75 @@
 //! `--record DIR` stores the probe output as `DIR/probes/profile.json`; `--fixture DIR`
 //! replays it without BPF.
 
-use std::path::Path;
-
+use super::probe_view::{self, Flame, Plan, ProbeView};
+use super::views::View;
 use crate::cli::Global;
 use crate::model::profile::ProfileProbe;
-use crate::model::report::{Report, Tool, Unavailable, Window, SCHEMA_VERSION};
+use crate::model::report::{Report, Unavailable};
 
-pub const NAME: &str = "profile";
+pub const NAME: &str = super::views::PROFILE.name;
 
 pub use crate::cli::ProfileArgs as Args;
 
 pub fn run(a: &Args, g: &Global) -> Result<Report, String> {
-    // The output directory is taken before sampling (created 0700 by us, or empty and ours;
-    // files created without following symlinks): a bad one fails fast.
-    let record_dir = match &a.record {
-        Some(dir) => Some(super::sixty_second::prepare_capture_dir(dir)?),
-        None => None,
+    probe_view::run::<Profile>(a, g)
+}
+
+/// The `profile` view of the registry, run by [`probe_view::run`].
+pub struct Profile;
+
+impl ProbeView for Profile {
+    type Args = Args;
+    type Probe = ProfileProbe;
+    const VIEW: &'static View = &super::views::PROFILE;
+    const FLAME: Flame = Flame {
+        title: "On-CPU samples (triage profile)",
+        count_name: "samples",
+        palette: inferno::flamegraph::color::BasicPalette::Hot,
+        empty: "no on-CPU samples recorded: nothing to draw",
     };
-    let probe = match &a.fixture {
-        Some(dir) => load_fixture(dir)?,
-        None => trace_live(a, g)?,
-    };
-    if let Some(dir) = &record_dir {
-        let json = serde_json::to_string_pretty(&probe).map_err(|e| e.to_string())?;
-        dir.write("probes/profile.json", (json + "\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-    }
-    if let Some(svg) = &a.svg {
-        let lines = folded(&probe);
-        if lines.is_empty() {
-            return Err("no on-CPU samples recorded: nothing to draw".into());
+
+    fn plan(a: &Args) -> Plan<'_> {
+        Plan {
+            record: a.record.as_deref(),
+            fixture: a.fixture.as_deref(),
+            svg: a.svg.as_deref(),
+            folded: a.folded,
+            top: a.top,
         }
-        super::offcpu::flame_svg(
-            &lines,
-            "On-CPU samples (triage profile)",
-            "samples",
-            inferno::flamegraph::color::BasicPalette::Hot,
-            svg,
-        )?;
     }
-    if a.folded {
-        let mut text = folded(&probe).join("\n");
-        text.push('\n');
-        use std::io::Write;
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        std::process::exit(0);
+
+    #[cfg(feature = "bpf")]
+    fn trace(a: &Args, g: &Global) -> Result<ProfileProbe, String> {
+        probe_view::trace_window(
+            NAME,
+            g,
+            a.cgroup.as_deref(),
+            a.duration,
+            None,
+            |cgroup, stop| {
+                let opts = crate::probe::profile::Options {
+                    pid: a.pid,
+                    cgroup,
+                    comm: a.comm.clone(),
+                    frequency_hz: a.frequency,
+                    event: a.event.clone(),
+                    user_stacks: !a.no_user_stacks,
+                    max_entries: a.max_entries,
+                    stack_entries: a.stack_entries,
+                };
+                crate::probe::profile::trace(&opts, stop)
+            },
+        )
     }
-    Ok(report(probe, a.top, a.fixture.is_none()))
+
+    fn folded(p: &ProfileProbe) -> Vec<String> {
+        folded(p)
+    }
+
+    fn report(p: ProfileProbe, top: usize, live: bool) -> Report {
+        report(p, top, live)
+    }
 }
 
 /// Folded lines of every stack of work (the idle task doing nothing left out).
@@ -62,50 +84,6 @@ pub fn folded(p: &ProfileProbe) -> Vec<String> {
         .filter(|s| !s.is_idle())
         .map(|s| s.folded())
         .collect()
-}
-
-fn load_fixture(dir: &Path) -> Result<ProfileProbe, String> {
-    super::offcpu::load_probe(dir, "profile")
-}
-
-#[cfg(not(feature = "bpf"))]
-fn trace_live(_a: &Args, _g: &Global) -> Result<ProfileProbe, String> {
-    Err(crate::probe::NO_BPF.into())
-}
-
-#[cfg(feature = "bpf")]
-fn trace_live(a: &Args, g: &Global) -> Result<ProfileProbe, String> {
-    use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
-    crate::probe::set_verbose(g.verbose);
-    crate::probe::preflight::require_bpf("profile")?;
-    let cgroup = match &a.cgroup {
-        Some(c) => Some(super::syscalls::resolve_cgroup(c)?),
-        None => None,
-    };
-    let opts = crate::probe::profile::Options {
-        pid: a.pid,
-        cgroup,
-        comm: a.comm.clone(),
-        frequency_hz: a.frequency,
-        event: a.event.clone(),
-        user_stacks: !a.no_user_stacks,
-        max_entries: a.max_entries,
-        stack_entries: a.stack_entries,
-    };
-    let flag = super::interrupt_flag();
-    let dur = Duration::from_secs_f64(a.duration.clamp(0.1, 86400.0));
-    let mut t0: Option<Instant> = None;
-    crate::probe::profile::trace(&opts, || {
-        let t = *t0.get_or_insert_with(Instant::now);
-        t.elapsed() >= dur || flag.load(Ordering::Relaxed)
-    })
-    .map_err(|e| {
-        format!(
-            "profile probe did not attach: {e} ({})",
-            crate::probe::attach_fix(&e.to_string())
-        )
-    })
 }
 
 /// The report: header facts, the profile section, findings, and what was lost or could not
@@ -196,31 +174,16 @@ pub fn report(probe: ProfileProbe, top: usize, live: bool) -> Report {
     }
     unavailable.sort();
     let secs = probe.traced_s;
-    let (host, start, end) = super::offcpu::header(secs, live);
-    let mut rep = Report {
-        schema_version: SCHEMA_VERSION.into(),
-        tool: Tool {
-            name: "triage".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        command: NAME.into(),
-        summary: Default::default(),
-        host,
-        window: Window {
-            start,
-            end,
-            elapsed_s: (secs * 1000.0).round() / 1000.0,
-            samples: 0,
-        },
-        resources: Vec::new(),
-        findings,
-        sections: crate::model::sections::Sections {
-            profile: Some(section),
-            ..Default::default()
-        },
-        unavailable,
-        cost: None,
+    let sections = crate::model::sections::Sections {
+        profile: Some(section),
+        ..Default::default()
     };
-    crate::model::summary::refresh(&mut rep);
-    rep
+    probe_view::report(
+        &super::views::PROFILE,
+        secs,
+        live,
+        findings,
+        sections,
+        unavailable,
+    )
 }

@@ -46,7 +46,7 @@ pub struct WindowReadings {
 impl WindowReadings {
     /// Put the histograms into the report (section, evidence, `unavailable`).
     pub fn add_latency_to(self, report: &mut Report) {
-        super::offcpu::add_latency(report, self.latency.as_ref(), self.latency_missing);
+        super::latency::add_latency(report, self.latency.as_ref(), self.latency_missing);
     }
 }
 
@@ -59,7 +59,7 @@ pub fn readings(
     note: &str,
     verbose: bool,
     spec: &Spec,
-    wanted: Option<&super::offcpu::Wanted>,
+    wanted: Option<&super::latency::Wanted>,
 ) -> Result<WindowReadings, String> {
     readings_after(w, record, note, verbose, spec, wanted, None)
 }
@@ -71,7 +71,7 @@ pub fn readings_after(
     note: &str,
     verbose: bool,
     spec: &Spec,
-    wanted: Option<&super::offcpu::Wanted>,
+    wanted: Option<&super::latency::Wanted>,
     prev: Option<&run::Readings>,
 ) -> Result<WindowReadings, String> {
     let mut latency_missing = None;
@@ -99,7 +99,7 @@ pub fn readings_after(
         };
         let probes = match wanted {
             Some(wanted) if !w.no_bpf => {
-                let (p, why) = super::offcpu::start_latency(wanted, verbose);
+                let (p, why) = super::latency::start_latency(wanted, verbose);
                 latency_missing = why;
                 p
             }

@@ -6,10 +6,10 @@
 //! still produced, the reason is in `unavailable` with its fix and on stderr, and the exit
 //! status stays 0 (a report was produced).
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::analyze::{self, Analysis};
+use super::probe_view;
+use crate::analyze::Analysis;
 use crate::cli::Global;
 use crate::collect::run::{self, LiveOptions, Readings};
 use crate::collect::Problem;
@@ -18,7 +18,7 @@ use crate::model;
 use crate::model::report::{Report, Unavailable};
 use crate::probe::output::SyscallsProbe;
 
-pub const NAME: &str = "syscalls";
+pub const NAME: &str = super::views::SYSCALLS.name;
 /// Where a recording keeps the probe output, inside the fixture directory.
 pub const PROBE_FILE: &str = "probes/syscalls.json";
 
@@ -91,7 +91,9 @@ pub fn report(
     problems: Vec<Problem>,
     analysis: &Analysis,
 ) -> Report {
-    let mut r = analyze::build_report(readings, NAME, analysis);
+    // A checklist-level view: the whole /proc report, nothing narrowed.
+    let view = &super::views::SYSCALLS;
+    let mut r = super::pipeline::report(readings, view, &Default::default(), analysis);
     if let Some(p) = probe {
         let sec = model::syscalls::section(p, r.sections.processes.as_ref());
         r.findings.extend(crate::analyze::syscalls::findings(&sec));
@@ -141,9 +143,7 @@ type Live = (Readings, Option<SyscallsProbe>, Vec<Problem>);
 fn live(args: &Args, verbose: bool) -> Result<Live, String> {
     let w = &args.window;
     if let Some(pid) = args.pid {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(format!("--pid {pid}: no such process"));
-        }
+        probe_view::check_pid(pid)?;
     }
     let out_dir = match &args.record {
         Some(out) => Some(super::sixty_second::prepare_capture_dir(out)?),
@@ -171,14 +171,9 @@ fn live(args: &Args, verbose: bool) -> Result<Live, String> {
     };
     let (readings, probe, problems) = traced(args, verbose, window)?;
     if let (Some(dir), Some(p)) = (&out_dir, &probe) {
-        write_probe(dir, p)?;
+        probe_view::write_probe(dir, NAME, p)?;
     }
     Ok((readings, probe, problems))
-}
-
-fn write_probe(dir: &crate::host::outdir::OutDir, p: &SyscallsProbe) -> Result<(), String> {
-    let json = serde_json::to_vec_pretty(p).unwrap_or_default();
-    dir.write(PROBE_FILE, &json).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "bpf"))]
@@ -204,7 +199,7 @@ fn traced(args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Res
         return Ok((window(), None, blockers));
     }
     let cgroup = match &args.cgroup {
-        Some(c) => Some(resolve_cgroup(c)?),
+        Some(c) => Some(probe_view::resolve_cgroup(c)?),
         None => None,
     };
     let opts = syscalls::Options {
@@ -241,44 +236,4 @@ fn traced(args: &Args, _verbose: bool, window: impl FnOnce() -> Readings) -> Res
             Ok((w(), None, vec![p]))
         }
     }
-}
-
-/// A cgroup v2 path to (path, id, depth) for the in-kernel filter. The id of a v2 cgroup is
-/// its directory's inode number. On a hybrid host the v2 hierarchy is /sys/fs/cgroup/unified.
-pub fn resolve_cgroup(path: &str) -> Result<(String, u64, u32), String> {
-    use std::os::unix::fs::MetadataExt;
-
-    let rel = path
-        .trim_start_matches("/sys/fs/cgroup/unified")
-        .trim_start_matches("/sys/fs/cgroup")
-        .trim_matches('/');
-    for mount in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        if !Path::new(mount).join("cgroup.controllers").exists()
-            && !Path::new(mount).join("cgroup.procs").exists()
-        {
-            continue;
-        }
-        // Only a v2 hierarchy has cgroup ids that bpf_get_current_cgroup_id sees.
-        let is_v2 = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
-            m.lines().any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.len() > 2 && f[1] == mount && f[2] == "cgroup2"
-            })
-        });
-        if !is_v2 {
-            continue;
-        }
-        let dir = Path::new(mount).join(rel);
-        if let Ok(md) = std::fs::metadata(&dir) {
-            let level = if rel.is_empty() {
-                0
-            } else {
-                rel.split('/').count() as u32
-            };
-            return Ok((format!("/{rel}"), md.ino(), level));
-        }
-    }
-    Err(format!(
-        "--cgroup {path}: no such cgroup in a cgroup v2 hierarchy (/sys/fs/cgroup or /sys/fs/cgroup/unified)"
-    ))
 }

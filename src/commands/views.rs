@@ -27,8 +27,9 @@ pub enum Probe {
     Latency(&'static str),
     /// No probe (a /proc-only view).
     None,
-    /// Views with a probe of their own and their own pipeline (`commands/<name>.rs`).
+    /// The syscall probe around a /proc window (its own pipeline: `commands/syscalls.rs`).
     Syscalls,
+    /// Probe views: the probe's output is the reading (`commands::probe_view::run`).
     Offcpu,
     Profile,
 }

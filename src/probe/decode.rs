@@ -27,6 +27,36 @@ macro_rules! map_types {
 #[allow(unused_imports)]
 pub(crate) use map_types;
 
+/// Set a probe's scope in its read-only data before load, as every probe's BPF side declares
+/// it: the traced process (`targ_tgid`, 0: all), triage itself (`self_tgid`, never traced),
+/// the v2 cgroup (`targ_cgid`, `targ_cg_level`) and, for probes that filter by name, the
+/// command name (`filter_comm`, `targ_comm`: its first 15 bytes, NUL-terminated).
+#[allow(unused_macros)] // only used with the `bpf` feature
+macro_rules! set_scope {
+    ($ro:expr, $pid:expr, $cgroup:expr) => {{
+        let ro = &mut *$ro;
+        ro.targ_tgid = $pid.unwrap_or(0);
+        ro.self_tgid = std::process::id();
+        if let Some((_, id, level)) = $cgroup {
+            ro.targ_cgid = *id;
+            ro.targ_cg_level = *level as i32;
+        }
+    }};
+    ($ro:expr, $pid:expr, $cgroup:expr, comm: $comm:expr) => {{
+        let ro = &mut *$ro;
+        $crate::probe::decode::set_scope!(ro, $pid, $cgroup);
+        if let Some(c) = $comm {
+            ro.filter_comm = true;
+            let n = ro.targ_comm.len() - 1;
+            for (d, s) in ro.targ_comm.iter_mut().zip(c.bytes().take(n)) {
+                *d = s as _;
+            }
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use set_scope;
+
 /// Reads map buffers as typed values, counting those of the wrong size.
 #[derive(Debug, Default)]
 pub struct Decoder {
@@ -52,6 +82,39 @@ impl Decoder {
         vals.iter()
             .map(|v| self.get(v).unwrap_or_else(T::zeroed))
             .collect()
+    }
+
+    /// Every entry of a hash map as a (`K`, `V`); entries refused (counted) or gone between
+    /// listing and lookup are left out.
+    #[cfg(feature = "bpf")]
+    pub fn entries<K: AnyBitPattern, V: AnyBitPattern>(
+        &mut self,
+        map: &impl libbpf_rs::MapCore,
+    ) -> Vec<(K, V)> {
+        let mut out = Vec::new();
+        for k in map.keys() {
+            let Some(key) = self.get::<K>(&k) else {
+                continue;
+            };
+            if let Some(v) = self.lookup::<V>(map, &k) {
+                out.push((key, v));
+            }
+        }
+        out
+    }
+
+    /// The value under `key` as a `V`: `None` when there is none, or (counted) when it is
+    /// not a `V`.
+    #[cfg(feature = "bpf")]
+    pub fn lookup<V: AnyBitPattern>(
+        &mut self,
+        map: &impl libbpf_rs::MapCore,
+        key: &[u8],
+    ) -> Option<V> {
+        map.lookup(key, libbpf_rs::MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|v| self.get::<V>(&v))
     }
 
     /// The sum over CPUs of a per-CPU `u64` counter.

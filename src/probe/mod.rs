@@ -27,6 +27,8 @@ pub mod preflight;
 pub mod profile;
 pub mod profile_model;
 #[cfg(feature = "bpf")]
+pub mod stacks;
+#[cfg(feature = "bpf")]
 pub mod syscalls;
 #[cfg(feature = "bpf")]
 pub mod taskiter;

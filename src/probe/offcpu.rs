@@ -7,15 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
-use blazesym::symbolize::{cache, Input, Symbolized, Symbolizer};
-use blazesym::MaybeDefault;
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags};
 
 use super::offcpu_model::*;
+use super::stacks::{
+    count_frames, heaviest_first, ips_of, symbolize_addrs, user_addrs, watch, Names, Watcher,
+};
 use super::syscalls::AttachFailure;
 
 #[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
@@ -25,7 +25,7 @@ mod skel {
 use skel::types::{offcpu_key, offcpu_kstack, offcpu_start, offcpu_val};
 use skel::*;
 
-use super::decode::{c_str, map_types, Decoder};
+use super::decode::{c_str, map_types, set_scope, Decoder};
 
 map_types!(offcpu_key, offcpu_kstack, offcpu_start, offcpu_val);
 
@@ -87,12 +87,7 @@ fn load<'obj>(
             .rodata_data
             .as_deref_mut()
             .ok_or("rodata is not memory-mapped")?;
-        ro.targ_tgid = opts.pid.unwrap_or(0);
-        ro.self_tgid = std::process::id();
-        if let Some((_, id, level)) = &opts.cgroup {
-            ro.targ_cgid = *id;
-            ro.targ_cg_level = *level as i32;
-        }
+        set_scope!(ro, opts.pid, &opts.cgroup);
         ro.min_block_ns = opts.min_block_us.saturating_mul(1000);
         ro.sample_every = opts.sample_every;
         ro.sample_floor_ns = opts.sample_floor_us.saturating_mul(1000);
@@ -131,92 +126,6 @@ fn load<'obj>(
     Ok(skel)
 }
 
-/// A process's mappings and name, kept from when it was first seen.
-#[derive(Debug, Clone, Default)]
-struct ProcInfo {
-    comm: Option<String>,
-    /// (start, end, file offset, path) of file-backed executable mappings.
-    maps: Vec<(u64, u64, u64, String)>,
-}
-
-fn read_proc(tgid: u32) -> ProcInfo {
-    let comm = crate::host::safe::read_live_string(&format!("/proc/{tgid}/comm"))
-        .ok()
-        .map(|s| s.trim_end().to_string());
-    let maps = crate::host::safe::read_live_string(&format!("/proc/{tgid}/maps"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let range = it.next()?;
-            let perms = it.next()?;
-            let off = u64::from_str_radix(it.next()?, 16).ok()?;
-            let _dev = it.next()?;
-            let _ino = it.next()?;
-            let path = it.collect::<Vec<_>>().join(" ");
-            if !perms.contains('x') || path.is_empty() {
-                return None;
-            }
-            let (a, b) = range.split_once('-')?;
-            Some((
-                u64::from_str_radix(a, 16).ok()?,
-                u64::from_str_radix(b, 16).ok()?,
-                off,
-                path,
-            ))
-        })
-        .collect();
-    ProcInfo { comm, maps }
-}
-
-/// Tracks processes seen during the window and caches their mappings at once.
-pub(crate) struct Watcher {
-    symbolizer: Symbolizer,
-    procs: HashMap<u32, ProcInfo>,
-}
-
-impl Watcher {
-    pub(crate) fn new() -> Self {
-        Watcher {
-            symbolizer: Symbolizer::builder()
-                .enable_code_info(false)
-                .enable_inlined_fns(false)
-                .build(),
-            procs: HashMap::new(),
-        }
-    }
-
-    pub(crate) fn see(&mut self, tgid: u32) {
-        if tgid == 0 || self.procs.contains_key(&tgid) {
-            return;
-        }
-        let info = read_proc(tgid);
-        let _ = self
-            .symbolizer
-            .cache(&cache::Cache::Process(cache::Process::new(tgid.into())));
-        self.procs.insert(tgid, info);
-    }
-
-    /// The process's name (its main thread's) when it was first seen.
-    pub(crate) fn comm(&self, tgid: u32) -> Option<String> {
-        self.procs.get(&tgid).and_then(|p| p.comm.clone())
-    }
-
-    fn poll(&mut self, skel: &OffcpuSkel<'_>) {
-        let new: BTreeSet<u32> = skel
-            .maps
-            .offcpu_agg
-            .keys()
-            .filter_map(|k| super::decode::decode::<offcpu_key>(&k).ok())
-            .map(|k| k.tgid)
-            .filter(|t| !self.procs.contains_key(t))
-            .collect();
-        for t in new {
-            self.see(t);
-        }
-    }
-}
-
 /// Load, attach, poll until `stop()` says the window is over (every 100 ms, remembering new
 /// processes), read and symbolize. On failure nothing ran.
 pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuProbe, AttachFailure> {
@@ -247,10 +156,14 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                 if let Some(p) = opts.pid {
                     w.see(p);
                 }
-                while !stop() {
-                    std::thread::sleep(Duration::from_millis(100));
-                    w.poll(&skel);
-                }
+                watch(&mut w, &mut stop, || {
+                    skel.maps
+                        .offcpu_agg
+                        .keys()
+                        .filter_map(|k| super::decode::decode::<offcpu_key>(&k).ok())
+                        .map(|k| k.tgid)
+                        .collect()
+                });
                 let traced = attached.elapsed();
                 let mut raw = read(&skel, opts.min_block_us.saturating_mul(1000));
                 super::cost::note("offcpu", libbpf_rs::skel::Skel::object(&skel));
@@ -296,29 +209,13 @@ struct Raw {
     dropped: OffcpuDropped,
 }
 
-/// The addresses of a stack, up to the first empty slot.
-pub(crate) fn ips_of(ips: &[u64]) -> Vec<u64> {
-    ips.iter().copied().take_while(|&a| a != 0).collect()
-}
-
 fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     let m = &skel.maps;
     let mut dec = Decoder::default();
-    let mut rows = Vec::new();
-    for k in m.offcpu_agg.keys() {
-        let Some(key) = dec.get::<offcpu_key>(&k) else {
-            continue;
-        };
-        let Some(v) = m
-            .offcpu_agg
-            .lookup(&k, MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|v| dec.get::<offcpu_val>(&v))
-        else {
-            continue;
-        };
-        rows.push(RawRow {
+    let mut rows: Vec<RawRow> = dec
+        .entries::<offcpu_key, offcpu_val>(&m.offcpu_agg)
+        .into_iter()
+        .map(|(key, v)| RawRow {
             tgid: key.tgid,
             pid: key.pid,
             kstack: key.kstack,
@@ -331,24 +228,12 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
             comm: c_str(&v.comm),
             timer_count: v.timer_count,
             timer_ns: v.timer_ns,
-        });
-    }
+        })
+        .collect();
     // Threads still off CPU at the end: their block so far counts (a thread stuck for the
     // whole window would otherwise never show up).
     let now = monotonic_ns();
-    for k in m.offcpu_starts.keys() {
-        let Some(pid) = dec.get::<u32>(&k) else {
-            continue;
-        };
-        let Some(v) = m
-            .offcpu_starts
-            .lookup(&k, MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|v| dec.get::<offcpu_start>(&v))
-        else {
-            continue;
-        };
+    for (pid, v) in dec.entries::<u32, offcpu_start>(&m.offcpu_starts) {
         let (ts, tgid) = (v.ts, v.tgid);
         let delta = now.saturating_sub(ts);
         if delta < min_block_ns {
@@ -389,26 +274,14 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     let ids: BTreeSet<i32> = rows.iter().map(|r| r.ustack).filter(|&i| i >= 0).collect();
     for id in ids {
         // A stack-trace map's value is `__u64[OFFCPU_MAX_DEPTH]`, the same as offcpu_kstack.
-        if let Some(v) = m
-            .offcpu_stacks
-            .lookup(&id.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|v| dec.get::<offcpu_kstack>(&v))
-        {
+        if let Some(v) = dec.lookup::<offcpu_kstack>(&m.offcpu_stacks, &id.to_ne_bytes()) {
             stacks.insert(id, ips_of(&v.ips));
         }
     }
     let mut kstacks = HashMap::new();
     let kids: BTreeSet<u64> = rows.iter().map(|r| r.kstack).filter(|&h| h != 0).collect();
     for h in kids {
-        if let Some(v) = m
-            .offcpu_kstacks
-            .lookup(&h.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|v| dec.get::<offcpu_kstack>(&v))
-        {
+        if let Some(v) = dec.lookup::<offcpu_kstack>(&m.offcpu_kstacks, &h.to_ne_bytes()) {
             kstacks.insert(h, ips_of(&v.ips));
         }
     }
@@ -436,139 +309,9 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     }
 }
 
-fn frame_of(s: &Symbolized<'_>, addr: u64, fallback: impl Fn(u64) -> Frame) -> Frame {
-    match s {
-        Symbolized::Sym(sym) => Frame {
-            func: Some(sym.name.to_string()),
-            offset: sym.offset as u64,
-            module: sym
-                .module
-                .as_ref()
-                .map(|m| m.to_string_lossy().into_owned()),
-        },
-        Symbolized::Unknown(_) => fallback(addr),
-    }
-}
-
-/// Names of kernel addresses, and of user addresses per process.
-pub(crate) struct Names {
-    pub kernel: HashMap<u64, Frame>,
-    pub user: HashMap<(u32, u64), Frame>,
-}
-
-/// Symbolize every kernel address in one batch and each process's user addresses in one
-/// batch per process; frames still unnamed but inside a known file (the process exited) are
-/// symbolized from the file by offset. Shared by the off-CPU and the on-CPU probes.
-pub(crate) fn symbolize_addrs(
-    w: &mut Watcher,
-    mut kaddrs: Vec<u64>,
-    per_proc: &BTreeMap<u32, BTreeSet<u64>>,
-) -> Names {
-    // Kernel: one batch of every kernel address.
-    kaddrs.sort_unstable();
-    kaddrs.dedup();
-    let ksrc = Source::Kernel(Kernel {
-        vmlinux: MaybeDefault::None,
-        ..Default::default()
-    });
-    let kframes: HashMap<u64, Frame> = match w.symbolizer.symbolize(&ksrc, Input::AbsAddr(&kaddrs))
-    {
-        Ok(syms) => kaddrs
-            .iter()
-            .zip(syms.iter())
-            .map(|(&a, s)| {
-                (
-                    a,
-                    frame_of(s, a, |a| Frame {
-                        func: None,
-                        offset: a,
-                        module: None,
-                    }),
-                )
-            })
-            .collect(),
-        Err(_) => HashMap::new(),
-    };
-    // User: one batch per process.
-    let mut uframes: HashMap<(u32, u64), Frame> = HashMap::new();
-    for (tgid, addrs) in per_proc {
-        w.see(*tgid);
-        let addrs: Vec<u64> = addrs.iter().copied().collect();
-        let info = w.procs.get(tgid).cloned().unwrap_or_default();
-        let fallback = |a: u64| match info.maps.iter().find(|m| m.0 <= a && a < m.1) {
-            Some(m) => Frame {
-                func: None,
-                offset: a - m.0 + m.2,
-                module: Some(m.3.clone()),
-            },
-            None => Frame {
-                func: None,
-                offset: a,
-                module: None,
-            },
-        };
-        let mut p = Process::new((*tgid).into());
-        p.debug_syms = true;
-        let syms = w
-            .symbolizer
-            .symbolize(&Source::Process(p), Input::AbsAddr(&addrs))
-            .unwrap_or_default();
-        for (i, &a) in addrs.iter().enumerate() {
-            let f = match syms.get(i) {
-                Some(s) => frame_of(s, a, fallback),
-                None => fallback(a),
-            };
-            uframes.insert((*tgid, a), f);
-        }
-    }
-    // Frames still unnamed but inside a known file (the process exited): symbolize them
-    // from the file itself, by file offset.
-    let mut by_module: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    for f in uframes.values() {
-        if let (None, Some(m)) = (&f.func, &f.module) {
-            by_module.entry(m.clone()).or_default().insert(f.offset);
-        }
-    }
-    for (module, offs) in by_module {
-        let offs: Vec<u64> = offs.into_iter().collect();
-        let src = Source::Elf(Elf::new(&module));
-        let Ok(syms) = w.symbolizer.symbolize(&src, Input::FileOffset(&offs)) else {
-            continue;
-        };
-        let named: HashMap<u64, (String, u64)> = offs
-            .iter()
-            .zip(syms.iter())
-            .filter_map(|(&o, s)| match s {
-                Symbolized::Sym(sym) => Some((o, (sym.name.to_string(), sym.offset as u64))),
-                Symbolized::Unknown(_) => None,
-            })
-            .collect();
-        for f in uframes.values_mut() {
-            if f.func.is_none() && f.module.as_deref() == Some(module.as_str()) {
-                if let Some((name, off)) = named.get(&f.offset) {
-                    f.func = Some(name.clone());
-                    f.offset = *off;
-                }
-            }
-        }
-    }
-    Names {
-        kernel: kframes,
-        user: uframes,
-    }
-}
-
 fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
     let kaddrs: Vec<u64> = raw.kstacks.values().flatten().copied().collect();
-    let mut per_proc: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
-    for r in &raw.rows {
-        if let Some(ips) = raw.stacks.get(&r.ustack).filter(|_| r.ustack >= 0) {
-            per_proc
-                .entry(r.tgid)
-                .or_default()
-                .extend(ips.iter().copied());
-        }
-    }
+    let per_proc = user_addrs(raw.rows.iter().map(|r| (r.tgid, r.ustack)), &raw.stacks);
     let Names {
         kernel: kframes,
         user: uframes,
@@ -631,17 +374,13 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
         if opts.user_stacks && r.ustack >= 0 && user.len() <= 1 {
             out.user_stacks_truncated += 1;
         }
-        for f in kernel.iter().chain(user.iter()) {
-            out.frames_total += 1;
-            if !f.resolved() {
-                out.frames_unresolved += 1;
-            }
-        }
-        let process = w
-            .procs
-            .get(&r.tgid)
-            .and_then(|p| p.comm.clone())
-            .unwrap_or_else(|| r.comm.clone());
+        count_frames(
+            &kernel,
+            &user,
+            &mut out.frames_total,
+            &mut out.frames_unresolved,
+        );
+        let process = w.comm(r.tgid).unwrap_or_else(|| r.comm.clone());
         out.stacks.push(OffcpuStack {
             pid: r.tgid,
             process,
@@ -659,19 +398,11 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
             user,
         });
     }
-    sort_stacks(&mut out.stacks);
-    out
-}
-
-/// Largest off-CPU time first; ties by ids, so output is deterministic.
-pub fn sort_stacks(s: &mut [OffcpuStack]) {
-    s.sort_by(|a, b| {
-        b.total_ns
-            .cmp(&a.total_ns)
-            .then(a.pid.cmp(&b.pid))
-            .then(a.tid.cmp(&b.tid))
-            .then(a.state.cmp(&b.state))
+    // Largest off-CPU time first.
+    heaviest_first(&mut out.stacks, |s| {
+        (s.total_ns, (s.pid, s.tid, s.state.clone()))
     });
+    out
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns.

@@ -7,16 +7,18 @@
 //! Invariants: one map update per sample in the kernel, nothing per sample in user space;
 //! what could not be captured (map full, stack collisions) is counted, not hidden.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd as _, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libbpf_rs::skel::{OpenSkel as _, SkelBuilder as _};
 use libbpf_rs::{MapCore as _, MapFlags};
 
-use super::offcpu::{symbolize_addrs, Names, Watcher};
 use super::profile_model::*;
+use super::stacks::{
+    count_frames, heaviest_first, ips_of, symbolize_addrs, user_addrs, watch, Names, Watcher,
+};
 use super::syscalls::AttachFailure;
 
 #[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
@@ -26,13 +28,12 @@ mod skel {
 use skel::types::{profile_key, profile_val};
 use skel::*;
 
-use super::decode::{c_str, map_types, Decoder};
+use super::decode::{c_str, map_types, set_scope, Decoder};
 
 map_types!(profile_key, profile_val);
 
 /// Mirrors `bpf/profile.h`.
 const MAX_DEPTH: usize = 127;
-const COMM_LEN: usize = 16;
 const PS_SAMPLES: u32 = 0;
 const PS_IDLE: u32 = 1;
 const PS_COUNTED: u32 = 2;
@@ -163,18 +164,7 @@ fn load<'obj>(
             .rodata_data
             .as_deref_mut()
             .ok_or("rodata is not memory-mapped")?;
-        ro.targ_tgid = opts.pid.unwrap_or(0);
-        ro.self_tgid = std::process::id();
-        if let Some((_, id, level)) = &opts.cgroup {
-            ro.targ_cgid = *id;
-            ro.targ_cg_level = *level as i32;
-        }
-        if let Some(c) = &opts.comm {
-            ro.filter_comm = true;
-            for (d, s) in ro.targ_comm.iter_mut().zip(c.bytes().take(COMM_LEN - 1)) {
-                *d = s as _;
-            }
-        }
+        set_scope!(ro, opts.pid, &opts.cgroup, comm: &opts.comm);
         ro.user_stacks = opts.user_stacks;
         ro.kernel_stacks = true;
         ro.idle_stacks = true;
@@ -237,10 +227,14 @@ pub fn trace(
     if let Some(p) = opts.pid {
         w.see(p);
     }
-    while !stop() {
-        std::thread::sleep(Duration::from_millis(100));
-        poll(&mut w, &skel);
-    }
+    watch(&mut w, &mut stop, || {
+        skel.maps
+            .profile_counts
+            .keys()
+            .filter_map(|k| super::decode::decode::<profile_key>(&k).ok())
+            .map(|k| k.tgid)
+            .collect()
+    });
     drop(links);
     let traced = attached.elapsed();
     let raw = read(&skel, &cpus);
@@ -273,21 +267,6 @@ fn open_err(e: &std::io::Error, opts: &Options) -> String {
     }
 }
 
-/// Remember the mappings of processes seen for the first time.
-fn poll(w: &mut Watcher, skel: &ProfileSkel<'_>) {
-    let new: BTreeSet<u32> = skel
-        .maps
-        .profile_counts
-        .keys()
-        .filter_map(|k| super::decode::decode::<profile_key>(&k).ok())
-        .map(|k| k.tgid)
-        .filter(|t| *t != 0)
-        .collect();
-    for t in new {
-        w.see(t);
-    }
-}
-
 struct RawRow {
     tgid: u32,
     pid: u32,
@@ -309,21 +288,10 @@ struct Raw {
 fn read(skel: &ProfileSkel<'_>, cpus: &[u32]) -> Raw {
     let m = &skel.maps;
     let mut dec = Decoder::default();
-    let mut rows = Vec::new();
-    for k in m.profile_counts.keys() {
-        let Some(key) = dec.get::<profile_key>(&k) else {
-            continue;
-        };
-        let Some(v) = m
-            .profile_counts
-            .lookup(&k, MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|v| dec.get::<profile_val>(&v))
-        else {
-            continue;
-        };
-        rows.push(RawRow {
+    let rows: Vec<RawRow> = dec
+        .entries::<profile_key, profile_val>(&m.profile_counts)
+        .into_iter()
+        .map(|(key, v)| RawRow {
             tgid: key.tgid,
             pid: key.pid,
             cpu: key.cpu,
@@ -331,8 +299,8 @@ fn read(skel: &ProfileSkel<'_>, cpus: &[u32]) -> Raw {
             ustack: key.ustack,
             count: v.count,
             comm: c_str(&v.comm),
-        });
-    }
+        })
+        .collect();
     let ids: BTreeSet<i32> = rows
         .iter()
         .flat_map(|r| [r.kstack, r.ustack])
@@ -340,14 +308,8 @@ fn read(skel: &ProfileSkel<'_>, cpus: &[u32]) -> Raw {
         .collect();
     let mut stacks = HashMap::new();
     for id in ids {
-        if let Some(v) = m
-            .profile_stacks
-            .lookup(&id.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|v| dec.get::<[u64; MAX_DEPTH]>(&v))
-        {
-            stacks.insert(id, super::offcpu::ips_of(&v));
+        if let Some(v) = dec.lookup::<[u64; MAX_DEPTH]>(&m.profile_stacks, &id.to_ne_bytes()) {
+            stacks.insert(id, ips_of(&v));
         }
     }
     // Per slot, per possible CPU.
@@ -394,15 +356,7 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> ProfileProbe {
         .flatten()
         .copied()
         .collect();
-    let mut per_proc: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
-    for r in &raw.rows {
-        if let Some(ips) = raw.stacks.get(&r.ustack).filter(|_| r.ustack >= 0) {
-            per_proc
-                .entry(r.tgid)
-                .or_default()
-                .extend(ips.iter().copied());
-        }
-    }
+    let per_proc = user_addrs(raw.rows.iter().map(|r| (r.tgid, r.ustack)), &raw.stacks);
     let Names { kernel, user } = symbolize_addrs(w, kaddrs, &per_proc);
     let unknown = |a: u64| Frame {
         func: None,
@@ -454,12 +408,12 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> ProfileProbe {
         } else {
             Vec::new()
         };
-        for f in kernel.iter().chain(user.iter()) {
-            out.frames_total += 1;
-            if !f.resolved() {
-                out.frames_unresolved += 1;
-            }
-        }
+        count_frames(
+            &kernel,
+            &user,
+            &mut out.frames_total,
+            &mut out.frames_unresolved,
+        );
         // The main thread's own comm, as the kernel had it at this sample, names the process:
         // the watcher may have seen it between fork and exec (with its parent's name).
         let process = if r.tgid == 0 || r.pid == r.tgid {
@@ -481,17 +435,7 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> ProfileProbe {
             user_missing: opts.user_stacks && r.ustack < 0 && r.ustack != EFAULT,
         });
     }
-    sort_stacks(&mut out.stacks);
+    // Most samples first.
+    heaviest_first(&mut out.stacks, |s| (s.samples, (s.pid, s.tid, s.cpu)));
     out
-}
-
-/// Most samples first; ties by ids, so output is deterministic.
-pub fn sort_stacks(s: &mut [ProfileStack]) {
-    s.sort_by(|a, b| {
-        b.samples
-            .cmp(&a.samples)
-            .then(a.pid.cmp(&b.pid))
-            .then(a.tid.cmp(&b.tid))
-            .then(a.cpu.cmp(&b.cpu))
-    });
 }

@@ -85,18 +85,7 @@ fn load<'obj>(
             .rodata_data
             .as_deref_mut()
             .ok_or("rodata is not memory-mapped")?;
-        ro.targ_tgid = opts.pid.unwrap_or(0);
-        ro.self_tgid = std::process::id();
-        if let Some((_, id, level)) = &opts.cgroup {
-            ro.targ_cgid = *id;
-            ro.targ_cg_level = *level as i32;
-        }
-        if let Some(c) = &opts.comm {
-            ro.filter_comm = true;
-            for (i, b) in c.bytes().take(15).enumerate() {
-                ro.targ_comm[i] = b as i8;
-            }
-        }
+        super::decode::set_scope!(ro, opts.pid, &opts.cgroup, comm: &opts.comm);
         ro.measure_latency = opts.latency;
     }
     let p = &mut open.progs;

@@ -117,3 +117,88 @@ pub fn check_each<T: std::fmt::Debug>(items: impl IntoIterator<Item = T>, check:
         failed.join(", ")
     );
 }
+
+/// The cgroup v2 hierarchy: /sys/fs/cgroup/unified on a hybrid host, else /sys/fs/cgroup.
+pub fn cgroup2_mount() -> &'static str {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .find(|m| {
+            std::fs::read_to_string("/proc/mounts").is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.split_whitespace().nth(1) == Some(m) && l.contains(" cgroup2 "))
+            })
+        })
+        .expect("a cgroup2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup")
+}
+
+/// `triage VIEW --folded --fixture DIR` (a probe view): its lines as (stack, value), each
+/// checked to end in a whole number.
+pub fn folded_from_fixture(view: &str, fx: &Path) -> Vec<(String, u64)> {
+    let out = triage()
+        .args([view, "--folded", "--fixture"])
+        .arg(fx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .map(|l| {
+            let (stack, v) = l.rsplit_once(' ').expect("value at the end");
+            let v = v.parse::<u64>().unwrap_or_else(|_| panic!("{l}"));
+            (stack.to_string(), v)
+        })
+        .collect()
+}
+
+/// `triage VIEW --json --svg FILE --fixture DIR` (a probe view): the JSON report it printed
+/// and the flame graph it drew (checked to be an SVG document).
+pub fn svg_from_fixture(view: &str, fx: &Path) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("f.svg");
+    let out = triage()
+        .args([view, "--json", "--svg"])
+        .arg(&svg)
+        .arg("--fixture")
+        .arg(fx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    assert!(doc.starts_with("<?xml"), "{doc}");
+    (json(&out), doc)
+}
+
+/// Compile the test program `src` (relative to the repository) with `compiler` and `flags`
+/// into `dir/out`; the binary's path.
+pub fn build_c(compiler: &str, src: &str, flags: &[&str], dir: &Path, out: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+    let out = dir.join(out);
+    let st = Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("{compiler} runs: {e}"));
+    assert!(st.success(), "{compiler} {}", src.display());
+    out
+}
+
+/// `tests/offcpu/NAME.c`, built with frame pointers and threads, into `dir`.
+pub fn build_offcpu_workload(name: &str, dir: &Path) -> PathBuf {
+    build_c(
+        "cc",
+        &format!("tests/offcpu/{name}.c"),
+        &["-O1", "-g", "-fno-omit-frame-pointer", "-pthread"],
+        dir,
+        name,
+    )
+}

@@ -8,25 +8,15 @@
 //! no profiler. Also each profiler's own CPU and peak RSS (wait4 of the profiler process),
 //! and triage's start-up (load + attach as it reports it, and the whole 0.1 s run).
 
-use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::bench::median;
-use crate::{deps, measure, usage_err, util};
+use crate::bench_tracer::{alternate, positive_options, startup, tracer as p, Tracer};
+use crate::{deps, util};
 
-struct Profiler {
-    label: &'static str,
-    argv: Vec<String>,
-}
-
-fn profilers(triage: &str, perf_out: &str) -> Vec<Profiler> {
-    let p = |label, argv: &[&str]| Profiler {
-        label,
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-    };
+fn profilers(triage: &str, perf_out: &str) -> Vec<Tracer> {
     vec![
         p("none", &[]),
         p(
@@ -57,83 +47,14 @@ fn profilers(triage: &str, perf_out: &str) -> Vec<Profiler> {
     ]
 }
 
-/// Start a profiler in its own process group, and give it time to attach (triage: < 0.1 s;
-/// perf: ~0.2 s; bpftrace compiles its script: ~1-2 s).
-fn start(p: &Profiler) -> Result<Option<Child>> {
-    if p.argv.is_empty() {
-        return Ok(None);
-    }
-    let child = Command::new(&p.argv[0])
-        .args(&p.argv[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("cannot start {}", p.argv[0]))?;
-    std::thread::sleep(Duration::from_millis(2500));
-    Ok(Some(child))
-}
-
-/// SIGINT the profiler and reap it: its (CPU seconds, peak RSS in MB).
-fn stop(c: Option<Child>) -> Option<(f64, f64)> {
-    let c = c?;
-    let pid = c.id() as libc::pid_t;
-    // SAFETY: our own unreaped child.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our unreaped child; status and ru are valid for writes.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: still our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(c);
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Some((
-        tv(ru.ru_utime) + tv(ru.ru_stime),
-        ru.ru_maxrss as f64 / 1024.0,
-    ))
-}
-
-fn startup(triage: &str) -> Result<(f64, f64)> {
-    let t0 = Instant::now();
-    let out = Command::new(triage)
-        .args(["profile", "--duration", "0.1", "--json"])
-        .output()?;
-    let wall = t0.elapsed().as_secs_f64() * 1000.0;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
-    let s = v["sections"]["profile"]["probe"]["startup_ms"]
-        .as_f64()
-        .unwrap_or(f64::NAN);
-    Ok((s, wall))
-}
-
 pub fn run(args: &[String]) -> Result<ExitCode> {
-    let (mut runs, mut steps) = (5usize, 100_000u64);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut num = |name: &str| -> Result<u64> {
-            match it.next().map(|v| v.parse::<u64>()) {
-                Some(Ok(v)) if v > 0 => Ok(v),
-                _ => usage_err(format!("{name} needs a positive number")),
-            }
-        };
-        match a.as_str() {
-            "--runs" => runs = num("--runs")? as usize,
-            "--steps" => steps = num("--steps")?,
-            other => return usage_err(format!("bench --profile: unknown option {other}")),
-        }
-    }
+    let (mut runs, mut steps) = (5u64, 100_000u64);
+    positive_options(
+        args,
+        "bench --profile",
+        &mut [("--runs", &mut runs), ("--steps", &mut steps)],
+    )?;
+    let runs = runs as usize;
     deps::ensure_packages(&["linux-perf", "bpftrace"])?;
     let bin = util::build_release()?;
     let triage = bin.to_string_lossy().into_owned();
@@ -145,7 +66,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let mut ups = Vec::new();
     let mut walls = Vec::new();
     for _ in 0..runs {
-        let (s, w) = startup(&triage)?;
+        let (s, w) = startup(&triage, "profile")?;
         ups.push(s);
         walls.push(w);
     }
@@ -156,32 +77,23 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     );
 
     let ps = profilers(&triage, &perf_out);
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); ps.len()];
-    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); ps.len()];
-    let mut own: Vec<Vec<(f64, f64)>> = vec![Vec::new(); ps.len()];
-    for round in 0..runs {
-        // Rotate the order every round, so drift does not favour one profiler.
-        for k in 0..ps.len() {
-            let i = (k + round) % ps.len();
-            let tr = start(&ps[i])?;
-            let mut cmd = Command::new(&workload);
-            cmd.args(["--now", "spin"])
-                .arg(steps.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let u = measure::run_child(&mut cmd, Duration::from_secs(600));
-            let o = stop(tr);
-            let u = u?;
-            if u.code != Some(0) {
-                bail!("workload failed under {}", ps[i].label);
-            }
-            cpu[i].push(u.cpu.as_secs_f64());
-            wall[i].push(u.wall.as_secs_f64());
-            if let Some(o) = o {
-                own[i].push(o);
-            }
-        }
-    }
+    let done = alternate(&ps, runs, "workload", || {
+        let mut cmd = Command::new(&workload);
+        cmd.args(["--now", "spin"]).arg(steps.to_string());
+        cmd
+    })?;
+    let cpu: Vec<Vec<f64>> = done
+        .iter()
+        .map(|v| v.iter().map(|r| r.cpu).collect())
+        .collect();
+    let wall: Vec<Vec<f64>> = done
+        .iter()
+        .map(|v| v.iter().map(|r| r.wall).collect())
+        .collect();
+    let own: Vec<Vec<(f64, f64)>> = done
+        .iter()
+        .map(|v| v.iter().filter_map(|r| r.tracer).collect())
+        .collect();
     let _ = std::fs::remove_dir_all(&tmp);
     let (bc, bw) = (median(cpu[0].clone()), median(wall[0].clone()));
     println!(

@@ -30,6 +30,7 @@ mod bench_offcpu;
 mod bench_procs;
 mod bench_profile;
 mod bench_syscalls;
+mod bench_tracer;
 mod capture;
 mod check;
 mod deps;
