@@ -72,12 +72,16 @@ impl Default for Options {
     }
 }
 
+/// The kernel types `bpf/offcpu.bpf.c` reads fields of (its CO-RE relocation roots), for the
+/// minimal BTF it loads against ([`super::minbtf`]).
+pub const CORE_ROOTS: &[&str] = &["task_struct"];
+
 fn load<'obj>(
     kind: &str,
     opts: &Options,
+    btf: &super::btf::OpenOpts,
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<OffcpuSkel<'obj>, String> {
-    let btf = super::btf::open_opts();
     let mut open = OffcpuSkelBuilder::default()
         .open_opts(btf.opts, storage)
         .map_err(|e| format!("open: {e}"))?;
@@ -139,15 +143,19 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
             attempts: vec![("kernel", why)],
         });
     }
-    let mut storages: [MaybeUninit<libbpf_rs::OpenObject>; 2] =
-        [MaybeUninit::uninit(), MaybeUninit::uninit()];
+    // Two per attach type: against the minimal BTF, then the kernel's.
+    let mut storages: [[MaybeUninit<libbpf_rs::OpenObject>; 2]; 2] =
+        std::array::from_fn(|_| std::array::from_fn(|_| MaybeUninit::uninit()));
     let mut attempts = Vec::new();
     let t0 = Instant::now();
     for (kind, storage) in super::btf_attach_types()
         .into_iter()
         .zip(storages.iter_mut())
     {
-        match load(kind, opts, storage) {
+        let loaded = super::btf::load_minimal_first("offcpu", CORE_ROOTS, storage, |btf, st| {
+            load(kind, opts, btf, st)
+        });
+        match loaded {
             Ok(skel) => {
                 let startup = t0.elapsed();
                 let attached = Instant::now();
