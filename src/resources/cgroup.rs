@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{o1, ou, s, Align, Column};
+use super::columns::{o1, ou, s, Column};
 use super::contract::{Finding, Metric, Resource, Subject, UseKind};
 use super::rule::{ev, finding, level, threshold, Threshold};
 use crate::collect::cgroup::CgroupSample;
@@ -289,51 +289,15 @@ fn bytes(v: Option<u64>) -> String {
 
 /// The cgroups table's columns.
 pub const COLUMNS: &[Column<CgroupRow>] = &[
-    Column {
-        header: "cgroup",
-        align: Align::Left,
-        value: |c| s(&c.path),
-    },
-    Column {
-        header: "CPU limit",
-        align: Align::Right,
-        value: |c| o1(c.cpu_limit_cpus),
-    },
-    Column {
-        header: "CPU used",
-        align: Align::Right,
-        value: |c| o1(c.cpu_used_cpus),
-    },
-    Column {
-        header: "throttled%",
-        align: Align::Right,
-        value: |c| o1(c.throttled_periods_pct),
-    },
-    Column {
-        header: "thr ms/s",
-        align: Align::Right,
-        value: |c| o1(c.throttled_ms_per_s),
-    },
-    Column {
-        header: "memory",
-        align: Align::Right,
-        value: |c| bytes(c.memory_bytes),
-    },
-    Column {
-        header: "mem limit",
-        align: Align::Right,
-        value: |c| bytes(c.memory_limit_bytes),
-    },
-    Column {
-        header: "mem%",
-        align: Align::Right,
-        value: |c| o1(c.memory_used_pct),
-    },
-    Column {
-        header: "OOM kills",
-        align: Align::Right,
-        value: |c| ou(c.oom_kills),
-    },
+    Column::left("cgroup", |c| s(&c.path)),
+    Column::right("CPU limit", |c| o1(c.cpu_limit_cpus)),
+    Column::right("CPU used", |c| o1(c.cpu_used_cpus)),
+    Column::right("throttled%", |c| o1(c.throttled_periods_pct)),
+    Column::right("thr ms/s", |c| o1(c.throttled_ms_per_s)),
+    Column::right("memory", |c| bytes(c.memory_bytes)),
+    Column::right("mem limit", |c| bytes(c.memory_limit_bytes)),
+    Column::right("mem%", |c| o1(c.memory_used_pct)),
+    Column::right("OOM kills", |c| ou(c.oom_kills)),
 ];
 
 #[cfg(test)]

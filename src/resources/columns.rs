@@ -18,6 +18,25 @@ pub struct Column<R> {
 }
 
 impl<R> Column<R> {
+    /// A column: its header, alignment and cell.
+    pub const fn new(header: &'static str, align: Align, value: fn(&R) -> String) -> Self {
+        Column {
+            header,
+            align,
+            value,
+        }
+    }
+
+    /// A left-aligned column (names, paths).
+    pub const fn left(header: &'static str, value: fn(&R) -> String) -> Self {
+        Self::new(header, Align::Left, value)
+    }
+
+    /// A right-aligned column (numbers).
+    pub const fn right(header: &'static str, value: fn(&R) -> String) -> Self {
+        Self::new(header, Align::Right, value)
+    }
+
     /// The headers of `cols`.
     pub fn headers(cols: &[Column<R>]) -> Vec<&'static str> {
         cols.iter().map(|c| c.header).collect()

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{throttle_rules, CgroupRow};
-use super::columns::{f1, Align, Column};
+use super::columns::{f1, Column};
 use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::disk::{DiskRow, IoCgroupRow};
 use super::kernel_log::KernelLogSection;
@@ -677,56 +677,16 @@ fn io_wait_rule(i: &Inputs, out: &mut Vec<Finding>) {
 
 /// mpstat -P ALL's columns.
 pub const COLUMNS: &[Column<CpuRow>] = &[
-    Column {
-        header: "CPU",
-        align: Align::Left,
-        value: |c| c.cpu.clone(),
-    },
-    Column {
-        header: "%usr",
-        align: Align::Right,
-        value: |c| f1(c.usr_pct),
-    },
-    Column {
-        header: "%nice",
-        align: Align::Right,
-        value: |c| f1(c.nice_pct),
-    },
-    Column {
-        header: "%sys",
-        align: Align::Right,
-        value: |c| f1(c.sys_pct),
-    },
-    Column {
-        header: "%iowait",
-        align: Align::Right,
-        value: |c| f1(c.iowait_pct),
-    },
-    Column {
-        header: "%irq",
-        align: Align::Right,
-        value: |c| f1(c.irq_pct),
-    },
-    Column {
-        header: "%soft",
-        align: Align::Right,
-        value: |c| f1(c.soft_pct),
-    },
-    Column {
-        header: "%steal",
-        align: Align::Right,
-        value: |c| f1(c.steal_pct),
-    },
-    Column {
-        header: "%guest",
-        align: Align::Right,
-        value: |c| f1(c.guest_pct),
-    },
-    Column {
-        header: "%idle",
-        align: Align::Right,
-        value: |c| f1(c.idle_pct),
-    },
+    Column::left("CPU", |c| c.cpu.clone()),
+    Column::right("%usr", |c| f1(c.usr_pct)),
+    Column::right("%nice", |c| f1(c.nice_pct)),
+    Column::right("%sys", |c| f1(c.sys_pct)),
+    Column::right("%iowait", |c| f1(c.iowait_pct)),
+    Column::right("%irq", |c| f1(c.irq_pct)),
+    Column::right("%soft", |c| f1(c.soft_pct)),
+    Column::right("%steal", |c| f1(c.steal_pct)),
+    Column::right("%guest", |c| f1(c.guest_pct)),
+    Column::right("%idle", |c| f1(c.idle_pct)),
 ];
 
 #[cfg(test)]

@@ -717,46 +717,14 @@ pub const MIN_FLUSHES_PER_S: f64 = 1.0;
 
 /// iostat -xz's columns.
 pub const COLUMNS: &[Column<DiskRow>] = &[
-    Column {
-        header: "device",
-        align: Align::Left,
-        value: |d| s(&d.device),
-    },
-    Column {
-        header: "r/s",
-        align: Align::Right,
-        value: |d| f1(d.r_per_s),
-    },
-    Column {
-        header: "w/s",
-        align: Align::Right,
-        value: |d| f1(d.w_per_s),
-    },
-    Column {
-        header: "rkB/s",
-        align: Align::Right,
-        value: |d| f1(d.rkb_per_s),
-    },
-    Column {
-        header: "wkB/s",
-        align: Align::Right,
-        value: |d| f1(d.wkb_per_s),
-    },
-    Column {
-        header: "r_await",
-        align: Align::Right,
-        value: |d| o1(d.r_await_ms),
-    },
-    Column {
-        header: "w_await",
-        align: Align::Right,
-        value: |d| o1(d.w_await_ms),
-    },
-    Column {
-        header: "aqu-sz",
-        align: Align::Right,
-        value: |d| format!("{:.2}", d.aqu_sz),
-    },
+    Column::left("device", |d| s(&d.device)),
+    Column::right("r/s", |d| f1(d.r_per_s)),
+    Column::right("w/s", |d| f1(d.w_per_s)),
+    Column::right("rkB/s", |d| f1(d.rkb_per_s)),
+    Column::right("wkB/s", |d| f1(d.wkb_per_s)),
+    Column::right("r_await", |d| o1(d.r_await_ms)),
+    Column::right("w_await", |d| o1(d.w_await_ms)),
+    Column::right("aqu-sz", |d| format!("{:.2}", d.aqu_sz)),
     Column {
         header: "%util",
         align: Align::Right,
@@ -772,31 +740,11 @@ pub const COLUMNS: &[Column<DiskRow>] = &[
 
 /// iostat -x's extra columns (the disk view).
 pub const EXTRA_COLUMNS: &[Column<DiskExtraRow>] = &[
-    Column {
-        header: "device",
-        align: Align::Left,
-        value: |x| s(&x.device),
-    },
-    Column {
-        header: "rrqm/s",
-        align: Align::Right,
-        value: |x| f1(x.rrqm_per_s),
-    },
-    Column {
-        header: "wrqm/s",
-        align: Align::Right,
-        value: |x| f1(x.wrqm_per_s),
-    },
-    Column {
-        header: "areq-sz kB",
-        align: Align::Right,
-        value: |x| o1(x.areq_sz_kb),
-    },
-    Column {
-        header: "in flight",
-        align: Align::Right,
-        value: |x| x.in_flight.to_string(),
-    },
+    Column::left("device", |x| s(&x.device)),
+    Column::right("rrqm/s", |x| f1(x.rrqm_per_s)),
+    Column::right("wrqm/s", |x| f1(x.wrqm_per_s)),
+    Column::right("areq-sz kB", |x| o1(x.areq_sz_kb)),
+    Column::right("in flight", |x| x.in_flight.to_string()),
     Column {
         header: "%util > 100",
         align: Align::Right,
@@ -812,73 +760,21 @@ pub const EXTRA_COLUMNS: &[Column<DiskExtraRow>] = &[
 
 /// pidstat -d's columns (the disk view).
 pub const IO_PROC_COLUMNS: &[Column<IoProcRow>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |p| p.pid.to_string(),
-    },
-    Column {
-        header: "command",
-        align: Align::Left,
-        value: |p| s(&p.comm),
-    },
-    Column {
-        header: "read kB/s",
-        align: Align::Right,
-        value: |p| f1(p.read_kb_per_s),
-    },
-    Column {
-        header: "write kB/s",
-        align: Align::Right,
-        value: |p| f1(p.write_kb_per_s),
-    },
+    Column::left("PID", |p| p.pid.to_string()),
+    Column::left("command", |p| s(&p.comm)),
+    Column::right("read kB/s", |p| f1(p.read_kb_per_s)),
+    Column::right("write kB/s", |p| f1(p.write_kb_per_s)),
 ];
 
 /// The cgroups' block I/O against their limits (the disk view).
 pub const IO_CGROUP_COLUMNS: &[Column<IoCgroupRow>] = &[
-    Column {
-        header: "cgroup",
-        align: Align::Left,
-        value: |c| shorten(&s(&c.path), 28),
-    },
-    Column {
-        header: "v",
-        align: Align::Right,
-        value: |c| c.version.clone(),
-    },
-    Column {
-        header: "rkB/s",
-        align: Align::Right,
-        value: |c| f1(c.read_kb_per_s),
-    },
-    Column {
-        header: "wkB/s",
-        align: Align::Right,
-        value: |c| f1(c.write_kb_per_s),
-    },
-    Column {
-        header: "r/s",
-        align: Align::Right,
-        value: |c| f1(c.read_iops),
-    },
-    Column {
-        header: "w/s",
-        align: Align::Right,
-        value: |c| f1(c.write_iops),
-    },
-    Column {
-        header: "limit",
-        align: Align::Left,
-        value: |c| s(c.busiest_limit.as_deref().unwrap_or("-")),
-    },
-    Column {
-        header: "used%",
-        align: Align::Right,
-        value: |c| o1(c.limit_used_pct),
-    },
-    Column {
-        header: "PSI ms",
-        align: Align::Right,
-        value: |c| o1(c.psi_some_stall_ms),
-    },
+    Column::left("cgroup", |c| shorten(&s(&c.path), 28)),
+    Column::right("v", |c| c.version.clone()),
+    Column::right("rkB/s", |c| f1(c.read_kb_per_s)),
+    Column::right("wkB/s", |c| f1(c.write_kb_per_s)),
+    Column::right("r/s", |c| f1(c.read_iops)),
+    Column::right("w/s", |c| f1(c.write_iops)),
+    Column::left("limit", |c| s(c.busiest_limit.as_deref().unwrap_or("-"))),
+    Column::right("used%", |c| o1(c.limit_used_pct)),
+    Column::right("PSI ms", |c| o1(c.psi_some_stall_ms)),
 ];

@@ -190,29 +190,9 @@ pub const COLUMNS: &[Column<FsRow>] = &[
             )
         },
     },
-    Column {
-        header: "type",
-        align: Align::Left,
-        value: |f| s(&f.fs_type),
-    },
-    Column {
-        header: "size",
-        align: Align::Right,
-        value: |f| human_bytes(f.size_bytes),
-    },
-    Column {
-        header: "avail",
-        align: Align::Right,
-        value: |f| human_bytes(f.avail_bytes),
-    },
-    Column {
-        header: "use%",
-        align: Align::Right,
-        value: |f| o1(f.used_pct),
-    },
-    Column {
-        header: "inodes%",
-        align: Align::Right,
-        value: |f| o1(f.inodes_used_pct),
-    },
+    Column::left("type", |f| s(&f.fs_type)),
+    Column::right("size", |f| human_bytes(f.size_bytes)),
+    Column::right("avail", |f| human_bytes(f.avail_bytes)),
+    Column::right("use%", |f| o1(f.used_pct)),
+    Column::right("inodes%", |f| o1(f.inodes_used_pct)),
 ];

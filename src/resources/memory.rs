@@ -890,31 +890,13 @@ pub fn free_lines(m: &MemorySection) -> [FreeLine; 2] {
 
 /// free's columns.
 pub const COLUMNS: &[Column<FreeLine>] = &[
-    Column {
-        header: "",
-        align: Align::Left,
-        value: |l| l.label.to_string(),
-    },
-    Column {
-        header: "total",
-        align: Align::Right,
-        value: |l| human_bytes(l.total),
-    },
-    Column {
-        header: "used",
-        align: Align::Right,
-        value: |l| human_bytes(l.used),
-    },
-    Column {
-        header: "free",
-        align: Align::Right,
-        value: |l| human_bytes(l.free),
-    },
-    Column {
-        header: "buff/cache",
-        align: Align::Right,
-        value: |l| l.buff_cache.map(human_bytes).unwrap_or_default(),
-    },
+    Column::left("", |l| l.label.to_string()),
+    Column::right("total", |l| human_bytes(l.total)),
+    Column::right("used", |l| human_bytes(l.used)),
+    Column::right("free", |l| human_bytes(l.free)),
+    Column::right("buff/cache", |l| {
+        l.buff_cache.map(human_bytes).unwrap_or_default()
+    }),
     Column {
         header: "available",
         align: Align::Right,

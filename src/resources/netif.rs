@@ -6,7 +6,7 @@ pub mod deep;
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{f1, s, Align, Column};
+use super::columns::{f1, s, Column};
 use super::contract::{Finding, Metric, Resource, Subject, UseKind};
 use super::rule::{ev, finding, level, Threshold};
 use crate::collect::run::Readings;
@@ -266,54 +266,14 @@ pub fn rules(interfaces: &[IfRow], out: &mut Vec<Finding>) {
 
 /// sar -n DEV,EDEV's columns.
 pub const COLUMNS: &[Column<IfRow>] = &[
-    Column {
-        header: "netns",
-        align: Align::Left,
-        value: |i| s(&i.namespace),
-    },
-    Column {
-        header: "iface",
-        align: Align::Left,
-        value: |i| s(&i.interface),
-    },
-    Column {
-        header: "rxkB/s",
-        align: Align::Right,
-        value: |i| f1(i.rx_kb_per_s),
-    },
-    Column {
-        header: "txkB/s",
-        align: Align::Right,
-        value: |i| f1(i.tx_kb_per_s),
-    },
-    Column {
-        header: "rxpck/s",
-        align: Align::Right,
-        value: |i| f1(i.rx_packets_per_s),
-    },
-    Column {
-        header: "txpck/s",
-        align: Align::Right,
-        value: |i| f1(i.tx_packets_per_s),
-    },
-    Column {
-        header: "rxerr/s",
-        align: Align::Right,
-        value: |i| f1(i.rx_errors_per_s),
-    },
-    Column {
-        header: "txerr/s",
-        align: Align::Right,
-        value: |i| f1(i.tx_errors_per_s),
-    },
-    Column {
-        header: "rxdrop/s",
-        align: Align::Right,
-        value: |i| f1(i.rx_drops_per_s),
-    },
-    Column {
-        header: "txdrop/s",
-        align: Align::Right,
-        value: |i| f1(i.tx_drops_per_s),
-    },
+    Column::left("netns", |i| s(&i.namespace)),
+    Column::left("iface", |i| s(&i.interface)),
+    Column::right("rxkB/s", |i| f1(i.rx_kb_per_s)),
+    Column::right("txkB/s", |i| f1(i.tx_kb_per_s)),
+    Column::right("rxpck/s", |i| f1(i.rx_packets_per_s)),
+    Column::right("txpck/s", |i| f1(i.tx_packets_per_s)),
+    Column::right("rxerr/s", |i| f1(i.rx_errors_per_s)),
+    Column::right("txerr/s", |i| f1(i.tx_errors_per_s)),
+    Column::right("rxdrop/s", |i| f1(i.rx_drops_per_s)),
+    Column::right("txdrop/s", |i| f1(i.tx_drops_per_s)),
 ];

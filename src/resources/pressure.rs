@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{f1, o1, Align, Column};
+use super::columns::{f1, o1, Column};
 use super::contract::{Metric, Resource, UseKind};
 use super::rule::Threshold;
 use crate::collect::run::Readings;
@@ -89,29 +89,9 @@ pub const THRESHOLDS: &[Threshold] = &[
 
 /// The PSI table's columns.
 pub const COLUMNS: &[Column<PsiRow>] = &[
-    Column {
-        header: "resource",
-        align: Align::Left,
-        value: |p| p.resource.clone(),
-    },
-    Column {
-        header: "some % of window",
-        align: Align::Right,
-        value: |p| o1(p.some_pct),
-    },
-    Column {
-        header: "full % of window",
-        align: Align::Right,
-        value: |p| o1(p.full_pct),
-    },
-    Column {
-        header: "some avg10",
-        align: Align::Right,
-        value: |p| f1(p.some_avg10_pct),
-    },
-    Column {
-        header: "some avg60",
-        align: Align::Right,
-        value: |p| f1(p.some_avg60_pct),
-    },
+    Column::left("resource", |p| p.resource.clone()),
+    Column::right("some % of window", |p| o1(p.some_pct)),
+    Column::right("full % of window", |p| o1(p.full_pct)),
+    Column::right("some avg10", |p| f1(p.some_avg10_pct)),
+    Column::right("some avg60", |p| f1(p.some_avg60_pct)),
 ];

@@ -340,46 +340,14 @@ fn tie_retransmits(tcp: &[TcpRow], drops: &[(&QdiscRow, Severity, f64)], out: &m
 
 /// The qdisc table's columns.
 pub const COLUMNS: &[Column<QdiscRow>] = &[
-    Column {
-        header: "interface",
-        align: Align::Left,
-        value: |q| shorten(&s(&q.interface), 18),
-    },
-    Column {
-        header: "qdisc",
-        align: Align::Left,
-        value: |q| shorten(&s(&q.kind), 12),
-    },
-    Column {
-        header: "handle",
-        align: Align::Left,
-        value: |q| s(&q.handle),
-    },
-    Column {
-        header: "parent",
-        align: Align::Left,
-        value: |q| s(&q.parent),
-    },
-    Column {
-        header: "pkts/s",
-        align: Align::Right,
-        value: |q| f1(q.packets_per_s),
-    },
-    Column {
-        header: "drops/s",
-        align: Align::Right,
-        value: |q| f1(q.drops_per_s),
-    },
-    Column {
-        header: "overlimits/s",
-        align: Align::Right,
-        value: |q| f1(q.overlimits_per_s),
-    },
-    Column {
-        header: "requeues/s",
-        align: Align::Right,
-        value: |q| o1(q.requeues_per_s),
-    },
+    Column::left("interface", |q| shorten(&s(&q.interface), 18)),
+    Column::left("qdisc", |q| shorten(&s(&q.kind), 12)),
+    Column::left("handle", |q| s(&q.handle)),
+    Column::left("parent", |q| s(&q.parent)),
+    Column::right("pkts/s", |q| f1(q.packets_per_s)),
+    Column::right("drops/s", |q| f1(q.drops_per_s)),
+    Column::right("overlimits/s", |q| f1(q.overlimits_per_s)),
+    Column::right("requeues/s", |q| o1(q.requeues_per_s)),
     Column {
         header: "backlog",
         align: Align::Right,

@@ -346,76 +346,24 @@ fn ephemeral_rule(n: &NetDetail, out: &mut Vec<Finding>) {
 
 /// sar -n UDP,ETCP: one row, our own namespace's counters per second.
 pub const COUNTER_COLUMNS: &[Column<NetCounters>] = &[
-    Column {
-        header: "UDP in/s",
-        align: Align::Left,
-        value: |c| o1(c.udp_in_datagrams_per_s),
-    },
-    Column {
-        header: "out/s",
-        align: Align::Right,
-        value: |c| o1(c.udp_out_datagrams_per_s),
-    },
-    Column {
-        header: "in err/s",
-        align: Align::Right,
-        value: |c| o1(c.udp_in_errors_per_s),
-    },
-    Column {
-        header: "rcvbuf err/s",
-        align: Align::Right,
-        value: |c| o1(c.udp_rcvbuf_errors_per_s),
-    },
-    Column {
-        header: "sndbuf err/s",
-        align: Align::Right,
-        value: |c| o1(c.udp_sndbuf_errors_per_s),
-    },
-    Column {
-        header: "no port/s",
-        align: Align::Right,
-        value: |c| o1(c.udp_no_ports_per_s),
-    },
-    Column {
-        header: "SYN cookies/s",
-        align: Align::Right,
-        value: |c| o1(c.syn_cookies_sent_per_s),
-    },
-    Column {
-        header: "TCP mem press/s",
-        align: Align::Right,
-        value: |c| o1(c.tcp_memory_pressures_per_s),
-    },
+    Column::left("UDP in/s", |c| o1(c.udp_in_datagrams_per_s)),
+    Column::right("out/s", |c| o1(c.udp_out_datagrams_per_s)),
+    Column::right("in err/s", |c| o1(c.udp_in_errors_per_s)),
+    Column::right("rcvbuf err/s", |c| o1(c.udp_rcvbuf_errors_per_s)),
+    Column::right("sndbuf err/s", |c| o1(c.udp_sndbuf_errors_per_s)),
+    Column::right("no port/s", |c| o1(c.udp_no_ports_per_s)),
+    Column::right("SYN cookies/s", |c| o1(c.syn_cookies_sent_per_s)),
+    Column::right("TCP mem press/s", |c| o1(c.tcp_memory_pressures_per_s)),
 ];
 
 /// ss -ltn: listeners by accept-queue fill, with their owner (`?` for a full queue whose
 /// owner is unknown).
 pub const LISTEN_COLUMNS: &[Column<ListenRow>] = &[
-    Column {
-        header: "address",
-        align: Align::Left,
-        value: |l| shorten(&s(&l.addr), 40),
-    },
-    Column {
-        header: "port",
-        align: Align::Right,
-        value: |l| l.port.to_string(),
-    },
-    Column {
-        header: "accept queue",
-        align: Align::Right,
-        value: |l| l.accept_queue.to_string(),
-    },
-    Column {
-        header: "backlog",
-        align: Align::Right,
-        value: |l| l.backlog.to_string(),
-    },
-    Column {
-        header: "fill %",
-        align: Align::Right,
-        value: |l| o1(l.fill_pct),
-    },
+    Column::left("address", |l| shorten(&s(&l.addr), 40)),
+    Column::right("port", |l| l.port.to_string()),
+    Column::right("accept queue", |l| l.accept_queue.to_string()),
+    Column::right("backlog", |l| l.backlog.to_string()),
+    Column::right("fill %", |l| o1(l.fill_pct)),
     Column {
         header: "owner",
         align: Align::Left,

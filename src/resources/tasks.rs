@@ -366,101 +366,35 @@ pub fn top_cpu_title(p: &ProcessSection) -> String {
 
 /// pidstat/top: the processes using the most CPU over the window.
 pub const TOP_CPU_COLUMNS: &[Column<ProcRow>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |x| x.pid.to_string(),
-    },
-    Column {
-        header: "command",
-        align: Align::Left,
-        value: |x| s(&x.comm),
-    },
-    Column {
-        header: "state",
-        align: Align::Right,
-        value: |x| s(&x.state),
-    },
-    Column {
-        header: "%CPU",
-        align: Align::Right,
-        value: |x| f1(x.cpu_pct),
-    },
-    Column {
-        header: "%usr",
-        align: Align::Right,
-        value: |x| f1(x.usr_pct),
-    },
-    Column {
-        header: "%sys",
-        align: Align::Right,
-        value: |x| f1(x.sys_pct),
-    },
-    Column {
-        header: "RSS",
-        align: Align::Right,
-        value: |x| human_bytes(x.rss_bytes),
-    },
-    Column {
-        header: "threads",
-        align: Align::Right,
-        value: |x| x.threads.to_string(),
-    },
-    Column {
-        header: "majflt/s",
-        align: Align::Right,
-        value: |x| f1(x.major_faults_per_s),
-    },
+    Column::left("PID", |x| x.pid.to_string()),
+    Column::left("command", |x| s(&x.comm)),
+    Column::right("state", |x| s(&x.state)),
+    Column::right("%CPU", |x| f1(x.cpu_pct)),
+    Column::right("%usr", |x| f1(x.usr_pct)),
+    Column::right("%sys", |x| f1(x.sys_pct)),
+    Column::right("RSS", |x| human_bytes(x.rss_bytes)),
+    Column::right("threads", |x| x.threads.to_string()),
+    Column::right("majflt/s", |x| f1(x.major_faults_per_s)),
 ];
 
 /// top: the processes with the most resident memory at the end of the window.
 pub const TOP_RSS_COLUMNS: &[Column<ProcRow>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |x| x.pid.to_string(),
-    },
-    Column {
-        header: "command",
-        align: Align::Left,
-        value: |x| s(&x.comm),
-    },
-    Column {
-        header: "RSS",
-        align: Align::Right,
-        value: |x| human_bytes(x.rss_bytes),
-    },
-    Column {
-        header: "%CPU",
-        align: Align::Right,
-        value: |x| f1(x.cpu_pct),
-    },
+    Column::left("PID", |x| x.pid.to_string()),
+    Column::left("command", |x| s(&x.comm)),
+    Column::right("RSS", |x| human_bytes(x.rss_bytes)),
+    Column::right("%CPU", |x| f1(x.cpu_pct)),
 ];
 
 /// Tasks in D state: the disk view aligns the names left, the checklist right (as its table
 /// always was; one alignment for both would change the checklist's snapshots).
 pub const fn d_state_columns(names: Align) -> [Column<DTask>; 4] {
     [
-        Column {
-            header: "PID",
-            align: Align::Left,
-            value: |x| x.pid.to_string(),
-        },
-        Column {
-            header: "TID",
-            align: Align::Right,
-            value: |x| x.tid.to_string(),
-        },
-        Column {
-            header: "command",
-            align: names,
-            value: |x| s(&x.comm),
-        },
-        Column {
-            header: "waiting in",
-            align: names,
-            value: |x| s(x.wchan.as_deref().unwrap_or("-")),
-        },
+        Column::left("PID", |x| x.pid.to_string()),
+        Column::right("TID", |x| x.tid.to_string()),
+        Column::new("command", names, |x| s(&x.comm)),
+        Column::new("waiting in", names, |x| {
+            s(x.wchan.as_deref().unwrap_or("-"))
+        }),
     ]
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{o1, ou, s, Align, Column};
+use super::columns::{o1, ou, s, Column};
 use super::contract::{Finding, Metric, Resource, Severity, Subject, UseKind};
 use super::netif::{netns_of, ns_label};
 use super::rule::{ev, finding, level, threshold, Threshold};
@@ -322,64 +322,16 @@ pub fn rules(
 
 /// sar -n TCP,ETCP and ss -s's columns.
 pub const COLUMNS: &[Column<TcpRow>] = &[
-    Column {
-        header: "netns",
-        align: Align::Left,
-        value: |x| s(&x.namespace),
-    },
-    Column {
-        header: "actv/s",
-        align: Align::Right,
-        value: |x| o1(x.active_opens_per_s),
-    },
-    Column {
-        header: "pasv/s",
-        align: Align::Right,
-        value: |x| o1(x.passive_opens_per_s),
-    },
-    Column {
-        header: "retr/s",
-        align: Align::Right,
-        value: |x| o1(x.retrans_segs_per_s),
-    },
-    Column {
-        header: "retr%",
-        align: Align::Right,
-        value: |x| o1(x.retrans_pct),
-    },
-    Column {
-        header: "ierr/s",
-        align: Align::Right,
-        value: |x| o1(x.in_errs_per_s),
-    },
-    Column {
-        header: "rst/s",
-        align: Align::Right,
-        value: |x| o1(x.out_rsts_per_s),
-    },
-    Column {
-        header: "ovfl/s",
-        align: Align::Right,
-        value: |x| o1(x.listen_overflows_per_s),
-    },
-    Column {
-        header: "estab",
-        align: Align::Right,
-        value: |x| ou(x.established),
-    },
-    Column {
-        header: "tw",
-        align: Align::Right,
-        value: |x| ou(x.time_wait),
-    },
-    Column {
-        header: "clwait",
-        align: Align::Right,
-        value: |x| ou(x.close_wait),
-    },
-    Column {
-        header: "orph",
-        align: Align::Right,
-        value: |x| ou(x.orphans),
-    },
+    Column::left("netns", |x| s(&x.namespace)),
+    Column::right("actv/s", |x| o1(x.active_opens_per_s)),
+    Column::right("pasv/s", |x| o1(x.passive_opens_per_s)),
+    Column::right("retr/s", |x| o1(x.retrans_segs_per_s)),
+    Column::right("retr%", |x| o1(x.retrans_pct)),
+    Column::right("ierr/s", |x| o1(x.in_errs_per_s)),
+    Column::right("rst/s", |x| o1(x.out_rsts_per_s)),
+    Column::right("ovfl/s", |x| o1(x.listen_overflows_per_s)),
+    Column::right("estab", |x| ou(x.established)),
+    Column::right("tw", |x| ou(x.time_wait)),
+    Column::right("clwait", |x| ou(x.close_wait)),
+    Column::right("orph", |x| ou(x.orphans)),
 ];

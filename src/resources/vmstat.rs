@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::columns::{o1, ou, Align, Column};
+use super::columns::{o1, ou, Column};
 use super::cpu::CpuRow;
 use crate::collect::run::Readings;
 use crate::num::{delta, opt_rate, r2, SatSum};
@@ -137,66 +137,18 @@ pub fn title(v: &VmstatSection) -> String {
 
 /// vmstat: one row, the window.
 pub const COLUMNS: &[Column<VmstatSection>] = &[
-    Column {
-        header: "r",
-        align: Align::Left,
-        value: |v| mm(v.runnable_min, v.runnable_avg, v.runnable_max),
-    },
-    Column {
-        header: "b",
-        align: Align::Right,
-        value: |v| mm(v.blocked_min, v.blocked_avg, v.blocked_max),
-    },
-    Column {
-        header: "si kB/s",
-        align: Align::Right,
-        value: |v| o1(v.swap_in_kb_per_s),
-    },
-    Column {
-        header: "so kB/s",
-        align: Align::Right,
-        value: |v| o1(v.swap_out_kb_per_s),
-    },
-    Column {
-        header: "majflt/s",
-        align: Align::Right,
-        value: |v| o1(v.major_faults_per_s),
-    },
-    Column {
-        header: "cs/s",
-        align: Align::Right,
-        value: |v| o1(v.context_switches_per_s.map(f64::round)),
-    },
-    Column {
-        header: "in/s",
-        align: Align::Right,
-        value: |v| o1(v.interrupts_per_s.map(f64::round)),
-    },
-    Column {
-        header: "us",
-        align: Align::Right,
-        value: |v| o1(v.user_pct),
-    },
-    Column {
-        header: "sy",
-        align: Align::Right,
-        value: |v| o1(v.system_pct),
-    },
-    Column {
-        header: "id",
-        align: Align::Right,
-        value: |v| o1(v.idle_pct),
-    },
-    Column {
-        header: "wa",
-        align: Align::Right,
-        value: |v| o1(v.iowait_pct),
-    },
-    Column {
-        header: "st",
-        align: Align::Right,
-        value: |v| o1(v.steal_pct),
-    },
+    Column::left("r", |v| mm(v.runnable_min, v.runnable_avg, v.runnable_max)),
+    Column::right("b", |v| mm(v.blocked_min, v.blocked_avg, v.blocked_max)),
+    Column::right("si kB/s", |v| o1(v.swap_in_kb_per_s)),
+    Column::right("so kB/s", |v| o1(v.swap_out_kb_per_s)),
+    Column::right("majflt/s", |v| o1(v.major_faults_per_s)),
+    Column::right("cs/s", |v| o1(v.context_switches_per_s.map(f64::round))),
+    Column::right("in/s", |v| o1(v.interrupts_per_s.map(f64::round))),
+    Column::right("us", |v| o1(v.user_pct)),
+    Column::right("sy", |v| o1(v.system_pct)),
+    Column::right("id", |v| o1(v.idle_pct)),
+    Column::right("wa", |v| o1(v.iowait_pct)),
+    Column::right("st", |v| o1(v.steal_pct)),
 ];
 
 #[cfg(test)]

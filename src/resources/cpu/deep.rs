@@ -10,7 +10,7 @@ use crate::collect::deep::ProcStatus;
 use crate::collect::procs::ProcSample;
 use crate::collect::run::Readings;
 use crate::num::{delta, r2, rate, SatSum};
-use crate::resources::columns::{f1, o1, s, Align, Column};
+use crate::resources::columns::{f1, o1, s, Column};
 use crate::resources::contract::{Finding, Subject};
 use crate::resources::rule::{ev, finding, level, threshold};
 use crate::resources::scope::{before, cut, psi_stall_ms, Scope};
@@ -266,75 +266,25 @@ pub fn softirq_rule(c: &CpuDetail, online_cpus: u32, out: &mut Vec<Finding>) {
 
 /// pidstat -u -w [-t]: processes or threads by CPU (`-` for a process row's thread id).
 pub const TASK_COLUMNS: &[Column<TaskCpuRow>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |x| x.pid.to_string(),
-    },
-    Column {
-        header: "TID",
-        align: Align::Right,
-        value: |x| x.tid.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-    },
-    Column {
-        header: "command",
-        align: Align::Left,
-        value: |x| s(&x.comm),
-    },
-    Column {
-        header: "%CPU",
-        align: Align::Right,
-        value: |x| f1(x.cpu_pct),
-    },
-    Column {
-        header: "%usr",
-        align: Align::Right,
-        value: |x| f1(x.usr_pct),
-    },
-    Column {
-        header: "%sys",
-        align: Align::Right,
-        value: |x| f1(x.sys_pct),
-    },
-    Column {
-        header: "cswch/s",
-        align: Align::Right,
-        value: |x| o1(x.voluntary_switches_per_s),
-    },
-    Column {
-        header: "nvcswch/s",
-        align: Align::Right,
-        value: |x| o1(x.involuntary_switches_per_s),
-    },
+    Column::left("PID", |x| x.pid.to_string()),
+    Column::right("TID", |x| {
+        x.tid.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+    }),
+    Column::left("command", |x| s(&x.comm)),
+    Column::right("%CPU", |x| f1(x.cpu_pct)),
+    Column::right("%usr", |x| f1(x.usr_pct)),
+    Column::right("%sys", |x| f1(x.sys_pct)),
+    Column::right("cswch/s", |x| o1(x.voluntary_switches_per_s)),
+    Column::right("nvcswch/s", |x| o1(x.involuntary_switches_per_s)),
 ];
 
 /// /proc/softirqs: each type's rate and the CPU that handled most of it.
 pub const SOFTIRQ_COLUMNS: &[Column<SoftirqRow>] = &[
-    Column {
-        header: "softirq",
-        align: Align::Left,
-        value: |x| s(&x.name),
-    },
-    Column {
-        header: "per s",
-        align: Align::Right,
-        value: |x| f1(x.per_s),
-    },
-    Column {
-        header: "busiest CPU",
-        align: Align::Right,
-        value: |x| x.busiest_cpu.to_string(),
-    },
-    Column {
-        header: "its share %",
-        align: Align::Right,
-        value: |x| f1(x.busiest_cpu_share_pct),
-    },
-    Column {
-        header: "its %soft",
-        align: Align::Right,
-        value: |x| o1(x.busiest_cpu_soft_pct),
-    },
+    Column::left("softirq", |x| s(&x.name)),
+    Column::right("per s", |x| f1(x.per_s)),
+    Column::right("busiest CPU", |x| x.busiest_cpu.to_string()),
+    Column::right("its share %", |x| f1(x.busiest_cpu_share_pct)),
+    Column::right("its %soft", |x| o1(x.busiest_cpu_soft_pct)),
 ];
 
 #[cfg(test)]

@@ -113,36 +113,12 @@ fn ob(v: Option<u64>) -> String {
 
 /// vmstat/sar -B: one row, paging and reclaim per second (steal is kswapd's and direct).
 pub const RECLAIM_COLUMNS: &[Column<Reclaim>] = &[
-    Column {
-        header: "si kB/s",
-        align: Align::Left,
-        value: |rc| o1(rc.swap_in_kb_per_s),
-    },
-    Column {
-        header: "so kB/s",
-        align: Align::Right,
-        value: |rc| o1(rc.swap_out_kb_per_s),
-    },
-    Column {
-        header: "minflt/s",
-        align: Align::Right,
-        value: |rc| o1(rc.minor_faults_per_s),
-    },
-    Column {
-        header: "majflt/s",
-        align: Align::Right,
-        value: |rc| o1(rc.major_faults_per_s),
-    },
-    Column {
-        header: "kswapd scan/s",
-        align: Align::Right,
-        value: |rc| o1(rc.kswapd_scan_per_s),
-    },
-    Column {
-        header: "direct scan/s",
-        align: Align::Right,
-        value: |rc| o1(rc.direct_scan_per_s),
-    },
+    Column::left("si kB/s", |rc| o1(rc.swap_in_kb_per_s)),
+    Column::right("so kB/s", |rc| o1(rc.swap_out_kb_per_s)),
+    Column::right("minflt/s", |rc| o1(rc.minor_faults_per_s)),
+    Column::right("majflt/s", |rc| o1(rc.major_faults_per_s)),
+    Column::right("kswapd scan/s", |rc| o1(rc.kswapd_scan_per_s)),
+    Column::right("direct scan/s", |rc| o1(rc.direct_scan_per_s)),
     Column {
         header: "steal/s",
         align: Align::Right,
@@ -153,79 +129,31 @@ pub const RECLAIM_COLUMNS: &[Column<Reclaim>] = &[
                 .map(|(a, b)| a + b))
         },
     },
-    Column {
-        header: "allocstall/s",
-        align: Align::Right,
-        value: |rc| o1(rc.allocation_stalls_per_s),
-    },
+    Column::right("allocstall/s", |rc| o1(rc.allocation_stalls_per_s)),
 ];
 
 /// OOM kills from the kernel log.
 pub const OOM_COLUMNS: &[Column<OomEvent>] = &[
-    Column {
-        header: "age s",
-        align: Align::Left,
-        value: |e| format!("{:.0}", e.age_s),
-    },
-    Column {
-        header: "PID",
-        align: Align::Right,
-        value: |e| ou(e.pid.map(u64::from)),
-    },
-    Column {
-        header: "victim",
-        align: Align::Left,
-        value: |e| s(e.comm.as_deref().unwrap_or("-")),
-    },
-    Column {
-        header: "anon-rss",
-        align: Align::Right,
-        value: |e| ob(e.anon_rss_kb.map(|k| k.saturating_mul(1024))),
-    },
-    Column {
-        header: "cgroup",
-        align: Align::Left,
-        value: |e| shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40),
-    },
+    Column::left("age s", |e| format!("{:.0}", e.age_s)),
+    Column::right("PID", |e| ou(e.pid.map(u64::from))),
+    Column::left("victim", |e| s(e.comm.as_deref().unwrap_or("-"))),
+    Column::right("anon-rss", |e| {
+        ob(e.anon_rss_kb.map(|k| k.saturating_mul(1024)))
+    }),
+    Column::left("cgroup", |e| {
+        shorten(&s(e.cgroup.as_deref().unwrap_or("-")), 40)
+    }),
 ];
 
 /// pidstat -r: processes by resident memory (growth signed: `-1.0MiB` when it shrank).
 pub const RSS_COLUMNS: &[Column<MemProcRow>] = &[
-    Column {
-        header: "PID",
-        align: Align::Left,
-        value: |p| p.pid.to_string(),
-    },
-    Column {
-        header: "command",
-        align: Align::Left,
-        value: |p| shorten(&s(&p.comm), 15),
-    },
-    Column {
-        header: "RSS",
-        align: Align::Right,
-        value: |p| hb(p.rss_bytes),
-    },
-    Column {
-        header: "anon",
-        align: Align::Right,
-        value: |p| ob(p.anon_bytes),
-    },
-    Column {
-        header: "file",
-        align: Align::Right,
-        value: |p| ob(p.file_bytes),
-    },
-    Column {
-        header: "shmem",
-        align: Align::Right,
-        value: |p| ob(p.shmem_bytes),
-    },
-    Column {
-        header: "swap",
-        align: Align::Right,
-        value: |p| ob(p.swap_bytes),
-    },
+    Column::left("PID", |p| p.pid.to_string()),
+    Column::left("command", |p| shorten(&s(&p.comm), 15)),
+    Column::right("RSS", |p| hb(p.rss_bytes)),
+    Column::right("anon", |p| ob(p.anon_bytes)),
+    Column::right("file", |p| ob(p.file_bytes)),
+    Column::right("shmem", |p| ob(p.shmem_bytes)),
+    Column::right("swap", |p| ob(p.swap_bytes)),
     Column {
         header: "growth/s",
         align: Align::Right,
@@ -238,65 +166,21 @@ pub const RSS_COLUMNS: &[Column<MemProcRow>] = &[
                 .unwrap_or_else(|| "-".into())
         },
     },
-    Column {
-        header: "minflt/s",
-        align: Align::Right,
-        value: |p| f1(p.minor_faults_per_s),
-    },
-    Column {
-        header: "majflt/s",
-        align: Align::Right,
-        value: |p| f1(p.major_faults_per_s),
-    },
+    Column::right("minflt/s", |p| f1(p.minor_faults_per_s)),
+    Column::right("majflt/s", |p| f1(p.major_faults_per_s)),
 ];
 
 /// Memory cgroups against their limits, with their events in the window.
 pub const CGROUP_COLUMNS: &[Column<MemCgroupRow>] = &[
-    Column {
-        header: "cgroup",
-        align: Align::Left,
-        value: |c| shorten(&s(&c.path), 32),
-    },
-    Column {
-        header: "usage",
-        align: Align::Right,
-        value: |c| hb(c.usage_bytes),
-    },
-    Column {
-        header: "max",
-        align: Align::Right,
-        value: |c| ob(c.limit_bytes),
-    },
-    Column {
-        header: "high",
-        align: Align::Right,
-        value: |c| ob(c.high_bytes),
-    },
-    Column {
-        header: "used%",
-        align: Align::Right,
-        value: |c| o1(c.used_pct),
-    },
-    Column {
-        header: "swap",
-        align: Align::Right,
-        value: |c| ob(c.swap_bytes),
-    },
-    Column {
-        header: "high ev",
-        align: Align::Right,
-        value: |c| ou(c.high_events),
-    },
-    Column {
-        header: "max ev",
-        align: Align::Right,
-        value: |c| ou(c.max_events),
-    },
-    Column {
-        header: "oom kills",
-        align: Align::Right,
-        value: |c| ou(c.oom_kill_events),
-    },
+    Column::left("cgroup", |c| shorten(&s(&c.path), 32)),
+    Column::right("usage", |c| hb(c.usage_bytes)),
+    Column::right("max", |c| ob(c.limit_bytes)),
+    Column::right("high", |c| ob(c.high_bytes)),
+    Column::right("used%", |c| o1(c.used_pct)),
+    Column::right("swap", |c| ob(c.swap_bytes)),
+    Column::right("high ev", |c| ou(c.high_events)),
+    Column::right("max ev", |c| ou(c.max_events)),
+    Column::right("oom kills", |c| ou(c.oom_kill_events)),
 ];
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::collect::run::Readings;
 use crate::num::{r2, rate};
-use crate::resources::columns::{f1, o1, s, Align, Column};
+use crate::resources::columns::{f1, o1, s, Column};
 use crate::resources::contract::{Finding, Subject};
 use crate::resources::rule::{ev, finding, level};
 
@@ -106,50 +106,18 @@ pub fn softnet_rule(softnet: &[SoftnetCpuRow], out: &mut Vec<Finding>) {
 
 /// sar -n DEV %ifutil: links with a known speed.
 pub const LINK_COLUMNS: &[Column<LinkRow>] = &[
-    Column {
-        header: "interface",
-        align: Align::Left,
-        value: |l| s(&l.interface),
-    },
-    Column {
-        header: "speed Mb/s",
-        align: Align::Right,
-        value: |l| l.speed_mbps.to_string(),
-    },
-    Column {
-        header: "rx %util",
-        align: Align::Right,
-        value: |l| o1(l.rx_util_pct),
-    },
-    Column {
-        header: "tx %util",
-        align: Align::Right,
-        value: |l| o1(l.tx_util_pct),
-    },
+    Column::left("interface", |l| s(&l.interface)),
+    Column::right("speed Mb/s", |l| l.speed_mbps.to_string()),
+    Column::right("rx %util", |l| o1(l.rx_util_pct)),
+    Column::right("tx %util", |l| o1(l.tx_util_pct)),
 ];
 
 /// /proc/net/softnet_stat, per CPU.
 pub const SOFTNET_COLUMNS: &[Column<SoftnetCpuRow>] = &[
-    Column {
-        header: "CPU",
-        align: Align::Left,
-        value: |c| c.cpu.to_string(),
-    },
-    Column {
-        header: "processed/s",
-        align: Align::Right,
-        value: |c| f1(c.processed_per_s),
-    },
-    Column {
-        header: "dropped/s",
-        align: Align::Right,
-        value: |c| f1(c.dropped_per_s),
-    },
-    Column {
-        header: "squeezed/s",
-        align: Align::Right,
-        value: |c| f1(c.time_squeeze_per_s),
-    },
+    Column::left("CPU", |c| c.cpu.to_string()),
+    Column::right("processed/s", |c| f1(c.processed_per_s)),
+    Column::right("dropped/s", |c| f1(c.dropped_per_s)),
+    Column::right("squeezed/s", |c| f1(c.time_squeeze_per_s)),
 ];
 
 #[cfg(test)]
