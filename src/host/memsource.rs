@@ -5,7 +5,39 @@
 use std::collections::BTreeMap;
 use std::io;
 
+use super::packed::Layer;
 use super::safe::{Refused, Root};
+
+/// What loading a tree reads: a directory or a fixture layer.
+trait Tree {
+    fn list(&self, rel: &str) -> io::Result<Vec<String>>;
+    fn readlink(&self, rel: &str) -> io::Result<String>;
+    fn read(&self, rel: &str, cap: usize) -> io::Result<Vec<u8>>;
+}
+
+impl Tree for Root {
+    fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        Root::list(self, rel)
+    }
+    fn readlink(&self, rel: &str) -> io::Result<String> {
+        Root::readlink(self, rel)
+    }
+    fn read(&self, rel: &str, cap: usize) -> io::Result<Vec<u8>> {
+        Root::read(self, rel, cap)
+    }
+}
+
+impl Tree for Layer {
+    fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        Layer::list(self, rel)
+    }
+    fn readlink(&self, rel: &str) -> io::Result<String> {
+        Layer::readlink(self, rel)
+    }
+    fn read(&self, rel: &str, cap: usize) -> io::Result<Vec<u8>> {
+        Layer::read(self, rel, cap)
+    }
+}
 use super::source::{FsStat, Source};
 
 /// One entry of the tree.
@@ -59,7 +91,15 @@ impl MemSource {
         Ok(m)
     }
 
-    fn load_dir(&mut self, root: &Root, dir: &str) -> io::Result<()> {
+    /// Everything in a fixture layer: a directory, or a packed tree ([`super::packed`]),
+    /// read through the same calls as [`MemSource::load`].
+    pub fn load_layer(layer: &Layer) -> io::Result<MemSource> {
+        let mut m = MemSource::default();
+        m.load_dir(layer, "")?;
+        Ok(m)
+    }
+
+    fn load_dir(&mut self, root: &dyn Tree, dir: &str) -> io::Result<()> {
         for name in root.list(if dir.is_empty() { "." } else { dir })? {
             let rel = if dir.is_empty() {
                 name
