@@ -21,7 +21,7 @@ fn syscalls_report(name: &str) -> Report {
     let dir = fixtures_dir().join(name);
     let readings = from_fixture(&dir).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
     let probe: SyscallsProbe =
-        serde_json::from_slice(&std::fs::read(dir.join(PROBE_FILE)).unwrap()).unwrap();
+        serde_json::from_slice(&triage::host::safe::read_in(&dir, PROBE_FILE).unwrap()).unwrap();
     report(&readings, Some(&probe), Vec::new(), &Analysis::default())
 }
 

@@ -443,3 +443,284 @@ pub fn read_in(dir: &Path, rel: &str) -> io::Result<Vec<u8>> {
     }
     Layer::from_root(root)?.read(rel, safe::cap_for(rel))
 }
+
+/// Write a packed fixture `dir` out as a plain directory `out` (created; it must not exist):
+/// `meta.json` and the archive's tree (for tests and tools that edit fixture files). A fixture
+/// that is not packed is an error. Returns the entries written.
+pub fn unpack(dir: &Path, out: &Path) -> io::Result<usize> {
+    let root = Root::open(dir)?;
+    let Layer::Packed(view) = Layer::from_root(Root::open(dir)?)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a packed fixture", dir.display()),
+        ));
+    };
+    std::fs::create_dir(out)?;
+    if let Ok(meta) = root.read("meta.json", safe::cap_for("meta.json")) {
+        std::fs::write(out.join("meta.json"), meta)?;
+    }
+    // Sorted: a directory comes before what it holds, and every path was checked (no `..`,
+    // nothing absolute), so nothing is written through a link.
+    for (key, e) in &view.tree.entries {
+        let p = out.join(key);
+        match e {
+            Entry::Dir => std::fs::create_dir(&p)?,
+            Entry::File(b) => std::fs::write(&p, b)?,
+            Entry::Link(t) => std::os::unix::fs::symlink(t, &p)?,
+        }
+    }
+    Ok(view.tree.entries.len())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// `dir`'s tree as a tar archive, entries sorted (as `cargo xtask fixtures pack` writes).
+    pub(crate) fn tar_dir(dir: &Path) -> Vec<u8> {
+        fn walk(dir: &Path, rel: &str, b: &mut tar::Builder<Vec<u8>>) {
+            let mut names: Vec<_> = std::fs::read_dir(dir.join(rel))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            for n in names {
+                if rel.is_empty() && (n == "meta.json" || n == TREE_FILE) {
+                    continue;
+                }
+                let child = if rel.is_empty() {
+                    n
+                } else {
+                    format!("{rel}/{n}")
+                };
+                let p = dir.join(&child);
+                let m = p.symlink_metadata().unwrap();
+                let mut h = tar::Header::new_gnu();
+                h.set_mtime(0);
+                if m.is_symlink() {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, &child, std::fs::read_link(&p).unwrap())
+                        .unwrap();
+                } else if m.is_dir() {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, format!("{child}/"), io::empty())
+                        .unwrap();
+                    walk(dir, &child, b);
+                } else {
+                    let data = std::fs::read(&p).unwrap();
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, &child, data.as_slice()).unwrap();
+                }
+            }
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        walk(dir, "", &mut b);
+        b.into_inner().unwrap()
+    }
+
+    /// An archive of one raw entry: `name` written as is (the builder refuses `..` and absolute
+    /// paths, which is what a hostile archive holds).
+    fn raw(name: &str, kind: tar::EntryType, link: Option<&str>) -> Vec<u8> {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o644);
+        if let Some(l) = link {
+            h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+        }
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, io::empty()).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn parse_err(bytes: &[u8]) -> String {
+        Packed::parse(bytes, Path::new("fx/tree.tar"), 100)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn hostile_archives_are_rejected_with_a_message() {
+        use tar::EntryType as T;
+        for (bytes, want) in [
+            (raw("/etc/passwd", T::Regular, None), "an absolute path"),
+            (raw("t1/../../etc", T::Regular, None), "a `..` component"),
+            (raw("t1/hard", T::Link, Some("t1/x")), "a hard link"),
+            (raw("t1/dev", T::Char, None), "a device"),
+            (raw("t1/blk", T::Block, None), "a device"),
+            (raw("t1/fifo", T::Fifo, None), "a FIFO"),
+            (
+                raw("t1/link", T::Symlink, None),
+                "a symlink without a target",
+            ),
+        ] {
+            let e = parse_err(&bytes);
+            assert!(e.starts_with("fx/tree.tar: "), "{e}");
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        // Garbage is not an archive.
+        let e = parse_err(&[7u8; 1024]);
+        assert!(e.contains("not a tar archive"), "{e}");
+        // A duplicate path; a path beneath a file.
+        let mut dup = raw("t1/a", T::Regular, None);
+        dup.truncate(512);
+        dup.extend(raw("t1/a", T::Regular, None));
+        assert!(parse_err(&dup).contains("t1/a: a duplicate entry"));
+        let mut under = raw("t1/a", T::Regular, None);
+        under.truncate(512);
+        under.extend(raw("t1/a/b", T::Regular, None));
+        assert!(parse_err(&under).contains("its parent t1/a is not a directory"));
+        // More entries than the cap.
+        let mut many = Vec::new();
+        for i in 0..5 {
+            let mut one = raw(&format!("f{i}"), T::Regular, None);
+            one.truncate(512);
+            many.extend(one);
+        }
+        many.extend([0u8; 1024]);
+        assert!(Packed::parse(&many, Path::new("x"), 5).is_ok());
+        let e = Packed::parse(&many, Path::new("x"), 4).unwrap_err();
+        assert!(e.to_string().contains("more than 4 entries"), "{e}");
+    }
+
+    /// Every answer of a layer, errors included, as a comparable string.
+    fn answer<T: std::fmt::Debug>(r: io::Result<T>) -> String {
+        match r {
+            Ok(v) => format!("ok {v:?}"),
+            Err(e) => format!(
+                "err {:?} {:?} refusal={} {e}",
+                e.kind(),
+                e.raw_os_error(),
+                safe::is_refusal(&e)
+            ),
+        }
+    }
+
+    fn sorted(r: io::Result<Vec<String>>) -> io::Result<Vec<String>> {
+        r.map(|mut v| {
+            v.sort();
+            v
+        })
+    }
+
+    /// The same tree as a directory and packed answers every read the same, through links
+    /// (inside, absolute, `..` out of the snapshot, dangling, a directory link in the middle of
+    /// a path), in the whole fixture and in a snapshot beneath it.
+    #[test]
+    fn a_packed_tree_reads_as_its_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let fx = d.path().join("dir");
+        let w = |rel: &str, text: &str| {
+            let p = fx.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        // (No meta.json in the directory: a packed fixture keeps it beside the archive.)
+        w("t1/proc/stat", "cpu 1 2 3\n");
+        w("t1/proc/42/stat", "42 (x) S");
+        w("t1/sys/devices/vda/size", "42\n");
+        w("t0/proc/stat", "t0");
+        std::fs::create_dir_all(fx.join("t1/proc/42/fd")).unwrap();
+        std::fs::create_dir_all(fx.join("t1/empty")).unwrap();
+        let l = |target: &str, rel: &str| symlink(target, fx.join(rel)).unwrap();
+        l("net:[4026531833]", "t1/proc/42/net");
+        l("devices/vda", "t1/sys/block");
+        l("/dev/null", "t1/proc/42/fd/0");
+        l("../../t0/proc/stat", "t1/proc/old");
+        l("42", "t1/proc/self");
+        l("loop", "t1/proc/loop");
+        l("stat", "t1/proc/alias");
+        let packed_dir = d.path().join("packed");
+        std::fs::create_dir(&packed_dir).unwrap();
+        std::fs::write(packed_dir.join(TREE_FILE), tar_dir(&fx)).unwrap();
+        std::fs::write(packed_dir.join("meta.json"), "{}").unwrap();
+        let dir = Layer::open(&fx).unwrap();
+        let packed = Layer::open(&packed_dir).unwrap();
+        assert!(matches!(dir, Layer::Dir(_)) && matches!(packed, Layer::Packed(_)));
+        let paths = [
+            "",
+            ".",
+            "t1",
+            "t1/proc",
+            "t1/proc/stat",
+            "t1/proc/stat/",
+            "t1/proc/stat/x",
+            "t1/proc/42/net",
+            "t1/proc/42/fd",
+            "t1/proc/42/fd/0",
+            "t1/proc/self/stat",
+            "t1/proc/self",
+            "t1/proc/old",
+            "t1/proc/loop",
+            "t1/proc/alias",
+            "t1/proc/missing",
+            "t1/sys/block/size",
+            "t1/sys/block",
+            "t1/sys/block/../devices/vda/size",
+            "t1/empty",
+            "../etc/passwd",
+            "t1/../../x",
+            "/t1/proc/stat",
+        ];
+        for (a, b, at) in [
+            (&dir, &packed, "fixture"),
+            (
+                &dir.subdir("t1").unwrap(),
+                &packed.subdir("t1").unwrap(),
+                "t1",
+            ),
+        ] {
+            for p in paths {
+                let p = if at == "t1" {
+                    p.strip_prefix("t1/").unwrap_or(p)
+                } else {
+                    p
+                };
+                let what = format!("{at}: {p:?}");
+                assert_eq!(
+                    answer(a.read(p, 1 << 20)),
+                    answer(b.read(p, 1 << 20)),
+                    "{what}"
+                );
+                assert_eq!(answer(a.read(p, 3)), answer(b.read(p, 3)), "{what}");
+                assert_eq!(
+                    answer(sorted(a.list(p))),
+                    answer(sorted(b.list(p))),
+                    "{what}"
+                );
+                assert_eq!(answer(a.readlink(p)), answer(b.readlink(p)), "{what}");
+                assert_eq!(answer(a.is_dir(p)), answer(b.is_dir(p)), "{what}");
+                assert_eq!(
+                    answer(a.subdir(p).map(|_| ())),
+                    answer(b.subdir(p).map(|_| ())),
+                    "{what}"
+                );
+            }
+        }
+        // The cases above are the interesting ones, not all failures.
+        let t1 = packed.subdir("t1").unwrap();
+        assert_eq!(t1.read("sys/block/size", 10).unwrap(), b"42\n");
+        assert_eq!(t1.readlink("proc/42/net").unwrap(), "net:[4026531833]");
+        assert!(safe::is_refusal(&t1.read("proc/old", 10).unwrap_err()));
+        assert!(safe::is_refusal(&t1.read("proc/42/fd/0", 10).unwrap_err()));
+        // Reading a file in a fixture directory: the archive's, meta.json beside it.
+        assert_eq!(read_in(&packed_dir, "t0/proc/stat").unwrap(), b"t0");
+        assert_eq!(read_in(&packed_dir, "meta.json").unwrap(), b"{}");
+        // Unpacked, it is the directory again.
+        let back = d.path().join("back");
+        unpack(&packed_dir, &back).unwrap();
+        assert_eq!(tar_dir(&back), tar_dir(&fx));
+        assert_eq!(std::fs::read(back.join("meta.json")).unwrap(), b"{}");
+        assert!(unpack(&fx, &d.path().join("no")).is_err());
+        // A packed fixture with its tree also loose beside it is ambiguous.
+        std::fs::create_dir(packed_dir.join("t1")).unwrap();
+        let e = Layer::open(&packed_dir).err().unwrap().to_string();
+        assert!(e.contains("holds tree.tar and also t1"), "{e}");
+    }
+}

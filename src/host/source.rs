@@ -1113,4 +1113,71 @@ mod tests {
         w("b/meta.json", r#"{"base": "a"}"#);
         assert!(FixtureTree::open(&fx.path().join("a")).is_err());
     }
+
+    /// An overlay whose base is packed (`tree.tar` beside `meta.json`) replays as with the base
+    /// unpacked: every snapshot file, listing, link and size the same.
+    #[test]
+    fn an_overlay_of_a_packed_base_reads_as_of_its_directory() {
+        let fx = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = fx.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("base/meta.json", "{}");
+        w("base/t1/proc/loadavg", "base");
+        w("base/t1/proc/stat", "base stat");
+        w("base/t1/proc/pressure/cpu", "psi");
+        w("base/t1/proc/7/fd/.size", "3\n");
+        w(
+            "base/t1/statvfs.json",
+            r#"{"/": {"block_size": 4096, "blocks": 10, "blocks_free": 5, "blocks_avail": 4, "files": 9, "files_free": 8, "read_only": false}}"#,
+        );
+        std::os::unix::fs::symlink("net:[1]", fx.path().join("base/t1/proc/7/net")).unwrap();
+        std::os::unix::fs::symlink("socket:[9]", fx.path().join("base/t1/proc/7/fd/3")).unwrap();
+        w("base/samples/000/proc/stat", "s0");
+        let tar = super::super::packed::tests::tar_dir(&fx.path().join("base"));
+        w("packed/meta.json", "{}");
+        std::fs::write(fx.path().join("packed/tree.tar"), tar).unwrap();
+        for (over, base) in [("over", "base"), ("over-p", "packed")] {
+            w(
+                &format!("{over}/meta.json"),
+                &format!(r#"{{"base": "{base}", "removed": ["t1/proc/pressure"]}}"#),
+            );
+            w(&format!("{over}/t1/proc/loadavg"), "over");
+        }
+        let a = FixtureTree::open(&fx.path().join("over")).unwrap();
+        let b = FixtureTree::open(&fx.path().join("over-p")).unwrap();
+        assert!(b.meta().unwrap().starts_with(br#"{"base": "packed""#));
+        let (a1, b1) = (a.phase("t1").unwrap(), b.phase("t1").unwrap());
+        for p in [
+            "proc/loadavg",
+            "proc/stat",
+            "proc/pressure/cpu",
+            "proc/nope",
+        ] {
+            assert_eq!(
+                format!("{:?}", a1.read(p)),
+                format!("{:?}", b1.read(p)),
+                "{p}"
+            );
+        }
+        assert_eq!(b1.read_string("proc/stat").unwrap(), "base stat");
+        assert_eq!(b1.read_string("proc/loadavg").unwrap(), "over");
+        assert_eq!(a1.list("proc").unwrap(), b1.list("proc").unwrap());
+        assert_eq!(b1.list("proc").unwrap(), ["7", "loadavg", "stat"]);
+        assert_eq!(b1.readlink("proc/7/net").unwrap(), "net:[1]");
+        assert_eq!(b1.stat_size("proc/7/fd").unwrap(), 3);
+        assert_eq!(a1.statvfs("/").unwrap(), b1.statvfs("/").unwrap());
+        let (a0, b0) = (
+            a.phase("samples/000").unwrap(),
+            b.phase("samples/000").unwrap(),
+        );
+        assert_eq!(b0.read_string("proc/stat").unwrap(), "s0");
+        assert_eq!(a0.read("proc/stat").unwrap(), b0.read("proc/stat").unwrap());
+        assert_eq!(
+            a.phase("samples").unwrap().list("").unwrap(),
+            b.phase("samples").unwrap().list("").unwrap()
+        );
+    }
 }
