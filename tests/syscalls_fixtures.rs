@@ -29,7 +29,8 @@ fn recorded() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(fixtures_dir())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(PROBE_FILE).is_file())
+        // Packed or not (`host::packed`): asked through the fixture reader.
+        .filter(|e| triage::host::safe::read_in(&e.path(), PROBE_FILE).is_ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     v.sort();
