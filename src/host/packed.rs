@@ -589,6 +589,35 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("more than 4 entries"), "{e}");
     }
 
+    /// A fixture whose archive is hostile does not open, and says why; an archive that is a
+    /// link out of the fixture is refused like any such file.
+    #[test]
+    fn a_fixture_with_a_hostile_archive_does_not_open() {
+        let d = tempfile::tempdir().unwrap();
+        let fx = d.path().join("fx");
+        std::fs::create_dir(&fx).unwrap();
+        std::fs::write(fx.join("meta.json"), "{}").unwrap();
+        std::fs::write(
+            fx.join(TREE_FILE),
+            raw("t1/../../../etc/shadow", tar::EntryType::Regular, None),
+        )
+        .unwrap();
+        let e = crate::host::FixtureTree::open(&fx)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("tree.tar: t1/../../../etc/shadow: a `..` component"),
+            "{e}"
+        );
+        std::fs::remove_file(fx.join(TREE_FILE)).unwrap();
+        std::fs::write(d.path().join("elsewhere.tar"), tar_dir(d.path())).unwrap();
+        symlink(d.path().join("elsewhere.tar"), fx.join(TREE_FILE)).unwrap();
+        let e = crate::host::FixtureTree::open(&fx).err().unwrap();
+        assert!(e.to_string().contains("tree.tar: refused"), "{e}");
+        assert!(read_in(&fx, "t1/x").is_err());
+    }
+
     /// Every answer of a layer, errors included, as a comparable string.
     fn answer<T: std::fmt::Debug>(r: io::Result<T>) -> String {
         match r {
