@@ -32,6 +32,17 @@ enum Node {
     Link(PathBuf),
 }
 
+/// Plain fixtures of at least this many files are packed (`tests/fixtures.rs` checks it).
+pub const PACK_MIN_FILES: usize = 300;
+
+/// Pack a fresh recording when it has [`PACK_MIN_FILES`] files or more (`capture`).
+pub fn pack_if_large(dir: &Path) -> Result<()> {
+    if count_files(dir)? >= PACK_MIN_FILES {
+        pack_one(dir)?;
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let fixtures = util::root().join("fixtures");
     match args {
