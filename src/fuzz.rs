@@ -17,6 +17,7 @@ use crate::analyze::{self, Analysis};
 use crate::collect::deep::Spec;
 use crate::collect::run;
 use crate::host::memsource::{MemSource, Node};
+use crate::host::packed::Layer;
 use crate::host::safe::Root;
 use crate::host::Source;
 use crate::model;
@@ -98,13 +99,13 @@ impl MemFixture {
         };
         apply(&mut self.t0, &over.t0);
         apply(&mut self.t1, &over.t1);
-        let top = Root::open(dir)?;
+        let top = Layer::open(dir)?;
         for n in top.list("samples").unwrap_or_default() {
             let (Ok(i), Ok(r)) = (n.parse::<usize>(), top.subdir(&format!("samples/{n}"))) else {
                 continue;
             };
             if let Some(t) = self.samples.get_mut(i) {
-                apply(t, &MemSource::load(&r)?);
+                apply(t, &MemSource::load_layer(&r)?);
             }
         }
         if over.meta.is_some() {
@@ -137,13 +138,13 @@ impl MemFixture {
         Ok(())
     }
 
-    /// One directory as it is, without resolving an overlay's base.
+    /// One directory as it is (packed or not), without resolving an overlay's base.
     fn load_plain(dir: &Path) -> io::Result<MemFixture> {
-        let top = Root::open(dir)?;
-        let meta = top.read("meta.json", 1 << 20).ok();
+        let meta = Root::open(dir)?.read("meta.json", 1 << 20).ok();
+        let top = Layer::open(dir)?;
         let snap = |rel: &str| -> io::Result<MemSource> {
             match top.subdir(rel) {
-                Ok(r) => MemSource::load(&r),
+                Ok(r) => MemSource::load_layer(&r),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(MemSource::default()),
                 Err(e) => Err(e),
             }

@@ -22,14 +22,14 @@ fn syscalls_fixture(name: &str) -> (Report, triage::probe::output::SyscallsProbe
     let dir = fixture(name);
     let readings = from_fixture(&dir).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
     let probe: triage::probe::output::SyscallsProbe =
-        serde_json::from_slice(&std::fs::read(dir.join(PROBE_FILE)).unwrap()).unwrap();
+        serde_json::from_slice(&triage::host::safe::read_in(&dir, PROBE_FILE).unwrap()).unwrap();
     let r = report(&readings, Some(&probe), Vec::new(), &Analysis::default());
     (r, probe)
 }
 
 fn offcpu_fixture(name: &str) -> (Report, triage::model::offcpu::OffcpuProbe) {
-    let text = std::fs::read_to_string(fixture(name).join("probes/offcpu.json")).unwrap();
-    let probe: triage::model::offcpu::OffcpuProbe = serde_json::from_str(&text).unwrap();
+    let text = triage::host::safe::read_in(&fixture(name), "probes/offcpu.json").unwrap();
+    let probe: triage::model::offcpu::OffcpuProbe = serde_json::from_slice(&text).unwrap();
     (
         triage::commands::offcpu::report(probe.clone(), 10, false),
         probe,
@@ -298,14 +298,18 @@ fn fixture_report(cmd: &str, name: &str) -> Report {
 /// children per second. Recorded with `triage capture`.
 #[test]
 fn fork_storm_names_the_parent_in_sixty_second_and_cpu() {
-    // Ground truth from the recording: the spawner's pid.
-    let t1 = fixture("fork-storm").join("t1/proc");
-    let spawner: i32 = std::fs::read_dir(&t1)
+    // Ground truth from the recording (packed: read through the fixture reader): the
+    // spawner's pid.
+    use triage::host::Source;
+    let tree = triage::host::FixtureTree::open(&fixture("fork-storm")).unwrap();
+    let t1 = tree.phase("t1").unwrap();
+    let spawner: i32 = t1
+        .list("proc")
         .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .iter()
+        .filter_map(|n| n.parse::<i32>().ok())
         .find(|pid| {
-            std::fs::read_to_string(t1.join(format!("{pid}/stat")))
+            t1.read_string(&format!("proc/{pid}/stat"))
                 .is_ok_and(|s| s.contains("(forkstorm)"))
         })
         .expect("forkstorm in the recording");

@@ -284,3 +284,41 @@ fn slow_cache_flushes_are_named_though_w_await_is_fast() {
         .iter()
         .all(|f| f.id != "disk.saturation.flush"));
 }
+
+/// fixtures/ stays small: a recording of 300 files or more is packed (`cargo xtask fixtures
+/// pack NAME`: one `tree.tar` beside `meta.json`, nothing else), and an overlay holds only its
+/// changes. A new capture committed as a directory fails here with the command to run.
+#[test]
+fn large_recordings_are_packed() {
+    fn files(p: &Path) -> usize {
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                if e.file_type().unwrap().is_dir() {
+                    files(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
+    }
+    let mut packed = 0;
+    for name in all_fixtures() {
+        let dir = fixtures_dir().join(&name);
+        let n = files(&dir);
+        if dir.join(triage::host::packed::TREE_FILE).is_file() {
+            assert_eq!(
+                n, 2,
+                "{name}: a packed fixture is tree.tar and meta.json only"
+            );
+            packed += 1;
+        } else {
+            assert!(
+                n < 300,
+                "fixtures/{name} has {n} files: run `cargo xtask fixtures pack {name}`"
+            );
+        }
+    }
+    assert!(packed >= 27, "{packed} packed fixtures");
+}

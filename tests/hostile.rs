@@ -2,10 +2,13 @@
 //! write): nothing outside the tree is read, special files are refused without blocking, sizes
 //! are capped, and every refusal is listed in `unavailable`.
 
+mod common;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::copy_fixture;
 use triage::analyze::{build_report, Analysis};
 use triage::collect::run::from_fixture;
 use triage::host::{LiveSource, Source};
@@ -14,19 +17,6 @@ use triage::render;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// A private copy of a fixture (symlinks kept as symlinks).
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(fixtures_dir().join(name))
-        .arg(d.path().join("fx"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    d
 }
 
 /// The fixture's report, computed on another thread: a hang fails the test instead of

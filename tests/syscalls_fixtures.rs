@@ -21,7 +21,7 @@ fn syscalls_report(name: &str) -> Report {
     let dir = fixtures_dir().join(name);
     let readings = from_fixture(&dir).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
     let probe: SyscallsProbe =
-        serde_json::from_slice(&std::fs::read(dir.join(PROBE_FILE)).unwrap()).unwrap();
+        serde_json::from_slice(&triage::host::safe::read_in(&dir, PROBE_FILE).unwrap()).unwrap();
     report(&readings, Some(&probe), Vec::new(), &Analysis::default())
 }
 
@@ -29,7 +29,8 @@ fn recorded() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(fixtures_dir())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(PROBE_FILE).is_file())
+        // Packed or not (`host::packed`): asked through the fixture reader.
+        .filter(|e| triage::host::safe::read_in(&e.path(), PROBE_FILE).is_ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     v.sort();

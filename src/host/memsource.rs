@@ -5,7 +5,39 @@
 use std::collections::BTreeMap;
 use std::io;
 
+use super::packed::Layer;
 use super::safe::{Refused, Root};
+
+/// What loading a tree reads: a directory or a fixture layer.
+trait Tree {
+    fn list(&self, rel: &str) -> io::Result<Vec<String>>;
+    fn readlink(&self, rel: &str) -> io::Result<String>;
+    fn read(&self, rel: &str, cap: usize) -> io::Result<Vec<u8>>;
+}
+
+impl Tree for Root {
+    fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        Root::list(self, rel)
+    }
+    fn readlink(&self, rel: &str) -> io::Result<String> {
+        Root::readlink(self, rel)
+    }
+    fn read(&self, rel: &str, cap: usize) -> io::Result<Vec<u8>> {
+        Root::read(self, rel, cap)
+    }
+}
+
+impl Tree for Layer {
+    fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        Layer::list(self, rel)
+    }
+    fn readlink(&self, rel: &str) -> io::Result<String> {
+        Layer::readlink(self, rel)
+    }
+    fn read(&self, rel: &str, cap: usize) -> io::Result<Vec<u8>> {
+        Layer::read(self, rel, cap)
+    }
+}
 use super::source::{FsStat, Source};
 
 /// One entry of the tree.
@@ -59,7 +91,15 @@ impl MemSource {
         Ok(m)
     }
 
-    fn load_dir(&mut self, root: &Root, dir: &str) -> io::Result<()> {
+    /// Everything in a fixture layer: a directory, or a packed tree ([`super::packed`]),
+    /// read through the same calls as [`MemSource::load`].
+    pub fn load_layer(layer: &Layer) -> io::Result<MemSource> {
+        let mut m = MemSource::default();
+        m.load_dir(layer, "")?;
+        Ok(m)
+    }
+
+    fn load_dir(&mut self, root: &dyn Tree, dir: &str) -> io::Result<()> {
         for name in root.list(if dir.is_empty() { "." } else { dir })? {
             let rel = if dir.is_empty() {
                 name
@@ -208,14 +248,30 @@ impl Source for MemSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::FixtureSource;
 
-    /// A fixture snapshot answers the same from memory as from disk.
+    /// A fixture snapshot answers the same from memory as from disk: a packed recording
+    /// (`fixtures/idle` is one) through its fixture reader, and unpacked into a directory.
     #[test]
     fn memory_and_disk_agree_on_a_fixture() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle/t0");
-        let mem = MemSource::load(&Root::open(&dir).unwrap()).unwrap();
-        let disk = FixtureSource::open(&dir).unwrap();
+        use crate::host::packed::{self, Layer};
+        use crate::host::FixtureTree;
+        let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/idle");
+        let tree = FixtureTree::open(&fx).unwrap();
+        let layer = Layer::open(&fx).unwrap();
+        assert!(matches!(layer, Layer::Packed(_)), "fixtures/idle is packed");
+        let mem = MemSource::load_layer(&layer.subdir("t0").unwrap()).unwrap();
+        let disk = tree.phase("t0").unwrap();
+        // The same tree unpacked, loaded through the directory reader: every node equal.
+        let tmp = tempfile::tempdir().unwrap();
+        packed::unpack(&fx, &tmp.path().join("idle")).unwrap();
+        for phase in ["t0", "t1", "samples/000"] {
+            let from_dir =
+                MemSource::load(&Root::open(&tmp.path().join("idle").join(phase)).unwrap())
+                    .unwrap();
+            let from_tar = MemSource::load_layer(&layer.subdir(phase).unwrap()).unwrap();
+            assert!(!from_tar.nodes.is_empty(), "{phase}");
+            assert_eq!(from_dir.nodes, from_tar.nodes, "{phase}");
+        }
         let mut a = mem.list("proc").unwrap();
         let mut b = disk.list("proc").unwrap();
         a.sort();
@@ -228,10 +284,9 @@ mod tests {
             mem.readlink("proc/self/ns/net").unwrap(),
             disk.readlink("proc/self/ns/net").unwrap()
         );
-        let t1 = dir.with_file_name("t1");
         let (mem1, disk1) = (
-            MemSource::load(&Root::open(&t1).unwrap()).unwrap(),
-            FixtureSource::open(&t1).unwrap(),
+            MemSource::load_layer(&layer.subdir("t1").unwrap()).unwrap(),
+            tree.phase("t1").unwrap(),
         );
         assert_eq!(mem1.statvfs("/").unwrap(), disk1.statvfs("/").unwrap());
         assert_eq!(mem1.kmsg().unwrap(), disk1.kmsg().unwrap());
@@ -239,10 +294,10 @@ mod tests {
         // No qdisc recording in `idle`; the qdisc fixture's replays the same from memory.
         assert_eq!(mem.qdiscs().unwrap_err().kind(), io::ErrorKind::Unsupported);
         let q = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/qdisc-drops-retransmits/t1");
+            .join("fixtures/qdisc-drops-retransmits");
         let (mq, dq) = (
-            MemSource::load(&Root::open(&q).unwrap()).unwrap(),
-            FixtureSource::open(&q).unwrap(),
+            MemSource::load_layer(&Layer::open(&q).unwrap().subdir("t1").unwrap()).unwrap(),
+            FixtureTree::open(&q).unwrap().phase("t1").unwrap(),
         );
         assert_eq!(mq.qdiscs().unwrap(), dq.qdiscs().unwrap());
         assert!(mq.qdiscs().unwrap().iter().any(|x| x.kind == "tbf"));

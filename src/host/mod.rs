@@ -2,6 +2,7 @@
 
 pub mod memsource;
 pub mod outdir;
+pub mod packed;
 pub mod qdisc;
 pub mod safe;
 pub mod sockdiag;

@@ -391,9 +391,10 @@ impl Root {
     }
 }
 
-/// Read one file of a fixture directory (`probes/offcpu.json`), beneath it and capped.
+/// Read one file of a fixture directory (`probes/offcpu.json`), beneath it and capped; a packed
+/// fixture's from its archive ([`super::packed::read_in`]).
 pub fn read_in(dir: &Path, rel: &str) -> io::Result<Vec<u8>> {
-    Root::open(dir)?.read(rel, cap_for(rel))
+    super::packed::read_in(dir, rel)
 }
 
 /// A file of the live system (`/proc/PID/maps`) as UTF-8 (lossy), with the cap of

@@ -21,6 +21,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::packed::Layer;
+
 /// Filesystem capacity of one mount, as `statvfs(3)` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FsStat {
@@ -617,9 +619,9 @@ impl Recorder {
 /// One recorded snapshot directory (`fixtures/NAME/t1`), read beneath it (`safe::Root`), seen
 /// through the layers of an overlay fixture (one layer for a plain fixture).
 pub struct FixtureSource {
-    /// The snapshot directory of each layer, the overlay first; `None` where a layer has no
-    /// such snapshot (its whiteouts still apply).
-    layers: Vec<Option<super::safe::Root>>,
+    /// The snapshot directory of each layer (a directory or a packed tree), the overlay first;
+    /// `None` where a layer has no such snapshot (its whiteouts still apply).
+    layers: Vec<Option<Layer>>,
     /// Per layer: paths (relative to the snapshot) it removed from the layers below it.
     removed: Vec<Vec<String>>,
     statvfs: BTreeMap<String, FsStat>,
@@ -636,7 +638,7 @@ impl FixtureSource {
                 format!("{}: not a snapshot directory", dir.display()),
             )
         })?;
-        Self::layered(vec![Some(root)], vec![Vec::new()])
+        Self::layered(vec![Some(Layer::Dir(root))], vec![Vec::new()])
     }
 
     /// The snapshot `rel` (`t0`) beneath a plain fixture directory, resolved without leaving it.
@@ -650,13 +652,10 @@ impl FixtureSource {
                 ),
             )
         })?;
-        Self::layered(vec![Some(root)], vec![Vec::new()])
+        Self::layered(vec![Some(Layer::Dir(root))], vec![Vec::new()])
     }
 
-    fn layered(
-        layers: Vec<Option<super::safe::Root>>,
-        removed: Vec<Vec<String>>,
-    ) -> io::Result<Self> {
+    fn layered(layers: Vec<Option<Layer>>, removed: Vec<Vec<String>>) -> io::Result<Self> {
         if layers.iter().all(Option::is_none) {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
@@ -683,11 +682,7 @@ impl FixtureSource {
     /// (outside the tree, a special file, too large) is final: it never falls through to a
     /// base. A path no layer has gives the plain ENOENT, so an overlay replays
     /// byte-identically.
-    fn find<T>(
-        &self,
-        rel: &str,
-        op: impl Fn(&super::safe::Root) -> io::Result<T>,
-    ) -> io::Result<T> {
+    fn find<T>(&self, rel: &str, op: impl Fn(&Layer) -> io::Result<T>) -> io::Result<T> {
         let mut last = io::Error::from_raw_os_error(libc::ENOENT);
         for (i, layer) in self.layers.iter().enumerate() {
             if let Some(root) = layer {
@@ -734,8 +729,11 @@ impl FixtureSource {
 /// and its replay is byte-identical to the full copy it replaces. Every layer is read beneath
 /// its own directory (`safe::Root`).
 pub struct FixtureTree {
-    /// The fixture first, then its bases.
-    layers: Vec<super::safe::Root>,
+    /// The fixture's directory (its `meta.json`, a plain file even when packed).
+    top: super::safe::Root,
+    /// The fixture first, then its bases: each a directory or a packed tree
+    /// ([`super::packed`]).
+    layers: Vec<Layer>,
     /// Per layer: its `removed` paths, relative to the fixture root.
     removed: Vec<Vec<String>>,
 }
@@ -778,7 +776,7 @@ impl FixtureTree {
                         .collect()
                 })
                 .unwrap_or_default();
-            layers.push(root);
+            layers.push(Layer::from_root(root)?);
             removed.push(gone);
             let Some(base) = v["base"].as_str() else {
                 break;
@@ -798,7 +796,12 @@ impl FixtureTree {
             }
             cur = next;
         }
-        Ok(FixtureTree { layers, removed })
+        let top = super::safe::Root::open(dir)?;
+        Ok(FixtureTree {
+            top,
+            layers,
+            removed,
+        })
     }
 
     /// Whether this fixture is an overlay of another.
@@ -808,7 +811,8 @@ impl FixtureTree {
 
     /// The fixture's own `meta.json` (an overlay's is complete: the window is its own).
     pub fn meta(&self) -> io::Result<Vec<u8>> {
-        self.layers[0].read("meta.json", super::safe::cap_for("meta.json"))
+        self.top
+            .read("meta.json", super::safe::cap_for("meta.json"))
     }
 
     /// The snapshot `phase` (`t0`, `t1`, `samples/003`) through every layer.
@@ -909,14 +913,13 @@ impl Source for FixtureSource {
     }
 
     fn stat_size(&self, rel: &str) -> io::Result<u64> {
-        let st = self.refusals.note(rel, self.find(rel, |r| r.stat(rel)))?;
-        let s =
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-                // Recorded as a directory because links inside it were read too (see `Recorder`).
-                self.read_file(&format!("{}/{DIR_SIZE}", rel.trim_end_matches('/')))?
-            } else {
-                self.read_file(rel)?
-            };
+        let is_dir = self.refusals.note(rel, self.find(rel, |r| r.is_dir(rel)))?;
+        let s = if is_dir {
+            // Recorded as a directory because links inside it were read too (see `Recorder`).
+            self.read_file(&format!("{}/{DIR_SIZE}", rel.trim_end_matches('/')))?
+        } else {
+            self.read_file(rel)?
+        };
         String::from_utf8_lossy(&s)
             .trim()
             .parse()
@@ -1109,5 +1112,72 @@ mod tests {
         w("a/meta.json", r#"{"base": "b"}"#);
         w("b/meta.json", r#"{"base": "a"}"#);
         assert!(FixtureTree::open(&fx.path().join("a")).is_err());
+    }
+
+    /// An overlay whose base is packed (`tree.tar` beside `meta.json`) replays as with the base
+    /// unpacked: every snapshot file, listing, link and size the same.
+    #[test]
+    fn an_overlay_of_a_packed_base_reads_as_of_its_directory() {
+        let fx = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = fx.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        w("base/meta.json", "{}");
+        w("base/t1/proc/loadavg", "base");
+        w("base/t1/proc/stat", "base stat");
+        w("base/t1/proc/pressure/cpu", "psi");
+        w("base/t1/proc/7/fd/.size", "3\n");
+        w(
+            "base/t1/statvfs.json",
+            r#"{"/": {"block_size": 4096, "blocks": 10, "blocks_free": 5, "blocks_avail": 4, "files": 9, "files_free": 8, "read_only": false}}"#,
+        );
+        std::os::unix::fs::symlink("net:[1]", fx.path().join("base/t1/proc/7/net")).unwrap();
+        std::os::unix::fs::symlink("socket:[9]", fx.path().join("base/t1/proc/7/fd/3")).unwrap();
+        w("base/samples/000/proc/stat", "s0");
+        let tar = super::super::packed::tests::tar_dir(&fx.path().join("base"));
+        w("packed/meta.json", "{}");
+        std::fs::write(fx.path().join("packed/tree.tar"), tar).unwrap();
+        for (over, base) in [("over", "base"), ("over-p", "packed")] {
+            w(
+                &format!("{over}/meta.json"),
+                &format!(r#"{{"base": "{base}", "removed": ["t1/proc/pressure"]}}"#),
+            );
+            w(&format!("{over}/t1/proc/loadavg"), "over");
+        }
+        let a = FixtureTree::open(&fx.path().join("over")).unwrap();
+        let b = FixtureTree::open(&fx.path().join("over-p")).unwrap();
+        assert!(b.meta().unwrap().starts_with(br#"{"base": "packed""#));
+        let (a1, b1) = (a.phase("t1").unwrap(), b.phase("t1").unwrap());
+        for p in [
+            "proc/loadavg",
+            "proc/stat",
+            "proc/pressure/cpu",
+            "proc/nope",
+        ] {
+            assert_eq!(
+                format!("{:?}", a1.read(p)),
+                format!("{:?}", b1.read(p)),
+                "{p}"
+            );
+        }
+        assert_eq!(b1.read_string("proc/stat").unwrap(), "base stat");
+        assert_eq!(b1.read_string("proc/loadavg").unwrap(), "over");
+        assert_eq!(a1.list("proc").unwrap(), b1.list("proc").unwrap());
+        assert_eq!(b1.list("proc").unwrap(), ["7", "loadavg", "stat"]);
+        assert_eq!(b1.readlink("proc/7/net").unwrap(), "net:[1]");
+        assert_eq!(b1.stat_size("proc/7/fd").unwrap(), 3);
+        assert_eq!(a1.statvfs("/").unwrap(), b1.statvfs("/").unwrap());
+        let (a0, b0) = (
+            a.phase("samples/000").unwrap(),
+            b.phase("samples/000").unwrap(),
+        );
+        assert_eq!(b0.read_string("proc/stat").unwrap(), "s0");
+        assert_eq!(a0.read("proc/stat").unwrap(), b0.read("proc/stat").unwrap());
+        assert_eq!(
+            a.phase("samples").unwrap().list("").unwrap(),
+            b.phase("samples").unwrap().list("").unwrap()
+        );
     }
 }

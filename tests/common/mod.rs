@@ -24,6 +24,25 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A copy of `fixtures/NAME` as a plain directory at `DIR/fx` (unpacked when packed), for
+/// tests that edit fixture files.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let src = fixture(name);
+    if src.join(triage::host::packed::TREE_FILE).is_file() {
+        triage::host::packed::unpack(&src, &d.path().join("fx")).unwrap();
+    } else {
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(d.path().join("fx"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    d
+}
+
 /// Every fixture directory (those with a `meta.json`), sorted.
 pub fn fixture_names() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");

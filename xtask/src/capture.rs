@@ -186,6 +186,8 @@ fn capture_one(run_sh: &PathBuf, bin: &PathBuf, name: &str, duration: &str) -> R
     if !out.join("meta.json").is_file() {
         bail!("{} has no meta.json after capture", out.display());
     }
+    // A recording of hundreds of files is committed packed (one tree.tar beside meta.json).
+    crate::fixtures::pack_if_large(&out)?;
     Ok(())
 }
 

@@ -67,8 +67,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             .collect();
     }
     let fixtures = util::root().join("fixtures");
-    let idle = Base::open(&fixtures.join(BASE))?;
-    let deep_idle = Base::open(&fixtures.join(deep::DEEP_BASE))?;
+    // A packed base (`fixtures pack`) is copied from a scratch copy of its tree.
+    let idle = Base::open(&crate::fixtures::unpacked(&fixtures.join(BASE))?)?;
+    let deep_idle = Base::open(&crate::fixtures::unpacked(&fixtures.join(deep::DEEP_BASE))?)?;
     for name in names {
         let base = if deep::DEEP_FIXTURES.contains(&name) {
             &deep_idle

@@ -19,6 +19,8 @@
 //!   scenario scripts.
 //! - `vmlinux [--btf FILE] [--arch x86|arm64]`: regenerate the pinned vmlinux.h from BTF.
 //! - `overlay NAME BASE`: reduce a derived fixture to the files that differ from its base.
+//! - `fixtures pack NAME...|--min-files N`, `fixtures unpack NAME`: a recording as one
+//!   deterministic `tree.tar` beside its `meta.json`, and back.
 //! - `man [--out DIR]`: man pages and shell completions from the clap definitions.
 //! - `handmade [NAME...]`: derive the hand-made fixtures (situations this machine cannot record)
 //!   from `fixtures/idle` (and `fixtures/deep-idle` for the deep dives).
@@ -35,6 +37,7 @@ mod capture;
 mod check;
 mod deps;
 mod dist;
+mod fixtures;
 mod handmade;
 mod layers;
 pub mod man;
@@ -58,6 +61,11 @@ commands:
   layers                         fail if two top-level modules of src/ import each other
   overlay NAME BASE              reduce fixtures/NAME (a modified copy of fixtures/BASE) to an
                                  overlay: only the files that differ, meta.json naming BASE
+  fixtures pack NAME... | fixtures pack --min-files N
+                                 store fixtures/NAME's tree as one deterministic tree.tar
+                                 beside its meta.json (--min-files: every plain fixture with
+                                 at least N files)
+  fixtures unpack NAME           turn a packed fixture back into a directory (for review)
   sixty-second [ARGS...]         deps, release build, run `triage sixty-second ARGS...`
   dist [--check-repro]           static x86_64 binary (+ split debug info), tarball, .deb and
                                  SHA256SUMS in target/dist/out; --check-repro builds twice
@@ -177,6 +185,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "__hold-sockets" => bench_deep::hold_sockets(rest),
         "capture" => capture::run(rest),
         "handmade" => handmade::run(rest),
+        "fixtures" => fixtures::run(rest),
         "overlay" => {
             overlay::run(rest)?;
             Ok(ExitCode::SUCCESS)

@@ -31,10 +31,12 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Reduces `dir` to an overlay of its sibling fixture `base`. Returns the files it keeps and
 /// the number of removed paths recorded.
 pub fn reduce(dir: &Path, base: &str) -> Result<(usize, usize)> {
-    let base_dir = dir
-        .parent()
-        .context("fixture directory has no parent")?
-        .join(base);
+    // A packed base is compared through a scratch copy of its tree.
+    let base_dir = crate::fixtures::unpacked(
+        &dir.parent()
+            .context("fixture directory has no parent")?
+            .join(base),
+    )?;
     let meta_path = dir.join("meta.json");
     let mut meta: Value = serde_json::from_slice(
         &fs::read(&meta_path).with_context(|| format!("{}", meta_path.display()))?,
