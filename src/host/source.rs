@@ -171,6 +171,26 @@ pub type TaskDumper = Box<dyn Fn() -> io::Result<Vec<u8>> + Send + Sync>;
 pub const TASK_DUMP_FILE: &str = "tasks.bin";
 
 impl LiveSource {
+    /// A netlink dump (`what`: sock_diag, rtnetlink) of our own network namespace, recorded
+    /// as `file`. Refused under `--root`: netlink answers for our namespace, not for the
+    /// system under the root.
+    fn netlink<T: serde::Serialize>(
+        &self,
+        what: &str,
+        file: &str,
+        dump: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.base != Path::new("/") {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{what} with --root"),
+            ));
+        }
+        let v = dump()?;
+        self.record(file, &serde_json::to_vec_pretty(&v).unwrap_or_default());
+        Ok(v)
+    }
+
     pub fn new(base: impl Into<PathBuf>) -> Self {
         let kept_cap = raise_nofile_limit().saturating_sub(64) as usize;
         let base: PathBuf = base.into();
@@ -429,22 +449,12 @@ impl Source for LiveSource {
     }
 
     fn tcp_states(&self) -> io::Result<BTreeMap<String, u64>> {
-        if self.base != Path::new("/") {
-            // Netlink answers for our own namespace, not for the system under --root.
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "sock_diag with --root",
-            ));
-        }
-        let counts: BTreeMap<String, u64> = super::sockdiag::tcp_states()?
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        self.record(
-            "sock_diag_tcp.json",
-            &serde_json::to_vec_pretty(&counts).unwrap_or_default(),
-        );
-        Ok(counts)
+        self.netlink("sock_diag", "sock_diag_tcp.json", || {
+            Ok(super::sockdiag::tcp_states()?
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect())
+        })
     }
 
     fn task_dump(&self) -> io::Result<Vec<u8>> {
@@ -457,49 +467,19 @@ impl Source for LiveSource {
     }
 
     fn tcp_listeners(&self) -> io::Result<Vec<super::sockdiag::Listener>> {
-        if self.base != Path::new("/") {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "sock_diag with --root",
-            ));
-        }
-        let l = super::sockdiag::tcp_listeners()?;
-        self.record(
-            "sock_diag_listen.json",
-            &serde_json::to_vec_pretty(&l).unwrap_or_default(),
-        );
-        Ok(l)
+        self.netlink("sock_diag", "sock_diag_listen.json", || {
+            super::sockdiag::tcp_listeners()
+        })
     }
 
     fn tcp_port_use(&self, range: (u16, u16)) -> io::Result<super::sockdiag::PortUseDump> {
-        if self.base != Path::new("/") {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "sock_diag with --root",
-            ));
-        }
-        let p = super::sockdiag::tcp_port_use(range)?;
-        self.record(
-            "sock_diag_ports.json",
-            &serde_json::to_vec_pretty(&p).unwrap_or_default(),
-        );
-        Ok(p)
+        self.netlink("sock_diag", "sock_diag_ports.json", || {
+            super::sockdiag::tcp_port_use(range)
+        })
     }
 
     fn qdiscs(&self) -> io::Result<Vec<super::qdisc::Qdisc>> {
-        if self.base != Path::new("/") {
-            // rtnetlink answers for our own namespace, not for the system under --root.
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "rtnetlink with --root",
-            ));
-        }
-        let q = super::qdisc::qdiscs()?;
-        self.record(
-            "qdisc.json",
-            &serde_json::to_vec_pretty(&q).unwrap_or_default(),
-        );
-        Ok(q)
+        self.netlink("rtnetlink", "qdisc.json", super::qdisc::qdiscs)
     }
 }
 
