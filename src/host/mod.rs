@@ -1,6 +1,7 @@
 //! Where the system lives (a [`Source`]) and facts about it.
 
 pub mod memsource;
+pub mod netlink;
 pub mod outdir;
 pub mod packed;
 pub mod qdisc;

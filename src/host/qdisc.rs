@@ -13,11 +13,11 @@ use std::io;
 
 const RTM_NEWQDISC: u16 = 36;
 const RTM_GETQDISC: u16 = 38;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_HDRLEN: usize = 16;
+use super::netlink::NLMSG_HDRLEN;
+#[cfg(test)]
+use super::netlink::{NLMSG_DONE, NLMSG_ERROR};
 /// `struct tcmsg`: family, pad, pad (u16), ifindex (i32), handle, parent, info (u32).
 const TCMSG_LEN: usize = 20;
 
@@ -179,38 +179,11 @@ pub fn parse_qdisc(m: &[u8]) -> Option<Qdisc> {
 /// Returns true at `NLMSG_DONE`; a kernel error is an error; a message whose length does not
 /// fit the buffer is an error (the rest of the buffer cannot be framed).
 pub fn parse_messages(buf: &[u8], out: &mut Vec<Qdisc>) -> io::Result<bool> {
-    let mut off = 0usize;
-    while off + NLMSG_HDRLEN <= buf.len() {
-        let len = u32_at(buf, off).unwrap_or(0) as usize;
-        let kind = u16_at(buf, off + 4).unwrap_or(0);
-        let Some(msg) = buf
-            .get(off..off.saturating_add(len))
-            .filter(|_| len >= NLMSG_HDRLEN)
-        else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "truncated netlink message",
-            ));
-        };
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let errno = msg.get(NLMSG_HDRLEN..).and_then(|b| u32_at(b, 0));
-                let errno = errno.map(|e| (e as i32).saturating_neg()).unwrap_or(0);
-                return Err(if errno > 0 {
-                    io::Error::from_raw_os_error(errno)
-                } else {
-                    io::Error::new(io::ErrorKind::InvalidData, "netlink error message")
-                });
-            }
-            RTM_NEWQDISC if out.len() < MAX_QDISCS => {
-                out.extend(parse_qdisc(&msg[NLMSG_HDRLEN..]));
-            }
-            _ => {}
+    super::netlink::walk(buf, |kind, payload| {
+        if kind == RTM_NEWQDISC && out.len() < MAX_QDISCS {
+            out.extend(parse_qdisc(payload));
         }
-        off = off.saturating_add((len + 3) & !3);
-    }
-    Ok(false)
+    })
 }
 
 fn request(seq: u32) -> Vec<u8> {

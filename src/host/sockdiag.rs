@@ -22,11 +22,11 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const TCPDIAG_GETSOCK: u16 = 18;
 /// `inet_diag_req`: family, src_len, dst_len, ext, the 48-byte socket id, states, dbs.
 const COMPAT_REQ_LEN: usize = 60;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_HDRLEN: usize = 16;
+use super::netlink::NLMSG_HDRLEN;
+#[cfg(test)]
+use super::netlink::{NLMSG_DONE, NLMSG_ERROR};
 /// `inet_diag_req_v2`: family, protocol, ext, pad, states (u32), then a 48-byte socket id.
 const REQ_LEN: usize = 56;
 
@@ -141,33 +141,11 @@ pub fn parse_listener(m: &[u8]) -> Option<Listener> {
 /// Walk the netlink messages in `buf`, calling `each` with every socket's `inet_diag_msg`.
 /// Returns true at NLMSG_DONE.
 fn walk_messages(buf: &[u8], mut each: impl FnMut(&[u8])) -> io::Result<bool> {
-    let mut off = 0;
-    while off + NLMSG_HDRLEN <= buf.len() {
-        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
-        let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap_or_default());
-        if len < NLMSG_HDRLEN || off + len > buf.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "truncated netlink message",
-            ));
+    super::netlink::walk(buf, |kind, payload| {
+        if kind == SOCK_DIAG_BY_FAMILY || kind == TCPDIAG_GETSOCK {
+            each(payload)
         }
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let errno = buf
-                    .get(off + NLMSG_HDRLEN..off + NLMSG_HDRLEN + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map(i32::from_ne_bytes)
-                    .unwrap_or(0);
-                return Err(io::Error::from_raw_os_error(-errno));
-            }
-            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => each(&buf[off + NLMSG_HDRLEN..off + len]),
-            _ => {}
-        }
-        // Messages are 4-byte aligned.
-        off += (len + 3) & !3;
-    }
-    Ok(false)
+    })
 }
 
 /// Count the TCP sockets of our network namespace by state (IPv4 and IPv6): one walk of the
