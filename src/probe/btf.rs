@@ -139,7 +139,7 @@ fn cut(roots: &[&str]) -> Cut {
 /// ([`super::minbtf`]), which spares libbpf the search of every kernel type; else (no cut
 /// possible, the reason is returned) the kernel BTF as libbpf finds it.
 #[cfg(feature = "bpf")]
-pub fn open_opts_minimal(probe: &'static str, roots: &[&str]) -> (OpenOpts, Option<String>) {
+fn open_opts_minimal(probe: &'static str, roots: &[&str]) -> (OpenOpts, Option<String>) {
     use std::os::fd::AsRawFd as _;
     if external().is_some() {
         return (open_opts(), None);
