@@ -48,6 +48,17 @@ fn missing_fixture_is_a_clear_runtime_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/fixture/meta.json"));
 }
 
+/// An error quoting a hostile path (here a fixture named with a terminal-title escape) prints
+/// it escaped: no control byte reaches the terminal.
+#[test]
+fn errors_escape_the_names_they_quote() {
+    let o = run(&["sixty-second", "--fixture", "/tmp/no\x1b]0;pwned\x07where"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("/tmp/no\\x1b]0;pwned\\x07where"), "{err}");
+    assert!(!err.bytes().any(|b| b < 0x20 && b != b'\n'), "{err:?}");
+}
+
 #[test]
 fn fixture_json_and_table_agree() {
     let o = run(&[

@@ -65,12 +65,20 @@ fn use_color(g: &Global) -> bool {
     }
 }
 
+/// Print a command's error on stderr. Errors quote paths and names from the system, a
+/// fixture or an archive inside one: every line is escaped (a name cannot drive the terminal),
+/// the line breaks of a multi-line message are kept.
+fn print_error(e: &str) {
+    let lines: Vec<_> = e.split('\n').map(crate::text::sanitize).collect();
+    eprintln!("triage: {}", lines.join("\n"));
+}
+
 /// Prints a rendered document (exit 0) or the error (exit 1).
 fn text_or_error(r: Result<String, String>) -> i32 {
     match r {
         Ok(text) => print_or_exit_code(&text),
         Err(e) => {
-            eprintln!("triage: {e}");
+            print_error(&e);
             1
         }
     }
@@ -79,7 +87,7 @@ fn text_or_error(r: Result<String, String>) -> i32 {
 /// Run the parsed command; returns the process exit code (see [`crate::cli::exit`]).
 pub fn run(mut cli: Cli) -> i32 {
     if let Err(e) = cli.global.resolve(&cli.command) {
-        eprintln!("triage: {e}");
+        print_error(&e);
         return exit::USAGE;
     }
     let g = &cli.global;
@@ -163,7 +171,7 @@ pub fn run(mut cli: Cli) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("triage: {e}");
+            print_error(&e);
             exit::NO_REPORT
         }
     }
