@@ -92,6 +92,9 @@ pub fn run(mut cli: Cli) -> i32 {
     }
     let g = &cli.global;
     crate::probe::btf::set_external(g.btf.clone());
+    // Before any thread opens a BPF object (libbpf's handler table is not thread-safe).
+    #[cfg(feature = "bpf")]
+    crate::probe::tpbtf::register();
     let width = output::table_width(g.width);
     let style = render::table::Style {
         color: use_color(g),

@@ -103,6 +103,7 @@ fn opts_with(
 #[cfg(feature = "bpf")]
 pub fn open_opts() -> OpenOpts {
     use std::os::unix::ffi::OsStrExt;
+    super::tpbtf::register();
     match external().and_then(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok()) {
         Some(p) => opts_with(Some(p), "external", None),
         None => opts_with(None, "kernel", None),
@@ -126,6 +127,7 @@ static CUTS: std::sync::Mutex<Vec<(&'static str, Cut)>> = std::sync::Mutex::new(
 fn cut(roots: &[&str]) -> Cut {
     use std::io::Write as _;
     let m = super::minbtf::from_kernel(roots)?;
+    super::tpbtf::offer(&m.trace_ids);
     let fd = rustix::fs::memfd_create("triage-btf", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| format!("memfd_create: {e}"))?;
     std::fs::File::from(fd.try_clone().map_err(|e| format!("memfd: {e}"))?)
@@ -141,6 +143,7 @@ fn cut(roots: &[&str]) -> Cut {
 #[cfg(feature = "bpf")]
 fn open_opts_minimal(probe: &'static str, roots: &[&str]) -> (OpenOpts, Option<String>) {
     use std::os::fd::AsRawFd as _;
+    super::tpbtf::register();
     if external().is_some() {
         return (open_opts(), None);
     }
@@ -187,13 +190,23 @@ pub fn load_minimal_first<'obj, T>(
                 note(probe, &minimal, None);
                 return Ok(t);
             }
-            Err(e) => fallback = Some(format!("with the minimal BTF: {e}")),
+            Err(e) => fallback = Some(format!("with the minimal BTF: {}", with_hook_error(e))),
         }
     }
     let whole = open_opts();
-    let t = load(&whole, second)?;
+    let t = load(&whole, second).map_err(with_hook_error)?;
     note(probe, &whole, fallback);
     Ok(t)
+}
+
+/// A load error, with why triage's `tp_btf` hook refused when it did (libbpf only says
+/// "No such process").
+#[cfg(feature = "bpf")]
+fn with_hook_error(e: String) -> String {
+    match super::tpbtf::take_error() {
+        Some(why) => format!("{e} ({why})"),
+        None => e,
+    }
 }
 
 #[cfg(feature = "bpf")]

@@ -51,7 +51,13 @@ pub struct Minimal {
     /// Types kept, of `source_types`.
     pub types: usize,
     pub source_types: usize,
+    /// Kernel type ids of the `btf_trace_<tracepoint>` typedefs, by tracepoint name (what a
+    /// `tp_btf` program attaches by; see [`super::tpbtf`]), found in the same pass.
+    pub trace_ids: Vec<(String, u32)>,
 }
+
+/// The prefix of the typedef the kernel declares for each tracepoint's BPF arguments.
+const TRACE_PREFIX: &[u8] = b"btf_trace_";
 
 /// A parsed BTF: the type and string sections and where each type starts.
 struct Parsed<'a> {
@@ -89,11 +95,13 @@ fn extra_len(kind: u32, vlen: usize) -> Result<usize, String> {
 }
 
 /// Parse `b`; the ids of the structs and unions named in `roots` are pushed on `found` (with
-/// the root's index), in the same single pass over the types.
+/// the root's index), and the `btf_trace_*` typedefs on `traces` (name offset, id), in the
+/// same single pass over the types.
 fn parse<'a>(
     b: &'a [u8],
     roots: &[&str],
     found: &mut Vec<(usize, u32)>,
+    traces: &mut Vec<(u32, u32)>,
 ) -> Result<Parsed<'a>, String> {
     if b.len() < HDR_LEN {
         return Err("BTF shorter than its header".into());
@@ -142,6 +150,11 @@ fn parse<'a>(
             {
                 found.push((i, offs.len() as u32));
             }
+        } else if kind == KIND_TYPEDEF {
+            let off = word(0) as usize;
+            if strs.get(off..off + TRACE_PREFIX.len()) == Some(TRACE_PREFIX) {
+                traces.push((off as u32, offs.len() as u32));
+            }
         }
         pos = next;
     }
@@ -152,6 +165,20 @@ fn parse<'a>(
 }
 
 impl Parsed<'_> {
+    /// (tracepoint name, typedef id) for each `btf_trace_` typedef found; names that are not
+    /// plain identifiers are skipped (a tracepoint name never needs escaping).
+    fn trace_names(&self, traces: &[(u32, u32)]) -> Vec<(String, u32)> {
+        traces
+            .iter()
+            .filter_map(|&(off, id)| {
+                let tp = self.name(off).strip_prefix(TRACE_PREFIX)?;
+                let ok =
+                    !tp.is_empty() && tp.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+                ok.then(|| (String::from_utf8_lossy(tp).into_owned(), id))
+            })
+            .collect()
+    }
+
     fn name(&self, off: u32) -> &[u8] {
         let rest = self.strs.get(off as usize..).unwrap_or_default();
         let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
@@ -202,7 +229,9 @@ impl Parsed<'_> {
 /// embed. Every root must be found.
 pub fn minimal(btf: &[u8], roots: &[&str]) -> Result<Minimal, String> {
     let mut hits = Vec::new();
-    let p = parse(btf, roots, &mut hits)?;
+    let mut traces = Vec::new();
+    let p = parse(btf, roots, &mut hits, &mut traces)?;
+    let trace_ids = p.trace_names(&traces);
     let n = p.offs.len();
     if let Some(i) = (0..roots.len()).find(|i| !hits.iter().any(|(r, _)| r == i)) {
         return Err(format!(
@@ -240,7 +269,15 @@ pub fn minimal(btf: &[u8], roots: &[&str]) -> Result<Minimal, String> {
         bytes,
         types: order.len(),
         source_types: n,
+        trace_ids,
     })
+}
+
+/// The `btf_trace_*` typedef ids of a raw kernel BTF, by tracepoint name (no cut).
+pub fn trace_ids(btf: &[u8]) -> Result<Vec<(String, u32)>, String> {
+    let mut traces = Vec::new();
+    let p = parse(btf, &[], &mut Vec::new(), &mut traces)?;
+    Ok(p.trace_names(&traces))
 }
 
 /// Write the kept types, renumbered, with their own string section.
@@ -401,6 +438,11 @@ pub fn from_kernel(roots: &[&str]) -> Result<Minimal, String> {
     minimal(KernelBtf::open()?.bytes(), roots)
 }
 
+/// The running kernel's `btf_trace_*` typedef ids ([`trace_ids`] of its BTF).
+pub fn kernel_trace_ids() -> Result<Vec<(String, u32)>, String> {
+    trace_ids(KernelBtf::open()?.bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,7 +523,7 @@ mod tests {
     type Dumped = (u32, String, u32, Vec<Member>);
 
     fn dump(b: &[u8]) -> Vec<Dumped> {
-        let p = parse(b, &[], &mut vec![]).unwrap();
+        let p = parse(b, &[], &mut vec![], &mut vec![]).unwrap();
         (1..=p.offs.len() as u32)
             .map(|id| {
                 let (off, info, st) = p.head(id).unwrap();
@@ -559,6 +601,53 @@ mod tests {
         let mut b = B::new();
         b.ty("x", 31, 0, 0, &[]);
         assert!(minimal(&b.bytes(), &["x"]).unwrap_err().contains("kind 31"));
+    }
+
+    #[test]
+    fn finds_tracepoint_typedefs_in_the_same_pass() {
+        let mut b = B::new();
+        b.ty("int", KIND_INT, 0, 4, &[32]);
+        b.ty("btf_trace_sched_switch", KIND_TYPEDEF, 0, 1, &[]);
+        b.ty("btf_trace_", KIND_TYPEDEF, 0, 1, &[]);
+        b.ty("btf_trace_bad\x1b[2J", KIND_TYPEDEF, 0, 1, &[]);
+        b.ty("btf_trace_not_a_typedef", KIND_STRUCT, 0, 0, &[]);
+        b.ty("trace_other", KIND_TYPEDEF, 0, 1, &[]);
+        b.ty("btf_trace_block_rq_issue", KIND_TYPEDEF, 0, 1, &[]);
+        let want = vec![
+            ("sched_switch".to_string(), 2),
+            ("block_rq_issue".to_string(), 7),
+        ];
+        assert_eq!(trace_ids(&b.bytes()).unwrap(), want);
+        assert_eq!(
+            minimal(&b.bytes(), &["btf_trace_not_a_typedef"])
+                .unwrap()
+                .trace_ids,
+            want
+        );
+        assert!(trace_ids(&b.bytes()[..40]).is_err());
+    }
+
+    /// Our ids are the ones libbpf's own lookup finds (what `tp_btf` programs attach by).
+    #[cfg(feature = "bpf")]
+    #[test]
+    fn kernel_trace_ids_match_libbpf() {
+        use libbpf_rs::libbpf_sys as sys;
+        let ids = kernel_trace_ids().expect("this test reads the kernel's BTF");
+        assert!(ids.len() > 100, "{} tracepoints", ids.len());
+        for tp in [
+            "sched_switch",
+            "sched_wakeup",
+            "sys_enter",
+            "block_rq_complete",
+        ] {
+            let ours = ids.iter().find(|(n, _)| n == tp).map(|p| p.1);
+            let name = std::ffi::CString::new(tp).unwrap();
+            // SAFETY: a NUL-terminated name; libbpf parses the kernel BTF and frees it.
+            let theirs =
+                unsafe { sys::libbpf_find_vmlinux_btf_id(name.as_ptr(), sys::BPF_TRACE_RAW_TP) };
+            assert!(theirs > 0, "{tp}: {theirs}");
+            assert_eq!(ours, Some(theirs as u32), "{tp}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub mod stacks;
 pub mod syscalls;
 #[cfg(feature = "bpf")]
 pub mod taskiter;
+#[cfg(feature = "bpf")]
+pub mod tpbtf;
 
 #[cfg(feature = "bpf")]
 #[allow(clippy::all, dead_code, unused_imports, non_camel_case_types)]
