@@ -17,8 +17,10 @@
 #define OD_USTACK 3 /* user stack not captured */
 #define OD_SLOTS 4
 
-/* Where a thread went off CPU, stored at switch-out, keyed by thread id. `kstack` is set
- * there only by the raw_tp twin; tp_btf takes the kernel stack at switch-in. */
+/* Where a thread went off CPU, stored at switch-out, keyed by thread id; `ts` 0: closed (the
+ * thread is back on CPU; the record is reused at its next block and deleted when it exits).
+ * `kstack` is set there by the raw_tp twin, and by tp_btf when every block is wanted;
+ * otherwise tp_btf takes the kernel stack at switch-in. */
 struct offcpu_start {
 	__u64 ts;
 	__u64 kstack; /* hash of the kernel stack (key of offcpu_kstacks); 0: none */

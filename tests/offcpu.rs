@@ -246,6 +246,68 @@ mod live {
         );
     }
 
+    /// `--min-block 1us` takes kernel stacks at switch-out (from the tracepoint), a larger
+    /// one at switch-in (`bpf_get_task_stack`), the raw_tp twin always at switch-out: the same
+    /// sleeps must give the same kernel stacks, with no tracing or scheduler frame in them.
+    #[test]
+    #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
+    fn kernel_stacks_are_the_same_taken_at_switch_out_or_in() {
+        let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        common::require_bpf();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = build("sleeper", dir.path());
+        let sleeps = |min_block_us: u64| {
+            let child = Command::new(&bin)
+                .args(["5", "20"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let p = trace_child(child, min_block_us);
+            let sleeping: Vec<_> = p
+                .stacks
+                .iter()
+                .filter(|s| s.has_frame("nanosleep"))
+                .collect();
+            let blocks: u64 = sleeping.iter().map(|s| s.count).sum();
+            // One block in a run may go unrecorded (see the test above).
+            assert!(
+                (19..=20).contains(&blocks),
+                "{min_block_us} us: {sleeping:#?}"
+            );
+            let mut stacks: Vec<Vec<String>> = sleeping
+                .iter()
+                .map(|s| {
+                    s.kernel
+                        .iter()
+                        .map(|f| f.func.clone().unwrap_or_default())
+                        .collect()
+                })
+                .collect();
+            stacks.sort();
+            stacks.dedup();
+            stacks
+        };
+        let at_out = sleeps(1);
+        let at_in = sleeps(2);
+        // SAFETY (env): the probe tests run one at a time (SERIAL) and only they read it.
+        std::env::set_var("TRIAGE_ATTACH", "raw_tp");
+        let raw_tp = sleeps(1);
+        std::env::remove_var("TRIAGE_ATTACH");
+        eprintln!("switch-out {at_out:?}\nswitch-in {at_in:?}\nraw_tp {raw_tp:?}");
+        for s in at_out.iter().chain(&at_in).chain(&raw_tp) {
+            assert!(s.iter().any(|n| n.contains("nanosleep")), "{s:?}");
+            for f in s {
+                assert!(
+                    !f.starts_with("bpf_") && f != "schedule" && f != "__schedule",
+                    "{s:?}"
+                );
+            }
+        }
+        assert_eq!(at_out, at_in);
+        assert_eq!(raw_tp, at_in);
+    }
+
     #[test]
     #[ignore = "needs root: loads eBPF probes (CAP_BPF+CAP_PERFMON); cargo xtask test runs it as root"]
     fn mutex_contention_is_found() {

@@ -98,6 +98,7 @@ fn load<'obj>(
         ro.user_stacks = opts.user_stacks;
         ro.kernel_threads = opts.kernel_threads;
         ro.include_runnable = opts.include_runnable;
+        ro.kstack_at_switch_out = kstack_at_switch_out(opts);
     }
     let btf = kind == "tp_btf";
     open.progs.offcpu_switch_btf.set_autoload(btf);
@@ -179,7 +180,15 @@ pub fn trace(opts: &Options, mut stop: impl FnMut() -> bool) -> Result<OffcpuPro
                 if let (Some(pid), Some(before)) = (opts.pid, before) {
                     add_never_ran(&mut raw, pid, &before, traced.as_nanos() as u64);
                 }
-                let mut out = symbolize(&mut w, raw, opts);
+                // Stacks taken at switch-out read as those taken off CPU (one kallsyms read
+                // serves this and the symbolizer).
+                let ksyms = (!raw.kstacks.is_empty())
+                    .then(super::stacks::Kallsyms::read)
+                    .and_then(Result::ok);
+                if let Some(sched) = ksyms.as_ref().and_then(|k| k.sched_text()) {
+                    as_off_cpu(&mut raw, sched);
+                }
+                let mut out = symbolize(&mut w, raw, opts, ksyms.as_ref());
                 out.attach_type = kind.to_string();
                 out.traced_s = traced.as_secs_f64();
                 out.startup_ms = startup.as_secs_f64() * 1000.0;
@@ -243,6 +252,9 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     let now = monotonic_ns();
     for (pid, v) in dec.entries::<u32, offcpu_start>(&m.offcpu_starts) {
         let (ts, tgid) = (v.ts, v.tgid);
+        if ts == 0 {
+            continue; // a closed record, kept for the thread's next block
+        }
         let delta = now.saturating_sub(ts);
         if delta < min_block_ns {
             continue;
@@ -317,13 +329,76 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
     }
 }
 
-fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> OffcpuProbe {
+/// Whether the tp_btf program takes kernel stacks at switch-out: when every block is wanted
+/// (`--min-block 1us`: no block is that short, every one needs its stack, and the walk from
+/// the tracepoint's context is the cheaper one) and kallsyms shows the addresses needed to
+/// drop the scheduler's frames afterwards ([`as_off_cpu`]).
+fn kstack_at_switch_out(opts: &Options) -> bool {
+    let visible = match std::fs::read_to_string("/proc/sys/kernel/kptr_restrict") {
+        Ok(v) => match v.trim() {
+            "0" => true,
+            "1" => rustix::process::geteuid().is_root(),
+            _ => false,
+        },
+        Err(_) => false,
+    };
+    opts.min_block_us <= 1 && visible
+}
+
+/// Rewrite stacks taken at switch-out (raw_tp, or tp_btf with [`kstack_at_switch_out`]) as
+/// taken off CPU ([`super::stacks::as_off_cpu`]), and merge the rows that then share a stack
+/// (`schedule` and `schedule_timeout` callers of one function become one row, as the kernel
+/// makes them at switch-in). The kept hash of a stack is the smallest of those it merges.
+fn as_off_cpu(raw: &mut Raw, sched: (u64, u64)) {
+    let mut by_frames: HashMap<Vec<u64>, u64> = HashMap::new();
+    let mut renamed: HashMap<u64, u64> = HashMap::new();
+    let mut old: Vec<(u64, Vec<u64>)> = raw.kstacks.drain().collect();
+    old.sort_unstable_by_key(|(h, _)| *h);
+    for (h, frames) in old {
+        let trimmed = super::stacks::as_off_cpu(&frames, sched);
+        let keep = *by_frames.entry(trimmed.clone()).or_insert(h);
+        if keep == h {
+            raw.kstacks.insert(h, trimmed);
+        }
+        renamed.insert(h, keep);
+    }
+    let mut rows: Vec<RawRow> = Vec::with_capacity(raw.rows.len());
+    let mut at: HashMap<(u32, u32, u64, i32, u32), usize> = HashMap::new();
+    for mut r in raw.rows.drain(..) {
+        if let Some(&k) = renamed.get(&r.kstack) {
+            r.kstack = k;
+        }
+        let key = (r.tgid, r.pid, r.kstack, r.ustack, r.state);
+        match at.get(&key) {
+            Some(&i) if r.proc_kstack.is_none() && rows[i].proc_kstack.is_none() => {
+                let m = &mut rows[i];
+                m.total_ns += r.total_ns;
+                m.count += r.count;
+                m.max_ns = m.max_ns.max(r.max_ns);
+                m.timer_count += r.timer_count;
+                m.timer_ns += r.timer_ns;
+            }
+            _ => {
+                at.entry(key).or_insert(rows.len());
+                rows.push(r);
+            }
+        }
+    }
+    raw.rows = rows;
+}
+
+fn symbolize(
+    w: &mut Watcher,
+    raw: Raw,
+    opts: &Options,
+    kallsyms: Option<&super::stacks::Kallsyms>,
+) -> OffcpuProbe {
     let kaddrs: Vec<u64> = raw.kstacks.values().flatten().copied().collect();
     let per_proc = user_addrs(raw.rows.iter().map(|r| (r.tgid, r.ustack)), &raw.stacks);
     let Names {
         kernel: kframes,
         user: uframes,
-    } = symbolize_addrs(w, kaddrs, &per_proc);
+    } = symbolize_addrs(w, kaddrs, &per_proc, kallsyms);
     let mut out = OffcpuProbe {
         format_version: OFFCPU_FORMAT,
         scope: super::scope_label(opts.pid, opts.cgroup.as_ref().map(|c| c.0.as_str()), None),
@@ -501,5 +576,67 @@ fn add_never_ran(raw: &mut Raw, tgid: u32, before: &BTreeMap<u32, (u64, u64)>, w
             timer_count: 0,
             timer_ns: 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kstack: u64, total_ns: u64, max_ns: u64) -> RawRow {
+        RawRow {
+            tgid: 7,
+            pid: 8,
+            kstack,
+            proc_kstack: None,
+            ustack: 3,
+            state: 1,
+            total_ns,
+            count: 1,
+            max_ns,
+            comm: "w".into(),
+            timer_count: 1,
+            timer_ns: total_ns,
+        }
+    }
+
+    #[test]
+    fn switch_out_stacks_merge_as_the_kernel_would_at_switch_in() {
+        let sched = (100, 200);
+        let mut raw = Raw {
+            // Two callers of the same function, through `schedule` and `schedule_timeout`:
+            // one stack off CPU. A third stack differs in a caller's frame.
+            rows: vec![row(11, 5, 5), row(22, 7, 7), row(33, 1, 1), {
+                let mut r = row(0, 4, 4);
+                r.proc_kstack = Some(vec![]);
+                r
+            }],
+            stacks: HashMap::new(),
+            kstacks: HashMap::from([
+                (22, vec![9_000, 50, 150, 130, 300, 400]),
+                (11, vec![9_000, 50, 150, 120, 300, 400]),
+                (33, vec![9_000, 50, 150, 120, 301, 400]),
+            ]),
+            dropped: OffcpuDropped::default(),
+        };
+        as_off_cpu(&mut raw, sched);
+        assert_eq!(
+            raw.kstacks,
+            HashMap::from([(11, vec![300, 400]), (33, vec![301, 400])]),
+            "the smallest hash of a merged group is kept"
+        );
+        let got: Vec<(u64, u64, u64, u64, u64)> = raw
+            .rows
+            .iter()
+            .map(|r| (r.kstack, r.total_ns, r.count, r.max_ns, r.timer_count))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(11, 12, 2, 7, 2), (33, 1, 1, 1, 1), (0, 4, 1, 4, 1)]
+        );
+        assert!(
+            raw.rows[2].proc_kstack.is_some(),
+            "a /proc row stays as it is"
+        );
     }
 }

@@ -357,7 +357,7 @@ fn symbolize(w: &mut Watcher, raw: Raw, opts: &Options) -> ProfileProbe {
         .copied()
         .collect();
     let per_proc = user_addrs(raw.rows.iter().map(|r| (r.tgid, r.ustack)), &raw.stacks);
-    let Names { kernel, user } = symbolize_addrs(w, kaddrs, &per_proc);
+    let Names { kernel, user } = symbolize_addrs(w, kaddrs, &per_proc, None);
     let unknown = |a: u64| Frame {
         func: None,
         offset: a,

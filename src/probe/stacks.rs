@@ -109,19 +109,101 @@ pub(crate) struct Names {
     pub user: HashMap<(u32, u64), Frame>,
 }
 
+/// Larger than any kernel's symbol list (about 5 MB, 120,000 lines on 6.18).
+const KALLSYMS_CAP: usize = 64 << 20;
+
+/// One read of `/proc/kallsyms` (formatting it costs the kernel tens of milliseconds), kept in
+/// a memory file so that the symbolizer reads this copy instead of asking the kernel again.
+pub(crate) struct Kallsyms {
+    bytes: Vec<u8>,
+    file: Option<std::fs::File>,
+}
+
+impl Kallsyms {
+    pub(crate) fn read() -> std::io::Result<Self> {
+        use std::io::Write as _;
+        let bytes =
+            crate::host::safe::read_capped(&std::fs::File::open("/proc/kallsyms")?, KALLSYMS_CAP)?;
+        let file = rustix::fs::memfd_create("triage-kallsyms", rustix::fs::MemfdFlags::CLOEXEC)
+            .ok()
+            .map(std::fs::File::from)
+            .filter(|mut f| f.write_all(&bytes).is_ok());
+        Ok(Kallsyms { bytes, file })
+    }
+
+    /// The path the symbolizer reads the copy from.
+    fn path(&self) -> Option<std::path::PathBuf> {
+        use std::os::fd::AsRawFd as _;
+        let f = self.file.as_ref()?;
+        Some(format!("/proc/self/fd/{}", f.as_raw_fd()).into())
+    }
+
+    /// The scheduler's text, `[__sched_text_start, __sched_text_end)`: the functions the
+    /// kernel itself leaves out of a blocked task's stack. `None` when the listing hides
+    /// addresses (kptr_restrict) or lacks the markers.
+    pub(crate) fn sched_text(&self) -> Option<(u64, u64)> {
+        sched_text(&self.bytes)
+    }
+}
+
+fn sched_text(kallsyms: &[u8]) -> Option<(u64, u64)> {
+    let (mut start, mut end) = (None, None);
+    for line in kallsyms.split(|&c| c == b'\n') {
+        // "ffffffff8226e862 T __sched_text_end"
+        let mut f = line.split(|&c| c == b' ');
+        let (Some(addr), Some(_), Some(name)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let slot = match name {
+            b"__sched_text_start" => &mut start,
+            b"__sched_text_end" => &mut end,
+            _ => continue,
+        };
+        *slot = std::str::from_utf8(addr)
+            .ok()
+            .and_then(|a| u64::from_str_radix(a, 16).ok());
+        if start.is_some() && end.is_some() {
+            break;
+        }
+    }
+    match (start?, end?) {
+        (s, e) if s != 0 && s < e => Some((s, e)),
+        _ => None,
+    }
+}
+
+/// A kernel stack taken in the scheduler's tracepoint (at switch-out) as the same task's stack
+/// taken once it is off CPU would read (`bpf_get_task_stack`): the frames before the first
+/// scheduler function (the BPF program and the tracepoint's call into it) and every scheduler
+/// function (`__schedule`, `schedule`, `schedule_timeout`...) dropped. A stack without a
+/// scheduler frame is returned as it is (it was taken off CPU already).
+pub(crate) fn as_off_cpu(frames: &[u64], sched: (u64, u64)) -> Vec<u64> {
+    let inside = |a: &u64| (sched.0..sched.1).contains(a);
+    match frames.iter().position(inside) {
+        Some(i) => frames[i..].iter().filter(|a| !inside(a)).copied().collect(),
+        None => frames.to_vec(),
+    }
+}
+
 /// Symbolize every kernel address in one batch and each process's user addresses in one
 /// batch per process; frames still unnamed but inside a known file (the process exited) are
-/// symbolized from the file by offset. Shared by the off-CPU and the on-CPU probes.
+/// symbolized from the file by offset. Shared by the off-CPU and the on-CPU probes. Kernel
+/// symbols come from `kallsyms` when given (a copy already read), else from the kernel's.
 pub(crate) fn symbolize_addrs(
     w: &mut Watcher,
     mut kaddrs: Vec<u64>,
     per_proc: &BTreeMap<u32, BTreeSet<u64>>,
+    kallsyms: Option<&Kallsyms>,
 ) -> Names {
     // Kernel: one batch of every kernel address.
     kaddrs.sort_unstable();
     kaddrs.dedup();
     let ksrc = Source::Kernel(Kernel {
         vmlinux: MaybeDefault::None,
+        kallsyms: match kallsyms.and_then(Kallsyms::path) {
+            Some(p) => MaybeDefault::Some(p),
+            None => MaybeDefault::Default,
+        },
         ..Default::default()
     });
     let kframes: HashMap<u64, Frame> = match w.symbolizer.symbolize(&ksrc, Input::AbsAddr(&kaddrs))
@@ -271,6 +353,42 @@ pub fn heaviest_first<T, K: Ord>(s: &mut [T], key: impl Fn(&T) -> (u64, K)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sched_text_is_read_from_kallsyms_and_hidden_addresses_give_none() {
+        let k = b"ffffffff81000000 T _text\n\
+ffffffff82266000 T __sched_text_start\n\
+ffffffff82266010 T __schedule\n\
+ffffffff8226e862 T __sched_text_end\n\
+ffffffffc0000000 t x [mod]\n";
+        assert_eq!(
+            sched_text(k),
+            Some((0xffffffff82266000, 0xffffffff8226e862))
+        );
+        let hidden =
+            b"0000000000000000 T __sched_text_start\n0000000000000000 T __sched_text_end\n";
+        assert_eq!(sched_text(hidden), None);
+        assert_eq!(sched_text(b"ffffffff82266000 T __sched_text_start\n"), None);
+        assert_eq!(
+            sched_text(b"zz T __sched_text_start\n1 T __sched_text_end\n"),
+            None
+        );
+        assert_eq!(sched_text(b""), None);
+    }
+
+    #[test]
+    fn switch_out_stacks_lose_the_tracing_and_scheduler_frames() {
+        let sched = (100, 200);
+        // BPF program, bpf_trace_run4, __schedule, schedule, then the caller's frames.
+        let out = [9_000, 50, 150, 120, 300, 400];
+        assert_eq!(as_off_cpu(&out, sched), vec![300, 400]);
+        // A scheduler function further out (a mutex slow path) goes too, as the kernel drops it.
+        assert_eq!(as_off_cpu(&[7, 150, 310, 180, 320], sched), vec![310, 320]);
+        // Taken off CPU already: unchanged.
+        assert_eq!(as_off_cpu(&[300, 400], sched), vec![300, 400]);
+        // The end of the range is outside it.
+        assert_eq!(as_off_cpu(&[150, 200], sched), vec![200]);
+    }
 
     /// Heaviest first; equal weights in id order, whatever order they came in.
     #[test]
