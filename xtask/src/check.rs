@@ -110,6 +110,15 @@ pub fn run() -> Result<ExitCode> {
             failed.push("layers");
         }
     }
+    // The floor patches (xtask/floors, issue 13's measurements) still apply to the probes.
+    match floors_apply() {
+        Ok(()) => verdicts.push("floors ok".to_string()),
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            verdicts.push("floors FAILED".to_string());
+            failed.push("floors");
+        }
+    }
     for (name, args) in steps {
         let mut cmd = util::cargo();
         cmd.args(args);
@@ -150,4 +159,31 @@ fn is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
         })
         .unwrap_or(false)
+}
+
+/// `git apply --check` of every xtask/floors/*.patch against the tree: a floor that no longer
+/// applies would silently stop measuring what the benchmarks' notes quote.
+fn floors_apply() -> anyhow::Result<()> {
+    let dir = util::root().join("xtask/floors");
+    let mut patches: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    patches.sort();
+    anyhow::ensure!(!patches.is_empty(), "no patch in {}", dir.display());
+    for p in patches {
+        let ok = std::process::Command::new("git")
+            .arg("apply")
+            .arg("--check")
+            .arg(&p)
+            .current_dir(util::root())
+            .status()?
+            .success();
+        anyhow::ensure!(
+            ok,
+            "{} no longer applies: update it with the probe",
+            p.display()
+        );
+    }
+    Ok(())
 }

@@ -25,8 +25,9 @@ pub const BUILD: &[&str] = &[
 /// machine runs every test for real): `perf` checks that a classic tracepoint program leaves
 /// events to other perf users; `setpriv` (util-linux) runs the unprivileged-run tests.
 /// `ip` and `tc` (iproute2) build the network namespaces, veths and the dropping tbf of the
-/// qdisc test (tests/qdisc.rs).
-pub const TEST: &[&str] = &["linux-perf", "util-linux", "iproute2"];
+/// qdisc test (tests/qdisc.rs). `git apply --check` keeps the floor patches (xtask/floors) in
+/// step with the probes.
+pub const TEST: &[&str] = &["linux-perf", "util-linux", "iproute2", "git"];
 
 /// The classic 60-second commands the bench compares against (sysstat, procps, util-linux),
 /// and the load generators and profilers the fault scenarios and benchmarks use.
