@@ -33,7 +33,6 @@ type Ids = Result<HashMap<String, u32>, String>;
 static IDS: OnceLock<Ids> = OnceLock::new();
 static LAST_ERROR: Mutex<Option<String>> = Mutex::new(None);
 static REGISTER: Once = Once::new();
-static ACTIVE: OnceLock<bool> = OnceLock::new();
 
 /// Keep the ids a BTF cut found (the first cut of the process wins; they are the kernel's).
 pub fn offer(ids: &[(String, u32)]) {
@@ -62,38 +61,34 @@ pub fn take_error() -> Option<String> {
     LAST_ERROR.lock().ok()?.take()
 }
 
-/// Whether triage's handler is in place (registered, and not turned off).
-pub fn active() -> bool {
-    ACTIVE.get().copied().unwrap_or(false)
-}
-
 /// Register the handler once per process, before any object is opened. libbpf's handler
 /// table is not thread-safe: every open goes through [`super::btf`]'s options, which call
 /// this first, and `Once` makes a second thread wait until registration is done.
 pub fn register() {
     REGISTER.call_once(|| {
-        let off = std::env::var_os(super::btf::NO_CUT_ENV).is_some_and(|v| v == "0");
-        let ok = !off && {
-            let opts = sys::libbpf_prog_handler_opts {
-                sz: std::mem::size_of::<sys::libbpf_prog_handler_opts>() as _,
-                cookie: 0,
-                prog_setup_fn: Some(setup),
-                prog_prepare_load_fn: Some(prepare),
-                prog_attach_fn: Some(attach),
-            };
-            // SAFETY: a static NUL-terminated section name and a fully initialised options
-            // struct that libbpf copies; the callbacks are `extern "C"` and live forever.
-            let id = unsafe {
-                sys::libbpf_register_prog_handler(
-                    c"tp_btf+".as_ptr(),
-                    sys::BPF_PROG_TYPE_TRACING,
-                    sys::BPF_TRACE_RAW_TP,
-                    &opts,
-                )
-            };
-            id > 0
+        if std::env::var_os(super::btf::NO_CUT_ENV).is_some_and(|v| v == "0") {
+            return;
+        }
+        let opts = sys::libbpf_prog_handler_opts {
+            sz: std::mem::size_of::<sys::libbpf_prog_handler_opts>() as _,
+            cookie: 0,
+            prog_setup_fn: Some(setup),
+            prog_prepare_load_fn: Some(prepare),
+            prog_attach_fn: Some(attach),
         };
-        let _ = ACTIVE.set(ok);
+        // SAFETY: a static NUL-terminated section name and a fully initialised options
+        // struct that libbpf copies; the callbacks are `extern "C"` and live forever.
+        let id = unsafe {
+            sys::libbpf_register_prog_handler(
+                c"tp_btf+".as_ptr(),
+                sys::BPF_PROG_TYPE_TRACING,
+                sys::BPF_TRACE_RAW_TP,
+                &opts,
+            )
+        };
+        // A refusal (a libbpf without custom handlers) leaves libbpf's own: slower, same
+        // result.
+        let _ = id;
     });
 }
 
