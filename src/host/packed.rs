@@ -664,11 +664,7 @@ pub(crate) mod tests {
     fn a_packed_tree_reads_as_its_directory() {
         let d = tempfile::tempdir().unwrap();
         let fx = d.path().join("dir");
-        let w = |rel: &str, text: &str| {
-            let p = fx.join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        };
+        let w = |rel: &str, text: &str| crate::host::write_test_file(&fx, rel, text);
         // (No meta.json in the directory: a packed fixture keeps it beside the archive.)
         w("t1/proc/stat", "cpu 1 2 3\n");
         w("t1/proc/42/stat", "42 (x) S");

@@ -1054,11 +1054,7 @@ mod tests {
     #[test]
     fn overlay_falls_back_to_its_base_and_hides_removed_paths() {
         let fx = tempfile::tempdir().unwrap();
-        let w = |rel: &str, text: &str| {
-            let p = fx.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        };
+        let w = |rel: &str, text: &str| crate::host::write_test_file(fx.path(), rel, text);
         w("base/meta.json", "{}");
         w("base/t1/proc/loadavg", "base");
         w("base/t1/proc/stat", "base stat");
@@ -1099,11 +1095,7 @@ mod tests {
     #[test]
     fn an_overlay_of_a_packed_base_reads_as_of_its_directory() {
         let fx = tempfile::tempdir().unwrap();
-        let w = |rel: &str, text: &str| {
-            let p = fx.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        };
+        let w = |rel: &str, text: &str| crate::host::write_test_file(fx.path(), rel, text);
         w("base/meta.json", "{}");
         w("base/t1/proc/loadavg", "base");
         w("base/t1/proc/stat", "base stat");

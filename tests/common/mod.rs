@@ -150,6 +150,15 @@ pub fn cgroup2_mount() -> &'static str {
         .expect("a cgroup2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup")
 }
 
+/// Fail with the command's stderr unless it exited 0.
+pub fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `triage VIEW --folded --fixture DIR` (a probe view): its lines as (stack, value), each
 /// checked to end in a whole number.
 pub fn folded_from_fixture(view: &str, fx: &Path) -> Vec<(String, u64)> {
@@ -158,11 +167,7 @@ pub fn folded_from_fixture(view: &str, fx: &Path) -> Vec<(String, u64)> {
         .arg(fx)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     text.lines()
         .map(|l| {
@@ -185,11 +190,7 @@ pub fn svg_from_fixture(view: &str, fx: &Path) -> (Value, String) {
         .arg(fx)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let doc = std::fs::read_to_string(&svg).unwrap();
     assert!(doc.starts_with("<?xml"), "{doc}");
     (json(&out), doc)

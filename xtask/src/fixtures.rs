@@ -37,7 +37,7 @@ pub const PACK_MIN_FILES: usize = 300;
 
 /// Pack a fresh recording when it has [`PACK_MIN_FILES`] files or more (`capture`).
 pub fn pack_if_large(dir: &Path) -> Result<()> {
-    if count_files(dir)? >= PACK_MIN_FILES {
+    if util::count_files(dir)? >= PACK_MIN_FILES {
         pack_one(dir)?;
     }
     Ok(())
@@ -60,7 +60,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 if !dir.is_dir() || dir.join(TREE_FILE).exists() || is_overlay(&dir)? {
                     continue;
                 }
-                if count_files(&dir)? >= min {
+                if util::count_files(&dir)? >= min {
                     pack_one(&dir)?;
                     packed += 1;
                 }
@@ -110,20 +110,6 @@ fn is_overlay(dir: &Path) -> Result<bool> {
     let v: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{}: invalid JSON", p.display()))?;
     Ok(v.get("base").is_some())
-}
-
-/// Files and links under `dir` (what git counts), `meta.json` included.
-fn count_files(dir: &Path) -> Result<usize> {
-    let mut n = 0;
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            n += count_files(&e.path())?;
-        } else {
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 /// Every entry under `dir/rel` by path, `meta.json` and `tree.tar` at the top left out.

@@ -64,7 +64,7 @@ pub fn reduce(dir: &Path, base: &str) -> Result<(usize, usize)> {
     let mut text = serde_json::to_string_pretty(&meta)?;
     text.push('\n');
     fs::write(&meta_path, text)?;
-    Ok((count_files(dir)?, removed.len()))
+    Ok((util::count_files(dir)?, removed.len()))
 }
 
 /// Paths under `base/rel` with no counterpart under `dir/rel` (a missing directory is one path).
@@ -129,17 +129,4 @@ fn prune(dir: &Path, base: &Path, rel: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn count_files(dir: &Path) -> Result<usize> {
-    let mut n = 0;
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            n += count_files(&e.path())?;
-        } else {
-            n += 1;
-        }
-    }
-    Ok(n)
 }

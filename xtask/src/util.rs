@@ -106,3 +106,17 @@ pub fn parse_value<T: std::str::FromStr>(flag: &str, value: Option<&String>) -> 
         Err(_) => crate::usage_err(format!("{flag}: invalid value `{v}`")),
     }
 }
+
+/// Files and links under `dir` (what git counts), directories not counted.
+pub fn count_files(dir: &Path) -> Result<usize> {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            n += count_files(&e.path())?;
+        } else {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
