@@ -288,6 +288,17 @@ mod live {
             stacks.dedup();
             stacks
         };
+        // As root (kallsyms shows addresses), 1 us walks at switch-out and 2 us at switch-in.
+        let mode = |us| {
+            offcpu::kstack_at_switch_out(&offcpu::Options {
+                min_block_us: us,
+                ..Default::default()
+            })
+        };
+        assert!(
+            mode(1) && !mode(2),
+            "the two runs below must take different paths"
+        );
         let at_out = sleeps(1);
         let at_in = sleeps(2);
         // SAFETY (env): the probe tests run one at a time (SERIAL) and only they read it.

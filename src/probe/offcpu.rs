@@ -333,7 +333,7 @@ fn read(skel: &OffcpuSkel<'_>, min_block_ns: u64) -> Raw {
 /// (`--min-block 1us`: no block is that short, every one needs its stack, and the walk from
 /// the tracepoint's context is the cheaper one) and kallsyms shows the addresses needed to
 /// drop the scheduler's frames afterwards ([`as_off_cpu`]).
-fn kstack_at_switch_out(opts: &Options) -> bool {
+pub fn kstack_at_switch_out(opts: &Options) -> bool {
     let visible = match std::fs::read_to_string("/proc/sys/kernel/kptr_restrict") {
         Ok(v) => match v.trim() {
             "0" => true,
